@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"authapi/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+// fastEnv keeps argon2id cheap in tests.
+func fastEnv(extra map[string]string) map[string]string {
+	env := map[string]string{"AUTH_ADDR": "127.0.0.1:0", "AUTH_ARGON2_MEMORY_KIB": "64", "AUTH_ARGON2_TIME": "1", "AUTH_LOG_LEVEL": "warn"}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// started is a run in progress.
+type started struct {
+	URL    string
+	cancel context.CancelFunc
+	done   chan error
+	stderr *lockedBuffer
+}
+
+// MustRun calls run with a fake environment and waits until it listens.
+func MustRun(t *testing.T, env map[string]string, args ...string) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	s := &started{cancel: cancel, done: make(chan error, 1), stderr: &lockedBuffer{}}
+	go func() {
+		s.done <- run(ctx, append([]string{"authapi"}, args...), func(k string) string { return env[k] }, pw, s.stderr)
+		pw.Close()
+	}()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case line := <-lines:
+		s.URL = strings.TrimPrefix(line, "authapi: listening on ")
+	case err := <-s.done:
+		t.Fatalf("run returned before listening: %v\n%s", err, s.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("run did not listen within a minute\n%s", s.stderr)
+	}
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// Stop cancels the run and checks that it returns nil promptly.
+func (s *started) Stop(t *testing.T) {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("run after cancel = %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("run did not return within 30s of cancel")
+	}
+}
+
+func post(t *testing.T, url, body, bearer string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+func get(t *testing.T, url, header, value string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if header != "" {
+		req.Header.Set(header, value)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestRunWithDatabaseURL(t *testing.T) {
+	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}))
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := get(t, s.URL+path, "", ""); code != 200 {
+			t.Fatalf("GET %s = %d", path, code)
+		}
+	}
+	code, _ := post(t, s.URL+"/v1/auth/register", `{"username":"runner","email":"runner@example.com","password":"secureP@ss123","full_name":"R"}`, "")
+	if code != 200 {
+		t.Fatalf("register = %d", code)
+	}
+	code, tok := post(t, s.URL+"/v1/auth/login", `{"username":"runner","password":"secureP@ss123"}`, "")
+	if code != 200 {
+		t.Fatalf("login = %d", code)
+	}
+	code, key := post(t, s.URL+"/v1/auth/api-keys", `{"name":"k"}`, tok["access_token"].(string))
+	if code != 200 {
+		t.Fatalf("create key = %d", code)
+	}
+	if code := get(t, s.URL+"/v1/me", "X-API-Key", key["raw_key"].(string)); code != 200 {
+		t.Fatalf("GET /v1/me = %d", code)
+	}
+	if strings.Contains(s.stderr.String(), secret) {
+		t.Fatal("the log contains the JWT secret")
+	}
+}
+
+// TestRunEmbeddedDefault starts the private PostgreSQL in the data folder,
+// twice: the data and the generated secrets survive the restart.
+func TestRunEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	env := fastEnv(map[string]string{"AUTH_DATA_DIR": dir})
+	s := MustRun(t, env)
+	post(t, s.URL+"/v1/auth/register", `{"username":"keeper","email":"keeper@example.com","password":"secureP@ss123","full_name":"K"}`, "")
+	_, tok := post(t, s.URL+"/v1/auth/login", `{"username":"keeper","password":"secureP@ss123"}`, "")
+	_, key := post(t, s.URL+"/v1/auth/api-keys", `{"name":"k"}`, tok["access_token"].(string))
+	s.Stop(t)
+
+	for _, name := range []string{"jwt-secret", "api-key-pepper"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 32 {
+			t.Fatalf("%s: %v %v, want a generated secret readable by its owner only", name, fi, err)
+		}
+	}
+
+	s = MustRun(t, env)
+	if code := get(t, s.URL+"/v1/me", "X-API-Key", key["raw_key"].(string)); code != 200 {
+		t.Fatalf("the API key after a restart = %d, want 200 (data and pepper kept)", code)
+	}
+	if code := get(t, s.URL+"/v1/auth/api-keys", "Authorization", "Bearer "+tok["access_token"].(string)); code != 200 {
+		t.Fatalf("the JWT after a restart = %d, want 200 (secret kept)", code)
+	}
+}
+
+func TestRunRefusesBadConfiguration(t *testing.T) {
+	url := "postgres://nobody@/nowhere?host=/nonexistent&sslmode=disable"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"database URL without a JWT secret", map[string]string{"AUTH_DATABASE_URL": url}, nil, "AUTH_JWT_SECRET"},
+		{"short JWT secret", map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": "short"}, nil, "at least 32 bytes"},
+		{"short pepper", map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret, "AUTH_API_KEY_PEPPER": "short"}, nil, "AUTH_API_KEY_PEPPER"},
+		{"bad duration", map[string]string{"AUTH_TOKEN_TTL": "soon"}, nil, "AUTH_TOKEN_TTL"},
+		{"bad number", map[string]string{"AUTH_LOGIN_MAX_FAILURES": "ten"}, nil, "AUTH_LOGIN_MAX_FAILURES"},
+		{"negative limit", map[string]string{"AUTH_LOGIN_MAX_FAILURES": "-1"}, nil, "must not be negative"},
+		{"bad CIDR", map[string]string{"AUTH_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, "AUTH_TRUSTED_PROXIES"},
+		{"bad log format", map[string]string{"AUTH_LOG_FORMAT": "xml"}, nil, "log format"},
+		{"unknown flag", nil, []string{"-nope"}, "not defined"},
+		{"stray argument", nil, []string{"serve"}, "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"authapi"}, tc.args...), func(k string) string { return tc.env[k] }, io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error()+stderr.String(), tc.want) {
+				t.Fatalf("run = %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"authapi", "-h"}, func(string) string { return "" }, io.Discard, &out); err != nil {
+		t.Fatalf("run -h = %v", err)
+	}
+	for _, v := range []string{"AUTH_ADDR", "AUTH_DATABASE_URL", "AUTH_JWT_SECRET", "AUTH_DATA_DIR", "AUTH_TOKEN_TTL", "AUTH_LOGIN_MAX_FAILURES", "AUTH_LOGIN_WINDOW", `default "127.0.0.1:8080"`, "default 15m0s"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("-h does not mention %s", v)
+		}
+	}
+}
+
+func TestFlagsBeatEnvironment(t *testing.T) {
+	env := map[string]string{"AUTH_TOKEN_TTL": "2h", "AUTH_ADDR": "127.0.0.1:1", "AUTH_JWT_PREVIOUS_SECRETS": "a,b"}
+	c, err := parseConfig("authapi", []string{"-token-ttl", "5m"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenTTL != 5*time.Minute || c.Addr != "127.0.0.1:1" || len(c.JWTPrevious) != 2 {
+		t.Fatalf("parseConfig = TTL %v, addr %q, previous %v; want the flag's TTL and the environment's address", c.TokenTTL, c.Addr, c.JWTPrevious)
+	}
+	d, _ := parseConfig("authapi", nil, func(string) string { return "" }, io.Discard)
+	if d.Addr != "127.0.0.1:8080" || d.DataDir != "./var" || d.TokenTTL != time.Hour || d.LoginMaxFailures != 10 || d.LoginWindow != 15*time.Minute {
+		t.Fatalf("defaults = %+v", d)
+	}
+}
+
+func TestMigrateOnly(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"authapi", "migrate"}, func(k string) string {
+		return map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}[k]
+	}, io.Discard, &stderr)
+	if err != nil || !strings.Contains(stderr.String(), "migrations applied") {
+		t.Fatalf("run migrate = %v\n%s", err, stderr.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }

@@ -1,0 +1,150 @@
+// Command testpg runs a command, typically the test suite, against a
+// throwaway PostgreSQL server:
+//
+//	go run ./cmd/testpg -- go test ./...
+//
+// It starts one private, non-durable server (see package pglocal) in a fresh
+// temporary directory, passes its URL to the command as
+// AUTH_TEST_DATABASE_URL, and removes the server and its directory when the
+// command ends, exiting with the command's exit code. One server per run
+// keeps the tests fast without needing any database set up beforehand.
+//
+// If AUTH_TEST_DATABASE_URL is already set, the command simply runs against
+// that database.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"authapi/pglocal"
+)
+
+const (
+	envURL       = "AUTH_TEST_DATABASE_URL"
+	startTimeout = time.Minute
+	stopTimeout  = 30 * time.Second
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// run runs the command in args and returns the exit code for testpg.
+func run(args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: testpg -- command [args...]")
+		return 2
+	}
+
+	// Catch SIGINT and SIGTERM for the whole run: during start-up they abort
+	// the start, later they are forwarded to the command. Either way testpg
+	// lives on to stop the server and clean up.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	if os.Getenv(envURL) != "" {
+		return runCommand(args, nil, sigs, stderr)
+	}
+
+	tmp, err := os.MkdirTemp("", "testpg-")
+	if err != nil {
+		fmt.Fprintf(stderr, "testpg: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+
+	srv, err := startServer(filepath.Join(tmp, "data"), sigs)
+	if err != nil {
+		fmt.Fprintf(stderr, "testpg: %v\n", err)
+		return 1
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			fmt.Fprintf(stderr, "testpg: %v\n", err)
+		}
+	}()
+	return runCommand(args, srv, sigs, stderr)
+}
+
+// startServer starts the throwaway server, giving up on a signal.
+func startServer(dir string, sigs <-chan os.Signal) (*pglocal.Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return pglocal.Start(ctx, pglocal.Config{Dir: dir, Ephemeral: true})
+}
+
+// runCommand runs args with our stdin, stdout and stderr, pointing it at srv
+// unless srv is nil, and returns its exit code.
+func runCommand(args []string, srv *pglocal.Server, sigs <-chan os.Signal, stderr io.Writer) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	var exited <-chan struct{} // nil: no server to watch
+	if srv != nil {
+		cmd.Env = append(os.Environ(), envURL+"="+srv.URL("postgres"))
+		exited = srv.Exited()
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "testpg: %v\n", err)
+		return 127
+	}
+
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				// A terminal's Ctrl-C reaches the command anyway; a SIGTERM
+				// sent to testpg alone would not.
+				_ = cmd.Process.Signal(sig)
+			case <-exited:
+				fmt.Fprintln(stderr, "testpg: the PostgreSQL server exited unexpectedly")
+				exited = nil
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	return exitCode(err, stderr)
+}
+
+// exitCode turns cmd.Wait's result into an exit code, following the shell's
+// 128+N convention for a command killed by signal N.
+func exitCode(err error, stderr io.Writer) int {
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exitErr):
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return exitErr.ExitCode()
+	default:
+		fmt.Fprintf(stderr, "testpg: %v\n", err)
+		return 1
+	}
+}

@@ -1,0 +1,718 @@
+// Package pglocal runs a private PostgreSQL server from the machine's PostgreSQL binaries.
+//
+// The server is reachable only through a unix socket in a fresh private
+// directory, trusts every connection that reaches that socket, and shuts down
+// when the process that started it dies. It backs authapi's built-in default
+// database and the test harness's throwaway servers; it is not meant to replace
+// a managed production database.
+package pglocal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// Config describes the server to start.
+type Config struct {
+	// Dir is the cluster's data directory. It is created and initialised (initdb) on first use and reused afterwards, so data survives restarts.
+	Dir string
+	// Database is created if it does not exist yet ("" creates none).
+	Database string
+	// Ephemeral trades durability for speed, for throwaway test servers: initdb --no-sync, fsync=off, synchronous_commit=off, full_page_writes=off.
+	Ephemeral bool
+	// Logger receives the server's own log lines at Debug level, and pglocal's progress at Info. Nil discards.
+	Logger *slog.Logger
+}
+
+// ErrNoBinaries reports that the PostgreSQL server binaries (postgres and
+// initdb) were found neither on PATH nor under /usr/lib/postgresql.
+var ErrNoBinaries = errors.New("pglocal: PostgreSQL server binaries (postgres, initdb) not found: " +
+	"install Debian's `postgresql` package (apt-get install postgresql), " +
+	"or set AUTH_DATABASE_URL to use an existing server")
+
+const (
+	// superuser is the role initdb creates; every connection uses it.
+	superuser = "authapi"
+	// debianLibRoot holds one bin directory per installed major version
+	// (/usr/lib/postgresql/15/bin), which is not on PATH on Debian.
+	debianLibRoot = "/usr/lib/postgresql"
+	// dataDirArg is how initdb and postgres see the data directory: the
+	// directory is opened by us and handed over as the child's fd 3 (see
+	// openDataDir for why).
+	dataDirArg = "/proc/self/fd/3"
+	// port only names the socket file (.s.PGSQL.5432): nothing listens on TCP.
+	port = 5432
+	// maxSocketPath is the size of sockaddr_un.sun_path minus its NUL byte.
+	maxSocketPath = 107
+
+	pollInterval = 50 * time.Millisecond
+	// quitGrace is how long an immediate (SIGQUIT) shutdown may take before
+	// SIGKILL, once the caller's deadline has already passed.
+	quitGrace = 3 * time.Second
+	// logDrainWait bounds how long Stop and error reports wait for the last
+	// log lines; a lingering backend could hold the pipe open.
+	logDrainWait = 2 * time.Second
+	keptLogLines = 50
+	errLogLines  = 20
+)
+
+// Server is a running PostgreSQL server started by Start.
+type Server struct {
+	dir     string
+	sockDir string
+	cmd     *exec.Cmd
+	logger  *slog.Logger
+	logs    *logTail
+
+	exited  chan struct{} // closed once cmd.Wait has returned
+	waitErr error         // cmd.Wait's result; read only after exited is closed
+
+	stopMu  sync.Mutex
+	stopped bool
+	stopErr error
+}
+
+// Start initialises cfg.Dir if needed, starts a server on it, waits until it
+// accepts connections and creates cfg.Database. On error nothing is left
+// running. ctx bounds the start-up only, not the server's lifetime: end it
+// with Stop.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dir == "" {
+		return nil, errors.New("pglocal: Config.Dir is empty")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("pglocal: data directory: %w", err)
+	}
+	bins, err := findBinaries(debianLibRoot)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := serverAccount()
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareDataDir(ctx, dir, bins, acct, cfg.Ephemeral, logger); err != nil {
+		return nil, err
+	}
+
+	began := time.Now()
+	s, err := launch(dir, bins.postgres, acct, cfg.Ephemeral, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.initialise(ctx, cfg.Database); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Stop(stopCtx) // the start-up error is the one worth reporting
+		return nil, err
+	}
+	logger.Info("pglocal: PostgreSQL ready", "dir", dir, "socket_dir", s.sockDir,
+		"user", acct.String(), "took", time.Since(began).Round(time.Millisecond))
+	return s, nil
+}
+
+// URL returns a lib/pq connection URL for database on this server, through its unix socket, e.g. "postgres://authapi@/DBNAME?host=%2Ftmp%2Fauthapi-pg-123&sslmode=disable".
+//
+// The socket directory goes in the host query parameter because Go's URL
+// parser rejects an escaped path in the host part.
+func (s *Server) URL(database string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User(superuser),
+		Path:     "/" + database,
+		RawQuery: url.Values{"host": {s.sockDir}, "sslmode": {"disable"}}.Encode(),
+	}
+	return u.String()
+}
+
+// Exited is closed when the postgres process exits, for whatever reason (lets the caller notice a crash).
+func (s *Server) Exited() <-chan struct{} {
+	return s.exited
+}
+
+// Stop shuts the server down cleanly (SIGINT = PostgreSQL "fast" shutdown), waits for it to exit, escalates to SIGQUIT then SIGKILL when ctx expires, and removes the socket directory. Safe to call twice.
+//
+// It reports an error if the server had already exited on its own, or if it
+// had to be forced down. Later calls return the first call's result.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	if !s.stopped {
+		s.stopErr = s.stop(ctx)
+		s.stopped = true
+	}
+	return s.stopErr
+}
+
+func (s *Server) stop(ctx context.Context) error {
+	err := s.shutdown(ctx)
+	// Wait for the final log lines, so that nothing reaches the Logger after
+	// Stop returns (a test's logger must not be used after the test ends).
+	s.logs.waitDone(ctx)
+	if rmErr := os.RemoveAll(s.sockDir); rmErr != nil && err == nil {
+		err = fmt.Errorf("pglocal: stop: remove socket directory: %w", rmErr)
+	}
+	return err
+}
+
+// shutdown makes the postgres process exit and waits until it has been reaped.
+func (s *Server) shutdown(ctx context.Context) error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("pglocal: server for %s had already exited (%v)%s", s.dir, s.waitErr, s.logReport())
+	default:
+	}
+	s.logger.Info("pglocal: stopping PostgreSQL", "dir", s.dir)
+	// SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions,
+	// disconnect clients, write a checkpoint, exit. An error here means the
+	// process is already gone, which the select below sees.
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
+		if s.waitErr != nil {
+			return fmt.Errorf("pglocal: stop: postgres: %w%s", s.waitErr, s.logReport())
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	// SIGQUIT is the "immediate" shutdown: no checkpoint, crash recovery on
+	// the next start. SIGKILL is the last resort; backends notice that the
+	// postmaster died and exit on their own.
+	_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-s.exited:
+	case <-time.After(quitGrace):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+	return fmt.Errorf("pglocal: stop: server did not shut down in time, forced it down: %w", ctx.Err())
+}
+
+// initialise waits for the freshly launched server and creates database.
+func (s *Server) initialise(ctx context.Context, database string) error {
+	db, err := sql.Open("postgres", s.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("pglocal: %w", err)
+	}
+	defer db.Close()
+	if err := s.awaitReady(ctx, db); err != nil {
+		return err
+	}
+	return createDatabase(ctx, db, database)
+}
+
+// logReport returns the server's last log lines for an error message. Once
+// the process has exited, it first lets the reader catch up, as the lines
+// explaining why are the last ones written.
+func (s *Server) logReport() string {
+	select {
+	case <-s.exited:
+		s.logs.waitDone(context.Background())
+	default:
+	}
+	return s.logs.report()
+}
+
+// awaitReady polls until the server answers a query. PostgreSQL offers no
+// readiness notification to a plain parent process, and connecting is the
+// only test that covers everything a client needs (socket, auth, recovery).
+func (s *Server) awaitReady(ctx context.Context, db *sql.DB) error {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		var one int
+		err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("pglocal: postgres for %s exited before accepting connections (%v)%s",
+				s.dir, s.waitErr, s.logReport())
+		case <-ctx.Done():
+			return fmt.Errorf("pglocal: waiting for postgres to accept connections: %w (last attempt: %v)%s",
+				ctx.Err(), err, s.logReport())
+		case <-tick.C:
+		}
+	}
+}
+
+func createDatabase(ctx context.Context, db *sql.DB, name string) error {
+	if name == "" {
+		return nil
+	}
+	var one int
+	err := db.QueryRowContext(ctx, "SELECT 1 FROM pg_database WHERE datname = $1", name).Scan(&one)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("pglocal: look up database %q: %w", name, err)
+	}
+	// CREATE DATABASE takes no parameters, hence the quoted identifier.
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+		return fmt.Errorf("pglocal: create database %q: %w", name, err)
+	}
+	return nil
+}
+
+// launch starts the postmaster on an initialised data directory without
+// waiting for it to accept connections.
+func launch(dir, postgres string, acct account, ephemeral bool, logger *slog.Logger) (*Server, error) {
+	sockDir, err := makeSocketDir(acct)
+	if err != nil {
+		return nil, err
+	}
+	dataDir, err := openDataDir(dir)
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	defer dataDir.Close() // the child has its own copy
+
+	// One pipe for stdout and stderr: PostgreSQL logs to stderr, and the
+	// interleaving is kept. An *os.File is handed to the child directly, so
+	// cmd.Wait does not wait for the reader (backends may hold it open).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("pglocal: log pipe: %w", err)
+	}
+	cmd := exec.Command(postgres, serverArgs(sockDir, ephemeral)...)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.ExtraFiles = []*os.File{dataDir}
+	cmd.Dir = "/" // our working directory may be unreachable for acct
+	cmd.SysProcAttr = acct.sysProcAttr(syscall.SIGINT)
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("pglocal: start postgres: %w", err)
+	}
+
+	s := &Server{
+		dir:     dir,
+		sockDir: sockDir,
+		cmd:     cmd,
+		logger:  logger,
+		logs:    newLogTail(logger, dir),
+		exited:  make(chan struct{}),
+	}
+	go s.logs.consume(pr)
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	return s, nil
+}
+
+func serverArgs(sockDir string, ephemeral bool) []string {
+	args := []string{
+		"-D", dataDirArg,
+		"-k", sockDir,
+		"-p", strconv.Itoa(port),
+		"-c", "listen_addresses=",
+		// Only the server's own user (and root) may connect; that is what
+		// makes trust authentication safe.
+		"-c", "unix_socket_permissions=0700",
+		"-c", "max_connections=200",
+	}
+	if ephemeral {
+		args = append(args,
+			"-c", "fsync=off",
+			"-c", "synchronous_commit=off",
+			"-c", "full_page_writes=off")
+	}
+	return args
+}
+
+// makeSocketDir creates the private directory for the server's socket.
+// MkdirTemp makes it 0700, so only the server's user and root can reach the
+// socket.
+func makeSocketDir(acct account) (string, error) {
+	dir, err := os.MkdirTemp("", "authapi-pg-")
+	if err == nil && len(socketPath(dir)) > maxSocketPath {
+		// A long $TMPDIR would make the socket path too long to bind.
+		os.Remove(dir)
+		dir, err = os.MkdirTemp("/tmp", "authapi-pg-")
+	}
+	if err != nil {
+		return "", fmt.Errorf("pglocal: create socket directory: %w", err)
+	}
+	if err := acct.chown(dir); err != nil {
+		os.Remove(dir)
+		return "", fmt.Errorf("pglocal: socket directory: %w", err)
+	}
+	return dir, nil
+}
+
+func socketPath(sockDir string) string {
+	return filepath.Join(sockDir, ".s.PGSQL."+strconv.Itoa(port))
+}
+
+// openDataDir opens a data directory so it can be handed to initdb or
+// postgres as their fd 3, which they then address as /proc/self/fd/3.
+//
+// Why: the data directory may live in a home folder such as /root (mode
+// 0700) that the postgres user cannot traverse, and we must not loosen the
+// permissions of the user's folders. Opening a /proc/self/fd link is a
+// "magic link" jump straight to the open directory, with no permission
+// check on its ancestors, so the child reaches its data directory no matter
+// where it lives. postgres chdirs into it at start-up and forks its backends,
+// which inherit the descriptor, so every later path resolves the same way.
+// The trick is used when not root as well, so there is a single code path.
+func openDataDir(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pglocal: open data directory: %w", err)
+	}
+	return f, nil
+}
+
+// dirState classifies an existing or missing data directory.
+type dirState int
+
+const (
+	dirMissing dirState = iota
+	dirEmpty
+	dirCluster // holds PG_VERSION: initialised before
+	dirForeign // holds something else: not ours to touch
+)
+
+func dataDirState(dir string) (dirState, error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return dirMissing, nil
+	case err != nil:
+		return 0, fmt.Errorf("pglocal: data directory %s: %w", dir, err)
+	case len(entries) == 0:
+		return dirEmpty, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err != nil {
+		return dirForeign, nil
+	}
+	return dirCluster, nil
+}
+
+// prepareDataDir leaves dir holding an initialised cluster that acct owns.
+func prepareDataDir(ctx context.Context, dir string, bins binaries, acct account, ephemeral bool, logger *slog.Logger) error {
+	state, err := dataDirState(dir)
+	if err != nil {
+		return err
+	}
+	switch state {
+	case dirCluster:
+		return checkOwner(dir, acct)
+	case dirForeign:
+		return fmt.Errorf("pglocal: data directory %s is not empty and holds no PostgreSQL cluster (no PG_VERSION); "+
+			"refusing to touch it: choose another directory or empty it", dir)
+	}
+	logger.Info("pglocal: initialising PostgreSQL cluster", "dir", dir, "user", acct.String())
+	return initCluster(ctx, dir, bins.initdb, acct, ephemeral, logger)
+}
+
+// checkOwner turns PostgreSQL's refusal to use a data directory owned by
+// another user into an error that names the real directory.
+func checkOwner(dir string, acct account) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("pglocal: data directory: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ok && int(st.Uid) != acct.uid {
+		return fmt.Errorf("pglocal: data directory %s belongs to uid %d, but the server runs as %s; "+
+			"PostgreSQL only starts on a data directory owned by its own user", dir, st.Uid, acct)
+	}
+	return nil
+}
+
+// initCluster runs initdb into a sibling temporary directory and renames it
+// into place, so an interrupted first run never leaves a half-initialised
+// cluster at dir (the next run just starts over).
+func initCluster(ctx context.Context, dir, initdb string, acct account, ephemeral bool, logger *slog.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("pglocal: initdb: %w", err)
+	}
+	tmp := dir + ".initdb-tmp"
+	out, err := runInitdb(ctx, tmp, initdb, "C.UTF-8", acct, ephemeral, logger)
+	if err != nil && strings.Contains(out, "locale") {
+		// Not every system has C.UTF-8; plain C always exists.
+		_, err = runInitdb(ctx, tmp, initdb, "C", acct, ephemeral, logger)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	// syscall.Rename, not os.Rename: os.Rename refuses any existing
+	// directory as the target, while rename(2) atomically replaces an empty
+	// one (and fails with ENOTEMPTY should one have appeared meanwhile).
+	if err := syscall.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("pglocal: initdb: move cluster from %s to %s: %w", tmp, dir, err)
+	}
+	return nil
+}
+
+// runInitdb initialises a cluster in a fresh directory tmp and returns
+// initdb's output.
+func runInitdb(ctx context.Context, tmp, initdb, locale string, acct account, ephemeral bool, logger *slog.Logger) (string, error) {
+	if err := os.RemoveAll(tmp); err != nil { // left over from an interrupted run
+		return "", fmt.Errorf("pglocal: initdb: %w", err)
+	}
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return "", fmt.Errorf("pglocal: initdb: %w", err)
+	}
+	if err := acct.chown(tmp); err != nil {
+		return "", fmt.Errorf("pglocal: initdb: %w", err)
+	}
+	dataDir, err := openDataDir(tmp)
+	if err != nil {
+		return "", err
+	}
+	defer dataDir.Close()
+
+	args := []string{"-D", dataDirArg, "-U", superuser, "--auth=trust", "--encoding=UTF8", "--locale=" + locale}
+	if ephemeral {
+		args = append(args, "--no-sync")
+	}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, initdb, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.ExtraFiles = []*os.File{dataDir}
+	cmd.Dir = "/"
+	// initdb only writes into tmp, so killing it is always safe.
+	cmd.SysProcAttr = acct.sysProcAttr(syscall.SIGKILL)
+	err = cmd.Run()
+	for line := range strings.Lines(out.String()) {
+		logger.Debug("initdb: " + strings.TrimRight(line, "\n"))
+	}
+	if err != nil {
+		return out.String(), fmt.Errorf("pglocal: initdb (locale %s): %w%s", locale, err, formatTail(lastLines(out.String(), errLogLines)))
+	}
+	return out.String(), nil
+}
+
+// account is the OS user the server runs as.
+type account struct {
+	name     string
+	uid, gid int
+	cred     *syscall.Credential // nil: run as ourselves
+}
+
+// serverAccount picks the user to run PostgreSQL as. PostgreSQL refuses to
+// run as root, and development machines and CI often are root, so root hands
+// the server to the postgres user (created by Debian's package) or, failing
+// that, nobody.
+func serverAccount() (account, error) {
+	if os.Geteuid() != 0 {
+		return account{uid: os.Geteuid(), gid: os.Getegid()}, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		// Groups is left empty on purpose: the child must not keep root's
+		// supplementary groups.
+		cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		return account{name: name, uid: uid, gid: gid, cred: cred}, nil
+	}
+	return account{}, errors.New("pglocal: running as root and neither the postgres nor the nobody user exists; " +
+		"PostgreSQL refuses to run as root")
+}
+
+func (a account) String() string {
+	if a.name == "" {
+		return fmt.Sprintf("uid %d", a.uid)
+	}
+	return fmt.Sprintf("%s (uid %d)", a.name, a.uid)
+}
+
+// chown hands path to the account; running as ourselves needs nothing.
+func (a account) chown(path string) error {
+	if a.cred == nil {
+		return nil
+	}
+	return os.Chown(path, a.uid, a.gid)
+}
+
+// sysProcAttr ties a child to our process.
+//
+// Pdeathsig: if we die, even by SIGKILL, the kernel sends the child this
+// signal (for postgres SIGINT, a fast shutdown; its backends follow the
+// postmaster). Go sets it in the child after the credential change, which
+// would otherwise clear it, so it survives the setuid. The kernel ties it to
+// the OS thread that forked the child rather than to the process; that is
+// fine because Go never retires idle threads (only a thread whose goroutine
+// exits while locked with runtime.LockOSThread, which we don't do).
+//
+// Setpgid: a terminal's Ctrl-C goes to our process group only, so we get to
+// stop the server ourselves, in order (after draining HTTP), rather than
+// have it vanish under in-flight requests.
+func (a account) sysProcAttr(deathSig syscall.Signal) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Credential: a.cred,
+		Setpgid:    true,
+		Pdeathsig:  deathSig,
+	}
+}
+
+type binaries struct {
+	postgres, initdb string
+}
+
+// findBinaries looks for postgres and initdb on PATH and then in the newest
+// libRoot/<version>/bin, where Debian installs them without touching PATH.
+func findBinaries(libRoot string) (binaries, error) {
+	pg, errPG := exec.LookPath("postgres")
+	initdb, errInit := exec.LookPath("initdb")
+	if errPG == nil && errInit == nil {
+		return binaries{postgres: pg, initdb: initdb}, nil
+	}
+	var best binaries
+	var bestVersion []int
+	entries, _ := os.ReadDir(libRoot) // a missing libRoot just means no candidates
+	for _, e := range entries {
+		version, ok := parseVersion(e.Name())
+		if !ok || (bestVersion != nil && slices.Compare(version, bestVersion) <= 0) {
+			continue
+		}
+		bin := filepath.Join(libRoot, e.Name(), "bin")
+		pg, errPG := exec.LookPath(filepath.Join(bin, "postgres"))
+		initdb, errInit := exec.LookPath(filepath.Join(bin, "initdb"))
+		if errPG == nil && errInit == nil {
+			best, bestVersion = binaries{postgres: pg, initdb: initdb}, version
+		}
+	}
+	if bestVersion == nil {
+		return binaries{}, fmt.Errorf("%w (searched PATH and %s/<version>/bin)", ErrNoBinaries, libRoot)
+	}
+	return best, nil
+}
+
+// parseVersion parses a major version directory name such as "15" or "9.6"
+// into numbers, so that 9.6 < 10 < 15 < 16 compare correctly.
+func parseVersion(name string) ([]int, bool) {
+	var version []int
+	for part := range strings.SplitSeq(name, ".") {
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 0 {
+			return nil, false
+		}
+		version = append(version, n)
+	}
+	return version, true
+}
+
+// logTail forwards the server's output to the Logger and keeps its last
+// lines, for error messages when the server fails to start or stop.
+type logTail struct {
+	logger *slog.Logger
+	dir    string
+	done   chan struct{} // closed when the pipe reaches EOF
+
+	mu    sync.Mutex
+	lines []string
+}
+
+func newLogTail(logger *slog.Logger, dir string) *logTail {
+	return &logTail{logger: logger, dir: dir, done: make(chan struct{})}
+}
+
+// consume reads r to EOF. It must keep reading whatever arrives: a full
+// pipe would block the server.
+func (l *logTail) consume(r io.ReadCloser) {
+	defer close(l.done)
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		text := string(line)
+		for errors.Is(err, bufio.ErrBufferFull) { // drop the rest of an overlong line
+			_, err = br.ReadSlice('\n')
+		}
+		if text != "" {
+			l.add(strings.TrimRight(text, "\n"))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (l *logTail) add(line string) {
+	// postgres knows its data directory only as /proc/self/fd/3; name the
+	// real one, so messages such as "another postmaster is running in data
+	// directory ..." make sense to a reader.
+	line = strings.ReplaceAll(line, dataDirArg, l.dir)
+	l.logger.Debug("postgres: " + line)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == keptLogLines {
+		l.lines = slices.Delete(l.lines, 0, 1)
+	}
+	l.lines = append(l.lines, line)
+}
+
+// waitDone waits, within limits, for the pipe to be drained.
+func (l *logTail) waitDone(ctx context.Context) {
+	timer := time.NewTimer(logDrainWait)
+	defer timer.Stop()
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+}
+
+// report returns the last lines of the server's output, formatted to be
+// appended to an error message.
+func (l *logTail) report() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return formatTail(l.lines[max(0, len(l.lines)-errLogLines):])
+}
+
+func lastLines(s string, n int) []string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[max(0, len(lines)-n):]
+}
+
+func formatTail(lines []string) string {
+	if len(lines) == 0 || len(lines) == 1 && lines[0] == "" {
+		return "\n(no output)"
+	}
+	return "\noutput (last lines):\n\t" + strings.Join(lines, "\n\t")
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/google/uuid"
+
+	"authapi/apikey"
+	"authapi/store"
+	"authapi/token"
+)
+
+// The security schemes of openapi.yaml.
+const (
+	schemeBearer = "bearerAuth"
+	schemeAPIKey = "apiKeyAuth"
+	apiKeyHeader = "X-API-Key"
+)
+
+// principal is who a request acts as.
+type principal struct {
+	userID uuid.UUID
+	user   *store.User // the whole user when the credential check loaded it (API keys)
+}
+
+// authFailure is a refused credential: 401, with a challenge.
+type authFailure struct {
+	scheme string // schemeBearer or schemeAPIKey
+	sent   bool   // a credential was sent (and refused), rather than missing
+	detail string // for the client
+	reason string // for the log: missing, malformed, expired, unknown...
+}
+
+func (f *authFailure) Error() string { return "authentication failed: " + f.reason }
+
+// problem renders the failure with the challenge RFC 9110 requires on a 401
+// (RFC 6750 for bearer tokens).
+func (f *authFailure) problem() *Problem {
+	var p *Problem
+	switch {
+	case !f.sent:
+		p = newProblem(http.StatusUnauthorized, "unauthenticated", "Authentication required", f.detail)
+	case f.scheme == schemeBearer:
+		p = newProblem(http.StatusUnauthorized, "invalid-token", "Invalid access token", f.detail)
+	default:
+		p = newProblem(http.StatusUnauthorized, "invalid-api-key", "Invalid API key", f.detail)
+	}
+	switch {
+	case f.scheme == schemeAPIKey:
+		p.with("WWW-Authenticate", `APIKey realm="authapi", header="`+apiKeyHeader+`"`)
+	case f.sent:
+		p.with("WWW-Authenticate", fmt.Sprintf(`Bearer realm="authapi", error="invalid_token", error_description=%q`, strings.TrimSuffix(f.detail, ".")))
+	default:
+		p.with("WWW-Authenticate", `Bearer realm="authapi"`)
+	}
+	return p
+}
+
+// authenticate is the validator's AuthenticationFunc: it checks the
+// credential a security scheme of the operation names, and leaves the
+// principal in the request's info for the strict handler.
+func (s *Server) authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	req := in.RequestValidationInput.Request
+	info := infoFrom(req.Context())
+	var (
+		p   *principal
+		err error
+	)
+	switch in.SecuritySchemeName {
+	case schemeBearer:
+		p, err = s.checkBearer(req)
+	case schemeAPIKey:
+		p, err = s.checkAPIKey(req)
+	default:
+		return fmt.Errorf("server: no check for security scheme %q", in.SecuritySchemeName)
+	}
+	var af *authFailure
+	if errors.As(err, &af) {
+		info.event = "auth_failed"
+		info.reason = in.SecuritySchemeName + ": " + af.reason
+		return af.problem()
+	}
+	if err != nil {
+		return err
+	}
+	info.principal = p
+	info.userID = p.userID.String()
+	return nil
+}
+
+// checkBearer verifies the JWT in the Authorization header, and that its
+// user still exists.
+func (s *Server) checkBearer(req *http.Request) (*principal, error) {
+	values := req.Header.Values("Authorization")
+	if len(values) == 0 || strings.TrimSpace(values[0]) == "" {
+		return nil, &authFailure{scheme: schemeBearer, reason: "missing",
+			detail: "An access token is required: send Authorization: Bearer <token>."}
+	}
+	scheme, raw, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	raw = strings.TrimSpace(raw)
+	if len(values) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "malformed",
+			detail: "Send exactly one access token as Authorization: Bearer <token>."}
+	}
+	sub, err := s.tokens.Verify(raw)
+	if errors.Is(err, token.ErrExpired) {
+		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "expired",
+			detail: "The access token expired; log in again."}
+	}
+	id, perr := uuid.Parse(sub)
+	if err != nil || perr != nil {
+		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "invalid",
+			detail: "The access token is invalid."}
+	}
+	exists, err := s.store.UserExists(req.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
+			detail: "The user of this access token no longer exists."}
+	}
+	return &principal{userID: id}, nil
+}
+
+// checkAPIKey looks up the owner of the key in the X-API-Key header. A
+// malformed key (wrong shape or checksum) is refused without a lookup.
+func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
+	values := req.Header.Values(apiKeyHeader)
+	if len(values) == 0 || values[0] == "" {
+		return nil, &authFailure{scheme: schemeAPIKey, reason: "missing",
+			detail: "An API key is required: send it in the X-API-Key header."}
+	}
+	if len(values) > 1 || apikey.Parse(values[0]) != nil {
+		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "malformed",
+			detail: "The API key is malformed."}
+	}
+	u, err := s.store.UserByAPIKey(req.Context(), s.keys.Digest(values[0]))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
+			detail: "The API key is not recognised or has been revoked."}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{userID: u.ID, user: u}, nil
+}
+
+// principalFrom returns the principal the validator authenticated. The spec
+// gives every handler that calls it a security requirement, so a missing
+// principal is a bug.
+func principalFrom(ctx context.Context) (*principal, error) {
+	if p := infoFrom(ctx).principal; p != nil {
+		return p, nil
+	}
+	return nil, errors.New("server: no principal on an authenticated route")
+}

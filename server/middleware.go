@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// requestInfo is what the middleware, the validator and the handlers learn
+// about a request, in one context value.
+type requestInfo struct {
+	id        string // X-Request-ID
+	addr      string // the client's address: the TCP peer, or what a trusted proxy says
+	principal *principal
+	userID    string // for the log, once known
+	event     string // for the log: auth_failed, login_succeeded...
+	reason    string // for the log: why, never a secret
+}
+
+type infoKey struct{}
+
+// infoFrom returns the request's info; a zero one outside a request.
+func infoFrom(ctx context.Context) *requestInfo {
+	if info, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
+
+// requestIDPattern is what a well-formed incoming X-Request-ID looks like;
+// anything else is replaced, so that logs cannot be forged through it.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// begin gives each request its info (request ID, client address) and the
+// headers every response carries.
+func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		id := req.Header.Get(echo.HeaderXRequestID)
+		if !requestIDPattern.MatchString(id) {
+			id = newRequestID()
+		}
+		info := &requestInfo{id: id, addr: c.RealIP()}
+		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
+		h := c.Response().Header()
+		h.Set(echo.HeaderXRequestID, id)
+		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
+		// Responses carry passwords' verdicts, tokens and keys: never cache
+		// them (RFC 6749 section 5.1).
+		h.Set(echo.HeaderCacheControl, "no-store")
+		return next(c)
+	}
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// logRequests writes one line per request, after the response: never a
+// header, body or query, so never a password, token or key.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err) // write the problem now, so its status is logged
+		}
+		info := infoFrom(c.Request().Context())
+		status := c.Response().Status
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		if !s.log.Enabled(c.Request().Context(), level) {
+			return nil
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", info.id),
+			slog.String("method", c.Request().Method),
+			slog.String("route", c.Path()),
+			slog.String("path", c.Request().URL.Path),
+			slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("client", info.addr),
+		}
+		if info.userID != "" {
+			attrs = append(attrs, slog.String("user_id", info.userID))
+		}
+		if info.event != "" {
+			attrs = append(attrs, slog.String("event", info.event), slog.String("reason", info.reason))
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+		return nil
+	}
+}
+
+// recoverPanics turns a panic into a 500 whose body reveals nothing; the
+// stack goes to the log.
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic", "request_id", infoFrom(c.Request().Context()).id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = errInternal
+			}
+		}()
+		return next(c)
+	}
+}
+
+// throttleAddress is the unit of login throttling for a client address: an
+// IPv4 address, or an IPv6 /64, which one subscriber usually holds whole.
+func throttleAddress(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	prefix, _ := ip.Prefix(64)
+	return prefix.String()
+}
+
+// ipExtractor decides the client address: the TCP peer, unless the peer is
+// a trusted proxy, in which case X-Forwarded-For is believed up to the first
+// address that is not one.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(prefixToIPNet(p)))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}

@@ -1,0 +1,164 @@
+// Package server is the HTTP side of authapi: it implements the strict
+// server interface generated from openapi.yaml, and builds the Echo stack
+// around it (request validation and authentication from the spec, one error
+// handler that writes every failure as RFC 9457 problem+json, logging,
+// recovery).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"authapi"
+	"authapi/apikey"
+	"authapi/gen"
+	"authapi/password"
+	"authapi/store"
+	"authapi/token"
+)
+
+// DefaultBodyLimit is the largest request body accepted.
+const DefaultBodyLimit = 64 << 10
+
+// Config is what a Server needs. Store, Hasher, Tokens and Keys are required.
+type Config struct {
+	Store  *store.DB
+	Hasher *password.Hasher
+	Tokens *token.Service
+	Keys   *apikey.Digester
+	Logger *slog.Logger // nil discards
+
+	// BodyLimit bounds request bodies in bytes (0: DefaultBodyLimit).
+	BodyLimit int64
+	// LoginMaxFailures is how many failed logins one username may have from
+	// one client address within LoginWindow before 429 (0: no limit).
+	LoginMaxFailures int
+	LoginWindow      time.Duration
+	// MaxActiveKeys caps a user's active API keys (0: no cap).
+	MaxActiveKeys int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+}
+
+// Server implements the API.
+type Server struct {
+	store     *store.DB
+	hasher    *password.Hasher
+	tokens    *token.Service
+	keys      *apikey.Digester
+	log       *slog.Logger
+	bodyLimit int64
+	cfg       Config
+	echo      *echo.Echo
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// New builds the server and its HTTP stack.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Hasher == nil || cfg.Tokens == nil || cfg.Keys == nil {
+		return nil, errors.New("server: Store, Hasher, Tokens and Keys are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.LoginMaxFailures > 0 && cfg.LoginWindow <= 0 {
+		return nil, errors.New("server: a login failure limit needs a positive window")
+	}
+	s := &Server{
+		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
+		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg,
+	}
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("server: load the embedded spec: %w", err)
+	}
+	v, err := newValidator(spec, s.authenticate, cfg.BodyLimit)
+	if err != nil {
+		return nil, fmt.Errorf("server: build the validator: %w", err)
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	e.Use(s.begin, s.logRequests, s.recoverPanics)
+
+	routes := &specRouter{e: e, spec: spec, v: v}
+	gen.RegisterHandlers(routes, gen.NewStrictHandler(s, nil))
+	if routes.err != nil {
+		return nil, routes.err
+	}
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.yaml", s.specYAML)
+	e.GET("/openapi.json", s.specJSON)
+	s.echo = e
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving the API.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// ForgetOldFailures deletes, every interval until ctx ends, the login
+// failures that have left the throttling window.
+func (s *Server) ForgetOldFailures(ctx context.Context, interval time.Duration) {
+	if s.cfg.LoginMaxFailures <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.store.ForgetLoginFailures(ctx, s.cfg.LoginWindow); err != nil {
+				s.log.Warn("forget old login failures", "error", err)
+			} else if n > 0 {
+				s.log.Debug("forgot old login failures", "rows", n)
+			}
+		}
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return errUnavailable
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) specYAML(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", authapi.OpenAPI)
+}
+
+func (s *Server) specJSON(c echo.Context) error {
+	b, err := gen.GetSpecJSON()
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	"authapi/gen"
+	"authapi/store"
+)
+
+// RegisterUser creates an account.
+// (POST /v1/auth/register)
+func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestObject) (gen.RegisterUserResponseObject, error) {
+	b := req.Body
+	// Refuse a taken name before paying for a hash; the insert below still
+	// decides races, through the unique indexes.
+	taken, err := s.store.TakenFields(ctx, b.Username, string(b.Email))
+	if err != nil {
+		return nil, err
+	}
+	if len(taken) > 0 {
+		return nil, &store.ConflictError{Fields: taken}
+	}
+	hash, err := s.hasher.Hash(ctx, b.Password)
+	if err != nil {
+		return nil, err
+	}
+	u := &store.User{Username: b.Username, Email: string(b.Email), FullName: b.FullName, PasswordHash: hash}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	info := infoFrom(ctx)
+	info.userID, info.event = u.ID.String(), "registered"
+	return gen.RegisterUser200JSONResponse{Body: userBody(u)}, nil
+}
+
+// Login exchanges a username and password for an access token.
+// (POST /v1/auth/login)
+func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
+	b := req.Body
+	info := infoFrom(ctx)
+	name, addr := strings.ToLower(b.Username), throttleAddress(info.addr)
+	wait, err := s.store.BeginLogin(ctx, name, addr, s.cfg.LoginMaxFailures, s.cfg.LoginWindow)
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		info.event, info.reason = "login_throttled", "too many failures for this username and address"
+		return nil, retryAfter(newProblem(http.StatusTooManyRequests, "too-many-attempts", "Too many attempts",
+			"Too many failed logins for this username from your address; try again later."), wait)
+	}
+
+	u, err := s.store.UserByUsername(ctx, b.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the time a wrong password costs, so that the response time
+		// does not tell which usernames exist.
+		if err := s.hasher.VerifyDummy(ctx, b.Password); err != nil {
+			return nil, err
+		}
+		info.event, info.reason = "login_failed", "unknown username"
+		return nil, errInvalidCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	info.userID = u.ID.String()
+	ok, err := s.hasher.Verify(ctx, b.Password, u.PasswordHash)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		info.event, info.reason = "login_failed", "wrong password"
+		return nil, errInvalidCredentials
+	}
+
+	if err := s.store.LoginSucceeded(ctx, name, addr); err != nil {
+		return nil, err
+	}
+	info.event = "login_succeeded"
+	if s.hasher.NeedsRehash(u.PasswordHash) {
+		// The parameters were raised since this hash was made; upgrade it
+		// now that the password is at hand. Failing to is no reason to
+		// refuse the login.
+		if hash, err := s.hasher.Hash(ctx, b.Password); err == nil {
+			if err := s.store.SetPasswordHash(ctx, u.ID, hash); err != nil {
+				s.log.Warn("upgrade password hash", "user_id", u.ID, "error", err)
+			}
+		}
+	}
+	tok, err := s.tokens.Issue(u.ID.String())
+	if err != nil {
+		return nil, err
+	}
+	return gen.Login200JSONResponse{Body: gen.AccessToken{
+		AccessToken: tok,
+		TokenType:   gen.Bearer,
+		ExpiresIn:   int32(s.tokens.TTL().Seconds()),
+	}}, nil
+}
+
+// GetCurrentUser returns the owner of the API key.
+// (GET /v1/me)
+func (s *Server) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserRequestObject) (gen.GetCurrentUserResponseObject, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.user == nil {
+		return nil, errors.New("server: /v1/me reached without an API key's user")
+	}
+	return gen.GetCurrentUser200JSONResponse{Body: userBody(p.user)}, nil
+}
+
+func userBody(u *store.User) gen.User {
+	return gen.User{ID: u.ID, Username: u.Username, Email: openapi_types.Email(u.Email), FullName: u.FullName}
+}

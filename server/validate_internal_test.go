@@ -1,0 +1,116 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+)
+
+func TestStorable(t *testing.T) {
+	for _, tc := range []struct {
+		literal string // between the quotes
+		want    bool
+	}{
+		{`plain`, true},
+		{`é 密 😀`, true},
+		{`\u00e9`, true},
+		{`\ud83d\ude00`, true}, // a surrogate pair
+		{`\\u0000`, true},      // an escaped backslash, then text
+		{`\"\u0041\"`, true},
+		{`\u0000`, false},
+		{`a\u0000b`, false},
+		{`\ud83d`, false},       // high alone
+		{`\ude00`, false},       // low alone
+		{`\ud83dx`, false},      // high then text
+		{`\ud83d\u0041`, false}, // high then a non-surrogate escape
+		{`\ude00\ud83d`, false}, // reversed
+		{"\xff", false},         // raw invalid UTF-8
+		{"\xed\xa0\x80", false}, // a surrogate encoded in UTF-8
+		{"\xc3", false},         // truncated sequence
+	} {
+		if got := storable([]byte(tc.literal)); got != tc.want {
+			t.Errorf("storable(%q) = %v, want %v", tc.literal, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeJSONCountsCodePoints(t *testing.T) {
+	v, err := decodeJSON(strings.NewReader(`{"a":"😀😀","b":["x😀"],"c":{"d":"plain"}}`), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := v.(map[string]any)
+	if m["a"] != "\ufffd\ufffd" || m["b"].([]any)[0] != "x\ufffd" || m["c"].(map[string]any)["d"] != "plain" {
+		t.Fatalf("decodeJSON = %#v, want astral characters replaced one for one", v)
+	}
+	_, err = decodeJSON(strings.NewReader(`{"ok":"x","bad":"a\u0000","nested":{"deep":["\ud800"]}}`), nil, nil, nil)
+	var te *invalidTextError
+	if !errors.As(err, &te) || strings.Join(te.fields, ",") != "bad,nested.deep.0" && strings.Join(te.fields, ",") != "nested.deep.0,bad" {
+		t.Fatalf("decodeJSON(invalid text) = %v, want the two fields named", err)
+	}
+	for _, body := range []string{``, `{`, `{} x`, `{"a":1}{}`} {
+		var pe *openapi3filter.ParseError
+		if _, err := decodeJSON(strings.NewReader(body), nil, nil, nil); !errors.As(err, &pe) {
+			t.Errorf("decodeJSON(%q) = %v, want a ParseError", body, err)
+		}
+	}
+}
+
+func TestIsJSON(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json": true, "application/json; charset=utf-8": true, "APPLICATION/JSON;charset=UTF-8": true,
+		"": false, "text/json": false, "application/json; charset=iso-8859-1": false, "application/json+x": false, "application/json;": true, // RFC 9110 allows an empty parameter
+	} {
+		if got := isJSON(ct); got != want {
+			t.Errorf("isJSON(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
+func TestThrottleAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":            "192.0.2.1",
+		"::ffff:192.0.2.1":     "192.0.2.1",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"not an address":       "not an address",
+	} {
+		if got := throttleAddress(in); got != want {
+			t.Errorf("throttleAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPanicIsAProblem: a panicking handler gives a 500 problem that reveals
+// nothing, and the server keeps serving.
+func TestPanicIsAProblem(t *testing.T) {
+	var logs strings.Builder
+	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil)), bodyLimit: DefaultBodyLimit}
+	e := echo.New()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.begin, s.logRequests, s.recoverPanics)
+	e.GET("/boom", func(echo.Context) error { panic("secret internals: password=hunter2") })
+	e.GET("/ok", func(c echo.Context) error { return c.String(200, "ok") })
+
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/boom", nil))
+	body, _ := io.ReadAll(rec.Body)
+	if rec.Code != 500 || rec.Header().Get("Content-Type") != "application/problem+json" || strings.Contains(string(body), "hunter2") {
+		t.Fatalf("panic = %d %q %s, want a 500 problem without internals", rec.Code, rec.Header().Get("Content-Type"), body)
+	}
+	if !strings.Contains(logs.String(), "panic") {
+		t.Fatal("the panic was not logged")
+	}
+	rec = httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ok", nil))
+	if rec.Code != 200 {
+		t.Fatalf("after a panic, /ok = %d", rec.Code)
+	}
+}

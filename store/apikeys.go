@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// APIKey is a stored API key. The raw key is never stored, only its digest.
+type APIKey struct {
+	ID        uuid.UUID  `db:"id"`
+	UserID    uuid.UUID  `db:"user_id"`
+	Name      string     `db:"name"`
+	Prefix    string     `db:"prefix"`
+	Digest    []byte     `db:"digest"`
+	CreatedAt time.Time  `db:"created_at"`
+	RevokedAt *time.Time `db:"revoked_at"`
+}
+
+// Active reports whether the key has not been revoked.
+func (k *APIKey) Active() bool { return k.RevokedAt == nil }
+
+// CreateAPIKey inserts k for k.UserID and sets its ID and CreatedAt. When
+// maxActive > 0 and the user already has that many active keys, it returns
+// a *ConflictError. It returns ErrNotFound when the user does not exist.
+func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, maxActive int) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return wrap(err, "create api key")
+	}
+	defer tx.Rollback()
+	// Locking the user's row serialises concurrent creations for one user,
+	// so the cap holds exactly, and proves the user still exists. The count
+	// must be a statement of its own: under READ COMMITTED each statement
+	// sees what was committed before it began, and one that waited for the
+	// lock began too early.
+	var one int
+	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, k.UserID); err != nil {
+		return wrap(err, "create api key")
+	}
+	var active int
+	if maxActive > 0 {
+		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL`, k.UserID)
+		if err != nil {
+			return wrap(err, "create api key")
+		}
+	}
+	if maxActive > 0 && active >= maxActive {
+		return &ConflictError{Reason: fmt.Sprintf("you already have %d active API keys, the most allowed; revoke one first", active)}
+	}
+	err = tx.QueryRowxContext(ctx,
+		`INSERT INTO api_keys (user_id, name, prefix, digest) VALUES ($1, $2, $3, $4)
+		 RETURNING id, created_at`, k.UserID, k.Name, k.Prefix, k.Digest).Scan(&k.ID, &k.CreatedAt)
+	if err != nil {
+		return wrap(err, "create api key")
+	}
+	return wrap(tx.Commit(), "create api key")
+}
+
+// ListAPIKeys returns the user's keys, newest first, revoked ones included.
+func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	keys := []APIKey{}
+	err := s.db.SelectContext(ctx, &keys,
+		`SELECT id, user_id, name, prefix, digest, created_at, revoked_at
+		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, userID)
+	if err != nil {
+		return nil, wrap(err, "list api keys")
+	}
+	return keys, nil
+}
+
+// RevokeAPIKey revokes the user's key keyID and returns its digest.
+// Revoking a revoked key succeeds and keeps the first revocation time. It
+// returns ErrNotFound when the key does not exist or is another user's.
+func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID) (digest []byte, err error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	err = s.db.GetContext(ctx, &digest,
+		`UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())
+		 WHERE id = $1 AND user_id = $2 RETURNING digest`, keyID, userID)
+	if err != nil {
+		return nil, wrap(err, "revoke api key")
+	}
+	return digest, nil
+}
+
+// UserByAPIKey returns the owner of the active key with digest (without its
+// password hash), or ErrNotFound when no active key has it.
+func (s *DB) UserByAPIKey(ctx context.Context, digest []byte) (*User, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var u User
+	err := s.db.GetContext(ctx, &u,
+		`SELECT u.id, u.username, u.email, u.full_name, u.created_at
+		 FROM api_keys k JOIN users u ON u.id = k.user_id
+		 WHERE k.digest = $1 AND k.revoked_at IS NULL`, digest)
+	if err != nil {
+		return nil, wrap(err, "user by api key")
+	}
+	return &u, nil
+}

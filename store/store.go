@@ -1,0 +1,170 @@
+// Package store persists users, API keys and login failures in PostgreSQL
+// through sqlx and lib/pq.
+//
+// Methods return errors that wrap one of the sentinels below, so that the
+// HTTP layer can map them to statuses in one place: ErrNotFound,
+// ErrConflict (as a *ConflictError naming the fields), ErrInvalidText and
+// ErrUnavailable.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"authapi/migrations"
+)
+
+var (
+	// ErrNotFound means the row does not exist (or is not the caller's).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a uniqueness rule or a limit refused the write.
+	ErrConflict = errors.New("store: conflict")
+	// ErrInvalidText means PostgreSQL cannot store some text (a NUL
+	// character, invalid UTF-8). Validation should have caught it first.
+	ErrInvalidText = errors.New("store: text cannot be stored")
+	// ErrUnavailable means the database could not be reached in time.
+	ErrUnavailable = errors.New("store: database unavailable")
+)
+
+// ConflictError says which fields conflict with an existing row.
+type ConflictError struct {
+	Fields []string // e.g. "username", "email"
+	Reason string   // for conflicts that are not about a field, e.g. a limit
+}
+
+func (e *ConflictError) Error() string {
+	if e.Reason != "" {
+		return "store: conflict: " + e.Reason
+	}
+	return "store: conflict on " + strings.Join(e.Fields, ", ")
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Options tune the connection pool.
+type Options struct {
+	// MaxConns bounds open connections; idle ones are kept up to the same
+	// number, since opening a PostgreSQL connection costs milliseconds.
+	MaxConns int
+	// QueryTimeout bounds every statement, including the wait for a pooled
+	// connection, so that a database outage fails requests fast.
+	QueryTimeout time.Duration
+}
+
+// DefaultOptions suit one instance on a small machine.
+var DefaultOptions = Options{MaxConns: 20, QueryTimeout: 5 * time.Second}
+
+// DB is the store.
+type DB struct {
+	db      *sqlx.DB
+	timeout time.Duration
+}
+
+// Open connects to the database at url (a lib/pq URL or key=value string)
+// and checks that it answers. It does not migrate.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultOptions.MaxConns
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = DefaultOptions.QueryTimeout
+	}
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db.SetMaxOpenConns(opts.MaxConns)
+	db.SetMaxIdleConns(opts.MaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &DB{db: db, timeout: opts.QueryTimeout}
+	if err := s.Ping(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the pool.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers within the query timeout.
+func (s *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return wrap(s.db.PingContext(ctx), "ping")
+}
+
+// Migrate applies every pending migration. Concurrent callers (several
+// instances starting at once) are serialised by an advisory lock.
+func (s *DB) Migrate(ctx context.Context) error {
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, s.db.DB, migrations.FS, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return wrap(err, "migrate")
+	}
+	return nil
+}
+
+// Stats returns the pool's statistics.
+func (s *DB) Stats() sql.DBStats { return s.db.Stats() }
+
+// withTimeout bounds one statement.
+func (s *DB) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// wrap classifies err under one of the sentinels and names the operation.
+func wrap(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	var pqErr *pq.Error
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	case errors.As(err, &pqErr):
+		switch {
+		case pqErr.Code == "22021", pqErr.Code == "22P05":
+			return fmt.Errorf("store: %s: %w: %w", op, ErrInvalidText, err)
+		case pqErr.Code.Class() == "08", // connection exception
+			pqErr.Code.Class() == "53",                                          // insufficient resources
+			pqErr.Code == "57P01", pqErr.Code == "57P02", pqErr.Code == "57P03", // shutting down, starting up
+			pqErr.Code == "57014": // statement cancelled by our timeout
+			return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+		}
+	case unreachable(err):
+		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// unreachable reports whether err means the server could not be talked to.
+func unreachable(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ENOENT) || // unix socket gone
+		errors.As(err, &netErr)
+}

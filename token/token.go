@@ -1,0 +1,174 @@
+// Package token issues and verifies the JWT access tokens that authenticate
+// the API key management endpoints.
+//
+// Tokens are HS256 with the claims sub (user ID), iat, nbf, exp, iss, aud
+// and jti, a "kid" header naming the secret that signed them and the "typ"
+// header "at+jwt" (RFC 9068), so that no other kind of JWT signed with the
+// same secret passes for an access token. Verification pins the algorithm,
+// requires every claim, and accepts tokens signed with previous secrets so
+// that a secret can be rotated without logging everyone out.
+package token
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MinSecretLen is the shortest secret accepted: HS256 wants a key as long as
+// its output (RFC 7518 section 3.2).
+const MinSecretLen = 32
+
+// MaxLeeway bounds the allowance for clock skew between instances.
+const MaxLeeway = 30 * time.Second
+
+// maxTokenLen bounds what is parsed at all: our tokens are about 400 bytes.
+const maxTokenLen = 4096
+
+// Type is the "typ" header of an access token (RFC 9068 section 2.1).
+const Type = "at+jwt"
+
+var (
+	// ErrExpired means the token was valid but its exp has passed.
+	ErrExpired = errors.New("token: expired")
+	// ErrInvalid means the token is malformed, forged, not yet valid, or
+	// not an access token of this service.
+	ErrInvalid = errors.New("token: invalid")
+)
+
+// Config configures a Service.
+type Config struct {
+	Secret   []byte        // signs and verifies; at least MinSecretLen bytes
+	Previous [][]byte      // verify only, for rotation
+	Issuer   string        // iss, also required on verification
+	Audience string        // aud, also required on verification
+	TTL      time.Duration // lifetime of an issued token
+	// Leeway allows for clock skew on nbf and iat between instances (at most
+	// MaxLeeway). exp gets none: a token is refused from its expiry on.
+	Leeway time.Duration
+	Now    func() time.Time // nil means time.Now
+}
+
+// Service issues and verifies access tokens.
+type Service struct {
+	cfg    Config
+	kid    string
+	keys   map[string][]byte // by kid: the current secret and the previous ones
+	parser *jwt.Parser
+}
+
+// New returns a Service, or an error naming what is wrong with cfg.
+func New(cfg Config) (*Service, error) {
+	if len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("token: the JWT secret must be at least %d bytes, got %d", MinSecretLen, len(cfg.Secret))
+	}
+	for i, p := range cfg.Previous {
+		if len(p) < MinSecretLen {
+			return nil, fmt.Errorf("token: previous JWT secret %d must be at least %d bytes, got %d", i+1, MinSecretLen, len(p))
+		}
+	}
+	if cfg.TTL <= 0 {
+		return nil, fmt.Errorf("token: the token lifetime must be positive, got %v", cfg.TTL)
+	}
+	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("token: leeway must be between 0 and %v, got %v", MaxLeeway, cfg.Leeway)
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("token: issuer and audience are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, kid: KeyID(cfg.Secret), keys: map[string][]byte{KeyID(cfg.Secret): cfg.Secret}}
+	for _, p := range cfg.Previous {
+		if _, dup := s.keys[KeyID(p)]; !dup {
+			s.keys[KeyID(p)] = p
+		}
+	}
+	s.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	)
+	return s, nil
+}
+
+// KeyID names a secret without revealing it: the first 8 bytes of its
+// SHA-256, in hex.
+func KeyID(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return hex.EncodeToString(sum[:8])
+}
+
+// TTL returns the lifetime of issued tokens.
+func (s *Service) TTL() time.Duration { return s.cfg.TTL }
+
+// Issue returns a signed access token for subject (a user ID).
+func (s *Service) Issue(subject string) (string, error) {
+	now := s.cfg.Now().Truncate(time.Second)
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", err
+	}
+	claims := jwt.RegisteredClaims{
+		Subject:   subject,
+		Issuer:    s.cfg.Issuer,
+		Audience:  jwt.ClaimStrings{s.cfg.Audience},
+		IssuedAt:  jwt.NewNumericDate(now),
+		NotBefore: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TTL)),
+		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	t.Header["typ"] = Type
+	t.Header["kid"] = s.kid
+	return t.SignedString(s.cfg.Secret)
+}
+
+// Verify checks raw and returns the subject it was issued for. It returns
+// an error wrapping ErrExpired or ErrInvalid.
+func (s *Service) Verify(raw string) (subject string, err error) {
+	if len(raw) > maxTokenLen {
+		return "", fmt.Errorf("%w: too long", ErrInvalid)
+	}
+	var claims jwt.RegisteredClaims
+	_, err = s.parser.ParseWithClaims(raw, &claims, s.key)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "", fmt.Errorf("%w: %v", ErrExpired, err)
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	// exp gets no leeway (the parser's applies to nbf and iat alike).
+	if !s.cfg.Now().Before(claims.ExpiresAt.Time) {
+		return "", fmt.Errorf("%w: exp has passed", ErrExpired)
+	}
+	if claims.Subject == "" || claims.ID == "" || claims.NotBefore == nil {
+		return "", fmt.Errorf("%w: a required claim is missing", ErrInvalid)
+	}
+	return claims.Subject, nil
+}
+
+// key picks the verification key by kid, after checking the header.
+func (s *Service) key(t *jwt.Token) (any, error) {
+	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, Type) && !strings.EqualFold(typ, "application/"+Type) {
+		return nil, fmt.Errorf("typ %q is not %q", typ, Type)
+	}
+	kid, _ := t.Header["kid"].(string)
+	k, ok := s.keys[kid]
+	if !ok {
+		return nil, errors.New("unknown kid")
+	}
+	return k, nil
+}
