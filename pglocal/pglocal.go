@@ -42,6 +42,11 @@ type Config struct {
 	Ephemeral bool
 	// Logger receives the server's own log lines at Debug level, and pglocal's progress at Info. Nil discards.
 	Logger *slog.Logger
+	// SocketDir, if set, is an existing directory for the server's socket,
+	// kept across restarts so that a URL stays valid (fault tests stop and
+	// restart a server under a running client). Empty makes a private
+	// temporary one, removed by Stop.
+	SocketDir string
 }
 
 // ErrNoBinaries reports that the PostgreSQL server binaries (postgres and
@@ -80,6 +85,7 @@ const (
 type Server struct {
 	dir     string
 	sockDir string
+	ownSock bool // sockDir was made by us, and Stop removes it
 	cmd     *exec.Cmd
 	logger  *slog.Logger
 	logs    *logTail
@@ -121,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	began := time.Now()
-	s, err := launch(dir, bins.postgres, acct, cfg.Ephemeral, logger)
+	s, err := launch(dir, cfg.SocketDir, bins.postgres, acct, cfg.Ephemeral, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +180,9 @@ func (s *Server) stop(ctx context.Context) error {
 	// Wait for the final log lines, so that nothing reaches the Logger after
 	// Stop returns (a test's logger must not be used after the test ends).
 	s.logs.waitDone(ctx)
+	if !s.ownSock {
+		return err
+	}
 	if rmErr := os.RemoveAll(s.sockDir); rmErr != nil && err == nil {
 		err = fmt.Errorf("pglocal: stop: remove socket directory: %w", rmErr)
 	}
@@ -283,14 +292,28 @@ func createDatabase(ctx context.Context, db *sql.DB, name string) error {
 
 // launch starts the postmaster on an initialised data directory without
 // waiting for it to accept connections.
-func launch(dir, postgres string, acct account, ephemeral bool, logger *slog.Logger) (*Server, error) {
-	sockDir, err := makeSocketDir(acct)
+func launch(dir, sockDir, postgres string, acct account, ephemeral bool, logger *slog.Logger) (*Server, error) {
+	ownSock := sockDir == ""
+	var err error
+	if ownSock {
+		sockDir, err = makeSocketDir(acct)
+	} else {
+		sockDir, err = filepath.Abs(sockDir)
+		if err == nil {
+			err = acct.chown(sockDir)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
+	removeSock := func() {
+		if ownSock {
+			os.RemoveAll(sockDir)
+		}
+	}
 	dataDir, err := openDataDir(dir)
 	if err != nil {
-		os.RemoveAll(sockDir)
+		removeSock()
 		return nil, err
 	}
 	defer dataDir.Close() // the child has its own copy
@@ -300,7 +323,7 @@ func launch(dir, postgres string, acct account, ephemeral bool, logger *slog.Log
 	// cmd.Wait does not wait for the reader (backends may hold it open).
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		os.RemoveAll(sockDir)
+		removeSock()
 		return nil, fmt.Errorf("pglocal: log pipe: %w", err)
 	}
 	cmd := exec.Command(postgres, serverArgs(sockDir, ephemeral)...)
@@ -312,13 +335,14 @@ func launch(dir, postgres string, acct account, ephemeral bool, logger *slog.Log
 	pw.Close()
 	if err != nil {
 		pr.Close()
-		os.RemoveAll(sockDir)
+		removeSock()
 		return nil, fmt.Errorf("pglocal: start postgres: %w", err)
 	}
 
 	s := &Server{
 		dir:     dir,
 		sockDir: sockDir,
+		ownSock: ownSock,
 		cmd:     cmd,
 		logger:  logger,
 		logs:    newLogTail(logger, dir),

@@ -61,12 +61,25 @@ type env struct {
 type options struct {
 	server func(*server.Config)
 	token  func(*token.Config)
+	dbURL  string        // a migrated database to use instead of a fresh one
+	dbWait time.Duration // the store's statement timeout
 }
 
 func newEnv(t *testing.T, opts ...options) *env {
 	t.Helper()
-	dbURL := storetest.NewURL(t)
-	db, err := store.Open(context.Background(), dbURL, store.Options{MaxConns: 10, QueryTimeout: 5 * time.Second})
+	dbURL, dbWait := "", 5*time.Second
+	for _, o := range opts {
+		if o.dbURL != "" {
+			dbURL = o.dbURL
+		}
+		if o.dbWait > 0 {
+			dbWait = o.dbWait
+		}
+	}
+	if dbURL == "" {
+		dbURL = storetest.NewURL(t)
+	}
+	db, err := store.Open(context.Background(), dbURL, store.Options{MaxConns: 10, QueryTimeout: dbWait})
 	if err != nil {
 		t.Fatalf("store.Open = %v", err)
 	}
