@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,6 +39,24 @@ func (e AccessTokenTokenType) Valid() bool {
 	}
 }
 
+// Defines values for Scope.
+const (
+	MeRead  Scope = "me:read"
+	MeWrite Scope = "me:write"
+)
+
+// Valid indicates whether the value is a known member of the Scope enum.
+func (e Scope) Valid() bool {
+	switch e {
+	case MeRead:
+		return true
+	case MeWrite:
+		return true
+	default:
+		return false
+	}
+}
+
 // APIKey An API key as listed. The raw key is never listed.
 type APIKey struct {
 	// CreatedAt When the key was created (RFC 3339).
@@ -45,15 +64,25 @@ type APIKey struct {
 	// Example: 2026-02-16T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
 
+	// ExpiresAt When the key stops (or stopped) working; null if it never expires. A rotated key's end of grace.
+	//
+	// Example: 2027-01-01T00:00:00Z
+	ExpiresAt *time.Time `json:"expires_at"`
+
 	// ID Key ID.
 	//
 	// Example: b2c3d4e5-6789-abcd-ef01-23456789abcd
 	ID openapi_types.UUID `json:"id"`
 
-	// IsActive False once the key is revoked.
+	// IsActive Whether the key works now; false once it is revoked or expired.
 	//
 	// Example: true
 	IsActive bool `json:"is_active"`
+
+	// LastUsedAt When the key was last used, to the minute; null until its first use. Updated within seconds of a use.
+	//
+	// Example: 2026-02-16T11:02:00Z
+	LastUsedAt *time.Time `json:"last_used_at"`
 
 	// Name Key label.
 	//
@@ -65,8 +94,13 @@ type APIKey struct {
 	// Example: rst_a1b2
 	Prefix string `json:"prefix"`
 
-	// RevokedAt When the key was revoked (RFC 3339); absent or null while it is active.
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// RevokedAt When the key was revoked (RFC 3339); null while it is not.
+	RevokedAt *time.Time `json:"revoked_at"`
+
+	// Scopes What the key may do.
+	//
+	// Example: ["me:read","me:write"]
+	Scopes []Scope `json:"scopes"`
 }
 
 // AccessToken A JWT access token.
@@ -94,10 +128,24 @@ type AccessTokenTokenType string
 
 // CreateAPIKeyRequest A new API key.
 type CreateAPIKeyRequest struct {
+	// ExpiresAt When the key stops working (RFC 3339): in the future, and at most
+	// the server's maximum key lifetime ahead (one year by default).
+	// Without it the key expires after the server's default lifetime,
+	// if one is configured, or never.
+	//
+	//
+	// Example: 2027-01-01T00:00:00Z
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
 	// Name Key label (1-100 chars). Names need not be unique.
 	//
 	// Example: my-app-key
 	Name string `json:"name"`
+
+	// Scopes What the key may do; by default every scope.
+	//
+	// Example: ["me:read"]
+	Scopes *[]Scope `json:"scopes,omitempty"`
 }
 
 // CreatedAPIKey A newly created API key, with the raw key shown this once.
@@ -106,6 +154,9 @@ type CreatedAPIKey struct {
 	//
 	// Example: 2026-02-16T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
+
+	// ExpiresAt When the key stops working; null if it never expires.
+	ExpiresAt *time.Time `json:"expires_at"`
 
 	// ID Key ID.
 	//
@@ -133,6 +184,11 @@ type CreatedAPIKey struct {
 	//
 	// Example: rst_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p60IoT2U
 	RawKey string `json:"raw_key"`
+
+	// Scopes What the key may do.
+	//
+	// Example: ["me:read","me:write"]
+	Scopes []Scope `json:"scopes"`
 }
 
 // FieldError One invalid field.
@@ -222,6 +278,20 @@ type RegisterRequest struct {
 	Username string `json:"username"`
 }
 
+// RotateAPIKeyRequest How to rotate a key.
+type RotateAPIKeyRequest struct {
+	// GraceSeconds How long the old key keeps working, in seconds (at most 7 days). 0 ends it at once.
+	//
+	// Example: 3600
+	GraceSeconds *int32 `json:"grace_seconds,omitempty"`
+}
+
+// Scope A permission of an API key. `me:read` reads the key owner's
+// resources under `/v1/me`; `me:write` will change them.
+//
+// Example: me:read
+type Scope string
+
 // User A user account.
 type User struct {
 	// Email Email address, as registered.
@@ -245,6 +315,9 @@ type User struct {
 	Username string `json:"username"`
 }
 
+// KeyID defines model for KeyID.
+type KeyID = openapi_types.UUID
+
 // APIKeyUnauthorized An RFC 9457 problem document.
 type APIKeyUnauthorized = Problem
 
@@ -256,6 +329,9 @@ type BearerUnauthorized = Problem
 
 // Conflict An RFC 9457 problem document.
 type Conflict = Problem
+
+// InsufficientScope An RFC 9457 problem document.
+type InsufficientScope = Problem
 
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
@@ -283,6 +359,9 @@ type ValidationFailed = Problem
 
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
+
+// RotateAPIKeyJSONRequestBody defines body for RotateAPIKey for application/json ContentType.
+type RotateAPIKeyJSONRequestBody = RotateAPIKeyRequest
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
@@ -375,7 +454,9 @@ type ClientInterface interface {
 	// CreateAPIKeyWithBody Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -385,7 +466,9 @@ type ClientInterface interface {
 	// CreateAPIKey Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -400,7 +483,37 @@ type ClientInterface interface {
 	// else, is `404`. Requires a JWT.
 	//
 	// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-	RevokeAPIKey(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RevokeAPIKey(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateAPIKeyWithBody Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKeyWithBody(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateAPIKey Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Authenticate and receive a JWT token
 	//
@@ -451,8 +564,8 @@ type ClientInterface interface {
 	// GetCurrentUser Get the user who owns the API key
 	//
 	// Returns the owner of the API key sent in `X-API-Key`, in the same
-	// shape as registration returns it. Requires an API key; a JWT is not
-	// accepted here.
+	// shape as registration returns it. Requires an API key with the
+	// `me:read` scope; a JWT is not accepted here.
 	//
 	// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -479,7 +592,9 @@ func (c *Client) ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn)
 // CreateAPIKeyWithBody Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes any type of body and a specified content type.
 //
@@ -499,7 +614,9 @@ func (c *Client) CreateAPIKeyWithBody(ctx context.Context, contentType string, b
 // CreateAPIKey Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -524,8 +641,58 @@ func (c *Client) CreateAPIKey(ctx context.Context, body CreateAPIKeyJSONRequestB
 // else, is `404`. Requires a JWT.
 //
 // Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-func (c *Client) RevokeAPIKey(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) RevokeAPIKey(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeAPIKeyRequest(c.Server, keyID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateAPIKeyWithBody Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *Client) RotateAPIKeyWithBody(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateAPIKeyRequestWithBody(c.Server, keyID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateAPIKey Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *Client) RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateAPIKeyRequest(c.Server, keyID, body)
 	if err != nil {
 		return nil, err
 	}
@@ -625,8 +792,8 @@ func (c *Client) RegisterUser(ctx context.Context, body RegisterUserJSONRequestB
 // GetCurrentUser Get the user who owns the API key
 //
 // Returns the owner of the API key sent in `X-API-Key`, in the same
-// shape as registration returns it. Requires an API key; a JWT is not
-// accepted here.
+// shape as registration returns it. Requires an API key with the
+// `me:read` scope; a JWT is not accepted here.
 //
 // Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
 func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -709,7 +876,7 @@ func NewCreateAPIKeyRequestWithBody(server string, contentType string, body io.R
 }
 
 // NewRevokeAPIKeyRequest constructs an http.Request for the RevokeAPIKey method
-func NewRevokeAPIKeyRequest(server string, keyID openapi_types.UUID) (*http.Request, error) {
+func NewRevokeAPIKeyRequest(server string, keyID KeyID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -738,6 +905,53 @@ func NewRevokeAPIKeyRequest(server string, keyID openapi_types.UUID) (*http.Requ
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRotateAPIKeyRequest calls the generic RotateAPIKey builder with application/json body
+func NewRotateAPIKeyRequest(server string, keyID KeyID, body RotateAPIKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateAPIKeyRequestWithBody(server, keyID, "application/json", bodyReader)
+}
+
+// NewRotateAPIKeyRequestWithBody constructs an http.Request for the RotateAPIKey method, with any body, and a specified content type
+func NewRotateAPIKeyRequestWithBody(server string, keyID KeyID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/api-keys/%s/rotate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -906,7 +1120,9 @@ type ClientWithResponsesInterface interface {
 	// CreateAPIKeyWithBodyWithResponse Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -916,7 +1132,9 @@ type ClientWithResponsesInterface interface {
 	// CreateAPIKeyWithResponse Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -933,7 +1151,37 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-	RevokeAPIKeyWithResponse(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error)
+	RevokeAPIKeyWithResponse(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error)
+
+	// RotateAPIKeyWithBodyWithResponse Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKeyWithBodyWithResponse(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error)
+
+	// RotateAPIKeyWithResponse Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKeyWithResponse(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error)
 
 	// LoginWithBodyWithResponse Authenticate and receive a JWT token
 	//
@@ -984,8 +1232,8 @@ type ClientWithResponsesInterface interface {
 	// GetCurrentUserWithResponse Get the user who owns the API key
 	//
 	// Returns the owner of the API key sent in `X-API-Key`, in the same
-	// shape as registration returns it. Requires an API key; a JWT is not
-	// accepted here.
+	// shape as registration returns it. Requires an API key with the
+	// `me:read` scope; a JWT is not accepted here.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1284,6 +1532,131 @@ func (r RevokeAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// RotateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateAPIKey
+type RotateAPIKeyResponse200Headers struct {
+	CacheControl *string
+}
+
+// RotateAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for RotateAPIKey
+type RotateAPIKeyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RotateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RotateAPIKey
+type RotateAPIKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RotateAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CreatedAPIKey
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *NotFound
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *Conflict
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateAPIKeyResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateAPIKeyResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RotateAPIKeyResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateAPIKeyResponse) GetJSON200() *CreatedAPIKey {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON404() *NotFound {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON409() *Conflict {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
 type LoginResponse200Headers struct {
 	CacheControl *string
@@ -1530,6 +1903,11 @@ type GetCurrentUserResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// GetCurrentUserResponse403Headers the declared response headers of an HTTP 403 response for GetCurrentUser
+type GetCurrentUserResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
 	RetryAfter *int
@@ -1542,6 +1920,8 @@ type GetCurrentUserResponse struct {
 	JSON200 *User
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *APIKeyUnauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *InsufficientScope
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1550,6 +1930,8 @@ type GetCurrentUserResponse struct {
 	Headers200 *GetCurrentUserResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetCurrentUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetCurrentUserResponse403Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCurrentUserResponse503Headers
 }
@@ -1562,6 +1944,11 @@ func (r GetCurrentUserResponse) GetJSON200() *User {
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r GetCurrentUserResponse) GetApplicationProblemJSON401() *APIKeyUnauthorized {
 	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCurrentUserResponse) GetApplicationProblemJSON403() *InsufficientScope {
+	return r.ApplicationProblemJSON403
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1622,7 +2009,9 @@ func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, reqEd
 // CreateAPIKeyWithBodyWithResponse Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1638,7 +2027,9 @@ func (c *ClientWithResponses) CreateAPIKeyWithBodyWithResponse(ctx context.Conte
 // CreateAPIKeyWithResponse Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1661,12 +2052,54 @@ func (c *ClientWithResponses) CreateAPIKeyWithResponse(ctx context.Context, body
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error) {
+func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error) {
 	rsp, err := c.RevokeAPIKey(ctx, keyID, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParseRevokeAPIKeyResponse(rsp)
+}
+
+// RotateAPIKeyWithBodyWithResponse Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *ClientWithResponses) RotateAPIKeyWithBodyWithResponse(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error) {
+	rsp, err := c.RotateAPIKeyWithBody(ctx, keyID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateAPIKeyResponse(rsp)
+}
+
+// RotateAPIKeyWithResponse Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *ClientWithResponses) RotateAPIKeyWithResponse(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error) {
+	rsp, err := c.RotateAPIKey(ctx, keyID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateAPIKeyResponse(rsp)
 }
 
 // LoginWithBodyWithResponse Authenticate and receive a JWT token
@@ -1742,8 +2175,8 @@ func (c *ClientWithResponses) RegisterUserWithResponse(ctx context.Context, body
 // GetCurrentUserWithResponse Get the user who owns the API key
 //
 // Returns the owner of the API key sent in `X-API-Key`, in the same
-// shape as registration returns it. Requires an API key; a JWT is not
-// accepted here.
+// shape as registration returns it. Requires an API key with the
+// `me:read` scope; a JWT is not accepted here.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2041,6 +2474,128 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 	return response, nil
 }
 
+// ParseRotateAPIKeyResponse parses an HTTP response from a RotateAPIKeyWithResponse call
+func ParseRotateAPIKeyResponse(rsp *http.Response) (*RotateAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CreatedAPIKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest BearerUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateAPIKeyResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers RotateAPIKeyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RotateAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
 func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -2299,6 +2854,13 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 		}
 		response.ApplicationProblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest InsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2336,6 +2898,16 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetCurrentUserResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2361,7 +2933,10 @@ type ServerInterface interface {
 	CreateAPIKey(ctx echo.Context) error
 	// RevokeAPIKey Revoke an API key
 	// (DELETE /v1/auth/api-keys/{key_id})
-	RevokeAPIKey(ctx echo.Context, keyID openapi_types.UUID) error
+	RevokeAPIKey(ctx echo.Context, keyID KeyID) error
+	// RotateAPIKey Rotate an API key
+	// (POST /v1/auth/api-keys/{key_id}/rotate)
+	RotateAPIKey(ctx echo.Context, keyID KeyID) error
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
@@ -2400,7 +2975,7 @@ func (w *ServerInterfaceWrapper) CreateAPIKey(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) RevokeAPIKey(ctx echo.Context) error {
 	var err error
 	// ------------- Path parameter "key_id" -------------
-	var keyID openapi_types.UUID
+	var keyID KeyID
 
 	err = runtime.BindStyledParameterWithOptions("simple", "key_id", ctx.Param("key_id"), &keyID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
 	if err != nil {
@@ -2409,6 +2984,22 @@ func (w *ServerInterfaceWrapper) RevokeAPIKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RevokeAPIKey(ctx, keyID)
+	return err
+}
+
+// RotateAPIKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateAPIKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "key_id" -------------
+	var keyID KeyID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "key_id", ctx.Param("key_id"), &keyID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter key_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateAPIKey(ctx, keyID)
 	return err
 }
 
@@ -2491,6 +3082,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/auth/api-keys", wrapper.ListAPIKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/auth/api-keys", wrapper.CreateAPIKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/auth/api-keys/:key_id", wrapper.RevokeAPIKey, options.OperationMiddlewares["revokeApiKey"]...)
+	router.POST(options.BaseURL+"/v1/auth/api-keys/:key_id/rotate", wrapper.RotateAPIKey, options.OperationMiddlewares["rotateApiKey"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 
 }
@@ -2516,6 +3108,15 @@ type BearerUnauthorizedApplicationProblemPlusJSONResponse struct {
 }
 
 type ConflictApplicationProblemPlusJSONResponse Problem
+
+type InsufficientScopeResponseHeaders struct {
+	WWWAuthenticate *string
+}
+type InsufficientScopeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers InsufficientScopeResponseHeaders
+}
 
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
@@ -2799,7 +3400,7 @@ func (response CreateAPIKey503ApplicationProblemPlusJSONResponse) VisitCreateAPI
 }
 
 type RevokeAPIKeyRequestObject struct {
-	KeyID openapi_types.UUID `json:"key_id"`
+	KeyID KeyID `json:"key_id"`
 }
 
 type RevokeAPIKeyResponseObject interface {
@@ -2894,6 +3495,189 @@ type RevokeAPIKey503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RevokeAPIKey503ApplicationProblemPlusJSONResponse) VisitRevokeAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKeyRequestObject struct {
+	KeyID KeyID `json:"key_id"`
+	Body  *RotateAPIKeyJSONRequestBody
+}
+
+type RotateAPIKeyResponseObject interface {
+	VisitRotateAPIKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateAPIKey200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RotateAPIKey200JSONResponse struct {
+	Body    CreatedAPIKey
+	Headers RotateAPIKey200ResponseHeaders
+}
+
+func (response RotateAPIKey200JSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey400ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey401ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey404ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey409ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey413ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey415ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey422ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey500ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey503ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3290,6 +4074,25 @@ func (response GetCurrentUser401ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type GetCurrentUser403ApplicationProblemPlusJSONResponse struct {
+	InsufficientScopeApplicationProblemPlusJSONResponse
+}
+
+func (response GetCurrentUser403ApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUser500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3336,6 +4139,9 @@ type StrictServerInterface interface {
 	// RevokeAPIKey Revoke an API key
 	// (DELETE /v1/auth/api-keys/{key_id})
 	RevokeAPIKey(ctx context.Context, request RevokeAPIKeyRequestObject) (RevokeAPIKeyResponseObject, error)
+	// RotateAPIKey Rotate an API key
+	// (POST /v1/auth/api-keys/{key_id}/rotate)
+	RotateAPIKey(ctx context.Context, request RotateAPIKeyRequestObject) (RotateAPIKeyResponseObject, error)
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -3429,7 +4235,7 @@ func (sh *strictHandler) CreateAPIKey(ctx echo.Context) error {
 }
 
 // RevokeAPIKey operation middleware
-func (sh *strictHandler) RevokeAPIKey(ctx echo.Context, keyID openapi_types.UUID) error {
+func (sh *strictHandler) RevokeAPIKey(ctx echo.Context, keyID KeyID) error {
 	var request RevokeAPIKeyRequestObject
 
 	request.KeyID = keyID
@@ -3447,6 +4253,57 @@ func (sh *strictHandler) RevokeAPIKey(ctx echo.Context, keyID openapi_types.UUID
 		return err
 	} else if validResponse, ok := response.(RevokeAPIKeyResponseObject); ok {
 		return validResponse.VisitRevokeAPIKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RotateAPIKey operation middleware
+func (sh *strictHandler) RotateAPIKey(ctx echo.Context, keyID KeyID) error {
+	var request RotateAPIKeyRequestObject
+
+	request.KeyID = keyID
+
+	var body RotateAPIKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateAPIKey(ctx.Request().Context(), request.(RotateAPIKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateAPIKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateAPIKeyResponseObject); ok {
+		return validResponse.VisitRotateAPIKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3573,93 +4430,111 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzddhtHcn6VznhzlpRnQPwRIqHjs6Zpa03ZknUoynJWIxONmQLQ5qAb291DEFaYo9zmEXKTR8gD5CLP",
-	"EucB8go51T0/PcDgRyK98m5yoyMCMz3VVdVfVX1Vg7deJKYzwYFr5fXfehOgMUjz31MaTeBUcC1Fgn/H",
-	"oCLJZpoJ7vW9k2ROF4oMuAiUFhIGj4gENRNcgSJTuiARlXJBIgkxcM1oosje+eNT0nvYPSYKIlyGHDZa",
-	"+w3P91Q0gSnFh8ANnc4S8PpevrDne1N68y3wsZ54/Vaz6Xt6McMrlJaMj73bW987By0XJyMNclXSVxOR",
-	"AD5S8FgRLcicMk2GMBISiJYLxseEjinjayTpto0EbJpOvf5Rr4sSTBm3f5fSMK5hDNKI8+rVq5NUT3Dj",
-	"EdVw8vzsG1isSnYxAXLy/IxcwYJEE5okwMfgE06nKJOeALHmIHpCtVEoA2U+v4LFOr3ZhxEJNJl+Fno0",
-	"1RM6Y6HnZ4t9Fno/BCfPz4JvYBF6Ve126rW7tJ0vgMo6ReN2hua7cje50Q+b+30ysHeuyjbwyZzpScgH",
-	"IKVAERm/pgmLL7W4Ah56AzKfACeUmL/JnCqigGsyTDWRMEoVxI2Qr9HIuqf6ZM3Tsi8une19FnqodxpF",
-	"oFQmBdzMmIR4JyXe+l5xPFA6a6WXHIURkv0MMX4aCa6Ba/wvnc0S1DYT/GAmxTCB6ac/KdSzszW0gKYs",
-	"WfIlpggXqJhIjDlTEBMhyYQqMgTgRMK1uILY+I+mOlVev9ts+Z5m2qjrzCojX80rNpNK3s+U189E6mea",
-	"C+iMBXjxrWuC30kYeX3vk4MSYw7st+rguV3Aqmb9sWCKTJlSjI99MqXJSMgpxD5J+RUXc477crbjgNer",
-	"V68C12fXiZPdclB/Yo1wX9D4HP6cgtL3YCJpVyJDERd2mkOSBHZn5MmL755VLdMsLfM0V4C5bLNhCmUF",
-	"RqT7sstmuVFb5rDds2PXHbut/uvetJsT20vvS1VPXl2sc99sCz76L9OKpAok4YIkgo9BErhhSqv79egM",
-	"tI2sp4KPEhbdhz+j5JxOAXdKEwk0xtAzZkpDZiMDpcrrv37rjRgkMdoguwlxE5SiYxM/6xbwbt+4Vj4u",
-	"rXyyeu1GG2drB+7a92Doc7OcNErrm9BcaERI8zdMKUsIjWOJ3ljuMuSlKGQPr7SKJZTHxMZBNSCKLsh8",
-	"wqLJfoNgWI8klM8KeYRh1mI7xbSLLwiNNLs2GYL5jCaJmNvoeOt7Z1yjdMlXuPwdzf9CTEFPMFOZYyie",
-	"S8HHRHAiUkkUi8E9oIcujOVC2Ci77Wjaa+/FWCecpBxuZhBpiO3THxGm0SiJGI/xQKLytcFpG6wxvAAm",
-	"r1zYvdKhSDVhumHVaYDjtExy7/NICUlmVKm5kDGKyHgkpIRIb0U+J+neDfjcG+4L/pbPgbsV4ysN8oXQ",
-	"ExJRrBgSIa7MZYpOwej2mdCPRcrvGj6eiSKXwBST6AlT5OxLMgQEW1MPLERaVWm3VOkzocnIiLFRkVzo",
-	"wF52H+p7JohKo0khOJ2KrB6w5/33yhxvo6bndJEIGl8I8S2VY/gVUpQE1zU1CCe9w8NOjwwXGlRFZa1O",
-	"qbJz934thF1gs/7w2kALEdhr7ztbcbeAakzYlGmy1+uSb9gXZLggMYxomuh9o9IXIK9ZBC85vaYsocPk",
-	"PrQaU02HVJlAmXIJNJrgyo+wArXlJ1ETIXWyqOKmo9hMLpI6gm3Uqnvhfal0zT78/JgrkNcg8Vs0/TBV",
-	"i0dEYnVOEqpBLiU1pm4PisJ9Uz7jlPhGtAshnlK+yLztzsArhA2fI8oSiDEeMK5c6zBOuu2cRqg4f9tJ",
-	"S4p1qNYwnektAIwuj5cHxeX3YqdlIchIiqmFvihhwHWDDBzVmzRD2RJbCxKJKZAhja7uz1gvuUpnMyE1",
-	"xE8hZvTCqORu6QcUodrBG8x4nIVwgSpQHZa2coQiU5SKGEttOVLFPYG5JzAX3ytgzamtrwzDQRUZLO9o",
-	"YGDqewzd5sPHxmfvqM82Mem5IlQCyRKD98nfpynaAAjVJAGqNOmQaEIljTS6z61f3m4y4vp7iU1gKjlz",
-	"tQZot0sDlhrIju1m210XlwfZ5fdltsIFJdAry9DZO/tO+ccUyma4GJHqQIwCSfkYQm71bhCUllUimVE9",
-	"ITMq6RQQOMuaIMHqkMA1yEVuqGwRk+UXm3KIphr+lpfphTJLQtwgZjN0XrBI+JD8S8/3ZlLMQGpmOSxT",
-	"i0B8SXUd6Qo8ZyqNQ2cXWz6w0+kcG+K3JOnazXYvaLaDVu+i1ex3mv1m80+e76EucH0vphoCzaZLfHCv",
-	"u8K1+R6LVwXC4unsy+ozh+2oE3fhMOg9PDoO6DCKAxg1W0G70z3Ej/ATV4Y0ZfES19ere7y6tEXYqhSP",
-	"aaKACB5BoRymXAqrEE7LFIq1h0IkQE0FZ85d7e4SOoSkusHpIqCzWWBZvC0sOloXRuymntcdMak0OXKO",
-	"NBGjfA8+GWH0hyTBCslWnjMqdVUYqfQlbQ3bVVGODJnu/DXDoCXxuT/iHa9Pgj/R4OdmcPzmbff2d16N",
-	"3Jn6dvPD7GLHDx8ROjRQKyThaZJgvZ1AVhdaQzZ29ES83eaLFfM5VDoiBZMI1q8940wZjma6d53Hdw/Y",
-	"m2IxMfwJIo37PjEE14UhrVbPt+GfXA5s9QDbby3rvbrC8v1k7+sX7cPefoOY0MtsbDrJeL6Mlci49jBt",
-	"NjuRu775BAZVl4DFk8nwjxH7jj05e/nzWesZO1Nn/PwwOj3rnV3Nfvj+9Mlxo9GoKrrbPK47dZZTU5es",
-	"ZisvsuZPyjVLjDu4VKKqCNXp4eEorM247mQuazs+7Vb3Yfeo0+s+dNpArdU2kO+ZZ1zqLNWpbZ+Fnm2Y",
-	"hJ6RgeNar7PP0OYOVtnPtvlUxaQVESoaqnOnU+NtNl44hPeyW3GY55Fj1aO2oBPZawWtZtOgiNpvkGd0",
-	"ChhlIDYJzxBrG/bnFN4DxRzwaFXA4/WPYXjTbL55sIoZvncTZFcGS0kIioFJFGb8z15+W0lhllRt9rpe",
-	"kfHayIsqTBZFRMyU6ef8RBmB1UTMuU3bMWT8fwS+hwicHTzEZxO1qHHozJl/i9EXF7ffGXmZIepGWWZv",
-	"ieP64DyQdH55BYvB/l8qDtvn1WQ9GFXzbHPPejU6tE+UplIr6/kDfMxgv5/9xyedNpGUx2Ia8gS02Rbl",
-	"MYnZmGnlo29zQkkvKLZNhlRBr01Oz0+DTptEE4iuVDq1neFVBVjXG/XGDydH7Pin5lUraU87vCsOZ73m",
-	"mbhov1wKPO2KjvDPDUrqHNVpaUMKkKvvw5KBx5j/F7R+Vf/f8aKis0XeKpJktVl96gdJ/HtFUMxHhAMW",
-	"A26t+JNgHGJrw1joajSt1IqlKtu1R6DA4lUso7rgje2TmG6QZ6Y8yeA6K7vS4ZRplPCaJiuBZGOJWhHw",
-	"sH4SwrWdVVkpdZ1VvhVjxtcGU6dvQLQgcBNNsCK0uMS3JG85n7667D+ItOwcVDWgIEolPP9cqVa74wJr",
-	"sVoVqdpHf9EI65fuUr+r/GufTKmOJpnbCTMFMqYyNvQVVUt2n4BUE0iWLfwxkwfnWBSqr3OgnHioq98x",
-	"jh93Dx+SjOAgsYjSKXC96iw5y1N7sJz2XdkiySiNqiJb9tzbblTBEFVDW93Bzjmk5cd/5XIYdm1bS15X",
-	"mZ00S9KZhqnaxtU4SHhrhDuzd7lhl0pJzbAK40pTHtX4m81NbfIVRamUgFV7VvRmGvdNCeRyTZna+gOn",
-	"k2i5oeXUp+6uw1Ez6tEWHA/bcTd6SI+gM2oNm3E76tIeHI0qqZBkgYQRGLlW0LVZWyebp1yyNUBfSuoT",
-	"mihhCUhms8jBD0GGY8HZl4OyP5pNqOFu5xKR11DITicgEePqxnfY5DIErWwlpwPrtvH1xcVzYi8gkYir",
-	"WGD4w/XF3eHxsVPVdZvN2rrO0o+reb1p4BCVTqdULgp+hPEY/5+5TFUXdQzm1jC5pqIkL8/P3NnBpQc/",
-	"Qp2YTo0SWRdAkYhyouZMRxMiuOlqr3PR9STqzj65LaDm7LtRb2FjPwevOng8z0YottSrNIpEWoeLlope",
-	"uev7VRaa7A0SEdHk81hMKeMDn3BBYqZmCV2Y1Gi/QV6a4vV9QtLn2SeNSExdRRYUuaPAw241RBW55t99",
-	"8ru/D9Nms937/YNPDz77w4+Xg7f/ePtPwZtP98Kwsct1+w8+d1LXvfL/wZu3Tb/XunW+3f9DddWtl+9/",
-	"+l5BdH0bwPdGaZJc1qcHXzqmIHutoF3QDL6Jy4InZpJGA1EzGi2Z42trDvJUqMmVuGb65xrv3Z4tZP8J",
-	"Qx2GPAyvw3AUhpKE4c3RYRjenDT/61/f/fLuXfDLu38J03azfWT+Pf7l3b//8s//9t/v3v3Pf/znmw9L",
-	"PfK0g5ZJBxF6kje9nY3bGRcuapKv9Snl83x4Y+8oaLWPCs2aYwUxBomXnCHaGsglM8G4Vg1iAnzIS5nM",
-	"DSqfurH9BS1THlHTf3i2LNZy7XbHBPboIyawGToUczF7neAw81GMt7MJ5ekUJIs+CEk2JredNcjx5tMP",
-	"cjJzlk5enJ6dkdXCfFOqm8OaY6zySNfh+0tVN2h+Ygcm3xfVv3LhxKRuS5OKd0XnlUi9I159ABbtxLih",
-	"9lbyzpz5CA57D4+CYzqMghhGzaDlcG4fQLlt8PuiZtuu8VUv3oE/qXGwTV6F6SOiCNOLF1gyZL2QGfsG",
-	"FicpPndDr9QMUgyef/fighxctw4wOzrIZt/VIKeuyEjYqUsyXJDO0Vr6iiRUaaLYDaZpZsrTECp0ibli",
-	"3CgI8+ycLeqX73CUB9huAY1hmwX5Zuxfj3ODPnl14flbu0W1OzVTMQM/n0wI+cb2T6XvY1rLpkQDkg8M",
-	"I5gFjCvgipk2W/kKR13LY6L1zHbgGR+JfNyB2jnmTC1ZukowR0OsylC5utv8ImY5I1qOSWMirrIxKzEi",
-	"1Bp+JkWcRroR8pB/8gn5WsyX75kLeaXw6wcPUJHZWzBGAQ8eZO1R562GKeV0DFiqE+CxDZZ9vL3VIKc0",
-	"Ser1bqvzhUilO+HZCHm7QU7FbGHrNLcDNMgHf8qB1kbIO7t38ComtPvL9pBvy44hDFDUKRw8GBQbyvfz",
-	"R+AgqUa3LoYw1x2g5b3kDPZW0nh1V8X56BO8pNFo2A2gG+q5qLyYhocOo7oZNrYcHFZK/dz+KLdNVazh",
-	"VMhRXJtJUXN07NcSaKxyZQxyfzFchPEOy3cYNsQ0lzdwOLZ8ju0pWzfLM2iQ71eZErI36Lbbg30zuGEN",
-	"FPIKyUKotkMIjBdjJVleaPYB0UTU0qnmgCYsAq7AOXXPpZhJBprKhVMg5+fM871rkMqevVaj2WjiRWIG",
-	"HL/se51Gs9ExWYGeGCxecQz8cAw15d23ZhSmMhmbGUz5WPmB0rY74heNf8HBzFInaZzRhyEfFER7n4xo",
-	"ohCvzm0TLvMOdxCGnNsIpKztrVIw/zBmOIszuWz/DwvYyptf7WZzw6TWyoTW62qXb12XDsP/rt00pztm",
-	"+1yZFSv9qrwdVbaLzBhWMS21yrtsscDO/F3+7tUyWVc/elWZiF594vL7rIHzQuumAcbKy6/m0d1ma91N",
-	"hX0Pat5+uvW9Q2vyzbdWX80wd3W231Uzq+wmOMZ/3Gzg9RtjRktRZY5KMOKYsJJbDmMuHSvMsE4qgc57",
-	"g2WiWNPMoBqUi5l52LM2sikAZmb53BOiTwHxYhTyjHnOqEVbp84nIIFAosA3WNYn5rVgxHku5rscRnew",
-	"wSto0C9EvHifg/i25pjsPD9YN1txW01m8Sje3g0rfjNQ4fSC36fb+p7qjN23NFeRYWnuoeH4GlN1sxX3",
-	"iRU7HHjnvdK7wUu3ebz91uKdP7yhtQOyLL9YYu473H5f7ag33txub795Zab5t42eTm7rjEW52er+Jii9",
-	"9VdTnYO3V7C4ZPGtRdgEdE1JfW5yGfTcoiO1En0Nx6a0mClTnZh312zWZ4DYpLCYSi9U3uLB9IblTcDa",
-	"lAgfaxbKs6lslTSKAGKV/YwCOTFaMD9aEAuww+zmnVYz4+y8eaXEFASHkFt4Z4oMus3uYBdQtyooQL2Y",
-	"k7aT6kvVbWaXsy/xoVb0D5pDMpU4pqllHW6t5S0juYtk70eloIctBYFufcK1Oj38m8h2ulbezbcWb/f9",
-	"jSKDdU8nGdoVB0ypb+Y7arOsr7IZETwZJZO8eRhi32RSOecacjv2tjIeTMzrsfZ3FYqlbYVrhwOKNzjH",
-	"7BowWbNva+KZbZkzO7MDhkUdig9CiCpWM2wEfmL7jyHPm2tYY+mJFFon+SjRoNs+tl30yqtKtdWW0dkd",
-	"Mruy8bHSYCh5zYKj3DlNqUz//BrpXnWA+z3Gqd1haTvw7A4r58zbzht1J9HX1WkO3zLHjN7QEY+Iye4t",
-	"F7I87/Tbz8dq3v/+q0uvuu0dssflly0/NvhWsNb9mQsDGBIiYNeQgVwxC78L/Ob9ifUIXNS5BtZsUVuB",
-	"y9UffUB0s4PtIa+H6D4ZZG2fDPImxV8Sivfii46XpTHd396QoFPJDV+Ied+82mqpzZ/st6bDdgfozHpt",
-	"61pmZQOsvq/1KyHv8lzIrwG+d9y5KcN3bMbdRRXGwBt+o6FSI3981P2bLmX/+rHWol9W77pd+B0A1jaH",
-	"a3n8cwNflskXcw4yL2vz0i0fRSz7OgM/r1sRGkOuJnQGZYvZQl2Gi8qMi5dFZZGVP8pihP1Fq5BjCjLD",
-	"HBbTkjrY/CPoUzMLqgvg/D+OIXXm+gi1aM0P6n38CtEdKljljnTxe1FkPhGoSOUq0TlRTwFPkVldXq/h",
-	"OIgZT8ynbk2PtCilpvQKiEy5ef0ylUnWTO8fHLTaDxvNRrPR6h81j5qmx5M99G3tL13hgTci+yQRY8K4",
-	"bRvavmjBPTVKfmQJDG79lYo2b4BbwohGpn9bAYLyvDoLPwXv9s3t/wYAAP//",
+	"7F3rdttGfn+VKbI9lhyAAi+iJfrkbBQl2SgXx0eW4+0aXnEI/ElOBM5wZwaiGFc97tc+Qr/0EfoA/dBn",
+	"afoAfYWeuQAYEOBFlrLepP3iI5KYwcz/8vtfZ/zWi9lszihQKbzBW28KOAGu/zzF8RROGZWcpepzAiLm",
+	"ZC4Jo97AO0kXeCnQkLJASMZh+BRxEHNGBQg0w0sUY86XKOaQAJUEpwLtnX95ivpPesdIQKymQYet9n7L",
+	"8z0RT2GG1UvgBs/mKXgDL5/Y870ZvvkW6EROvUE7DH1PLufqCSE5oRPv9tb3zkHy5clYAq+v9NWUpaBe",
+	"yWgikGRogYlEIxgzDkjyJaEThCeY0DUr6XX0Csgsm3mDo35PrWBGqPlcroZQCRPgejmvXr06yeRUbTzG",
+	"Ek6en30Dy/rKLqaATp6foStYoniK0xToBHxE8UytSU4BGXYgOcVSE5SA0N9fwXId3czLEAeczj6JPJzJ",
+	"KZ6TyPPtZJ9E3h+Dk+dnwTewjLwqdbvN1F3ZzmeAeROh1XZG+rdyNznTD8P9ARqakfW1DX20IHIa0SFw",
+	"ztQSCb3GKUkuJbsCGnlDtJgCRRjpz2iBBRJAJRplEnEYZwKSVkTXUGTdW3205m32h0tne59EnqI7jmMQ",
+	"wq4CbuaEQ7ITEW99b445noG02vUNLM8+3ygSjwQ6+1xxudzJqBN3kx4cBv0nR8cBHsVJAOOwHXS6vUP1",
+	"lfrG8z2iZppjOfV8j+KZGnkFy0uifuPwl0yt2htInoFLsDHjMyy9gZdl+kl3S/3GHRUKr4YbuXtJFXkZ",
+	"Jz+pVyh0oRKoVH/i+TxV8kMYPZhzNkph9vGPQu3aYZaih8QkXdEOIhBlitUxm1AiIEGMoykWaARAEYdr",
+	"dgWJ1giJZSa8QS9s+54kUpPtzLA3n80rNpNxOrDiMLBLGlhZCPCcBOrhW5dGv+Mw9gbeRwclah6YX8XB",
+	"czOBIc16RScCzYgQhE58NMOpojokPsroFWUL6uebURu0AtZCJzSi9oOeQ+2cSIHYgiK7bqS25Ed02LQn",
+	"u5fAzjE0uuJg/atXrwJXxdft1Q45aAY4vfPPcHIOf8lAyAfgPzczoRFLCiFYQJoGhmzo6xffP6uyPSzZ",
+	"/l1OXf3YZq4XnAj0kh6K6ZvXrailsemBtaYJpbYqhztoNw0xjz4Uqb5+dbFON+wWfKUTSuwzARxRhlJG",
+	"J6DUhAgpWg8q0dbG6bWeMjpOSfwQ8qxWrhBZ7RSnHHCiLPWECAmWR9ryCG/w+q03JpAmigd2kMJkEAJP",
+	"tLvRNIF3+8bl8nHJ5ZP6sxt5bOcO3LkfgNHnejquiTbQnkxBEcb1Z5hhkiKcJFxJY7nLiJZLQXvqSUNY",
+	"hGmCjNsghkjgJVpMSTzdbyHlBcUc9LvUUxHlTDpvjpWLYqwIVi4rXSIcS3KtvSv9HU5TtjCexa3vnVGR",
+	"jcckJkDli5jN4d7yQERhFVIcXxnXbgYDtWEk1CuqWtt1tbZcjHl0m86Wzwfm+V/AsBkkUU5ZuR/9MiTV",
+	"ZtkcDOsRBUgeWGNdG3RGpZKq9AslFvdk0ws2AzlVDvlC0XrBGZ0gRhHLOBIkqbDo0DU/+SKMM7mNPebZ",
+	"B2HKCUWZchcglpCYtz9FRCoGpWwyUUCqlEZq+2o8OOV1gIrRKDN7xSOWSURky0i+ZuxpGcs9JBQyjuZY",
+	"iAXjiVoioTHjHGK51WI5seVuBssd8FDSv4pf7la0rLTQZ0xOUYxVYJwydmW0As9A0/YZk1+yjN7X7D9j",
+	"hR6qSMro29nnaATKSOqwd8myKkl7JUmfMYnGehkbCUmZDMxjD0G+ZwyJLJ4WC8czZsNeA82PhEHivTHj",
+	"KMduXxl+PawE631Nyed4mTKcXDD2LeYT+AW8z1TNq6NxivqHh90+Gi0liApV2w5In7vjJWNmgs0kVs8G",
+	"krHAPPvQjqi7BUXplMyIRHv9HvqGfIZGS5TAGGepNCR9AfyaxPCS4mtMUjxKH4KqCZZ4hIX2gTLKAcdT",
+	"NfNTJPnSJGKQmDIu02UVWh3C2nWhzFnYRqq6Dz4USdfsw8+RQAC/Bq5+VawfZWL5FHFQm0yxBL5i/XQG",
+	"KyhSWJsMn5Ps0ku7YOw7TJdW2u6NzYwZZ2iMSQqJMhmECpc7hKJeJ0+oVYS/43icxTxYSpjN5RaMViKv",
+	"Hg+Kxx+ET6uLQGPOZgYd41Q5Qy00dEivPUhhkk2SoZjNAI1wfPVwzHpJRTafMy4h+Q4Sgi+W93YkX0Bh",
+	"zR28Uf6rM5GaoApUhyWvnEWhmVqVziZsU6liTKDHBPrhBwWsBTahs871YYGGqzsaapj6QVl3/eWXWmbv",
+	"Sc8O0pGXQJgDsr7DXUKzWaZ4AAhLlAIWEnVRPMUcxzr3d+uXw3Ww0zzW+tKVcKga3nU6JQNLCli13cy7",
+	"6+LxwD7+UGwrRJADLgIANXLgRPZEqLXpFBfLZMDGAcd0AhE1dNcIissEAJpjOUVF+rRVhnupCvwRXANf",
+	"5oyyk+iYrdiUk6BsqGTQ0gMRekpIWkhvBi+K7KN6Sf6j53tzroIZSUzuU4eZkFxi2VR+AJrn7LVA24dN",
+	"Zrzb7R7vV5O8nbDTD8JO0O5ftMNBNxyE4Z88v0zPJlhCIMlspTLS79VytGrWOeEgti9MSDYXaI9x/dcc",
+	"kn20YPyK0MlTRLM0RWSsQghDBjtrC50Yt8xkJR8JpICIjdGE4xhqm3oShO0gbF+Eakd32JR6vXE9TMa6",
+	"tkmS1Dengv/3zJ7fLQ/ue0RcGle0kcRyCrxkP+NXCtEWT9EYpwIQozHY0Kwh7+uuvrL3EWMpYJ2VSLGQ",
+	"l5nYVfjU4ypmSXxl33S+gdBMguVyRiVJdY5tTLh5soVezhPNYxVYKOfMVtLYGGH9wFrpbQ/CzkMy2tQy",
+	"mlid4hGk1YXMlgGezwOT799SQVT6DGNy01yPMaQ4ckBc7d1S1UcqOpGQpipsNpmjOeayuhgu5CVujzrV",
+	"pRzpQqLzaa7cFK7e+2c14vVJ8Ccc/BQGx2/e9m5/5zWs20rNbszPRaxEHsv2xZSkuRxSptf+IAzTuR/R",
+	"tDIsi5XN8BIlrEKv157NgmnbOFhwIsF743tEwkxss1Av8uzWDN+cmQHtkuWYc7z0TPUqr4S99rSiW0Nu",
+	"RcFVbN9F+ArRKxC7oo3F/t8Ub2ejHyGWanEnOt1+oVPodZOks+FuRr5uc8yvpmRZn2F1PNr76kXnsL/f",
+	"QtpbJMadOrFVB5sVtYXSKAvDbuzOr7+BYVWmYfn1dPSHmHxPvj57+dNZ+xk5E2f0/DA+PeufXc3/+MPp",
+	"18etVqsqNr3wuL/BTpGGrbyweGOwSUmNW9gQlUV1+0q7C9klVHatzplyfafde9I76vZ7T5wafrtew/c9",
+	"/Y5Lab3zxt6HyDPV7sjTa6Bqrtf2O8Vzx/KY75pq664UVlhaWUKFQk3idKrl07g4TvltVawoLHJnpy5R",
+	"d3QWrH/goMlAhYbqoXEmMw4mzYglmjEhI1rGxI8EshwxuW8yBgUwCKugCe0xCmgJmFfSERF9ReTUJCWL",
+	"hdgVI6ziK1R5gR1YTO5HlIyRmlqFfoyOySTLa0raqzE10QfxWO5quNBeO2iHoTYwYr+FnuEZCJ0j19HP",
+	"CFBGyV8yuIOBc+xKu2JXXv85im7C8M3jujnxvZvAPhmsRCRqGSqiUuH/s5ffVuOZu8D8U4ep1nEvCh0N",
+	"8H9PzJ8Rmn9aMQC+Z0hqf1b2a1UbNdPW61qyNp5QWpYuCz/f6pufJ2bLuEJM2YLa0gg1HvNvM67YHkr8",
+	"9mMBazTUurXLiDUYWyDe6uZ/ANdXTW5+0+slunQytokUU4Jt9oyHHC8ur2A53P9rOcHmffUtfKnELQ/u",
+	"94y6KU3zkZCYS2FUcqheM9wf2D981O0gjmnCZhFNQeptKUuWkAmRwleyTRFG/aDYNhphAf0OOj0/Dbod",
+	"FE8hvhLZbNWk5AQwojfuT55Mj8jxj+FVO+3MurTHDuf98IxddF6uOE2dCo3Uxw1E6h41U+lX6YznrN3F",
+	"La944htc7y8JpElRGq4S43tapPxMFrAOyjZ51xwpQpo8Ekgt/imiIBQeO8nEHxmhNpBGCZNV37WSTCyZ",
+	"32lU2sI+N3Izrz2aNxHZQs802loTbvNy2WhGpFrhNU5rzsXGHGZlgYfNTaMuRw3JylU3ceVbNiF0revq",
+	"1J6RZAhu4immE4ukdEuolNdk69P+A8vK6nOVAgLijMPzT4Vod7quKShmq2Jr5+iv7HUV4tK8q/xnH82w",
+	"jKdW7JhumJ1gnuj6Bl5N30yBiymkqxz+q25tRXgctShI3yRAeWa6KcGrXKLj3uGTolsyYXE2AyrrwpKX",
+	"ARoVy2kBKcvsNuddJWTb6L3paChKCFVj3KTYeZFh9fVfuEluM7dJPV1XU/+Z9aZ2QmcHCVcguobRvkeo",
+	"kJjGDfJm4hXjx8ZxxjnQGPIcmaW4rxMObjHCkm0wdLpRTPFg1VlrGnU4DuM+bsPxqJP04if4CLrj9ihM",
+	"OnEP9+FoXHHeOAk4jEGvq4auYWNaTb/lkqwB+nKlPsKpYKZCZaPf4R8Di2PB2efDssfGNvOr3SojKk2N",
+	"0SkVp2xS3fgOm1yFoLrZt/Wipm18dXHxHJkHUMySKhboAtP6VMrh8bGTQ+mFYWMWxdSn6iGSrvAjkc1m",
+	"mC+LdCox9QMrMlVaNJW4tprJNfkb9PL8zD1msfLip4omupQvmC0TCxRjisSCyHiKGNWdUetEdH2VbWeZ",
+	"3GZQ8/KsJm/BYz8HryZ4PLftk1uyQziOWdaEi6ZWWRv1Q71MifaGKYtx+mnCZpjQoW7ZSYiYp3ipXaP9",
+	"Fnqpo++7mKRP7TetmM1cQhY1VIeAh72qiSq847/76Hd/H2Vh2Ok/evzxwSe///Pl8O0/3v5T8ObjvShq",
+	"7fLc/uNPHWd7r/w7ePM29PvtW+fX/d9XZ936+P7HdzKi6+vEvjfO0vSy2T343GEF2msHnSL15Gu7zGiq",
+	"u2glIDGvVfK+MuxA3zExvWLXRP7UIL3bvQX7RxTJKKJRdB1F4yjiKIpujg6j6OYk/K9/fffzu3fBz+/+",
+	"Jco6YedI/3v887t///mf/+2/3737n//4zzfv53rkbgcunQ7EbJkOU3fjJoFJWYPztd6lfJ43AO4dBe3O",
+	"UUFZrVaQKCPxkhKFthpy0ZwRKkULaQMf0XJNeoDIOzdNukTyjMZYF6ifrS5rNdq8pwN79AEdWIsORW/l",
+	"Xjc4tDKq7O18imk2A07i90KSjc5tdw1yvPn4vYRM69LJi9OzM1RPJWxydXNYc5hVqnQjvutK/JYKwFds",
+	"oUhjqvYIN9cBdPn+0pZ5zRw6X6tPO9bnS/OuTZaa00lXAGXOz0dOyXjPFgPQE5TgpdhvoRCB+oFIFWnm",
+	"SdCdyzn9sHe0w3HMGq2K9v1VCzgHrttUGNXl7aIzpIWGNgmi/DmcFKcwEVtQ4I9ERDkIlvEYBMqocvOG",
+	"B9ftgxkMn+qhOmsyRAuSpsiGrnIKeYbIlo6a8yxOUF78XnN0XoqmE5kn5qjMXW36F64x0Y77yhmV+9rm",
+	"2vJ3tFbvYYl2yhAr6tWijjxTFxz2nxwFx3gUBwmMw6Dt5IjfI0W8AfWKiH07xesYttlh1EtrgJdNmKKC",
+	"B2VDiFy+UAGjrTvPyTewPMnUeze0Uuk+y+Hz719cIKUIyjc+sMcQxTBPtaIxM0ds0GiJukdr062mbUWQ",
+	"G6WV+nyPTqfhMtOKvsDxNKLlCRN9ZFriKxAG5rT8uCdSdAkCFPbQiA5vgpxa5nSMGD614xZl2XECUqBh",
+	"L+zaA5T6nK2J6sqTtsXh6lJNDckU800hOCee+fRlLkBfv7rw/K2dAI2U1U26Qz9vlIzoxtJ+paavO910",
+	"QgBQfjRNmc6AUAFUEEmuwTlb3VTOnko5Nw2BhI5Z3n2JzYk5SxYbHCEVESjLaH2A6m7zh4hhFC6P9yiW",
+	"Ctv1XSLznLMki2UrohH96COkrNHKGN1xpX5+/FgR0h5P1wR4/Nj27jhnmGaY4gnMFBWBJsY1G6jh7RY6",
+	"xWnaTHeTC1qyjLtnUloR7bTQKZsvTVbAre4P8z7k8ghOK6Ld3bszKiw0+7N7yLdliqvWCh08HhYbyvfz",
+	"B6BKWcCR87UKu7qXvMKztahS31WhHwOkHmm1WmYDSgzlglVujFBKrnxIfTzKmE0Vlw8cy2wdY8M4EVG1",
+	"XNt4oFXH/Gxsdm6Sc3nRmS8tHSa7pnNv+szhhoyhSdYkRsvWtRYPW+iHel4O7Q17nc5wX/eRGgZFtJLS",
+	"y70g5TTlXa42CjHl0njKGpP3WkFTEgMV4Gjdc87mnIDEfOmkY3I983zvGrgwutduha1QPcTmQNWPA6/b",
+	"Cltd7YPKqcb+mmBodxEaHM1vdWdu5SyPZZjwEYUFCGmqh86Bdwr69FeaJTZZHdFhUewZmI7JYQudm+q5",
+	"lQ63LxedGwwXhveGKIVJOEvsuoyPLLyVCww6YbihcbzWMP66Wp5fV153K+U0S1PjgOx8k0NZTzaV4Wq7",
+	"57puS8v9Sh04L/O6ZVi3e9AsLi8SNjujuv+8aBOv5xO38HrnvHR+lrNWKGzsOa+cFqu/cfVKm8C502bT",
+	"yY3K/Tf61b2wvW5QIUkHDSf6b33v0AjX5qHVY6t6VHf7qIZDWq7rpiXV9TteGzaa1KtVCaRsmzZgOeeU",
+	"dccTLQknFZPqvbn1vTlbU6TDEoSLzrmBNTwyzobyOfO+eoVzhTFh44jaiopNmZv8y2IKHBCkAnyNmgOk",
+	"bwbSLhxbtNBJUboeQUT1kTbQKQDBZoCG1qHTk6mHjEqivWGpm8N9FzwiugY93C47r6gSfMaS5e7IoQXR",
+	"rlH9WTLiRJupQKcM1Ia0C2vXqKBaAf1qn966NjWLAAkW0xHDOn1QV+03Rk5W12EKHDY1/aiob7lLqAPM",
+	"7e3OR0iaehVvqwGL7se6Hz5/EHjeGXjzjpW79YRsQee7MSBxT8zXUXWlrazl6CkRTa1rD4mzO4Clc8/M",
+	"/aC5Fx5vH1rcAaIGtHdA5dXTyHrc4fZxjecD1eBOZ/vg2kG4v23L40QgTmOyG1PsbzJDt37dIT14a266",
+	"ujXWKQXZkGg5126P0N3AtvRY81x03r3a6JxnKJUR04GGCniWIi/7KieU5I0BjY6req2eKPd57SxZHOtM",
+	"hLmFzpozjf4JA3MCUt9xo5uVnRP9yrwxChE1ppHo5ERvuIsfbEhQWDL3brLXzWwvHzkwd5cpXq4AdK/Z",
+	"LbS23rmm62/CJ+uZ9W4eWtzP8BvVQSMIjsv23hp3YKoKuuGq0T08h3mK4zV65169ozXIYIJ6VGuCKSoQ",
+	"KSJqcqTGFmqnThvxpY36qVgAFyglV0bwiiuAdMcqhUVEN1myfeOjNtYylDcb0WGlPjJEe3k7ezgoMcNi",
+	"xX7R25Kjg3qd2kdEbQMR1qkmpA9A6Ki/dEpbSBd1DGQUmODc/ERoRIkU5sAlmgMnLDG/m6yqkzi4kbbQ",
+	"IorXtdBJRK1SOpds2ZvoFNaMGQcyobkC744uTi3qXujyHv51QwWr2w/DnZ2jpjrabf26w9280Qf0x7jR",
+	"Hp2CMhWp36w/dldY/n8H7kMZD1tHvrPx0Hnz9ZbiC9veK8wJY9sEsLmP1UBtXi6PqDljUTtHifTtWAbh",
+	"iqlNutj0dRYXOE3INdhTa+qZYS9sa/Cbm2M2RVJXvUiZqWI2ndpX35jWsYjmfVGYK2PGmZRp3gU+7HWO",
+	"TWaicg1JY+pS0+weqFj2rNR6Q8qiZFFg3BkwK43bv0QcXz3peodzp+6pUtNK4J7qzMtYO2/UPbK7LhXp",
+	"FC8WwMF0Zz1FOoFlCgurrep/+zDdcP3brw5Ee50dbMTqRUofGnwrWOvedagBg0MMymU2IFccGt4FfvPm",
+	"gvUIXKRyNawZn7gCl/W7OhW6mUOVxretQ/QADW3PhoW8afFJI6NF2rxdxdQE3StTOciMU118U672oton",
+	"0Rjmml91e8w9oNM2yqzrdym7V5qbUn4h5F1t6f0lwPeeO9fZ1B07ae5DCs3gDVc0VlKZHx51f9MO668f",
+	"aw362RSE20K3A8Cazq7Govi5hi9TFtd9g3kWJM985qdIyiaJoZ+nFxU0RlRM8RzK/jDb7MTtxES60Tld",
+	"vRIUIlq2Mer8yVNrPewV5co3mSvnVvkrTXj6B5Cn+nyPLBD1/zi4NPHxA2Q4G/73BT20u4tGrd5r/eGD",
+	"TrfJsF41kMXN4WgxZYoFwiW/o6Tf6b7GWnPfShFUv51f5/mp1Q48fZglP6Ole5yK6G2GrwDxjOqrcTKe",
+	"2ma4wcFBu/OkFbbCVntwFB6FOp1lF/W28U50hTF6Sz5K2QQR6tt6NcWTYmf6ZJ+V4hX8ufVrQXTewGbS",
+	"hjjW/VcV7HEanMuJvwPv9s3t/wYAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/google/uuid"
@@ -26,14 +28,17 @@ const (
 type principal struct {
 	userID uuid.UUID
 	user   *store.User // the whole user when the credential check loaded it (API keys)
+	keyID  uuid.UUID   // the API key, when one authenticated the request
+	scopes []string    // the API key's scopes
 }
 
 // authFailure is a refused credential: 401, with a challenge.
 type authFailure struct {
-	scheme string // schemeBearer or schemeAPIKey
-	sent   bool   // a credential was sent (and refused), rather than missing
-	detail string // for the client
-	reason string // for the log: missing, malformed, expired, unknown...
+	scheme  string // schemeBearer or schemeAPIKey
+	sent    bool   // a credential was sent (and refused), rather than missing
+	detail  string // for the client
+	reason  string // for the log: missing, malformed, expired, unknown...
+	expired bool   // an API key that was valid but has expired: its own problem type
 }
 
 func (f *authFailure) Error() string { return "authentication failed: " + f.reason }
@@ -47,6 +52,8 @@ func (f *authFailure) problem() *Problem {
 		p = newProblem(http.StatusUnauthorized, "unauthenticated", "Authentication required", f.detail)
 	case f.scheme == schemeBearer:
 		p = newProblem(http.StatusUnauthorized, "invalid-token", "Invalid access token", f.detail)
+	case f.expired:
+		p = newProblem(http.StatusUnauthorized, "api-key-expired", "API key expired", f.detail)
 	default:
 		p = newProblem(http.StatusUnauthorized, "invalid-api-key", "Invalid API key", f.detail)
 	}
@@ -90,7 +97,31 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	}
 	info.principal = p
 	info.userID = p.userID.String()
+	if p.keyID != uuid.Nil {
+		if missing := missingScope(s.scopes[in.RequestValidationInput.Route.Operation], p.scopes); missing != "" {
+			info.event, info.reason = "auth_failed", in.SecuritySchemeName+": lacks scope "+missing
+			return insufficientScope(missing)
+		}
+		s.uses.record(p.keyID, s.now())
+	}
 	return nil
+}
+
+// missingScope returns a scope of required that granted lacks, or "".
+func missingScope(required, granted []string) string {
+	for _, r := range required {
+		if !slices.Contains(granted, r) {
+			return r
+		}
+	}
+	return ""
+}
+
+// insufficientScope is the 403 of RFC 6750 section 3.1, for API keys.
+func insufficientScope(scope string) *Problem {
+	return newProblem(http.StatusForbidden, "insufficient-scope", "Insufficient scope",
+		"This API key lacks the "+scope+" scope; create a key with it.").
+		with("WWW-Authenticate", fmt.Sprintf(`APIKey realm="authapi", header="%s", error="insufficient_scope", scope=%q`, apiKeyHeader, scope))
 }
 
 // checkBearer verifies the JWT in the Authorization header, and that its
@@ -140,7 +171,7 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "malformed",
 			detail: "The API key is malformed."}
 	}
-	u, err := s.store.UserByAPIKey(req.Context(), s.keys.Digest(values[0]))
+	o, err := s.store.APIKeyOwner(req.Context(), s.keys.Digest(values[0]))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
 			detail: "The API key is not recognised or has been revoked."}
@@ -148,7 +179,12 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &principal{userID: u.ID, user: u}, nil
+	if o.ExpiresAt != nil && !s.now().Before(*o.ExpiresAt) {
+		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "expired", expired: true,
+			detail: "The API key expired at " + o.ExpiresAt.UTC().Format(time.RFC3339) +
+				"; send a current key in the X-API-Key header (create one, or rotate keys before they expire)."}
+	}
+	return &principal{userID: o.ID, user: &o.User, keyID: o.KeyID, scopes: o.Scopes}, nil
 }
 
 // principalFrom returns the principal the validator authenticated. The spec

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	"authapi"
@@ -46,6 +47,13 @@ type Config struct {
 	MaxActiveKeys int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// KeyMaxLifetime bounds how far ahead a key's expiry may be (0: no bound).
+	KeyMaxLifetime time.Duration
+	// KeyDefaultLifetime is the lifetime of a key created without an expiry
+	// (0: such keys never expire).
+	KeyDefaultLifetime time.Duration
+	// Now is the clock for key expiry, rotation and last use (nil: time.Now).
+	Now func() time.Time
 }
 
 // Server implements the API.
@@ -57,6 +65,9 @@ type Server struct {
 	log       *slog.Logger
 	bodyLimit int64
 	cfg       Config
+	now       func() time.Time
+	scopes    map[*openapi3.Operation][]string // x-required-scopes of each operation
+	uses      *keyUses
 	echo      *echo.Echo
 }
 
@@ -76,13 +87,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LoginMaxFailures > 0 && cfg.LoginWindow <= 0 {
 		return nil, errors.New("server: a login failure limit needs a positive window")
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{
 		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
-		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg,
+		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg, now: cfg.Now, uses: newKeyUses(),
 	}
 	spec, err := gen.GetSwagger()
 	if err != nil {
 		return nil, fmt.Errorf("server: load the embedded spec: %w", err)
+	}
+	if s.scopes, err = requiredScopes(spec); err != nil {
+		return nil, err
 	}
 	v, err := newValidator(spec, s.authenticate, cfg.BodyLimit)
 	if err != nil {
@@ -112,19 +129,32 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the HTTP handler serving the API.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// ForgetOldFailures deletes, every interval until ctx ends, the login
-// failures that have left the throttling window.
-func (s *Server) ForgetOldFailures(ctx context.Context, interval time.Duration) {
-	if s.cfg.LoginMaxFailures <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Background runs the server's periodic work until ctx ends: writing the
+// API keys' last use (every few seconds, so that a use shows within five)
+// and deleting login failures that have left the throttling window. It
+// writes the last uses once more before it returns.
+func (s *Server) Background(ctx context.Context) {
+	uses := time.NewTicker(2 * time.Second)
+	defer uses.Stop()
+	failures := time.NewTicker(time.Minute)
+	defer failures.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.WriteKeyUses(fctx); err != nil {
+				s.log.Warn("write API key last use", "error", err)
+			}
 			return
-		case <-t.C:
+		case <-uses.C:
+			if err := s.WriteKeyUses(ctx); err != nil {
+				s.log.Warn("write API key last use", "error", err)
+			}
+		case <-failures.C:
+			if s.cfg.LoginMaxFailures <= 0 {
+				continue
+			}
 			if n, err := s.store.ForgetLoginFailures(ctx, s.cfg.LoginWindow); err != nil {
 				s.log.Warn("forget old login failures", "error", err)
 			} else if n > 0 {
@@ -132,6 +162,32 @@ func (s *Server) ForgetOldFailures(ctx context.Context, interval time.Duration) 
 			}
 		}
 	}
+}
+
+// requiredScopes reads each operation's x-required-scopes, so that an
+// operation gets its scope check by declaring it in the spec.
+func requiredScopes(spec *openapi3.T) (map[*openapi3.Operation][]string, error) {
+	out := make(map[*openapi3.Operation][]string)
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			raw, ok := op.Extensions["x-required-scopes"]
+			if !ok {
+				continue
+			}
+			list, ok := raw.([]any)
+			if !ok {
+				return nil, fmt.Errorf("server: %s %s: x-required-scopes is not a list", method, path)
+			}
+			for _, v := range list {
+				scope, ok := v.(string)
+				if !ok {
+					return nil, fmt.Errorf("server: %s %s: x-required-scopes holds a non-string", method, path)
+				}
+				out[op] = append(out[op], scope)
+			}
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -84,17 +84,22 @@ var emailShape = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 
 // middleware returns the validation middleware for one operation.
 func (v *validator) middleware(op *openapi3.Operation) echo.MiddlewareFunc {
-	hasBody := op.RequestBody != nil
+	takesBody := op.RequestBody != nil
+	bodyRequired := takesBody && op.RequestBody.Value != nil && op.RequestBody.Value.Required
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			if hasBody {
+			if takesBody {
 				if req.ContentLength > v.bodyLimit {
 					return bodyTooLarge(v.bodyLimit)
 				}
 				req.Body = http.MaxBytesReader(c.Response(), req.Body, v.bodyLimit)
 			}
-			if p := v.classify(req, hasBody, echomiddleware.ValidateRequestFromContext(c, v.router, v.options)); p != nil {
+			result := echomiddleware.ValidateRequestFromContext(c, v.router, v.options)
+			// kin-openapi has read the body and set ContentLength to its
+			// size: an optional body that was left out needs no content type.
+			hasBody := bodyRequired || takesBody && req.ContentLength > 0
+			if p := v.classify(req, hasBody, result); p != nil {
 				return p
 			}
 			if hasBody {

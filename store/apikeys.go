@@ -6,21 +6,31 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // APIKey is a stored API key. The raw key is never stored, only its digest.
 type APIKey struct {
-	ID        uuid.UUID  `db:"id"`
-	UserID    uuid.UUID  `db:"user_id"`
-	Name      string     `db:"name"`
-	Prefix    string     `db:"prefix"`
-	Digest    []byte     `db:"digest"`
-	CreatedAt time.Time  `db:"created_at"`
-	RevokedAt *time.Time `db:"revoked_at"`
+	ID         uuid.UUID      `db:"id"`
+	UserID     uuid.UUID      `db:"user_id"`
+	Name       string         `db:"name"`
+	Prefix     string         `db:"prefix"`
+	Digest     []byte         `db:"digest"`
+	Scopes     pq.StringArray `db:"scopes"`
+	CreatedAt  time.Time      `db:"created_at"`
+	RevokedAt  *time.Time     `db:"revoked_at"`
+	ExpiresAt  *time.Time     `db:"expires_at"`
+	LastUsedAt *time.Time     `db:"last_used_at"`
 }
 
-// Active reports whether the key has not been revoked.
-func (k *APIKey) Active() bool { return k.RevokedAt == nil }
+// ActiveAt reports whether the key works at now: not revoked, not expired.
+func (k *APIKey) ActiveAt(now time.Time) bool {
+	return k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+}
+
+// keyColumns are the columns APIKey scans, in order.
+const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revoked_at, expires_at, last_used_at`
 
 // CreateAPIKey inserts k for k.UserID and sets its ID and CreatedAt. When
 // maxActive > 0 and the user already has that many active keys, it returns
@@ -52,13 +62,110 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, maxActive int) error {
 	if maxActive > 0 && active >= maxActive {
 		return &ConflictError{Reason: fmt.Sprintf("you already have %d active API keys, the most allowed; revoke one first", active)}
 	}
-	err = tx.QueryRowxContext(ctx,
-		`INSERT INTO api_keys (user_id, name, prefix, digest) VALUES ($1, $2, $3, $4)
-		 RETURNING id, created_at`, k.UserID, k.Name, k.Prefix, k.Digest).Scan(&k.ID, &k.CreatedAt)
-	if err != nil {
+	if err := insertKey(ctx, tx, k); err != nil {
 		return wrap(err, "create api key")
 	}
 	return wrap(tx.Commit(), "create api key")
+}
+
+func insertKey(ctx context.Context, tx *sqlx.Tx, k *APIKey) error {
+	if len(k.Scopes) == 0 {
+		k.Scopes = AllScopes
+	}
+	k.ExpiresAt = floorMicro(k.ExpiresAt)
+	return tx.QueryRowxContext(ctx,
+		`INSERT INTO api_keys (user_id, name, prefix, digest, scopes, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+		 RETURNING id, created_at`, k.UserID, k.Name, k.Prefix, k.Digest, k.Scopes, k.ExpiresAt).Scan(&k.ID, &k.CreatedAt)
+}
+
+// floorMicro truncates t to PostgreSQL's precision. PostgreSQL would
+// round, and rounding up could let a key work a moment past its end.
+func floorMicro(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	f := t.Truncate(time.Microsecond)
+	return &f
+}
+
+// AllScopes are every scope a key can have, a new key's default.
+var AllScopes = pq.StringArray{"me:read", "me:write"}
+
+// RotateAPIKey replaces the user's key oldID, which must work at now, by
+// next (for next.UserID, whose Name and Scopes it fills in from the old
+// key), and ends the old key at graceEnd, or at its own expiry if that is
+// sooner. lifetime, when not nil, computes the new key's expiry from the old
+// key's. The cap counts active keys other than the one replaced. It returns
+// ErrNotFound when no such working key is the user's, and a
+// *ConflictError when the cap is reached.
+func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd time.Time, next *APIKey, maxActive int, lifetime func(old *APIKey) *time.Time) (*APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	defer tx.Rollback()
+	var one int
+	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, next.UserID); err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	var old APIKey
+	err = tx.GetContext(ctx, &old, `SELECT `+keyColumns+` FROM api_keys
+		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
+		FOR UPDATE`, oldID, next.UserID, now)
+	if err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	if maxActive > 0 {
+		var active int
+		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
+			WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)`,
+			next.UserID, oldID, now)
+		if err != nil {
+			return nil, wrap(err, "rotate api key")
+		}
+		if active >= maxActive {
+			return nil, &ConflictError{Reason: fmt.Sprintf("you already have %d other active API keys, the most allowed; revoke one first", active)}
+		}
+	}
+	next.Name, next.Scopes = old.Name, old.Scopes
+	if lifetime != nil {
+		next.ExpiresAt = lifetime(&old)
+	}
+	if err := insertKey(ctx, tx, next); err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	// Never extend: a second rotation within the grace period keeps the
+	// sooner end.
+	err = tx.GetContext(ctx, &old.ExpiresAt, `UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2)
+		WHERE id = $1 RETURNING expires_at`, oldID, *floorMicro(&graceEnd))
+	if err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	return &old, wrap(tx.Commit(), "rotate api key")
+}
+
+// RecordKeyUses sets last_used_at of each key to its time, truncated to the
+// minute, unless the row already says that minute or later: several
+// instances reporting one use write the row once.
+func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(uses))
+	times := make([]string, 0, len(uses))
+	for id, t := range uses {
+		ids = append(ids, id.String())
+		times = append(times, t.UTC().Truncate(time.Minute).Format(time.RFC3339))
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err := s.db.ExecContext(ctx, `UPDATE api_keys k SET last_used_at = u.at
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
+		pq.Array(ids), pq.Array(times))
+	return wrap(err, "record key uses")
 }
 
 // ListAPIKeys returns the user's keys, newest first, revoked ones included.
@@ -67,8 +174,7 @@ func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error
 	defer cancel()
 	keys := []APIKey{}
 	err := s.db.SelectContext(ctx, &keys,
-		`SELECT id, user_id, name, prefix, digest, created_at, revoked_at
-		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, userID)
+		`SELECT `+keyColumns+` FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, userID)
 	if err != nil {
 		return nil, wrap(err, "list api keys")
 	}
@@ -90,18 +196,27 @@ func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID) (digest 
 	return digest, nil
 }
 
-// UserByAPIKey returns the owner of the active key with digest (without its
-// password hash), or ErrNotFound when no active key has it.
-func (s *DB) UserByAPIKey(ctx context.Context, digest []byte) (*User, error) {
+// KeyOwner is what checking a key needs: its owner (without the password
+// hash) and the key's own limits.
+type KeyOwner struct {
+	User
+	KeyID     uuid.UUID      `db:"key_id"`
+	Scopes    pq.StringArray `db:"scopes"`
+	ExpiresAt *time.Time     `db:"expires_at"`
+}
+
+// APIKeyOwner returns the owner of the unrevoked key with digest, expired or
+// not (the caller says which, with its own clock), or ErrNotFound.
+func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (*KeyOwner, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	var u User
-	err := s.db.GetContext(ctx, &u,
-		`SELECT u.id, u.username, u.email, u.full_name, u.created_at
+	var o KeyOwner
+	err := s.db.GetContext(ctx, &o,
+		`SELECT u.id, u.username, u.email, u.full_name, u.created_at, k.id AS key_id, k.scopes, k.expires_at
 		 FROM api_keys k JOIN users u ON u.id = k.user_id
 		 WHERE k.digest = $1 AND k.revoked_at IS NULL`, digest)
 	if err != nil {
-		return nil, wrap(err, "user by api key")
+		return nil, wrap(err, "api key owner")
 	}
-	return &u, nil
+	return &o, nil
 }

@@ -188,23 +188,26 @@ func TestAPIKeys(t *testing.T) {
 	if len(keys) != 2 || keys[0].ID != second.ID || keys[1].ID != first.ID {
 		t.Fatalf("ListAPIKeys(alice) = %+v, want second then first", keys)
 	}
-	if !keys[0].Active() || keys[0].Name != "second" || keys[0].Prefix != "rst_abcd" {
+	if !keys[0].ActiveAt(time.Now()) || keys[0].Name != "second" || keys[0].Prefix != "rst_abcd" {
 		t.Fatalf("ListAPIKeys(alice)[0] = %+v", keys[0])
 	}
 
-	owner, err := db.UserByAPIKey(ctx, first.Digest)
-	if err != nil || owner.ID != alice.ID || owner.Email != "alice@example.com" {
-		t.Fatalf("UserByAPIKey(first) = %+v, %v, want alice", owner, err)
+	owner, err := db.APIKeyOwner(ctx, first.Digest)
+	if err != nil || owner.ID != alice.ID || owner.Email != "alice@example.com" || owner.KeyID != first.ID {
+		t.Fatalf("APIKeyOwner(first) = %+v, %v, want alice and the key", owner, err)
 	}
 	if owner.PasswordHash != "" {
-		t.Fatal("UserByAPIKey returned the password hash, which nothing behind an API key needs")
+		t.Fatal("APIKeyOwner returned the password hash, which nothing behind an API key needs")
+	}
+	if !slices.Equal(owner.Scopes, []string{"me:read", "me:write"}) || owner.ExpiresAt != nil {
+		t.Fatalf("a new key's scopes and expiry = %v, %v, want every scope and none", owner.Scopes, owner.ExpiresAt)
 	}
 
 	// Another user's key is not found, and stays active.
 	if _, err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RevokeAPIKey(alice, bob's key) = %v, want ErrNotFound", err)
 	}
-	if _, err := db.UserByAPIKey(ctx, bobs.Digest); err != nil {
+	if _, err := db.APIKeyOwner(ctx, bobs.Digest); err != nil {
 		t.Fatalf("bob's key stopped working after alice tried to revoke it: %v", err)
 	}
 	if _, err := db.RevokeAPIKey(ctx, alice.ID, uuid.New()); !errors.Is(err, store.ErrNotFound) {
@@ -215,11 +218,11 @@ func TestAPIKeys(t *testing.T) {
 	if err != nil || string(digest) != string(first.Digest) {
 		t.Fatalf("RevokeAPIKey(first) = %x, %v, want its digest", digest, err)
 	}
-	if _, err := db.UserByAPIKey(ctx, first.Digest); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("UserByAPIKey(revoked) = %v, want ErrNotFound", err)
+	if _, err := db.APIKeyOwner(ctx, first.Digest); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("APIKeyOwner(revoked) = %v, want ErrNotFound", err)
 	}
 	keys, _ = db.ListAPIKeys(ctx, alice.ID)
-	if len(keys) != 2 || keys[1].Active() || keys[1].RevokedAt == nil {
+	if len(keys) != 2 || keys[1].ActiveAt(time.Now()) || keys[1].RevokedAt == nil {
 		t.Fatalf("after revoking, ListAPIKeys = %+v, want the revoked key kept, inactive, with its time", keys)
 	}
 	revokedAt := *keys[1].RevokedAt

@@ -24,6 +24,8 @@ type config struct {
 	LoginMaxFailures int
 	LoginWindow      time.Duration
 	MaxActiveKeys    int
+	KeyMaxLifetime   time.Duration
+	KeyDefaultLife   time.Duration
 	BodyLimit        int64
 	TrustedProxies   prefixes
 	DBMaxConns       int
@@ -85,6 +87,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	num(&c.LoginMaxFailures, "login-max-failures", 10, "failed logins per username and client address within the window before 429 (0: off)")
 	dur(&c.LoginWindow, "login-window", 15*time.Minute, "window of the login failure limit")
 	num(&c.MaxActiveKeys, "max-active-keys", 100, "active API keys per user (0: no cap)")
+	dur(&c.KeyMaxLifetime, "key-max-lifetime", 365*24*time.Hour, "how far ahead an API key's expiry may be (0: no bound)")
+	dur(&c.KeyDefaultLife, "key-default-lifetime", 0, "lifetime of an API key created without an expiry (0: such keys never expire)")
 	fs.Int64Var(&c.BodyLimit, "max-body-bytes", 64<<10, "largest request body")
 	env["max-body-bytes"] = envName("max-body-bytes")
 	val(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
@@ -148,6 +152,8 @@ func (c *config) validate() error {
 	check(c.LoginMaxFailures >= 0, "login failure limit must not be negative")
 	check(c.LoginMaxFailures == 0 || c.LoginWindow > 0, "login window must be positive")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
+	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0, "key lifetimes must not be negative")
+	check(c.KeyMaxLifetime == 0 || c.KeyDefaultLife <= c.KeyMaxLifetime, "the default key lifetime must not exceed the maximum")
 	check(c.BodyLimit > 0, "body limit must be positive")
 	check(c.DBMaxConns > 0, "database pool must have at least one connection")
 	check(c.DBTimeout > 0, "database timeout must be positive")
