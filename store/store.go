@@ -71,6 +71,7 @@ var DefaultOptions = Options{MaxConns: 20, QueryTimeout: 5 * time.Second}
 // DB is the store.
 type DB struct {
 	db      *sqlx.DB
+	url     string
 	timeout time.Duration
 }
 
@@ -83,14 +84,24 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = DefaultOptions.QueryTimeout
 	}
-	db, err := sqlx.Open("postgres", url)
+	connector, err := pq.NewConnector(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	// lib/pq honours a context only by asking the server to cancel the
+	// statement, and reads without a deadline: a server that stops
+	// answering (a frozen host, a network partition) would hold the
+	// statement, its connection and its HTTP request until the operating
+	// system gives up, which may be never. Bounding every read and write
+	// makes such a connection fail shortly after the statement's own
+	// timeout; the margin lets a live server's answer to the cancellation
+	// arrive first, so that the connection is kept.
+	connector.Dialer(deadlineDialer{timeout: opts.QueryTimeout + stallMargin})
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &DB{db: db, timeout: opts.QueryTimeout}
+	s := &DB{db: db, url: url, timeout: opts.QueryTimeout}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -110,12 +121,20 @@ func (s *DB) Ping(ctx context.Context) error {
 
 // Migrate applies every pending migration. Concurrent callers (several
 // instances starting at once) are serialised by an advisory lock.
+//
+// It uses connections of its own, without the pool's bound on reads: a
+// migration's statements may take longer than any request's.
 func (s *DB) Migrate(ctx context.Context) error {
+	db, err := sql.Open("postgres", s.url)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer db.Close()
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, s.db.DB, migrations.FS, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
@@ -167,4 +186,59 @@ func unreachable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ENOENT) || // unix socket gone
 		errors.As(err, &netErr)
+}
+
+// stallMargin is how much longer than the statement timeout a single read
+// or write on a database connection may block before the connection is
+// given up as stalled.
+const stallMargin = 500 * time.Millisecond
+
+// deadlineDialer dials connections whose every read and write must finish
+// within timeout.
+type deadlineDialer struct {
+	d       net.Dialer
+	timeout time.Duration
+}
+
+func (d deadlineDialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+func (d deadlineDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return d.DialContext(ctx, network, address)
+}
+
+func (d deadlineDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	// The dial itself is bounded too: connect(2) to a frozen server's
+	// unix socket blocks once its backlog is full.
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	c, err := d.d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &deadlineConn{Conn: c, timeout: d.timeout}, nil
+}
+
+// deadlineConn sets a fresh deadline before each read and write. An idle
+// pooled connection is neither read nor written, so it never times out.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }
