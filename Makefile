@@ -1,7 +1,7 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
 
-.PHONY: run build test generate check-generated lint ci
+.PHONY: run build test test-faults generate check-generated lint ci
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -14,6 +14,11 @@ build:
 ## test: all tests, against one throwaway PostgreSQL for the whole run
 test:
 	$(GO) run ./cmd/testpg -- $(GO) test -race -count=1 ./...
+
+## test-faults: the fault suite: real PostgreSQL and authapi processes, killed, stopped, frozen, signalled and starved
+test-faults:
+	$(GO) vet -tags faults ./faults/
+	$(GO) test -tags faults -count=1 -timeout 10m -v ./faults/
 
 ## generate: regenerate gen/ from openapi.yaml
 generate:
