@@ -71,7 +71,7 @@ var DefaultOptions = Options{MaxConns: 20, QueryTimeout: 5 * time.Second}
 // DB is the store.
 type DB struct {
 	db      *sqlx.DB
-	url     string
+	cfg     pq.Config
 	timeout time.Duration
 }
 
@@ -84,7 +84,11 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = DefaultOptions.QueryTimeout
 	}
-	connector, err := pq.NewConnector(url)
+	cfg, err := connConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	connector, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -101,12 +105,30 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &DB{db: db, url: url, timeout: opts.QueryTimeout}
+	s := &DB{db: db, cfg: cfg, timeout: opts.QueryTimeout}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// connConfig parses url into lib/pq's configuration, with parameters sent
+// in the same round trip as the statement (lib/pq's binary_parameters).
+// Otherwise lib/pq parses a statement with parameters in one round trip
+// and binds and runs it in a second, which costs a round trip and breaks
+// behind a transaction-pooling PgBouncer: between the two the server
+// connection may go to another client, whose own unnamed statement then
+// receives our parameters ("bind message supplies 4 parameters, but
+// prepared statement "" requires 2"). The mode's other effect, []byte
+// parameters sent in binary, suits the bytea columns they fill.
+func connConfig(url string) (pq.Config, error) {
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return pq.Config{}, fmt.Errorf("store: open: %w", err)
+	}
+	cfg.BinaryParameters = true
+	return cfg, nil
 }
 
 // Close closes the pool.
@@ -120,21 +142,28 @@ func (s *DB) Ping(ctx context.Context) error {
 }
 
 // Migrate applies every pending migration. Concurrent callers (several
-// instances starting at once) are serialised by an advisory lock.
+// instances starting at once) are serialised by a lock row in the
+// goose_lock table, held under a lease that a heartbeat renews, rather than
+// by a session-level advisory lock, which does not survive a
+// transaction-pooling PgBouncer: taken on one server connection and
+// released on another, it fails to unlock and stays held. A migrator
+// killed mid-way holds the lock until its lease (30s) runs out.
 //
 // It uses connections of its own, without the pool's bound on reads: a
 // migration's statements may take longer than any request's.
 func (s *DB) Migrate(ctx context.Context) error {
-	db, err := sql.Open("postgres", s.url)
+	connector, err := pq.NewConnectorConfig(s.cfg)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	db := sql.OpenDB(connector)
 	defer db.Close()
-	locker, err := lock.NewPostgresSessionLocker()
+	// Waiters look again every second, for up to 5 minutes.
+	locker, err := lock.NewPostgresTableLocker(lock.WithTableLockTimeout(time.Second, 300))
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithLocker(locker))
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
