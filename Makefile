@@ -1,7 +1,7 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
 
-.PHONY: run build test test-faults generate check-generated lint ci
+.PHONY: run build test test-faults test-pgbouncer generate check-generated lint ci
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -19,6 +19,10 @@ test:
 test-faults:
 	$(GO) vet -tags faults ./faults/
 	$(GO) test -tags faults -count=1 -timeout 10m -v ./faults/
+
+## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
+test-pgbouncer:
+	$(GO) run ./cmd/testpg -pgbouncer -- $(GO) test -count=1 $$($(GO) list ./... | grep -v /pglocal)
 
 ## generate: regenerate gen/ from openapi.yaml
 generate:

@@ -75,7 +75,10 @@ func run(m *testing.M) int {
 		defer srv.Stop(context.Background())
 		adminURL = srv.URL("postgres")
 	}
-	if template, setupErr = ensureTemplate(ctx, adminURL); setupErr != nil {
+	if template, setupErr = ensureTemplate(ctx, adminURL); setupErr == nil && poolerURL != "" {
+		setupErr = ping(ctx, poolerURL)
+	}
+	if setupErr != nil {
 		adminURL = ""
 	}
 	return m.Run()
@@ -132,6 +135,19 @@ func ensureTemplate(ctx context.Context, admin string) (string, error) {
 		return "", err
 	}
 	return name, nil
+}
+
+// ping checks that u answers.
+func ping(ctx context.Context, u string) error {
+	db, err := sql.Open("postgres", u)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("storetest: %s %s: %w", EnvPoolerURL, redact(u), err)
+	}
+	return nil
 }
 
 // templateName is derived from the migrations' contents, so that changing
