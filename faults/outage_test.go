@@ -18,7 +18,10 @@ import (
 // same process must recover by itself, and every write it acknowledged,
 // before, during or after the outages, must be there.
 func TestDatabaseOutageUnderLoad(t *testing.T) {
-	const dbTimeout = 2 * time.Second
+	// A request may wait AUTH_DB_TIMEOUT for its statement, then up to the
+	// store's half second for a stalled connection to give up; the rest
+	// is slack for a loaded machine.
+	const dbTimeout, bound = 2 * time.Second, 4 * time.Second
 	db := MustStartDatabase(t)
 	a := MustStartAuthAPI(t, baseEnv(map[string]string{"AUTH_DATABASE_URL": db.URL, "AUTH_DB_TIMEOUT": dbTimeout.String()}))
 	c := a.Client()
@@ -86,12 +89,12 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 			default:
 				t.Errorf("%s: a request during the outage got %s, want 200 or 503 problem+json", o.name, r)
 			}
-			if r.Took > dbTimeout+time.Second {
+			if r.Took > bound {
 				slow++
 			}
 		}
 		if slow > 0 {
-			t.Errorf("%s: %d requests took longer than AUTH_DB_TIMEOUT (%v) + 1s; the slowest: %s", o.name, slow, dbTimeout, worst)
+			t.Errorf("%s: %d requests took longer than %v (AUTH_DB_TIMEOUT %v); the slowest: %s", o.name, slow, bound, dbTimeout, worst)
 		}
 		for i := range ready {
 			if ready[i] != http.StatusServiceUnavailable || healthy[i] != http.StatusOK {
@@ -99,7 +102,7 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 			}
 		}
 		report(t, "%s: %d requests during the outage, %d got 503 problem+json (p50 %s, max %s, bound %s); first success %s after the database was back, /readyz 200 after %s",
-			o.name, len(during), failed, ms(percentile(during, 50)), ms(worst.Took), ms(dbTimeout+time.Second), ms(recovered), ms(readyAgain))
+			o.name, len(during), failed, ms(percentile(during, 50)), ms(worst.Took), ms(bound), ms(recovered), ms(readyAgain))
 	}
 
 	time.Sleep(time.Second)
