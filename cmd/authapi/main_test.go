@@ -122,7 +122,11 @@ func get(t *testing.T, url, header, value string) int {
 }
 
 func TestRunWithDatabaseURL(t *testing.T) {
-	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}))
+	url := storetest.NewURL(t)
+	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret,
+		// LISTEN needs a session connection, which a transaction pooler
+		// is not (make test-pgbouncer), as in a deployment behind one.
+		"AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url)}))
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code := get(t, s.URL+path, "", ""); code != 200 {
 			t.Fatalf("GET %s = %d", path, code)
@@ -237,7 +241,8 @@ func TestFlagsBeatEnvironment(t *testing.T) {
 // AUTH_MIGRATE=false) works.
 func TestMigrateOnly(t *testing.T) {
 	url := storetest.NewEmptyURL(t)
-	env := fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret, "AUTH_MIGRATE": "false", "AUTH_LOG_LEVEL": "info"})
+	env := fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret, "AUTH_MIGRATE": "false", "AUTH_LOG_LEVEL": "info",
+		"AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url)})
 	db, err := sql.Open("postgres", url)
 	if err != nil {
 		t.Fatal(err)
