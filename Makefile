@@ -2,6 +2,7 @@
 GO ?= go
 
 .PHONY: run build test generate check-generated lint ci
+.PHONY: lint-spec check-breaking
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -29,5 +30,28 @@ lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	$(GO) vet ./...
 
+## node_modules: the npm tools, exactly as package-lock.json pins them
+node_modules: package.json package-lock.json sdk/typescript/package.json
+	npm ci
+	@touch node_modules
+
+## lint-spec: Redocly and Spectral (OWASP ruleset) on openapi.yaml; a warning fails
+lint-spec: node_modules
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install redocly lint openapi.yaml
+	npx --no-install spectral lint --fail-severity=warn openapi.yaml
+
+# oasdiff, pinned here; `go run` checks it against go.sum's database.
+OASDIFF = $(GO) run github.com/oasdiff/oasdiff@v1.37.0
+
+## check-breaking: fail on a breaking change from api/openapi.baseline.yaml
+## (a deliberate one updates the baseline in the same commit)
+check-breaking:
+	@# The gate must be able to fail: removing an endpoint has to be caught.
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  sed 's|^  /v1/me:$$|  /v1/me-gone:|' openapi.yaml > "$$tmp/removed.yaml" && \
+	  if $(OASDIFF) breaking --fail-on WARN openapi.yaml "$$tmp/removed.yaml" >/dev/null 2>&1; then \
+	    echo "check-breaking: oasdiff missed a removed endpoint" >&2; exit 1; fi
+	$(OASDIFF) breaking --fail-on WARN api/openapi.baseline.yaml openapi.yaml
+
 ## ci: what .ci/run checks
-ci: check-generated lint test
+ci: check-generated lint lint-spec check-breaking test
