@@ -152,7 +152,7 @@ func (s *Server) specYAML(c echo.Context) error {
 }
 
 func (s *Server) specJSON(c echo.Context) error {
-	b, err := gen.GetSpecJSON()
+	b, err := openAPIJSON()
 	if err != nil {
 		return err
 	}
