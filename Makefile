@@ -2,7 +2,7 @@
 GO ?= go
 
 .PHONY: run build test generate check-generated lint ci
-.PHONY: lint-spec check-breaking
+.PHONY: lint-spec check-breaking test-docs
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -53,5 +53,10 @@ check-breaking:
 	    echo "check-breaking: oasdiff missed a removed endpoint" >&2; exit 1; fi
 	$(OASDIFF) breaking --fail-on WARN api/openapi.baseline.yaml openapi.yaml
 
+## test-docs: walk the reference flow through /docs in headless Chromium
+## (Debian's chromium package); the screenshot lands in tmp/test-artifacts
+test-docs: node_modules
+	node --test test/browser/*.test.mjs
+
 ## ci: what .ci/run checks
-ci: check-generated lint lint-spec check-breaking test
+ci: check-generated lint lint-spec check-breaking test test-docs

@@ -105,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", s.specYAML)
 	e.GET("/openapi.json", s.specJSON)
+	s.registerDocs(e)
 	s.echo = e
 	return s, nil
 }
