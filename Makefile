@@ -2,7 +2,7 @@
 GO ?= go
 
 .PHONY: run build test generate check-generated lint ci
-.PHONY: lint-spec check-breaking test-docs
+.PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -53,10 +53,24 @@ check-breaking:
 	    echo "check-breaking: oasdiff missed a removed endpoint" >&2; exit 1; fi
 	$(OASDIFF) breaking --fail-on WARN api/openapi.baseline.yaml openapi.yaml
 
+## sdk: regenerate the TypeScript SDK's types from openapi.yaml, and build it
+sdk: node_modules
+	npm run --workspace sdk/typescript generate
+	npm run --workspace sdk/typescript build
+
+## check-sdk: fail when the committed TypeScript types are not what openapi.yaml produces
+check-sdk: sdk
+	@git diff --exit-code --stat -- sdk/typescript/src/ || { echo "sdk/typescript is stale: run 'make sdk' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- sdk/typescript/src/)" || { echo "sdk/typescript/src has files that are not committed" >&2; git status --porcelain -- sdk/typescript/src/ >&2; exit 1; }
+
+## test-sdk: the TypeScript SDK's tests, against a live authapi
+test-sdk: node_modules
+	npm test --workspace sdk/typescript
+
 ## test-docs: walk the reference flow through /docs in headless Chromium
 ## (Debian's chromium package); the screenshot lands in tmp/test-artifacts
 test-docs: node_modules
 	node --test test/browser/*.test.mjs
 
 ## ci: what .ci/run checks
-ci: check-generated lint lint-spec check-breaking test test-docs
+ci: check-generated check-sdk lint lint-spec check-breaking test test-sdk test-docs
