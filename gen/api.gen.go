@@ -1005,7 +1005,7 @@ type ListAPIKeysResponse401Headers struct {
 
 // ListAPIKeysResponse503Headers the declared response headers of an HTTP 503 response for ListAPIKeys
 type ListAPIKeysResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type ListAPIKeysResponse struct {
@@ -1088,7 +1088,7 @@ type CreateAPIKeyResponse401Headers struct {
 
 // CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
 type CreateAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type CreateAPIKeyResponse struct {
@@ -1206,7 +1206,7 @@ type RevokeAPIKeyResponse401Headers struct {
 
 // RevokeAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeAPIKey
 type RevokeAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RevokeAPIKeyResponse struct {
@@ -1291,12 +1291,12 @@ type LoginResponse200Headers struct {
 
 // LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
 type LoginResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
 type LoginResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type LoginResponse struct {
@@ -1409,12 +1409,12 @@ type RegisterUserResponse200Headers struct {
 
 // RegisterUserResponse429Headers the declared response headers of an HTTP 429 response for RegisterUser
 type RegisterUserResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // RegisterUserResponse503Headers the declared response headers of an HTTP 503 response for RegisterUser
 type RegisterUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RegisterUserResponse struct {
@@ -1532,7 +1532,7 @@ type GetCurrentUserResponse401Headers struct {
 
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type GetCurrentUserResponse struct {
@@ -1824,8 +1824,8 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 	case rsp.StatusCode == 503:
 		var headers ListAPIKeysResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -1939,8 +1939,8 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers CreateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2029,8 +2029,8 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers RevokeAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2134,8 +2134,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 429:
 		var headers LoginResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2144,8 +2144,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 503:
 		var headers LoginResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2249,8 +2249,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 429:
 		var headers RegisterUserResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2259,8 +2259,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 503:
 		var headers RegisterUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2339,8 +2339,8 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2526,7 +2526,7 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2535,7 +2535,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -3573,93 +3573,97 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzddhtHcn6VznhzlpRnQPwRIqHjs6Zpa03ZknUoynJWIxONmQLQ5qAb291DEFaYo9zmEXKTR8gD5CLP",
-	"EucB8go51T0/PcDgRyK98m5yoyMCMz3VVdVfVX1Vg7deJKYzwYFr5fXfehOgMUjz31MaTeBUcC1Fgn/H",
-	"oCLJZpoJ7vW9k2ROF4oMuAiUFhIGj4gENRNcgSJTuiARlXJBIgkxcM1oosje+eNT0nvYPSYKIlyGHDZa",
-	"+w3P91Q0gSnFh8ANnc4S8PpevrDne1N68y3wsZ54/Vaz6Xt6McMrlJaMj73bW987By0XJyMNclXSVxOR",
-	"AD5S8FgRLcicMk2GMBISiJYLxseEjinjayTpto0EbJpOvf5Rr4sSTBm3f5fSMK5hDNKI8+rVq5NUT3Dj",
-	"EdVw8vzsG1isSnYxAXLy/IxcwYJEE5okwMfgE06nKJOeALHmIHpCtVEoA2U+v4LFOr3ZhxEJNJl+Fno0",
-	"1RM6Y6HnZ4t9Fno/BCfPz4JvYBF6Ve126rW7tJ0vgMo6ReN2hua7cje50Q+b+30ysHeuyjbwyZzpScgH",
-	"IKVAERm/pgmLL7W4Ah56AzKfACeUmL/JnCqigGsyTDWRMEoVxI2Qr9HIuqf6ZM3Tsi8une19FnqodxpF",
-	"oFQmBdzMmIR4JyXe+l5xPFA6a6WXHIURkv0MMX4aCa6Ba/wvnc0S1DYT/GAmxTCB6ac/KdSzszW0gKYs",
-	"WfIlpggXqJhIjDlTEBMhyYQqMgTgRMK1uILY+I+mOlVev9ts+Z5m2qjrzCojX80rNpNK3s+U189E6mea",
-	"C+iMBXjxrWuC30kYeX3vk4MSYw7st+rguV3Aqmb9sWCKTJlSjI99MqXJSMgpxD5J+RUXc477crbjgNer",
-	"V68C12fXiZPdclB/Yo1wX9D4HP6cgtL3YCJpVyJDERd2mkOSBHZn5MmL755VLdMsLfM0V4C5bLNhCmUF",
-	"RqT7sstmuVFb5rDds2PXHbut/uvetJsT20vvS1VPXl2sc99sCz76L9OKpAok4YIkgo9BErhhSqv79egM",
-	"tI2sp4KPEhbdhz+j5JxOAXdKEwk0xtAzZkpDZiMDpcrrv37rjRgkMdoguwlxE5SiYxM/6xbwbt+4Vj4u",
-	"rXyyeu1GG2drB+7a92Doc7OcNErrm9BcaERI8zdMKUsIjWOJ3ljuMuSlKGQPr7SKJZTHxMZBNSCKLsh8",
-	"wqLJfoNgWI8klM8KeYRh1mI7xbSLLwiNNLs2GYL5jCaJmNvoeOt7Z1yjdMlXuPwdzf9CTEFPMFOZYyie",
-	"S8HHRHAiUkkUi8E9oIcujOVC2Ci77Wjaa+/FWCecpBxuZhBpiO3THxGm0SiJGI/xQKLytcFpG6wxvAAm",
-	"r1zYvdKhSDVhumHVaYDjtExy7/NICUlmVKm5kDGKyHgkpIRIb0U+J+neDfjcG+4L/pbPgbsV4ysN8oXQ",
-	"ExJRrBgSIa7MZYpOwej2mdCPRcrvGj6eiSKXwBST6AlT5OxLMgQEW1MPLERaVWm3VOkzocnIiLFRkVzo",
-	"wF52H+p7JohKo0khOJ2KrB6w5/33yhxvo6bndJEIGl8I8S2VY/gVUpQE1zU1CCe9w8NOjwwXGlRFZa1O",
-	"qbJz934thF1gs/7w2kALEdhr7ztbcbeAakzYlGmy1+uSb9gXZLggMYxomuh9o9IXIK9ZBC85vaYsocPk",
-	"PrQaU02HVJlAmXIJNJrgyo+wArXlJ1ETIXWyqOKmo9hMLpI6gm3Uqnvhfal0zT78/JgrkNcg8Vs0/TBV",
-	"i0dEYnVOEqpBLiU1pm4PisJ9Uz7jlPhGtAshnlK+yLztzsArhA2fI8oSiDEeMK5c6zBOuu2cRqg4f9tJ",
-	"S4p1qNYwnektAIwuj5cHxeX3YqdlIchIiqmFvihhwHWDDBzVmzRD2RJbCxKJKZAhja7uz1gvuUpnMyE1",
-	"xE8hZvTCqORu6QcUodrBG8x4nIVwgSpQHZa2coQiU5SKGEttOVLFPYG5JzAX3ytgzamtrwzDQRUZLO9o",
-	"YGDqewzd5sPHxmfvqM82Mem5IlQCyRKD98nfpynaAAjVJAGqNOmQaEIljTS6z61f3m4y4vp7iU1gKjlz",
-	"tQZot0sDlhrIju1m210XlwfZ5fdltsIFJdAry9DZO/tO+ccUyma4GJHqQIwCSfkYQm71bhCUllUimVE9",
-	"ITMq6RQQOMuaIMHqkMA1yEVuqGwRk+UXm3KIphr+lpfphTJLQtwgZjN0XrBI+JD8S8/3ZlLMQGpmOSxT",
-	"i0B8SXUd6Qo8ZyqNQ2cXWz6w0+kcG+K3JOnazXYvaLaDVu+i1ex3mv1m80+e76EucH0vphoCzaZLfHCv",
-	"u8K1+R6LVwXC4unsy+ozh+2oE3fhMOg9PDoO6DCKAxg1W0G70z3Ej/ATV4Y0ZfES19ere7y6tEXYqhSP",
-	"aaKACB5BoRymXAqrEE7LFIq1h0IkQE0FZ85d7e4SOoSkusHpIqCzWWBZvC0sOloXRuymntcdMak0OXKO",
-	"NBGjfA8+GWH0hyTBCslWnjMqdVUYqfQlbQ3bVVGODJnu/DXDoCXxuT/iHa9Pgj/R4OdmcPzmbff2d16N",
-	"3Jn6dvPD7GLHDx8ROjRQKyThaZJgvZ1AVhdaQzZ29ES83eaLFfM5VDoiBZMI1q8940wZjma6d53Hdw/Y",
-	"m2IxMfwJIo37PjEE14UhrVbPt+GfXA5s9QDbby3rvbrC8v1k7+sX7cPefoOY0MtsbDrJeL6Mlci49jBt",
-	"NjuRu775BAZVl4DFk8nwjxH7jj05e/nzWesZO1Nn/PwwOj3rnV3Nfvj+9Mlxo9GoKrrbPK47dZZTU5es",
-	"ZisvsuZPyjVLjDu4VKKqCNXp4eEorM247mQuazs+7Vb3Yfeo0+s+dNpArdU2kO+ZZ1zqLNWpbZ+Fnm2Y",
-	"hJ6RgeNar7PP0OYOVtnPtvlUxaQVESoaqnOnU+NtNl44hPeyW3GY55Fj1aO2oBPZawWtZtOgiNpvkGd0",
-	"ChhlIDYJzxBrG/bnFN4DxRzwaFXA4/WPYXjTbL55sIoZvncTZFcGS0kIioFJFGb8z15+W0lhllRt9rpe",
-	"kfHayIsqTBZFRMyU6ef8RBmB1UTMuU3bMWT8fwS+hwicHTzEZxO1qHHozJl/i9EXF7ffGXmZIepGWWZv",
-	"ieP64DyQdH55BYvB/l8qDtvn1WQ9GFXzbHPPejU6tE+UplIr6/kDfMxgv5/9xyedNpGUx2Ia8gS02Rbl",
-	"MYnZmGnlo29zQkkvKLZNhlRBr01Oz0+DTptEE4iuVDq1neFVBVjXG/XGDydH7Pin5lUraU87vCsOZ73m",
-	"mbhov1wKPO2KjvDPDUrqHNVpaUMKkKvvw5KBx5j/F7R+Vf/f8aKis0XeKpJktVl96gdJ/HtFUMxHhAMW",
-	"A26t+JNgHGJrw1joajSt1IqlKtu1R6DA4lUso7rgje2TmG6QZ6Y8yeA6K7vS4ZRplPCaJiuBZGOJWhHw",
-	"sH4SwrWdVVkpdZ1VvhVjxtcGU6dvQLQgcBNNsCK0uMS3JG85n7667D+ItOwcVDWgIEolPP9cqVa74wJr",
-	"sVoVqdpHf9EI65fuUr+r/GufTKmOJpnbCTMFMqYyNvQVVUt2n4BUE0iWLfwxkwfnWBSqr3OgnHioq98x",
-	"jh93Dx+SjOAgsYjSKXC96iw5y1N7sJz2XdkiySiNqiJb9tzbblTBEFVDW93Bzjmk5cd/5XIYdm1bS15X",
-	"mZ00S9KZhqnaxtU4SHhrhDuzd7lhl0pJzbAK40pTHtX4m81NbfIVRamUgFV7VvRmGvdNCeRyTZna+gOn",
-	"k2i5oeXUp+6uw1Ez6tEWHA/bcTd6SI+gM2oNm3E76tIeHI0qqZBkgYQRGLlW0LVZWyebp1yyNUBfSuoT",
-	"mihhCUhms8jBD0GGY8HZl4OyP5pNqOFu5xKR11DITicgEePqxnfY5DIErWwlpwPrtvH1xcVzYi8gkYir",
-	"WGD4w/XF3eHxsVPVdZvN2rrO0o+reb1p4BCVTqdULgp+hPEY/5+5TFUXdQzm1jC5pqIkL8/P3NnBpQc/",
-	"Qp2YTo0SWRdAkYhyouZMRxMiuOlqr3PR9STqzj65LaDm7LtRb2FjPwevOng8z0YottSrNIpEWoeLlope",
-	"uev7VRaa7A0SEdHk81hMKeMDn3BBYqZmCV2Y1Gi/QV6a4vV9QtLn2SeNSExdRRYUuaPAw241RBW55t99",
-	"8ru/D9Nms937/YNPDz77w4+Xg7f/ePtPwZtP98Kwsct1+w8+d1LXvfL/wZu3Tb/XunW+3f9DddWtl+9/",
-	"+l5BdH0bwPdGaZJc1qcHXzqmIHutoF3QDL6Jy4InZpJGA1EzGi2Z42trDvJUqMmVuGb65xrv3Z4tZP8J",
-	"Qx2GPAyvw3AUhpKE4c3RYRjenDT/61/f/fLuXfDLu38J03azfWT+Pf7l3b//8s//9t/v3v3Pf/znmw9L",
-	"PfK0g5ZJBxF6kje9nY3bGRcuapKv9Snl83x4Y+8oaLWPCs2aYwUxBomXnCHaGsglM8G4Vg1iAnzIS5nM",
-	"DSqfurH9BS1THlHTf3i2LNZy7XbHBPboIyawGToUczF7neAw81GMt7MJ5ekUJIs+CEk2JredNcjx5tMP",
-	"cjJzlk5enJ6dkdXCfFOqm8OaY6zySNfh+0tVN2h+Ygcm3xfVv3LhxKRuS5OKd0XnlUi9I159ABbtxLih",
-	"9lbyzpz5CA57D4+CYzqMghhGzaDlcG4fQLlt8PuiZtuu8VUv3oE/qXGwTV6F6SOiCNOLF1gyZL2QGfsG",
-	"FicpPndDr9QMUgyef/fighxctw4wOzrIZt/VIKeuyEjYqUsyXJDO0Vr6iiRUaaLYDaZpZsrTECp0ibli",
-	"3CgI8+ycLeqX73CUB9huAY1hmwX5Zuxfj3ODPnl14flbu0W1OzVTMQM/n0wI+cb2T6XvY1rLpkQDkg8M",
-	"I5gFjCvgipk2W/kKR13LY6L1zHbgGR+JfNyB2jnmTC1ZukowR0OsylC5utv8ImY5I1qOSWMirrIxKzEi",
-	"1Bp+JkWcRroR8pB/8gn5WsyX75kLeaXw6wcPUJHZWzBGAQ8eZO1R562GKeV0DFiqE+CxDZZ9vL3VIKc0",
-	"Ser1bqvzhUilO+HZCHm7QU7FbGHrNLcDNMgHf8qB1kbIO7t38ComtPvL9pBvy44hDFDUKRw8GBQbyvfz",
-	"R+AgqUa3LoYw1x2g5b3kDPZW0nh1V8X56BO8pNFo2A2gG+q5qLyYhocOo7oZNrYcHFZK/dz+KLdNVazh",
-	"VMhRXJtJUXN07NcSaKxyZQxyfzFchPEOy3cYNsQ0lzdwOLZ8ju0pWzfLM2iQ71eZErI36Lbbg30zuGEN",
-	"FPIKyUKotkMIjBdjJVleaPYB0UTU0qnmgCYsAq7AOXXPpZhJBprKhVMg5+fM871rkMqevVaj2WjiRWIG",
-	"HL/se51Gs9ExWYGeGCxecQz8cAw15d23ZhSmMhmbGUz5WPmB0rY74heNf8HBzFInaZzRhyEfFER7n4xo",
-	"ohCvzm0TLvMOdxCGnNsIpKztrVIw/zBmOIszuWz/DwvYyptf7WZzw6TWyoTW62qXb12XDsP/rt00pztm",
-	"+1yZFSv9qrwdVbaLzBhWMS21yrtsscDO/F3+7tUyWVc/elWZiF594vL7rIHzQuumAcbKy6/m0d1ma91N",
-	"hX0Pat5+uvW9Q2vyzbdWX80wd3W231Uzq+wmOMZ/3Gzg9RtjRktRZY5KMOKYsJJbDmMuHSvMsE4qgc57",
-	"g2WiWNPMoBqUi5l52LM2sikAZmb53BOiTwHxYhTyjHnOqEVbp84nIIFAosA3WNYn5rVgxHku5rscRnew",
-	"wSto0C9EvHifg/i25pjsPD9YN1txW01m8Sje3g0rfjNQ4fSC36fb+p7qjN23NFeRYWnuoeH4GlN1sxX3",
-	"iRU7HHjnvdK7wUu3ebz91uKdP7yhtQOyLL9YYu473H5f7ag33txub795Zab5t42eTm7rjEW52er+Jii9",
-	"9VdTnYO3V7C4ZPGtRdgEdE1JfW5yGfTcoiO1En0Nx6a0mClTnZh312zWZ4DYpLCYSi9U3uLB9IblTcDa",
-	"lAgfaxbKs6lslTSKAGKV/YwCOTFaMD9aEAuww+zmnVYz4+y8eaXEFASHkFt4Z4oMus3uYBdQtyooQL2Y",
-	"k7aT6kvVbWaXsy/xoVb0D5pDMpU4pqllHW6t5S0juYtk70eloIctBYFufcK1Oj38m8h2ulbezbcWb/f9",
-	"jSKDdU8nGdoVB0ypb+Y7arOsr7IZETwZJZO8eRhi32RSOecacjv2tjIeTMzrsfZ3FYqlbYVrhwOKNzjH",
-	"7BowWbNva+KZbZkzO7MDhkUdig9CiCpWM2wEfmL7jyHPm2tYY+mJFFon+SjRoNs+tl30yqtKtdWW0dkd",
-	"Mruy8bHSYCh5zYKj3DlNqUz//BrpXnWA+z3Gqd1haTvw7A4r58zbzht1J9HX1WkO3zLHjN7QEY+Iye4t",
-	"F7I87/Tbz8dq3v/+q0uvuu0dssflly0/NvhWsNb9mQsDGBIiYNeQgVwxC78L/Ob9ifUIXNS5BtZsUVuB",
-	"y9UffUB0s4PtIa+H6D4ZZG2fDPImxV8Sivfii46XpTHd396QoFPJDV+Ied+82mqpzZ/st6bDdgfozHpt",
-	"61pmZQOsvq/1KyHv8lzIrwG+d9y5KcN3bMbdRRXGwBt+o6FSI3981P2bLmX/+rHWol9W77pd+B0A1jaH",
-	"a3n8cwNflskXcw4yL2vz0i0fRSz7OgM/r1sRGkOuJnQGZYvZQl2Gi8qMi5dFZZGVP8pihP1Fq5BjCjLD",
-	"HBbTkjrY/CPoUzMLqgvg/D+OIXXm+gi1aM0P6n38CtEdKljljnTxe1FkPhGoSOUq0TlRTwFPkVldXq/h",
-	"OIgZT8ynbk2PtCilpvQKiEy5ef0ylUnWTO8fHLTaDxvNRrPR6h81j5qmx5M99G3tL13hgTci+yQRY8K4",
-	"bRvavmjBPTVKfmQJDG79lYo2b4BbwohGpn9bAYLyvDoLPwXv9s3t/wYAAP//",
+	"7FzddiM3cn4VpL05K810U/yTRuIcn7Us22uN7fEcjcbj7LSsBruLJKwmwAXQouiJcia3eYTc5BHyALnI",
+	"s8R5gLxCTgH9gyabFGckr72b3OiIbABdqCrUz1cFvvViMZ0JDlwrb/DWmwBNQJp/T2g8gRPBtRQpfk5A",
+	"xZLNNBPcG3jH6ZwuFIm4CJQWEqKnRIKaCa5AkSldkJhKuSCxhAS4ZjRVZOfsixNy8KR/RBTEuAzZb3V2",
+	"W57vqXgCU4ovAZ5NvcEbr1jWu/A9uKHTWQreoPrW96b05mvgYz3xBp122/f0YoYjlJaMj73bW987Ay0X",
+	"xyMNcpX61xORApIheKKIFmROmSZDGAkJRMsF42NCx5TxJeoKSvpd3xsJOaXaG3iM617XksSmSP7hQR9J",
+	"mjJuP1fkMa5hDNLQ9/r16+NMT5A7MdVw/OL0K1iskno+AXL84pRcwYLEE5qmwMfgE06nSKSeALEyI3pC",
+	"teE6A2W+v4LFGvI9+zIigabTj0OPZnpCZyz0/Hyxj0Pv++D4xWnwFSxCr87uHu5tRrUGifT9sLTWmx9C",
+	"7+KRmbQqk6U9fwpUNokH9zw0z6otF+qz394dkMjOXN1A5JM505OQRyClwH0wfk1TllxqcQU89CIynwAn",
+	"lJjPZE4VUcA1GWaaSBhlCpJWyNewbd1bfbLmbfmDS2d7H4ceCofGMSiVUwE3MyYhuYvTS6/fwOlb3ytP",
+	"I27ByugVR4qFZD9Bgt/GgmvgGv+ls1mKImGC782kGKYwffyjQmE4+0cxacrSJa1kinCB3IvFmDMFCRGS",
+	"TKgiQwBOJFyLK0iMJmqqM+UN+u2O72mmDU9PLceK1arNZJIPcg4PcpIGOXsDOmMBDr515fQ7CSNv4H20",
+	"V5m0PftU7b2wC1jWrD9gTJEpU4rxsU+mNMUjDolPMn7FxZzjvpztOLby9evXgavY68jJp+w1n31D3Kc0",
+	"OYM/Z6D0A4hI2pXIUCSlnOaQpoHdGXn28tvndcm0K8l8UzDADNssmJJZgSHpoeSymW7kljkSD6zYTWfz",
+	"Tv11J22nxHboQ7Hq2evzdeqbb8FH/WVakUyBJFyQVPAxSAI3TGn1sBqdW3ZD64ngo5TFD6HPSDmnU8Cd",
+	"0lQCTdDxjJnSkMvI2FvlDd689UYM0gRlkE9C4wpK0bHxxE0LeLcXrpSPKikfr47dKON87cBd+wEEfWaW",
+	"k4ZpA+PkS44IaT7DlLKU0CSRqI3VLkNekUJ2cKRlLKE8IdZZqogouiDzCYsnuy2CTj2WUL0r5DH6Ymvb",
+	"KUZ5fEForNm1iTXMdzRNxdy60FvfO+Xoumj6OS5/T/G/FFPQE4x55uiv51LwMRGciEwSxRJwD+i+a8YK",
+	"Iqwrvuto2rEPIqxjTjIONzOINST27U8J0yiUVIzHeCCR+drYaeus0b0Axspc2L3Socg0Ybpl2WkMx0kV",
+	"Uz/kkRKSzKhScyETJJHxWEgJsb7T8jkx/naGz53wUOZv+Ry4WzG60iKfCj0hMcUEJRXiygxTdAqGt8+F",
+	"/kJk/L7u47koYwmMQ4meMEVOPyNDQGNrUo2FyOos7VcsfS40GRkyNjKSCx3YYQ/BvueCqCyelITTqcgz",
+	"C3vef6/M8TZsekEXqaDJuRBfUzmGXyBESXFdk81wcrC/3zsgw4UGVWNZp1ex7Mydr4WwC2zmH44NtBCB",
+	"HfvQ0Yq7BWRjyqZMk52DPvmKfUqGC5LAiGap3jUsfQnymsXwitNrylI6TB+CqwnVdEiVcZQZl0DjCa78",
+	"FJNbm9kSNRFSp4u63XQYm9NFMoewjVx1Bz4US9fswy+OuQJ5DRKfouiHmVo8JRITf5JSDXIpqDGQQFBi",
+	"ApviGQc9MKSdC/EN5Ytc2+5teIWw7nNEWQoJ+gPGlSsdxkm/WyAUNeXvOmFJuQ4midOZvsMAo8rj8KAc",
+	"/iByWiaCjKSYWtMXpwy4bpHIYb0JM5TNw7UgsZgCGdL46uGE9YqrbDYTUkPyDSSMnhuW3C/8gNJVO/YG",
+	"Ix5nIVygbqj2K1k5RJEpUkWMpO44UuWcwMwJzOAHNVhzavMrA4NQRaLlHUXGTH2Hrtt8+YXR2Xvys0tM",
+	"eK4IlUDywOB94vdphjIAQjVJgSpNeiSeUEljjepz61fTTUTcPJfYAKYWM9dzgG63EmDFgfzYbpbddTk8",
+	"yIc/lNhKFZRAryzWZ2cOnPSPKaTNYDEi04EYBZLyMYTc8t1YUFpliWRG9YTMqKRTQMNZ5QQpZocErkEu",
+	"CkHli5gov9yUAzQ1wMW8Ci+UWRKSFjGbofMSRcKXFA8935tJMQOpmcWwTC4CySXVTXgu8ALzNAqdD7ag",
+	"Ya/XOzI4c4Xkddvdg6DdDToH5532oNcetNt/8hxMN6EaAs2mS1DzQX8Fa/M9lqwShMnT6Wf1dw67cS/p",
+	"w35w8OTwKKDDOAlg1O4E3V5/H7/Cb1wasowlS4DgQdPr1aVNwlap+IKmCojgMZTMYcqFsEritMygXHso",
+	"RArUZHDm3DXuLqVDSOsbnC4COpsFFsW7A6BH6cKI3TSDvyMmlSaHzpEmYlTswScj9P6Qppgh2cxzRqWu",
+	"EyOVvqSdYbdOyqGB5Z1PDryKM94cB3+iwU/t4Ojibf/2d14D3Tn7ttPDfLCjh08JHRpTKyThWZpivp1C",
+	"nhdaQba21EScbuPFmvgcvB0tBZNorN94RplyO5rz3lUe3z1gF+ViYvgjxBr3fWwArnMDWq2eb4M/uRjY",
+	"6gG2Ty00vrrC8nyy8+XL7v7BbosY18usbzrOcb4clcgR8TBrt3uxu775BqK6SsDi2WT4x5h9y56dvvrp",
+	"tPOcnapTfrYfn5wenF7Nvv/u5NlRq9WqM7rfPjqoqUmlIq3L4OJxo45YxE1dsoaNvsyrThnXLDXK4gKN",
+	"qkZy7wCPzvpKU7fTf9I/7B30nzjlps5qucn3zDsudR4INdbyQs/WXELP0JBX4ux39Tpc/t1dGlcTeI2E",
+	"GoealO3E6KL1Jg4cvqx0HOaFX1nVtztsF9npBJ1229gYtdsiz+kU0AdBYsKhIWY+7M8ZvIeNc0xLp64z",
+	"P4ThTbt98WhVW3zvJshHBkshCpKBIRbmA89ffV0LcJZYbfa6npHJWr+MLEwXpb/MmekX6EXln9VEzLkN",
+	"6tGh/L9/fgD/nB88tN7Gp1Gj0Lky/xZ9My5unxl6mYHxRnncb2HlZtcdSTq/vIJFtPuX8tL2fQ0xEfrc",
+	"IhbdsVqNCu0TpanUymp+hK+Jdgf5Pz7pdYmkPBHTkKegzbYoT0jCxkwrH3WbE0oOgnLbZEgVHHTJydlJ",
+	"0OuSeALxlcqmtri8ygCreqOD8ZPJITv6sX3VSbvTHu+L/dlB+1Scd18tuaVujUf4cQOTeodNXNoQIBTs",
+	"+7BQ4QvMDkrQv87/b3mZ79kUcNWS5Jlbc2AIafJ7RZDMp4QDpgpuJvmjYBwSK8NE6Lo3rWWSFSu7jUeg",
+	"tMWrtozqElW2b2K6RZ6b5CU313lSlg2nTCOF1zRdcSQbE9gagfvNDS6u7CzLKqqbpPK1GDO+1pk6VQWi",
+	"BYGbeIL5orVL/I7QrkDbV5f9B5FVdYU6BxTEmYQXnyjV6fZcw1quVrdU3cO/qIf1K3Vp3lXx2CdTquNJ",
+	"rnbCNJKMqUwMuEXVktwnINUE0mUJ/5rBg3MsStY3KVABSzRl9+jHj/r7T0gOf5BExNkUuF5VlgIDajxY",
+	"TnGvKqDkgEedkR177m2tqsSP6q6t6WAXCNPy6z93EQ67ts00r+u4T5YH6UzDVN2F5DiW8NYQd2pnuW6X",
+	"SklNKwvjSlMeN+ibjU1t8BXHmZSAOX2eEucc902C5CJROdsGkVNntMjRcujTNGt/1I4PaAeOht2kHz+h",
+	"h9AbdYbtpBv36QEcjmqhkGSBhBEYulasa7sxizZvuWRrDH1FqU9oqoSFJ5mNIqPvg9yOBaefRVX1NO+E",
+	"w93OJVpeAzA7dYJUjOsb32KTyyZoTSo4WJcLFlhi0y6/PD9/QewAEoukbioM+Lg+99s/OnKSvn673Zj2",
+	"WexyNew31R+isumUykUJrjCe4P+5RtVZ1QR/3ulF1ySc5NXZqdvCuPTip8gTU+ZRIi8hKBJTTtSc6XhC",
+	"BDcl8XUavB6B3Vpl7/K3BXRv2FvK2C9sW5P1PMv7L+5IZ2kci6zJbFoce2XWd6sQNtmJUhHT9JNETCnj",
+	"kU+4IAlTs5QuTOS02yKvTG77Ph7rk/ybViymLiNLfN1h4H5/zTn5u49+9/dh1m53D37/6PHex3/44TJ6",
+	"+4+3/xRcPN4Jw9Y243YffeJEtjvV/8HF27Z/0Ll1nu7+ob7qncN3H7+Xj11fQ/C9UZaml83Rw2eOKMhO",
+	"J+iWKIRv3LbgqWnD0UDUjMZL4vjSioN8I9TkSlwz/VOD9t4dTOT/hKEOQx6G12E4CkNJwvDmcD8Mb47b",
+	"//Wv735+9y74+d2/hFm33T00f49+fvfvP//zv/33u3f/8x//efFhkUkRldAqJiFCT4qKubNx2yDDRUNs",
+	"tj7ifFF0fuwcBp3uYclZc6wgQR/yijO0tsbkkplgXKsWMf4/5BVNZoIqWnZscULLjMfUFC+eL5O1nNrd",
+	"M749/BXj29w6lE01O71gP9dRdMezCeXZFCSLP8iSbIx9e2ssx8XjD1Iyc5aOX56cnpLVvH1TJFyYNUdY",
+	"1ZFusu+vVFMr+7Httnxfq/65a05MZLfU5nhf67ziqbe0Vx9gi7YC5JB7K2FpAYwE+wdPDoMjOoyDBEbt",
+	"oONAch+AyG3Q+zKlu5vjD6bFjThMgyZuUj+MM9HcML14ialHXnGZsa9gcZwhRRsqsqZdI3rx7ctzsnfd",
+	"2cMwai/vsFdRAYGRkbC9nWS4IL3DtTAYSanSRLEbjOdML6kBZugSAsa44STG6wXqNKjunFQ8sltAqdmi",
+	"Q7EZ++mLQvLPXp97/p01qcadmt6byC/6H0K+schUqy6ZArZJ9YAUbclo9QLGFXDFTDEv5CE3VTOVs9Bw",
+	"6dnLb5+T1zAk5hH5FHOdE5PYafICbTSLwV6ZOnzS3d8dhNzcGknHQjI9meKbZoxzSPI62VMSccHBpnq2",
+	"WG99ajkl5CiH/I7LrpVVpBezqEibmCIR1Y9/nOvIOt6IKRX5JKJZEvkhj+Bmhh/5cBTlz6mOrHTTlBQq",
+	"bB4ZYdeu0jTVjSZaz2yTA+MjUXSUUNsqnutEHtQTjGTRoue+qy7qYhCzwButOtExXVF5J5sYEWq1fiZF",
+	"ksXayOajj8iXYr48Zy7klcLHjx6hFuW3kYz0Hz3KK9DOxZEp5XQMU5Qe8MSGFAOc3mmRE+ROo9JZiGMh",
+	"Muk20bZC3m2REzFbWBm5ZbSo6K2qeoZbIe9tXySt6a/dX76HYltWeSIkdQp7j6JyQ8V+/ggcJNV4pss+",
+	"13XWY3kvRRngTuR9dVelcRgQHNJqtewG8AzquahdNUSdxNjH9HNbIBPzyUEhf6TbBnRWcCrkSK5Ve2rs",
+	"hn0sgSaqYEZU6IsBdIx2WNDIQEqmfr8BCLMYRGJNzLp2qahFvluFm8hO1O92o13TG2MFFPIaUkWotn0e",
+	"jJedO3n0bPYB8UQ0YtLmgKYsBq7AOXUvpJhJBprKhQMjFOfM871rkMqevU6r3WrjIDEDjg8HXq/VbvVM",
+	"7KQnxhGtKAZ+OYaGJPhr021Uaz7OBaZ8zI/RTpoSk1/2VggOpl09zZIcgw15VFYrBmREU4XG+sxWMnPt",
+	"cHuNyJm1XcrK3jIFozQjhtMkp8sWUTHNr12u67bbG5rhVprg3tRLpetKnRgkbVuSdEqMtliYS7FW9Ctq",
+	"elXNzXS6lQ1pq+jUHRLYGgQtrrctI57N3W21pvPVNy7fUA6cK8qbekRr15nNq/vtzrpJpXz3Gi6Y3fre",
+	"vhX55qn12y9mVu/uWQ3t4G50Z/THDYXeXBgxWiAvV1Tjj41bKSSHPpeOFYaXxzVH511gMi3WVISoBuXa",
+	"zMLtWRnZ+AfD0qK1DK1PaeLFCIMWA9/n+KzN5ucTkEAgVeAbWzYg5lI32nku5tscRrc7xCux5E9Fsnif",
+	"g/i24Zhs3aLZ1KByW4/k8Sje3s9W/GZMhVNQf5+S9XuyM3Evwq5ahqXmkZaja0w1Nag8pK3Y4sA7V3fv",
+	"Z1767aO7p5bXKnFCZwvLsnx3x8zbv3teYzc9Tu5275680jb+27aeTmzr9Ja50eruJlN666+GOntvr2Bx",
+	"yZJba2FT0A3Aw5mJZVBzy7Leivc1SKTSYqZMdmKuB9qozxhiE8JiKL1QRZ0MwxtWVFIbQyJ8rVmoiKby",
+	"VbI4BkhU/iMY5NhwwfzCRCLA3hcw14ZNG7lzuU2JKQgOIbfmHVPKfrsfbWPULQtKo162otvLAEupfS6X",
+	"08/wpZb0D2rmMjAEhqkVCGGl5S1bcteSvR/ghBq25AT6zQHXaoP2byLa6Vt6N08tL1D+jVoGq55OMLSt",
+	"HTCpvmmSaYyyPs8bbfBkVHj75o6SXRNJFch0yG3v4EoHNjE3kO1PV5RL2wzXdliUl2TH7BoswqRwTNRv",
+	"d8yZndkuzTIPxRehiSpXM2gEfmOrtCEvSpCYY+mJFFqnRT9W1O8e5cCRexusMdsyPLtHZFeVh1bKMBX6",
+	"WyK5W4cptRaqXyLcq/fIv0fHuttxbrvG3Y7vAnnbeqNus/+6PM3BW+YY0Rs44ikx0b3FQpabxn778VjD",
+	"Ffu/uvCq390iely+z/prG9+arXV/ScQYDAkxsGvIjVx5oWAb81tUcdZb4DLPNWbNJrU1c7n6uxpo3ezt",
+	"gJA3m+gBifLiWG7yJuUnCeVPD5R1QQtjuj9vIkFnkhu8EOO+eb0g1Rg/2aemDnkP05lXJNcVFqsyYXP1",
+	"7xeyvMvdM7+E8b3nzk0avmXJ8j6sMALe8DMYtRz517e6f9Op7F+/rbXWL8933V6FLQysLaE34vhnxnxZ",
+	"JF/MOcgirS1St6Kfs6rrRH6Rt6JpDLma0BlUhXhr6nK7qEzPfZVUllH509xH2B8NCzmGIDOMYTEsaTKb",
+	"fwSd111Lw/l/3IY0ietXyEUbfrPw188Q3Y6KVexIlz/JReYTgYxULhOdE/UN4Ckyq8vrZozjvGpbNsCL",
+	"+T9vAi9rilSTaC8vvLUWdJraQ0T5IuTAr5kUHMf5RcUbT5CQxLSHDvJSb1k8z9vPiaVjCCrkTCtIR2Qn",
+	"mtIrIDLjUUEHJn1Uk4nWs8HeXqf7pNVutVudwWH7sL1rD1om8STsmTat8pe1BgZ7Qs7lvHjb+BtnaIcM",
+	"J32SijFh3FYzbbm2hMRaFWyzZKNu/ZVEu6jLW3bS2JSVa/apMiPOwt+Ad3tx+78BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
