@@ -171,9 +171,9 @@ type Problem struct {
 	// Errors Every invalid field, for validation failures.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
-	// Instance The request path.
+	// Instance Names this occurrence of the problem, as `urn:authapi:request:` and the request ID.
 	//
-	// Example: /v1/auth/register
+	// Example: urn:authapi:request:5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f
 	Instance *string `json:"instance,omitempty"`
 
 	// RequestID The request ID, also sent in the `X-Request-ID` response header and written to the server log.
@@ -1005,7 +1005,7 @@ type ListAPIKeysResponse401Headers struct {
 
 // ListAPIKeysResponse503Headers the declared response headers of an HTTP 503 response for ListAPIKeys
 type ListAPIKeysResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type ListAPIKeysResponse struct {
@@ -1088,7 +1088,7 @@ type CreateAPIKeyResponse401Headers struct {
 
 // CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
 type CreateAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type CreateAPIKeyResponse struct {
@@ -1206,7 +1206,7 @@ type RevokeAPIKeyResponse401Headers struct {
 
 // RevokeAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeAPIKey
 type RevokeAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RevokeAPIKeyResponse struct {
@@ -1291,12 +1291,12 @@ type LoginResponse200Headers struct {
 
 // LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
 type LoginResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
 type LoginResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type LoginResponse struct {
@@ -1409,12 +1409,12 @@ type RegisterUserResponse200Headers struct {
 
 // RegisterUserResponse429Headers the declared response headers of an HTTP 429 response for RegisterUser
 type RegisterUserResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // RegisterUserResponse503Headers the declared response headers of an HTTP 503 response for RegisterUser
 type RegisterUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RegisterUserResponse struct {
@@ -1532,7 +1532,7 @@ type GetCurrentUserResponse401Headers struct {
 
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type GetCurrentUserResponse struct {
@@ -1824,8 +1824,8 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 	case rsp.StatusCode == 503:
 		var headers ListAPIKeysResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -1939,8 +1939,8 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers CreateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2029,8 +2029,8 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers RevokeAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2134,8 +2134,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 429:
 		var headers LoginResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2144,8 +2144,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 503:
 		var headers LoginResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2249,8 +2249,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 429:
 		var headers RegisterUserResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2259,8 +2259,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 503:
 		var headers RegisterUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2339,8 +2339,8 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2526,7 +2526,7 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2535,7 +2535,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -3573,93 +3573,97 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzddhtHcn6VznhzlpRnQPyRIqHjs6Ypa03ZknUoytqsRks0ZgqYNgfd2O4egrDCHOU2j5CbPEIeIBd5",
-	"ljgPkFfIqe756QEGICTSK+8mNzoiMNNTXVX9VdVXNXjnRWI6Exy4Vt7gnZcAjUGa/57QKIETwbUUKf4d",
-	"g4okm2kmuDfwjtM5XSgy5CJQWkgYPiIS1ExwBYpM6YJEVMoFiSTEwDWjqSI7Z09OyMHD/hFREOEyZL/V",
-	"2W15vqeiBKYUHwLXdDpLwRt4xcKe703p9XfAJzrxBp122/f0YoZXKC0Zn3g3N753Bloujsca5KqkrxOR",
-	"Aj5S8FgRLcicMk1GMBYSiJYLxieETijjayTpd40EbJpNvcHhQR8lmDJu/66kYVzDBKQR5/Xr18eZTnDj",
-	"EdVw/OL0W1isSnaeADl+cUouYUGihKYp8An4hNMpyqQTINYcRCdUG4UyUObzS1is05t9GJFA0+kXoUcz",
-	"ndAZCz0/X+yL0PtDcPziNPgWFqFX126vWbtL2/kKqGxSNG5nZL6rdlMYfb+9OyBDe+eqbEOfzJlOQj4E",
-	"KQWKyPgVTVl8ocUl8NAbknkCnFBi/iZzqogCrsko00TCOFMQt0K+RiPrnuqTNU/Lv7hwtvdF6KHeaRSB",
-	"UrkUcD1jEuKtlHjje+XxQOmslV5xFEZI9hPE+GkkuAau8b90NktR20zwvZkUoxSmn/+oUM/O1tACmrJ0",
-	"yZeYIlygYiIx4UxBTIQkCVVkBMCJhCtxCbHxH011prxBv93xPc20UdepVUaxmlduJpN8kCtvkIs0yDUX",
-	"0BkL8OIb1wS/kTD2Bt5nexXG7Nlv1d4Lu4BVzfpjwRSZMqUYn/hkStOxkFOIfZLxSy7mHPflbMcBr9ev",
-	"Xweuz64TJ79lr/nEGuG+ovEZ/DkDpe/BRNKuREYiLu00hzQN7M7I05ffP69bpl1Z5lmhAHPZZsOUygqM",
-	"SPdll81yo7bMYbtnx246drf6r3vTdk5sL70vVT19fb7OffMt+Oi/TCuSKZCEC5IKPgFJ4Jopre7Xo3PQ",
-	"NrKeCD5OWXQf/oySczoF3ClNJdAYQ8+EKQ25jQyUKm/w5p03ZpDGaIP8JsRNUIpOTPxsWsC7eeta+aiy",
-	"8vHqtRttnK8duGvfg6HPzHLSKG1gQnOpESHN3zClLCU0jiV6Y7XLkFeikB280iqWUB4TGwfVkCi6IPOE",
-	"Rclui2BYjyRUzwp5hGHWYjvFtIsvCI00uzIZgvmMpqmY2+h443unXKN06de4/B3N/1JMQSeYqcwxFM+l",
-	"4BMiOBGZJIrF4B7QfRfGCiFslL3taNpr78VYx5xkHK5nEGmI7dMfEabRKKmYTPBAovK1wWkbrDG8ACav",
-	"XNi90pHINGG6ZdVpgOOkSnLv80gJSWZUqbmQMYrIeCSkhEjfinxO0r0d8Lk33Bf8LZ8DdyvGV1rkK6ET",
-	"ElGsGFIhLs1lik7B6Pa50E9Exu8aPp6LMpfAFJPohCly+piMAMHW1AMLkdVV2q9U+lxoMjZibFQkFzqw",
-	"l92H+p4LorIoKQWnU5HXA/a8/1aZ423U9IIuUkHjcyG+o3ICv0CKkuK6pgbh5GB/v3dARgsNqqayTq9S",
-	"2Zl7vxbCLrBZf3htoIUI7LX3na24W0A1pmzKNNk56JNv2VdktCAxjGmW6l2j0pcgr1gErzi9oiylo/Q+",
-	"tBpTTUdUmUCZcQk0SnDlR1iB2vKTqERInS7quOkoNpeLZI5gG7XqXnhfKl2zD7845grkFUj8Fk0/ytTi",
-	"EZFYnZOUapBLSY2p24OycN+UzzglvhHtXIhnlC9yb7sz8Aphw+eYshRijAeMK9c6jJN+t6ARas7fddKS",
-	"ch2qNUxn+hYARpfHy4Py8nux07IQZCzF1EJflDLgukWGjupNmqFsia0FicQUyIhGl/dnrFdcZbOZkBri",
-	"ZxAzem5Ucrf0A8pQ7eANZjzOQrhAHaj2K1s5QpEpSkWMpW45UuU9gbknMBffK2DNqa2vDMNBFRku72ho",
-	"YOoHDN3mwyfGZ++ozy4x6bkiVALJE4MPyd+nGdoACNUkBao06ZEooZJGGt3nxq9uNxlx873EJjC1nLle",
-	"A3S7lQErDeTHdrPtrsrLg/zy+zJb6YIS6KVl6OydA6f8YwplM1yMyHQgxoGkfAIht3o3CEqrKpHMqE7I",
-	"jEo6BQTOqiZIsTokcAVyURgqX8Rk+eWmHKKpgb/lVXqhzJIQt4jZDJ2XLBI+pPjS872ZFDOQmlkOy9Qi",
-	"EF9Q3US6Ai+YSuPQ+cWWD+z1ekeG+K1Ium67exC0u0Hn4LzTHvTag3b7j57voS5wfS+mGgLNpkt88EF/",
-	"hWvzPRavCoTF0+nj+jNH3agX92E/OHh4eBTQURQHMG53gm6vv48f4SeuDFnG4iWu76Dp8erCFmGrUjyh",
-	"qQIieASlcphyKaxSOC0zKNceCZECNRWcOXeNu0vpCNL6BqeLgM5mgWXxbmHR0bowZtfNvO6YSaXJoXOk",
-	"iRgXe/DJGKM/pClWSLbynFGp68JIpS9oZ9Sti3JoyHTnrxkGLYnP/RPe8eY4+CMNfmoHR2/f9W9+4zXI",
-	"natvOz/ML3b88BGhIwO1QhKepSnW2ynkdaE1ZGtLT8Tbbb5YM59DpSNSMIlg/cYzzpTjaK5713l894C9",
-	"LRcTox8h0rjvY0NwnRvSavV8G/7J5cBWD7D91rLeqyss3092vnnZ3T/YbRETepmNTcc5z5ezEjnXHmbt",
-	"di9y1zefwLDuErB4mox+H7Hv2dPTVz+ddp6zU3XKz/ajk9OD08vZH344eXrUarXqiu63j5pOneXU1AVr",
-	"2MrLvPmTcc1S4w4ulahqQvUO8HCU1mZc93KXtR2fbqf/sH/YO+g/dNpAndU2kO+ZZ1zoPNVpbJ+Fnm2Y",
-	"hJ6RgeNab/LP0OYOVtnPbvOpmklrItQ01OROJ8bbbLxwCO9lt+IwLyLHqkfdgk5kpxN02m2DImq3RZ7T",
-	"KWCUgdgkPCOsbdifM/gAFHPAo1MDjzd/CsPrdvvtg1XM8L3rIL8yWEpCUAxMojDjf/7qu1oKs6Rqs9f1",
-	"iozXRl5UYbooI2KuTL/gJ6oIrBIx5zZtx5Dx/xH4HiJwfvAQn03Uosahc2f+NUZfXNx+Z+Rlhqgb55m9",
-	"JY6bg/NQ0vnFJSyGu3+pOGyf15D1YFQtss0d69Xo0D5RmkqtrOcP8THD3UH+H5/0ukRSHotpyFPQZluU",
-	"xyRmE6aVj77NCSUHQbltMqIKDrrk5Owk6HVJlEB0qbKp7QyvKsC63vhg8jA5ZEc/ti87aXfa432xPzto",
-	"n4rz7qulwNOt6Qj/3KCk3mGTljakAIX6Pi4ZeIL5f0nr1/X/PS8rOlvkrSJJXps1p36Qxr9VBMV8RDhg",
-	"MeDWij8KxiG2NoyFrkfTWq1YqbLbeARKLF7FMqpL3tg+iekWeW7Kkxyu87IrG02ZRgmvaLoSSDaWqDUB",
-	"95snIVzbWZVVUjdZ5TsxYXxtMHX6BkQLAtdRghWhxSV+S/JW8Omry/6DyKrOQV0DCqJMwosvlep0ey6w",
-	"lqvVkap7+BeNsH7lLs27Kr72yZTqKMndTpgpkAmVsaGvqFqyewJSJZAuW/hTJg/OsShV3+RABfHQVL9j",
-	"HD/q7z8kOcFBYhFlU+B61VkKlqfxYDntu6pFklMadUV27Lm33aiSIaqHtqaDXXBIy4//2uUw7Nq2lryq",
-	"MztZnqQzDVN1G1fjIOGNEe7U3uWGXSolNcMqjCtNeQTN0FfwOjOqk7om9q46ezTTyV7RxK1lKZIFEsYg",
-	"AVdeBr52YwlrHnTB4s2CnD72CU2VsNwgswne8A9BDjHB6eNh1brMh8cwZs4lgqJhdx2SPhWT+q72x+3o",
-	"gHbgaNSN+9FDegi9cWfUjrtRnx7A4bgBHVa2UjB1Tdv45vz8BbEXkEjE9WNqqL31ddf+0ZFTcPXb7caS",
-	"yzKDqym36a0QlU2nVC5K6oLxGP+fn5+6LprIxVsj2Jpij7w6O3XH+pYe/Ah1YpooSuQEvSIR5UTNmY4S",
-	"IrhpONfC6lb85tY+eVusK4hxo97Sxn6BK03IdZYfjFtKSRpFImuCLMsSr9z1wypBTHaGqYho+mUsppTx",
-	"oU+4IDFTs5QuTNay2yKvTF35IdHiy/yTViSmriJL9tpR4H6/Hj3KNPDvPvvN34dZu909+O2Dz/e++N2f",
-	"Lobv/vHmn4K3n++EYWub63YffOlklTvV/4O379r+QefG+Xb3d/VVb7189/MPim/rGXrfG2dpetEcuR87",
-	"piA7naBbMgC+CZmCp2bIRQNRMxotmeMbaw7yTKjkUlwx/VOD994eyPP/hKEOQx6GV2E4DkNJwvD6cD8M",
-	"r4/b//Wv739+/z74+f2/hFm33T00/x79/P7ff/7nf/vv9+//5z/+8+3HZQVFRkCrfIAInRT9aGfjdvyE",
-	"i4a8aH2296KYq9g5DDrdw1Kz5lhBjEHiFWeItgZyyUwwrlWLmNgb8komc4MqBmIs9a9lxiNqWgPPl8Va",
-	"LqvumFsefsLcMkeHcmRlpxfs5z6K8XaWUJ5NQbLoo5BkY97ZW4Mcbz//KCczZ+n45cnpKVmtmTdloQWs",
-	"OcaqjnQTvr9STTPgx3aW8UNR/WsXTnxiePraEOFd0XklUm+JVx+BRVuRYai9FTasICWC/YOHh8ERHUVB",
-	"DON20HHosI9gwzb4fVlO3a7xVS/egtpocLBNXoXpI6II04uXmM3nbYoZ+xYWxxk+d0Mb08w4DF98//Kc",
-	"lNl5PpauhgWrRMbCDkSS0YL0DtcySySlShPFrjFNMwOYhuugS6QS40ZBmGcXRM6ger2iOsB2C2gMy+MX",
-	"m7F/PSkM+vT1ueff2shp3KkZWBn6xdBAyDd2ZmotGdP1NdUTkGKWF8EsYFwBV8x0wKq3K5q6EYnWM9sc",
-	"Z3wsikkEakeMc7Xk6SrBHA2xKkfl+m6Li5ilc2g1wYyJuMonoMSYUGv4mRRxFulWyEP+2WfkGzFfvmcu",
-	"5KXCrx88QEXmL6gYBTx4kHcunRcOppTTCWAVTYDHNlgO8PZOi5zQNG3Wuy2cFyKT7vBlK+TdFjkRs4Wt",
-	"09zmzLCYyalmTVsh723fXKuZ0O4v30OxLTshMERRp7D3YFhuqNjP74GDpBrdupyPXHeAlvdSkMu38rmr",
-	"uyrPx4DgJa1Wy24A3VDPRe2dMTx0GNXNHLClx7BSGhT2R7ltqmINp0KO4tpMipqjY7+WQGNVKGNY+Iuh",
-	"CYx3WCrCEBWm77uBXrHlc2xP2boxm2GL/LBKYpCdYb/bHe6amQproJDX+A9CtZ0PYLyc+MjzQrMPiBLR",
-	"yHSaA5qyCLgC59S9kGImGWgqF06BXJwzz/euQCp79jqtdquNF4kZcPxy4PVa7VbPZAU6MVi84hj44QQa",
-	"yrvvzJRKbWg1N5jysfIDpW3jwi978oKDGXNOszhn9kI+LDnwARnTVCFendn+WO4d7owKObMRSFnbW6Vg",
-	"/mHMcBrnctnWHBawtZeyuu32hiGqleGpN/UG3LoGGob/bRtdTuPKtqByK9ZaSUWnqOrkmAmpcpBplXe5",
-	"xQJbU2vFa1HLPFrzVFRtWHn1icuvmgbOu6abZgtr76WaR/fbnXU3lfbda3gx6cb39q3JN99af2vC3NW7",
-	"/a6GMWI3wTH+42YDb94aM1qKKndUghHHhJXCchhz6URhhnVcC3TeWywTxZo+A9WgXMwswp61kU0BMDMr",
-	"RpIQfUqIF+OQ56RwTi3aOnWegAQCqQLfYNmAmDd2Eee5mG9zGN2ZA6+kQb8S8eJDDuK7hmOy9Whf09jD",
-	"TT2ZxaN4czes+NVAhdOm/ZBG6AeqM3ZfoFxFhqWRhJbja0w1jT3cJ1ZsceCdVz7vBi/99tHtt5av4+EN",
-	"nS2QZfmdD3Pf/u33NU5h483d7u03r4wb/7rR08ltnYklN1vd3QSlN/5qqrP37hIWFyy+sQibgm4oqc9M",
-	"LoOeC0WbYSX6Go5NaTFTpjoxr5XZrM8AsUlhMZVeqKLFg+kNK/pzjSkRPtYsVGRT+SpZFAHEKv+FA3Js",
-	"tGB+TyAWYOfMzeumZvzYeSlKiSkIDiG38M4UGfbb/eE2oG5VUIJ6OcJsh8iXqtvcLqeP8aFW9I8aETKV",
-	"OKapVR1ureUtI7mLZB9GpaCHLQWBfnPCtTrY+6vIdvpW3s23li/e/Y0ig3VPJxnaFgdMqW9GLxqzrK/z",
-	"8Q08GRWTvHlOYddkUgXnGnI7kbYyuUvMm6v2Jw/KpW2Fa/v25cuVE3YFmKzZFynxzHbMmZ3Z2b+yDsUH",
-	"IUSVqxk2Aj+x/ceQF801rLF0IoXWaTHlM+x3j4b2PWX3LaLGasvo7A6ZXdX4WGkwVLxmyVFunabUBnN+",
-	"iXSvPlv9AZPO7hyznUV254gL5m3rjbpD4uvqNIdvmWNGb+iIR8Rk95YLWR5F+vXnYw2vZv/VpVf97hbZ",
-	"4/J7kJ8afGtY6/4ChQEMCRGwK8hBrhxT3wZ+y0mbtQhc1rkG1mxRW4PL1d9jQHSzM+chb4boARnmbZ8c",
-	"8pLyLwnlK+tlx8vSmO7PYkjQmeSGL8S8b15vtTTmT/Zb02G7A3TmvbZ1LbOqAdbc1/qFkHd5LuSXAN87",
-	"7tyU4Vs24+6iCmPgDT+fUKuRPz3q/k2Xsn/9WGvRL6933S78FgBrm8ONPP6ZgS/L5Is5B1mUtUXpVowi",
-	"Vn2doV/UrQiNIVcJnUHVYrZQl+OiMpPcVVFZZuWP8hhhf2wq5JiCzDCHxbSkCTZ/D/okkxK4LoHz/ziG",
-	"NJnrE9SiDb919+krRHeoYJU70uVPOZF5IlCRylWic6KeAZ4is7q8WsNxEDOeWEzdmh5pWUpN6SUQmXHz",
-	"ZmQm07yZPtjb63QfttqtdqszOGwftk2PJ3/ou8YfocIDb0T2SSomhHHbNrR90ZJ7alX8yBIY3PgrFW3R",
-	"ALeEEY1M/7YGBNV5dRZ+Bt7N25v/DQAA//8=",
+	"7FzddiM3cn4VpL05K810U/yTRuIcn7Us22uN7fEcjcbj7LSsBruLJKwmwAXQouiJcia3eYTc5BHyALnI",
+	"s8R5gLxCTgH9gyabFGckr72b3OiIbABdqCrUz1cFvvViMZ0JDlwrb/DWmwBNQJp/T2g8gRPBtRQpfk5A",
+	"xZLNNBPcG3jH6ZwuFIm4CJQWEqKnRIKaCa5AkSldkJhKuSCxhAS4ZjRVZOfsixNy8KR/RBTEuAzZb3V2",
+	"W57vqXgCU4ovAZ5NvcEbr1jWu/A9uKHTWQreoPrW96b05mvgYz3xBp122/f0YoYjlJaMj73bW987Ay0X",
+	"xyMNcpX61xORApIheKKIFmROmSZDGAkJRMsF42NCx5TxJeoKSvpd3xsJOaXaG3iM617XksSmSP7hQR9J",
+	"mjJuP1fkMa5hDNLQ9/r16+NMT5A7MdVw/OL0K1iskno+AXL84pRcwYLEE5qmwMfgE06nSKSeALEyI3pC",
+	"teE6A2W+v4LFGvI9+zIigabTj0OPZnpCZyz0/Hyxj0Pv++D4xWnwFSxCr87uHu5tRrUGifT9sLTWmx9C",
+	"7+KRmbQqk6U9fwpUNokH9zw0z6otF+qz394dkMjOXN1A5JM505OQRyClwH0wfk1TllxqcQU89CIynwAn",
+	"lJjPZE4VUcA1GWaaSBhlCpJWyNewbd1bfbLmbfmDS2d7H4ceCofGMSiVUwE3MyYhuYvTS6/fwOlb3ytP",
+	"I27ByugVR4qFZD9Bgt/GgmvgGv+ls1mKImGC782kGKYwffyjQmE4+0cxacrSJa1kinCB3IvFmDMFCRGS",
+	"TKgiQwBOJFyLK0iMJmqqM+UN+u2O72mmDU9PLceK1arNZJIPcg4PcpIGOXsDOmMBDr515fQ7CSNv4H20",
+	"V5m0PftU7b2wC1jWrD9gTJEpU4rxsU+mNMUjDolPMn7FxZzjvpztOLby9evXgavY68jJp+w1n31D3Kc0",
+	"OYM/Z6D0A4hI2pXIUCSlnOaQpoHdGXn28tvndcm0K8l8UzDADNssmJJZgSHpoeSymW7kljkSD6zYTWfz",
+	"Tv11J22nxHboQ7Hq2evzdeqbb8FH/WVakUyBJFyQVPAxSAI3TGn1sBqdW3ZD64ngo5TFD6HPSDmnU8Cd",
+	"0lQCTdDxjJnSkMvI2FvlDd689UYM0gRlkE9C4wpK0bHxxE0LeLcXrpSPKikfr47dKON87cBd+wEEfWaW",
+	"k4ZpA+PkS44IaT7DlLKU0CSRqI3VLkNekUJ2cKRlLKE8IdZZqogouiDzCYsnuy2CTj2WUL0r5DH6Ymvb",
+	"KUZ5fEForNm1iTXMdzRNxdy60FvfO+Xoumj6OS5/T/G/FFPQE4x55uiv51LwMRGciEwSxRJwD+i+a8YK",
+	"Iqwrvuto2rEPIqxjTjIONzOINST27U8J0yiUVIzHeCCR+drYaeus0b0Axspc2L3Socg0Ybpl2WkMx0kV",
+	"Uz/kkRKSzKhScyETJJHxWEgJsb7T8jkx/naGz53wUOZv+Ry4WzG60iKfCj0hMcUEJRXiygxTdAqGt8+F",
+	"/kJk/L7u47koYwmMQ4meMEVOPyNDQGNrUo2FyOos7VcsfS40GRkyNjKSCx3YYQ/BvueCqCyelITTqcgz",
+	"C3vef6/M8TZsekEXqaDJuRBfUzmGXyBESXFdk81wcrC/3zsgw4UGVWNZp1ex7Mydr4WwC2zmH44NtBCB",
+	"HfvQ0Yq7BWRjyqZMk52DPvmKfUqGC5LAiGap3jUsfQnymsXwitNrylI6TB+CqwnVdEiVcZQZl0DjCa78",
+	"FJNbm9kSNRFSp4u63XQYm9NFMoewjVx1Bz4US9fswy+OuQJ5DRKfouiHmVo8JRITf5JSDXIpqDGQQFBi",
+	"ApviGQc9MKSdC/EN5Ytc2+5teIWw7nNEWQoJ+gPGlSsdxkm/WyAUNeXvOmFJuQ4midOZvsMAo8rj8KAc",
+	"/iByWiaCjKSYWtMXpwy4bpHIYb0JM5TNw7UgsZgCGdL46uGE9YqrbDYTUkPyDSSMnhuW3C/8gNJVO/YG",
+	"Ix5nIVygbqj2K1k5RJEpUkWMpO44UuWcwMwJzOAHNVhzavMrA4NQRaLlHUXGTH2Hrtt8+YXR2Xvys0tM",
+	"eK4IlUDywOB94vdphjIAQjVJgSpNeiSeUEljjepz61fTTUTcPJfYAKYWM9dzgG63EmDFgfzYbpbddTk8",
+	"yIc/lNhKFZRAryzWZ2cOnPSPKaTNYDEi04EYBZLyMYTc8t1YUFpliWRG9YTMqKRTQMNZ5QQpZocErkEu",
+	"CkHli5gov9yUAzQ1wMW8Ci+UWRKSFjGbofMSRcKXFA8935tJMQOpmcWwTC4CySXVTXgu8ALzNAqdD7ag",
+	"Ya/XOzI4c4Xkddvdg6DdDToH5532oNcetNt/8hxMN6EaAs2mS1DzQX8Fa/M9lqwShMnT6Wf1dw67cS/p",
+	"w35w8OTwKKDDOAlg1O4E3V5/H7/Cb1wasowlS4DgQdPr1aVNwlap+IKmCojgMZTMYcqFsEritMygXHso",
+	"RArUZHDm3DXuLqVDSOsbnC4COpsFFsW7A6BH6cKI3TSDvyMmlSaHzpEmYlTswScj9P6Qppgh2cxzRqWu",
+	"EyOVvqSdYbdOyqGB5Z1PDryKM94cB3+iwU/t4Ojibf/2d14D3Tn7ttPDfLCjh08JHRpTKyThWZpivp1C",
+	"nhdaQba21EScbuPFmvgcvB0tBZNorN94RplyO5rz3lUe3z1gF+ViYvgjxBr3fWwArnMDWq2eb4M/uRjY",
+	"6gG2Ty00vrrC8nyy8+XL7v7BbosY18usbzrOcb4clcgR8TBrt3uxu775BqK6SsDi2WT4x5h9y56dvvrp",
+	"tPOcnapTfrYfn5wenF7Nvv/u5NlRq9WqM7rfPjqoqUmlIq3L4OJxo45YxE1dsoaNvsyrThnXLDXK4gKN",
+	"qkZy7wCPzvpKU7fTf9I/7B30nzjlps5qucn3zDsudR4INdbyQs/WXELP0JBX4ux39Tpc/t1dGlcTeI2E",
+	"GoealO3E6KL1Jg4cvqx0HOaFX1nVtztsF9npBJ1229gYtdsiz+kU0AdBYsKhIWY+7M8ZvIeNc0xLp64z",
+	"P4ThTbt98WhVW3zvJshHBkshCpKBIRbmA89ffV0LcJZYbfa6npHJWr+MLEwXpb/MmekX6EXln9VEzLkN",
+	"6tGh/L9/fgD/nB88tN7Gp1Gj0Lky/xZ9My5unxl6mYHxRnncb2HlZtcdSTq/vIJFtPuX8tL2fQ0xEfrc",
+	"IhbdsVqNCu0TpanUymp+hK+Jdgf5Pz7pdYmkPBHTkKegzbYoT0jCxkwrH3WbE0oOgnLbZEgVHHTJydlJ",
+	"0OuSeALxlcqmtri8ygCreqOD8ZPJITv6sX3VSbvTHu+L/dlB+1Scd18tuaVujUf4cQOTeodNXNoQIBTs",
+	"+7BQ4QvMDkrQv87/b3mZ79kUcNWS5Jlbc2AIafJ7RZDMp4QDpgpuJvmjYBwSK8NE6Lo3rWWSFSu7jUeg",
+	"tMWrtozqElW2b2K6RZ6b5CU313lSlg2nTCOF1zRdcSQbE9gagfvNDS6u7CzLKqqbpPK1GDO+1pk6VQWi",
+	"BYGbeIL5orVL/I7QrkDbV5f9B5FVdYU6BxTEmYQXnyjV6fZcw1quVrdU3cO/qIf1K3Vp3lXx2CdTquNJ",
+	"rnbCNJKMqUwMuEXVktwnINUE0mUJ/5rBg3MsStY3KVABSzRl9+jHj/r7T0gOf5BExNkUuF5VlgIDajxY",
+	"TnGvKqDkgEedkR177m2tqsSP6q6t6WAXCNPy6z93EQ67ts00r+u4T5YH6UzDVN2F5DiW8NYQd2pnuW6X",
+	"SklNKwvjSlMeN+ibjU1t8BXHmZSAOX2eEucc902C5CJROdsGkVNntMjRcujTNGt/1I4PaAeOht2kHz+h",
+	"h9AbdYbtpBv36QEcjmqhkGSBhBEYulasa7sxizZvuWRrDH1FqU9oqoSFJ5mNIqPvg9yOBaefRVX1NO+E",
+	"w93OJVpeAzA7dYJUjOsb32KTyyZoTSo4WJcLFlhi0y6/PD9/QewAEoukbioM+Lg+99s/OnKSvn673Zj2",
+	"WexyNew31R+isumUykUJrjCe4P+5RtVZ1QR/3ulF1ySc5NXZqdvCuPTip8gTU+ZRIi8hKBJTTtSc6XhC",
+	"BDcl8XUavB6B3Vpl7/K3BXRv2FvK2C9sW5P1PMv7L+5IZ2kci6zJbFoce2XWd6sQNtmJUhHT9JNETCnj",
+	"kU+4IAlTs5QuTOS02yKvTG77Ph7rk/ybViymLiNLfN1h4H5/zTn5u49+9/dh1m53D37/6PHex3/44TJ6",
+	"+4+3/xRcPN4Jw9Y243YffeJEtjvV/8HF27Z/0Ll1nu7+ob7qncN3H7+Xj11fQ/C9UZaml83Rw2eOKMhO",
+	"J+iWKIRv3LbgqWnD0UDUjMZL4vjSioN8I9TkSlwz/VOD9t4dTOT/hKEOQx6G12E4CkNJwvDmcD8Mb47b",
+	"//Wv735+9y74+d2/hFm33T00f49+fvfvP//zv/33u3f/8x//efFhkUkRldAqJiFCT4qKubNx2yDDRUNs",
+	"tj7ifFF0fuwcBp3uYclZc6wgQR/yijO0tsbkkplgXKsWMf4/5BVNZoIqWnZscULLjMfUFC+eL5O1nNrd",
+	"M749/BXj29w6lE01O71gP9dRdMezCeXZFCSLP8iSbIx9e2ssx8XjD1Iyc5aOX56cnpLVvH1TJFyYNUdY",
+	"1ZFusu+vVFMr+7Httnxfq/65a05MZLfU5nhf67ziqbe0Vx9gi7YC5JB7K2FpAYwE+wdPDoMjOoyDBEbt",
+	"oONAch+AyG3Q+zKlu5vjD6bFjThMgyZuUj+MM9HcML14ialHXnGZsa9gcZwhRRsqsqZdI3rx7ctzsnfd",
+	"2cMwai/vsFdRAYGRkbC9nWS4IL3DtTAYSanSRLEbjOdML6kBZugSAsa44STG6wXqNKjunFQ8sltAqdmi",
+	"Q7EZ++mLQvLPXp97/p01qcadmt6byC/6H0K+schUqy6ZArZJ9YAUbclo9QLGFXDFTDEv5CE3VTOVs9Bw",
+	"6dnLb5+T1zAk5hH5FHOdE5PYafICbTSLwV6ZOnzS3d8dhNzcGknHQjI9meKbZoxzSPI62VMSccHBpnq2",
+	"WG99ajkl5CiH/I7LrpVVpBezqEibmCIR1Y9/nOvIOt6IKRX5JKJZEvkhj+Bmhh/5cBTlz6mOrHTTlBQq",
+	"bB4ZYdeu0jTVjSZaz2yTA+MjUXSUUNsqnutEHtQTjGTRoue+qy7qYhCzwButOtExXVF5J5sYEWq1fiZF",
+	"ksXayOajj8iXYr48Zy7klcLHjx6hFuW3kYz0Hz3KK9DOxZEp5XQMU5Qe8MSGFAOc3mmRE+ROo9JZiGMh",
+	"Muk20bZC3m2REzFbWBm5ZbSo6K2qeoZbIe9tXySt6a/dX76HYltWeSIkdQp7j6JyQ8V+/ggcJNV4pss+",
+	"13XWY3kvRRngTuR9dVelcRgQHNJqtewG8AzquahdNUSdxNjH9HNbIBPzyUEhf6TbBnRWcCrkSK5Ve2rs",
+	"hn0sgSaqYEZU6IsBdIx2WNDIQEqmfr8BCLMYRGJNzLp2qahFvluFm8hO1O92o13TG2MFFPIaUkWotn0e",
+	"jJedO3n0bPYB8UQ0YtLmgKYsBq7AOXUvpJhJBprKhQMjFOfM871rkMqevU6r3WrjIDEDjg8HXq/VbvVM",
+	"7KQnxhGtKAZ+OYaGJPhr021Uaz7OBaZ8zI/RTpoSk1/2VggOpl09zZIcgw15VFYrBmREU4XG+sxWMnPt",
+	"cHuNyJm1XcrK3jIFozQjhtMkp8sWUTHNr12u67bbG5rhVprg3tRLpetKnRgkbVuSdEqMtliYS7FW9Ctq",
+	"elXNzXS6lQ1pq+jUHRLYGgQtrrctI57N3W21pvPVNy7fUA6cK8qbekRr15nNq/vtzrpJpXz3Gi6Y3fre",
+	"vhX55qn12y9mVu/uWQ3t4G50Z/THDYXeXBgxWiAvV1Tjj41bKSSHPpeOFYaXxzVH511gMi3WVISoBuXa",
+	"zMLtWRnZ+AfD0qK1DK1PaeLFCIMWA9/n+KzN5ucTkEAgVeAbWzYg5lI32nku5tscRrc7xCux5E9Fsnif",
+	"g/i24Zhs3aLZ1KByW4/k8Sje3s9W/GZMhVNQf5+S9XuyM3Evwq5ahqXmkZaja0w1Nag8pK3Y4sA7V3fv",
+	"Z1767aO7p5bXKnFCZwvLsnx3x8zbv3teYzc9Tu5275680jb+27aeTmzr9Ja50eruJlN666+GOntvr2Bx",
+	"yZJba2FT0A3Aw5mJZVBzy7Leivc1SKTSYqZMdmKuB9qozxhiE8JiKL1QRZ0MwxtWVFIbQyJ8rVmoiKby",
+	"VbI4BkhU/iMY5NhwwfzCRCLA3hcw14ZNG7lzuU2JKQgOIbfmHVPKfrsfbWPULQtKo162otvLAEupfS6X",
+	"08/wpZb0D2rmMjAEhqkVCGGl5S1bcteSvR/ghBq25AT6zQHXaoP2byLa6Vt6N08tL1D+jVoGq55OMLSt",
+	"HTCpvmmSaYyyPs8bbfBkVHj75o6SXRNJFch0yG3v4EoHNjE3kO1PV5RL2wzXdliUl2TH7BoswqRwTNRv",
+	"d8yZndkuzTIPxRehiSpXM2gEfmOrtCEvSpCYY+mJFFqnRT9W1O8e5cCRexusMdsyPLtHZFeVh1bKMBX6",
+	"WyK5W4cptRaqXyLcq/fIv0fHuttxbrvG3Y7vAnnbeqNus/+6PM3BW+YY0Rs44ikx0b3FQpabxn778VjD",
+	"Ffu/uvCq390iely+z/prG9+arXV/ScQYDAkxsGvIjVx5oWAb81tUcdZb4DLPNWbNJrU1c7n6uxpo3ezt",
+	"gJA3m+gBifLiWG7yJuUnCeVPD5R1QQtjuj9vIkFnkhu8EOO+eb0g1Rg/2aemDnkP05lXJNcVFqsyYXP1",
+	"7xeyvMvdM7+E8b3nzk0avmXJ8j6sMALe8DMYtRz517e6f9Op7F+/rbXWL8933V6FLQysLaE34vhnxnxZ",
+	"JF/MOcgirS1St6Kfs6rrRH6Rt6JpDLma0BlUhXhr6nK7qEzPfZVUllH509xH2B8NCzmGIDOMYTEsaTKb",
+	"fwSd111Lw/l/3IY0ietXyEUbfrPw188Q3Y6KVexIlz/JReYTgYxULhOdE/UN4Ckyq8vrZozjvGpbNsCL",
+	"+T9vAi9rilSTaC8vvLUWdJraQ0T5IuTAr5kUHMf5RcUbT5CQxLSHDvJSb1k8z9vPiaVjCCrkTCtIR2Qn",
+	"mtIrIDLjUUEHJn1Uk4nWs8HeXqf7pNVutVudwWH7sL1rD1om8STsmTat8pe1BgZ7Qs7lvHjb+BtnaIcM",
+	"J32SijFh3FYzbbm2hMRaFWyzZKNu/ZVEu6jLW3bS2JSVa/apMiPOwt+Ad3tx+78BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
