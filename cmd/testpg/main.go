@@ -111,15 +111,8 @@ func run(args []string, stderr io.Writer) int {
 
 // startBouncer starts PgBouncer in front of srv, giving up on a signal.
 func startBouncer(srv *pglocal.Server, sigs <-chan os.Signal) (*pgBouncer, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := startContext(sigs)
 	defer cancel()
-	go func() {
-		select {
-		case <-sigs:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	// A folder of its own under the system's temporary folder: the
 	// server's user must reach it, and our own temporary folder is ours
 	// alone.
@@ -136,8 +129,15 @@ func startBouncer(srv *pglocal.Server, sigs <-chan os.Signal) (*pgBouncer, error
 
 // startServer starts the throwaway server, giving up on a signal.
 func startServer(dir string, sigs <-chan os.Signal) (*pglocal.Server, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := startContext(sigs)
 	defer cancel()
+	return pglocal.Start(ctx, pglocal.Config{Dir: dir, Ephemeral: true})
+}
+
+// startContext bounds a start-up by startTimeout and ends it early on a
+// signal.
+func startContext(sigs <-chan os.Signal) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	go func() {
 		select {
 		case <-sigs:
@@ -145,7 +145,7 @@ func startServer(dir string, sigs <-chan os.Signal) (*pglocal.Server, error) {
 		case <-ctx.Done():
 		}
 	}()
-	return pglocal.Start(ctx, pglocal.Config{Dir: dir, Ephemeral: true})
+	return ctx, cancel
 }
 
 // runCommand runs args with our stdin, stdout and stderr and the variables
