@@ -1,7 +1,7 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
 
-.PHONY: run build test generate check-generated lint ci
+.PHONY: run build test test-faults test-pgbouncer generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
@@ -15,6 +15,15 @@ build:
 ## test: all tests, against one throwaway PostgreSQL for the whole run
 test:
 	$(GO) run ./cmd/testpg -- $(GO) test -race -count=1 ./...
+
+## test-faults: the fault suite: real PostgreSQL and authapi processes, killed, stopped, frozen, signalled and starved
+test-faults:
+	$(GO) vet -tags faults ./faults/
+	$(GO) test -tags faults -count=1 -timeout 10m -v ./faults/
+
+## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
+test-pgbouncer:
+	$(GO) run ./cmd/testpg -pgbouncer -- $(GO) test -count=1 $$($(GO) list ./... | grep -v /pglocal)
 
 ## generate: regenerate gen/ from openapi.yaml
 generate:
