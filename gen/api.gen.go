@@ -1253,7 +1253,7 @@ type ListAPIKeysResponse401Headers struct {
 
 // ListAPIKeysResponse503Headers the declared response headers of an HTTP 503 response for ListAPIKeys
 type ListAPIKeysResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type ListAPIKeysResponse struct {
@@ -1336,7 +1336,7 @@ type CreateAPIKeyResponse401Headers struct {
 
 // CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
 type CreateAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type CreateAPIKeyResponse struct {
@@ -1454,7 +1454,7 @@ type RevokeAPIKeyResponse401Headers struct {
 
 // RevokeAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeAPIKey
 type RevokeAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RevokeAPIKeyResponse struct {
@@ -1544,7 +1544,7 @@ type RotateAPIKeyResponse401Headers struct {
 
 // RotateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RotateAPIKey
 type RotateAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RotateAPIKeyResponse struct {
@@ -1664,12 +1664,12 @@ type LoginResponse200Headers struct {
 
 // LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
 type LoginResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
 type LoginResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type LoginResponse struct {
@@ -1782,12 +1782,12 @@ type RegisterUserResponse200Headers struct {
 
 // RegisterUserResponse429Headers the declared response headers of an HTTP 429 response for RegisterUser
 type RegisterUserResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // RegisterUserResponse503Headers the declared response headers of an HTTP 503 response for RegisterUser
 type RegisterUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RegisterUserResponse struct {
@@ -1910,7 +1910,7 @@ type GetCurrentUserResponse403Headers struct {
 
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type GetCurrentUserResponse struct {
@@ -2257,8 +2257,8 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 	case rsp.StatusCode == 503:
 		var headers ListAPIKeysResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2372,8 +2372,8 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers CreateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2462,8 +2462,8 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers RevokeAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2584,8 +2584,8 @@ func ParseRotateAPIKeyResponse(rsp *http.Response) (*RotateAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers RotateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2689,8 +2689,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 429:
 		var headers LoginResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2699,8 +2699,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 503:
 		var headers LoginResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2804,8 +2804,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 429:
 		var headers RegisterUserResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2814,8 +2814,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 503:
 		var headers RegisterUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2911,8 +2911,8 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -3127,7 +3127,7 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -3136,7 +3136,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4430,111 +4430,115 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3rdttGfn+VKbI9lhyAAi+iJfrkbBQl2SgXx0eW4+0aXnEI/ElOBM5wZwaiGFc97tc+Qr/0EfoA/dBn",
-	"afoAfYWeuQAYEOBFlrLepP3iI5KYwcz/8vtfZ/zWi9lszihQKbzBW28KOAGu/zzF8RROGZWcpepzAiLm",
-	"ZC4Jo97AO0kXeCnQkLJASMZh+BRxEHNGBQg0w0sUY86XKOaQAJUEpwLtnX95ivpPesdIQKymQYet9n7L",
-	"8z0RT2GG1UvgBs/mKXgDL5/Y870ZvvkW6EROvUE7DH1PLufqCSE5oRPv9tb3zkHy5clYAq+v9NWUpaBe",
-	"yWgikGRogYlEIxgzDkjyJaEThCeY0DUr6XX0Csgsm3mDo35PrWBGqPlcroZQCRPgejmvXr06yeRUbTzG",
-	"Ek6en30Dy/rKLqaATp6foStYoniK0xToBHxE8UytSU4BGXYgOcVSE5SA0N9fwXId3czLEAeczj6JPJzJ",
-	"KZ6TyPPtZJ9E3h+Dk+dnwTewjLwqdbvN1F3ZzmeAeROh1XZG+rdyNznTD8P9ARqakfW1DX20IHIa0SFw",
-	"ztQSCb3GKUkuJbsCGnlDtJgCRRjpz2iBBRJAJRplEnEYZwKSVkTXUGTdW3205m32h0tne59EnqI7jmMQ",
-	"wq4CbuaEQ7ITEW99b445noG02vUNLM8+3ygSjwQ6+1xxudzJqBN3kx4cBv0nR8cBHsVJAOOwHXS6vUP1",
-	"lfrG8z2iZppjOfV8j+KZGnkFy0uifuPwl0yt2htInoFLsDHjMyy9gZdl+kl3S/3GHRUKr4YbuXtJFXkZ",
-	"Jz+pVyh0oRKoVH/i+TxV8kMYPZhzNkph9vGPQu3aYZaih8QkXdEOIhBlitUxm1AiIEGMoykWaARAEYdr",
-	"dgWJ1giJZSa8QS9s+54kUpPtzLA3n80rNpNxOrDiMLBLGlhZCPCcBOrhW5dGv+Mw9gbeRwclah6YX8XB",
-	"czOBIc16RScCzYgQhE58NMOpojokPsroFWUL6uebURu0AtZCJzSi9oOeQ+2cSIHYgiK7bqS25Ed02LQn",
-	"u5fAzjE0uuJg/atXrwJXxdft1Q45aAY4vfPPcHIOf8lAyAfgPzczoRFLCiFYQJoGhmzo6xffP6uyPSzZ",
-	"/l1OXf3YZq4XnAj0kh6K6ZvXrailsemBtaYJpbYqhztoNw0xjz4Uqb5+dbFON+wWfKUTSuwzARxRhlJG",
-	"J6DUhAgpWg8q0dbG6bWeMjpOSfwQ8qxWrhBZ7RSnHHCiLPWECAmWR9ryCG/w+q03JpAmigd2kMJkEAJP",
-	"tLvRNIF3+8bl8nHJ5ZP6sxt5bOcO3LkfgNHnejquiTbQnkxBEcb1Z5hhkiKcJFxJY7nLiJZLQXvqSUNY",
-	"hGmCjNsghkjgJVpMSTzdbyHlBcUc9LvUUxHlTDpvjpWLYqwIVi4rXSIcS3KtvSv9HU5TtjCexa3vnVGR",
-	"jcckJkDli5jN4d7yQERhFVIcXxnXbgYDtWEk1CuqWtt1tbZcjHl0m86Wzwfm+V/AsBkkUU5ZuR/9MiTV",
-	"ZtkcDOsRBUgeWGNdG3RGpZKq9AslFvdk0ws2AzlVDvlC0XrBGZ0gRhHLOBIkqbDo0DU/+SKMM7mNPebZ",
-	"B2HKCUWZchcglpCYtz9FRCoGpWwyUUCqlEZq+2o8OOV1gIrRKDN7xSOWSURky0i+ZuxpGcs9JBQyjuZY",
-	"iAXjiVoioTHjHGK51WI5seVuBssd8FDSv4pf7la0rLTQZ0xOUYxVYJwydmW0As9A0/YZk1+yjN7X7D9j",
-	"hR6qSMro29nnaATKSOqwd8myKkl7JUmfMYnGehkbCUmZDMxjD0G+ZwyJLJ4WC8czZsNeA82PhEHivTHj",
-	"KMduXxl+PawE631Nyed4mTKcXDD2LeYT+AW8z1TNq6NxivqHh90+Gi0liApV2w5In7vjJWNmgs0kVs8G",
-	"krHAPPvQjqi7BUXplMyIRHv9HvqGfIZGS5TAGGepNCR9AfyaxPCS4mtMUjxKH4KqCZZ4hIX2gTLKAcdT",
-	"NfNTJPnSJGKQmDIu02UVWh3C2nWhzFnYRqq6Dz4USdfsw8+RQAC/Bq5+VawfZWL5FHFQm0yxBL5i/XQG",
-	"KyhSWJsMn5Ps0ku7YOw7TJdW2u6NzYwZZ2iMSQqJMhmECpc7hKJeJ0+oVYS/43icxTxYSpjN5RaMViKv",
-	"Hg+Kxx+ET6uLQGPOZgYd41Q5Qy00dEivPUhhkk2SoZjNAI1wfPVwzHpJRTafMy4h+Q4Sgi+W93YkX0Bh",
-	"zR28Uf6rM5GaoApUhyWvnEWhmVqVziZsU6liTKDHBPrhBwWsBTahs871YYGGqzsaapj6QVl3/eWXWmbv",
-	"Sc8O0pGXQJgDsr7DXUKzWaZ4AAhLlAIWEnVRPMUcxzr3d+uXw3Ww0zzW+tKVcKga3nU6JQNLCli13cy7",
-	"6+LxwD7+UGwrRJADLgIANXLgRPZEqLXpFBfLZMDGAcd0AhE1dNcIissEAJpjOUVF+rRVhnupCvwRXANf",
-	"5oyyk+iYrdiUk6BsqGTQ0gMRekpIWkhvBi+K7KN6Sf6j53tzroIZSUzuU4eZkFxi2VR+AJrn7LVA24dN",
-	"Zrzb7R7vV5O8nbDTD8JO0O5ftMNBNxyE4Z88v0zPJlhCIMlspTLS79VytGrWOeEgti9MSDYXaI9x/dcc",
-	"kn20YPyK0MlTRLM0RWSsQghDBjtrC50Yt8xkJR8JpICIjdGE4xhqm3oShO0gbF+Eakd32JR6vXE9TMa6",
-	"tkmS1Dengv/3zJ7fLQ/ue0RcGle0kcRyCrxkP+NXCtEWT9EYpwIQozHY0Kwh7+uuvrL3EWMpYJ2VSLGQ",
-	"l5nYVfjU4ypmSXxl33S+gdBMguVyRiVJdY5tTLh5soVezhPNYxVYKOfMVtLYGGH9wFrpbQ/CzkMy2tQy",
-	"mlid4hGk1YXMlgGezwOT799SQVT6DGNy01yPMaQ4ckBc7d1S1UcqOpGQpipsNpmjOeayuhgu5CVujzrV",
-	"pRzpQqLzaa7cFK7e+2c14vVJ8Ccc/BQGx2/e9m5/5zWs20rNbszPRaxEHsv2xZSkuRxSptf+IAzTuR/R",
-	"tDIsi5XN8BIlrEKv157NgmnbOFhwIsF743tEwkxss1Av8uzWDN+cmQHtkuWYc7z0TPUqr4S99rSiW0Nu",
-	"RcFVbN9F+ArRKxC7oo3F/t8Ub2ejHyGWanEnOt1+oVPodZOks+FuRr5uc8yvpmRZn2F1PNr76kXnsL/f",
-	"QtpbJMadOrFVB5sVtYXSKAvDbuzOr7+BYVWmYfn1dPSHmHxPvj57+dNZ+xk5E2f0/DA+PeufXc3/+MPp",
-	"18etVqsqNr3wuL/BTpGGrbyweGOwSUmNW9gQlUV1+0q7C9klVHatzplyfafde9I76vZ7T5wafrtew/c9",
-	"/Y5Lab3zxt6HyDPV7sjTa6Bqrtf2O8Vzx/KY75pq664UVlhaWUKFQk3idKrl07g4TvltVawoLHJnpy5R",
-	"d3QWrH/goMlAhYbqoXEmMw4mzYglmjEhI1rGxI8EshwxuW8yBgUwCKugCe0xCmgJmFfSERF9ReTUJCWL",
-	"hdgVI6ziK1R5gR1YTO5HlIyRmlqFfoyOySTLa0raqzE10QfxWO5quNBeO2iHoTYwYr+FnuEZCJ0j19HP",
-	"CFBGyV8yuIOBc+xKu2JXXv85im7C8M3jujnxvZvAPhmsRCRqGSqiUuH/s5ffVuOZu8D8U4ep1nEvCh0N",
-	"8H9PzJ8Rmn9aMQC+Z0hqf1b2a1UbNdPW61qyNp5QWpYuCz/f6pufJ2bLuEJM2YLa0gg1HvNvM67YHkr8",
-	"9mMBazTUurXLiDUYWyDe6uZ/ANdXTW5+0+slunQytokUU4Jt9oyHHC8ur2A53P9rOcHmffUtfKnELQ/u",
-	"94y6KU3zkZCYS2FUcqheM9wf2D981O0gjmnCZhFNQeptKUuWkAmRwleyTRFG/aDYNhphAf0OOj0/Dbod",
-	"FE8hvhLZbNWk5AQwojfuT55Mj8jxj+FVO+3MurTHDuf98IxddF6uOE2dCo3Uxw1E6h41U+lX6YznrN3F",
-	"La944htc7y8JpElRGq4S43tapPxMFrAOyjZ51xwpQpo8Ekgt/imiIBQeO8nEHxmhNpBGCZNV37WSTCyZ",
-	"32lU2sI+N3Izrz2aNxHZQs802loTbvNy2WhGpFrhNU5rzsXGHGZlgYfNTaMuRw3JylU3ceVbNiF0revq",
-	"1J6RZAhu4immE4ukdEuolNdk69P+A8vK6nOVAgLijMPzT4Vod7quKShmq2Jr5+iv7HUV4tK8q/xnH82w",
-	"jKdW7JhumJ1gnuj6Bl5N30yBiymkqxz+q25tRXgctShI3yRAeWa6KcGrXKLj3uGTolsyYXE2AyrrwpKX",
-	"ARoVy2kBKcvsNuddJWTb6L3paChKCFVj3KTYeZFh9fVfuEluM7dJPV1XU/+Z9aZ2QmcHCVcguobRvkeo",
-	"kJjGDfJm4hXjx8ZxxjnQGPIcmaW4rxMObjHCkm0wdLpRTPFg1VlrGnU4DuM+bsPxqJP04if4CLrj9ihM",
-	"OnEP9+FoXHHeOAk4jEGvq4auYWNaTb/lkqwB+nKlPsKpYKZCZaPf4R8Di2PB2efDssfGNvOr3SojKk2N",
-	"0SkVp2xS3fgOm1yFoLrZt/Wipm18dXHxHJkHUMySKhboAtP6VMrh8bGTQ+mFYWMWxdSn6iGSrvAjkc1m",
-	"mC+LdCox9QMrMlVaNJW4tprJNfkb9PL8zD1msfLip4omupQvmC0TCxRjisSCyHiKGNWdUetEdH2VbWeZ",
-	"3GZQ8/KsJm/BYz8HryZ4PLftk1uyQziOWdaEi6ZWWRv1Q71MifaGKYtx+mnCZpjQoW7ZSYiYp3ipXaP9",
-	"Fnqpo++7mKRP7TetmM1cQhY1VIeAh72qiSq847/76Hd/H2Vh2Ok/evzxwSe///Pl8O0/3v5T8ObjvShq",
-	"7fLc/uNPHWd7r/w7ePM29PvtW+fX/d9XZ936+P7HdzKi6+vEvjfO0vSy2T343GEF2msHnSL15Gu7zGiq",
-	"u2glIDGvVfK+MuxA3zExvWLXRP7UIL3bvQX7RxTJKKJRdB1F4yjiKIpujg6j6OYk/K9/fffzu3fBz+/+",
-	"Jco6YedI/3v887t///mf/+2/3737n//4zzfv53rkbgcunQ7EbJkOU3fjJoFJWYPztd6lfJ43AO4dBe3O",
-	"UUFZrVaQKCPxkhKFthpy0ZwRKkULaQMf0XJNeoDIOzdNukTyjMZYF6ifrS5rNdq8pwN79AEdWIsORW/l",
-	"Xjc4tDKq7O18imk2A07i90KSjc5tdw1yvPn4vYRM69LJi9OzM1RPJWxydXNYc5hVqnQjvutK/JYKwFds",
-	"oUhjqvYIN9cBdPn+0pZ5zRw6X6tPO9bnS/OuTZaa00lXAGXOz0dOyXjPFgPQE5TgpdhvoRCB+oFIFWnm",
-	"SdCdyzn9sHe0w3HMGq2K9v1VCzgHrttUGNXl7aIzpIWGNgmi/DmcFKcwEVtQ4I9ERDkIlvEYBMqocvOG",
-	"B9ftgxkMn+qhOmsyRAuSpsiGrnIKeYbIlo6a8yxOUF78XnN0XoqmE5kn5qjMXW36F64x0Y77yhmV+9rm",
-	"2vJ3tFbvYYl2yhAr6tWijjxTFxz2nxwFx3gUBwmMw6Dt5IjfI0W8AfWKiH07xesYttlh1EtrgJdNmKKC",
-	"B2VDiFy+UAGjrTvPyTewPMnUeze0Uuk+y+Hz719cIKUIyjc+sMcQxTBPtaIxM0ds0GiJukdr062mbUWQ",
-	"G6WV+nyPTqfhMtOKvsDxNKLlCRN9ZFriKxAG5rT8uCdSdAkCFPbQiA5vgpxa5nSMGD614xZl2XECUqBh",
-	"L+zaA5T6nK2J6sqTtsXh6lJNDckU800hOCee+fRlLkBfv7rw/K2dAI2U1U26Qz9vlIzoxtJ+paavO910",
-	"QgBQfjRNmc6AUAFUEEmuwTlb3VTOnko5Nw2BhI5Z3n2JzYk5SxYbHCEVESjLaH2A6m7zh4hhFC6P9yiW",
-	"Ctv1XSLznLMki2UrohH96COkrNHKGN1xpX5+/FgR0h5P1wR4/Nj27jhnmGaY4gnMFBWBJsY1G6jh7RY6",
-	"xWnaTHeTC1qyjLtnUloR7bTQKZsvTVbAre4P8z7k8ghOK6Ld3bszKiw0+7N7yLdliqvWCh08HhYbyvfz",
-	"B6BKWcCR87UKu7qXvMKztahS31WhHwOkHmm1WmYDSgzlglVujFBKrnxIfTzKmE0Vlw8cy2wdY8M4EVG1",
-	"XNt4oFXH/Gxsdm6Sc3nRmS8tHSa7pnNv+szhhoyhSdYkRsvWtRYPW+iHel4O7Q17nc5wX/eRGgZFtJLS",
-	"y70g5TTlXa42CjHl0njKGpP3WkFTEgMV4Gjdc87mnIDEfOmkY3I983zvGrgwutduha1QPcTmQNWPA6/b",
-	"Cltd7YPKqcb+mmBodxEaHM1vdWdu5SyPZZjwEYUFCGmqh86Bdwr69FeaJTZZHdFhUewZmI7JYQudm+q5",
-	"lQ63LxedGwwXhveGKIVJOEvsuoyPLLyVCww6YbihcbzWMP66Wp5fV153K+U0S1PjgOx8k0NZTzaV4Wq7",
-	"57puS8v9Sh04L/O6ZVi3e9AsLi8SNjujuv+8aBOv5xO38HrnvHR+lrNWKGzsOa+cFqu/cfVKm8C502bT",
-	"yY3K/Tf61b2wvW5QIUkHDSf6b33v0AjX5qHVY6t6VHf7qIZDWq7rpiXV9TteGzaa1KtVCaRsmzZgOeeU",
-	"dccTLQknFZPqvbn1vTlbU6TDEoSLzrmBNTwyzobyOfO+eoVzhTFh44jaiopNmZv8y2IKHBCkAnyNmgOk",
-	"bwbSLhxbtNBJUboeQUT1kTbQKQDBZoCG1qHTk6mHjEqivWGpm8N9FzwiugY93C47r6gSfMaS5e7IoQXR",
-	"rlH9WTLiRJupQKcM1Ia0C2vXqKBaAf1qn966NjWLAAkW0xHDOn1QV+03Rk5W12EKHDY1/aiob7lLqAPM",
-	"7e3OR0iaehVvqwGL7se6Hz5/EHjeGXjzjpW79YRsQee7MSBxT8zXUXWlrazl6CkRTa1rD4mzO4Clc8/M",
-	"/aC5Fx5vH1rcAaIGtHdA5dXTyHrc4fZxjecD1eBOZ/vg2kG4v23L40QgTmOyG1PsbzJDt37dIT14a266",
-	"ujXWKQXZkGg5126P0N3AtvRY81x03r3a6JxnKJUR04GGCniWIi/7KieU5I0BjY6req2eKPd57SxZHOtM",
-	"hLmFzpozjf4JA3MCUt9xo5uVnRP9yrwxChE1ppHo5ERvuIsfbEhQWDL3brLXzWwvHzkwd5cpXq4AdK/Z",
-	"LbS23rmm62/CJ+uZ9W4eWtzP8BvVQSMIjsv23hp3YKoKuuGq0T08h3mK4zV65169ozXIYIJ6VGuCKSoQ",
-	"KSJqcqTGFmqnThvxpY36qVgAFyglV0bwiiuAdMcqhUVEN1myfeOjNtYylDcb0WGlPjJEe3k7ezgoMcNi",
-	"xX7R25Kjg3qd2kdEbQMR1qkmpA9A6Ki/dEpbSBd1DGQUmODc/ERoRIkU5sAlmgMnLDG/m6yqkzi4kbbQ",
-	"IorXtdBJRK1SOpds2ZvoFNaMGQcyobkC744uTi3qXujyHv51QwWr2w/DnZ2jpjrabf26w9280Qf0x7jR",
-	"Hp2CMhWp36w/dldY/n8H7kMZD1tHvrPx0Hnz9ZbiC9veK8wJY9sEsLmP1UBtXi6PqDljUTtHifTtWAbh",
-	"iqlNutj0dRYXOE3INdhTa+qZYS9sa/Cbm2M2RVJXvUiZqWI2ndpX35jWsYjmfVGYK2PGmZRp3gU+7HWO",
-	"TWaicg1JY+pS0+weqFj2rNR6Q8qiZFFg3BkwK43bv0QcXz3peodzp+6pUtNK4J7qzMtYO2/UPbK7LhXp",
-	"FC8WwMF0Zz1FOoFlCgurrep/+zDdcP3brw5Ee50dbMTqRUofGnwrWOvedagBg0MMymU2IFccGt4FfvPm",
-	"gvUIXKRyNawZn7gCl/W7OhW6mUOVxretQ/QADW3PhoW8afFJI6NF2rxdxdQE3StTOciMU118U672oton",
-	"0Rjmml91e8w9oNM2yqzrdym7V5qbUn4h5F1t6f0lwPeeO9fZ1B07ae5DCs3gDVc0VlKZHx51f9MO668f",
-	"aw362RSE20K3A8Cazq7Govi5hi9TFtd9g3kWJM985qdIyiaJoZ+nFxU0RlRM8RzK/jDb7MTtxES60Tld",
-	"vRIUIlq2Mer8yVNrPewV5co3mSvnVvkrTXj6B5Cn+nyPLBD1/zi4NPHxA2Q4G/73BT20u4tGrd5r/eGD",
-	"TrfJsF41kMXN4WgxZYoFwiW/o6Tf6b7GWnPfShFUv51f5/mp1Q48fZglP6Ole5yK6G2GrwDxjOqrcTKe",
-	"2ma4wcFBu/OkFbbCVntwFB6FOp1lF/W28U50hTF6Sz5K2QQR6tt6NcWTYmf6ZJ+V4hX8ufVrQXTewGbS",
-	"hjjW/VcV7HEanMuJvwPv9s3t/wYAAP//",
+	"7F3ddtw2fn8VlNkeSw454nxIlkYnZ6Mo8UZO4vjIdrxdUxExJGYGEQeYBUCNJq563Ns+Qm/6CH2AXvRZ",
+	"mj5AX6HnD4AkOMP5kKWsd9Pe5FhDAgT+H7//J5B3XsInU84IU9Lrv/PGBKdE6H+e4mRMTjlTgmfwd0pk",
+	"IuhUUc68vneSzfBcopjxQCouSHyMBJFTziSRaILnKMFCzFEiSEqYojiTaOf86Sk6eNI7QpIkMA3ab7V3",
+	"W57vyWRMJhg+Qlg+8fpvvWJa78L3yA2eTDPi9atffW+Cb74lbKTGXr8dhr6n5lN4QypB2ci7vfW9c6LE",
+	"/GSoiFhe/Zsxzwgsg7NUIsXRDFOFBmTIBUFKzCkbITzClC2srlhJr+N7Qy4mWHl9jzLV7Zgl0Qks//Cg",
+	"B0uaUGb+rpZHmSIjIvT63rx5c5KrMVAnwYqcvDj7hsyXl/pqTNDJizN0ReYoGeMsI2xEfMTwBBapxgQZ",
+	"niE1xkpTnRKpf78i8xXL98zHkCA4m3wWeThXYzylkefbyT6LvD8GJy/Ogm/IPPLq5O7C3qZYKSJgfT8u",
+	"zPX2x8i7eKwHLfNkYc9fECya2AN7Huhn1ZYL8dkPd/soNiOXNxD7aEbVOGIxEYLDPii7xhlNLxW/Iizy",
+	"YjQbE4Yw0n+jGZZIEqbQIFdIkGEuSdqK2Aqyrfqqj1Z8zT64dLb3WeQBc3CSECntKsjNlAqSbqL0wufX",
+	"UPoWxgk8Icoq8zdkfvblWuF6JNHZlyAv1XYHnaSb9sh+cPDk8CjAgyQNyDBsB51ubx9+gl8836Mw0xSr",
+	"sed7DE9g5BWZX1J4Jsifc9ia11ciJy5VS/XJc/2mu++Dxh2V+ALDjdS9ZsADLujP8AkAM6YIU/BPPJ1m",
+	"IGSUs72p4IOMTD79ScKuHY4CPRSm2YKeUYkYB3lI+IhRSVLEBRpjiQaEMCTINb8iqdYthVUuvX4vbPue",
+	"okqT7czIQDFbxZ5csL6Vmb5dUt8KTICnNICXb10a/U6Qodf3PtmrQHrPPJV7L8wEhjSrIYNKNKFSUjby",
+	"0QRnQHWS+ihnV4zPmF9sBjZopbCFTljE7B96Dtg5VRLxGUN23Qi25EcsbtqT3Utg54iNQjmm5c2bN4GL",
+	"A6v2aofsNUOl3vkXOD0nf86JVA/Af2FmQgOelkIwI1kWGLKhZy+/f15ne1ix/buCuvq19VwvORHoJT0U",
+	"09evG6ilEeSBtaYJyjYqhztoOw0xrz4UqZ69ebVKN+wWfNAJEPtcEoEYRxlnIwJqQqWSrQeVaGsI9VpP",
+	"ORtmNHkIeYaVAyLDTnEmCE7BTo+oVMTySJsn6fXfvvOGlGQp8MAOAkwmUuKRdlyaJvBuL1wuH1VcPll+",
+	"dy2P7dyBO/cDMPpcTyc00fraJyopwoX+m0wwzRBOUwHSWO0yYtVS0A68aQiLMEuR8S1kjCSeo9mYJuPd",
+	"FgIfKBFEfwveipjgyvlyAn6MsSIYPGQ2RzhR9Fr7afo3nGV8ZtyPW987YzIfDmlCCVMvEz4l95YHKkur",
+	"kOHkyjiJE9KHDSMJn6hrbdfV2mox5tVNOlu9H5j3fwXDZpAEPLdqP/pjSMFm+ZQY1iNGSPrAGuvaoDMG",
+	"HhrOvgKxuCebXvIJUWNw7WdA65ngbIQ4QzwXSNK0xqJ91/wUizAe5yb2mHcfhCknDOXgLpBEkdR8/RhR",
+	"BQzK+GgEQApKo7R9NR4ceB0EQkLGzV7xgOcKUdUykq8Ze1qFjg8JhVygKZZyxkUKS6Qs4UKQRG20WE4o",
+	"u53Bcgc8lPQv4pe7FS0rLfQFV2OUYIjDM86vjFbgCdG0fc7VU56z+5r957zUQwi3jL6dfYkGBIykjqjn",
+	"PK+TtFeR9DlXaKiXsZaQjKvAvPYQ5HvOkcyTcblwPOE2gDbQ/EgaJN4ZcoEK7PbB8OthFVjvakq+wPOM",
+	"4/QV599iMSK/gveZwbw6rmfoYH+/e4AGc0VkjaptB6TP3fGKczPBehLDu4HiPDDvPrQj6m4BKJ3RCVVo",
+	"56CHvqFfoMEcpWSI80wZkr4k4pom5DXD15hmeJA9BFVTrPAAS+0D5UwQnIxh5mOkxNzkeJAcc6GyeR1a",
+	"HcLadaHcWdhaqrovPhRJV+zDL5BAEnFNBDwF1g9yOT9GgsAmM6yIWLB+OjkWlNmxdYbPyaPppb3i/DvM",
+	"5lba7o3NnBtnaIhpRlIwGZRJlzuUoV6nyNXVhL/jeJzlPFgpMpmqDRgNIg+vB+XrD8KnxUWgoeATg45J",
+	"Bs5QC8UO6bUHKU1GSnGU8AlBA5xcPRyzXjOZT6dcKJJ+R1KKX83v7Ui+JKU1d/AG/FdnIpigDlT7Fa+c",
+	"RaEJrEpnEzapVDkm0GMC/fKDAtYMm9BZJwSxRPHijmINUz+Addc/PtUye096dpCOvCTCgiDrO9wlNJvk",
+	"wAOCsEIZwVKhLkrGWOBE5/5u/Wq4Dnaax1pfuhYO1cO7TqdiYEUBq7breXddvh7Y1x+KbaUICoLLAABG",
+	"9p3InkpYm05x8VwFfBgIzEYkYobuGkFxlQBAU6zGqEyftqpwL4PAH5FrIuYFo+wkOmYrN+UkKBsKJ6zy",
+	"QKSekqQtpDeDZ2X2ET5SPPR8byogmFHU5D51mEnSS6yaKhuEFdl/LdD2ZZM+73a7R7v1JG8n7BwEYSdo",
+	"H7xqh/1u2A/DP3lOdSPFigSKThaKLge9pRwtzDqlgsjNC5OKTyXa4UL/a0rSXTTj4oqy0TFieZYhOoQQ",
+	"wpDBztpCJ8YtM1nJRxIBEPEhGgmckKVNPQnCdhC2X4WwoztsCj5vXA+TsV7aJE2XNwfB/wdmz++WB/c9",
+	"Ki+NK9pIYjUmomI/F1eAaLNjNMSZJIizhNjQrCHv666+tvcB5xnBOiuRYakuc7mt8MHrELOkPtg3nW+g",
+	"LFfEcjlnimY6xzakwrzZQq+nqeYxBBbgnNkiHR8irF9YKb3tfth5SEabWkYTqzM8IFl9IZN5gKfTwOT7",
+	"NxQnQZ/JkN4012MMKQ4dEIe9W6r6CKITRbIMwmaTOZpioeqLEVJd4vagU1/KoS5JOn85pSUY8fYk+BMO",
+	"fg6Do4t3vdvfeQ3rtlKzHfMLEauQx7J9NqZZIYeM67U/CMN07kc2rQyrcmUTPEcpr9HrrWezYNo29meC",
+	"Kl14popM5CYL9bLIbk3wzZkZ0K5YjoXAc89Ur4pK2FtPK7o15FYUXMX2XYSvEb0GsQvaWO7/ovw6H/xE",
+	"EgWLO9Hp9lc6hb5sknQ23M3IL9sc89TUNZdnWByPdr5+2dk/2G0h7S1S406d2KqDzYracmaUh2E3cefX",
+	"v5C4LtNk/mw8+ENCv6fPzl7/fNZ+Ts/kGTvfT07PDs6upn/84fTZUavVqotNLzw6qMl5JeOty+Di00Yh",
+	"L0hMGzb60qKRQS6QKbfsIWtL7h6A7q9uE+i0e096h92D3hOnV6C93Cvge/obl8r67o2NGJFnCuaRp9dg",
+	"2yjMb/UmCvtbU3neldEaw2tLqFGoSdhOtfQaB8gpzi0KHSOzwhValrc7uhLWe3Cwpg+BI7w0zFUuiElC",
+	"YoUmXKqIVRHzI4ksR0xmnA4JwA/CEFKhHc4ImhMsasmKiL2hamxSluVC7IoRhugL1T5gB5aT+xGjQwRT",
+	"Q2DI2ZCO8qLipH0eUzF9EH/mrmYN7bSDdhhq8yN3W+g5nhCpM+g6NhoQlDP655zcwfw5Vqdd18Yfo+gm",
+	"DC8eL+uh790E9s1gIV6BZUC8hSlDz19/W4927mIEjh2mWre+LIM0GId7WoQJZcVfC+bB9wxJ7WOwbova",
+	"qJm2WtfSldEGaFk2L6MAq29+kbatog455jNmCyfM+NO/zahjc6Dx248UrNGAdWuHEmswtkC8MQj4CI4x",
+	"TG6e6fVSXVgZ2jSLKdA2+82xwLPLKzKPd/9SLrL53vIWnoK4FaH/jlE30DQfSYWFkkYlY/hMvNu3//BR",
+	"t4MEZimfRCwjSm8LLFlKR1RJH2SbIYwOgnLbaIAlOeig0/PToNtByZgkVzKfLJqUggBG9IYHoyfjQ3r0",
+	"U3jVzjqTLuvx/elBeMZfdV4vuFSdGo3gzzVE6h42U+lv0lUvWLuN017z09c45k8pydKycFwnxvesTAia",
+	"HOEyKNvUXnMcSbL0kUSw+GPEiAQ8dlKNP3HKbJiNUq7qvmst1Vgxv9OotKV9buRmUZk0X6KqhZ5rtLUm",
+	"3Gbt8sGEKljhNc6WnIu1Gc7aAvebe4FdjhqSVatu4sq3fETZStfVqUwjxRG5ScaYjSySsg2BVFGxXZ72",
+	"H3he1abrFJAkyQV58bmU7U7XNQXlbHVs7Rz+hb2uUlyad1U89tEEq2RsxY7rntsRFqmufuDF5M6YCDkm",
+	"2SKH/6JbWxAeRy1K0jcJUJG3bkr/gkt01Nt/UvZSpjzJJ4SpZWEpigSNiuU0iFRFeJsRrxOybfTe9DuU",
+	"BYa6MW5S7KIEsfj5r9wUuJnbJKau64WB3HpTW6Gzg4QLEL2E0b5HmVSYJQ3yZuIV48cmSS4EYQkpMmiW",
+	"4r5OR7ilCku2fuz0qpjSwqKz1jRqfxgmB7hNjgadtJc8wYekO2wPwrST9PABORzWnDdBA0GGRK9rCV3D",
+	"xqSb/solXQH01Up9hDPJTf3KRr/xHwOLY8HZl3HVgWMPDcBuwYgqU4F0CskZH9U3vsUmFyFoReKlvyrz",
+	"UhSbmnb59atXL5B5ASU8rUOFrk6tzrTsHx05KZZeGDYmWUxxazmC0u0BSOaTCRbzMhdLTfHBSlSdVE31",
+	"sY1WdEV6B70+P3NPeyx8+BhoovsAJLc1ZokSzJCcUZWMEWe6rWqVBK8u0W0tspvsbVHb1eQteewX2NaE",
+	"nue293JD8ggnCc+bYNMUOpdG/bBc40Q7ccYTnH2e8gmmLNb9PimV0wzPtee020KvdXB+F4v1uf2llfCJ",
+	"S8iyAOsQcL+3Qk/+7pPf/X2Uh2Hn4NHjT/c++/2Pl/G7f7z9p+Di050oam3z3u7jzx1ffKf6d3DxLvQP",
+	"2rfO093f12fd+Prup3eysauLzL43zLPsstl7+NJhBdppB50yM+Vrs81ZpltwFUFyulQG/NqwA33H5fiK",
+	"X1P1c4P0bnYm7D+iSEURi6LrKBpGkUBRdHO4H0U3J+F//ev7X96/D355/y9R3gk7h/q/R7+8//df/vnf",
+	"/vv9+//5j/+8+DDPpPBKcOWTIG5rfJi5Gzf5TcYbfLPVHueLontw5zBodw5Lymq1IinYkNeMAtpqyEVT",
+	"TpmSLaTtf8SqNekBsmj7NNkUJXKWYF3dfr64rMVg9J7+7eFH9G8tOpSNmTvdYN/KKJjj6RizfEIETT4I",
+	"Sdb6vt0VyHHx6QcJmdalk5enZ2doOdOwzhMuYM1hVqXSjfiuy/gbCgRf8xmQxpT8EW4uE+ja/6WtEZs5",
+	"dDpXH7pcni8rWj55Zo42XRFSpQR95NSbd2ytAD1BKZ7L3RYKEYEHVEEgWuRIt672HIS9wy1OhS7Rquz9",
+	"X7SAUyJ0jwtnujZetpW0UGxzJODu4bQ8DIr4jBHxSEZMEMlzkRCJcgZeYLx33d6bkPhYD9VJlRjNaJYh",
+	"G9mqMSkSSLay1JyGcWL28vmSo/NaNp35PDHnbO5q079yjYn26xcOuNzXNi8tf0tr9QGWaKsEMlBvKSgp",
+	"EnnB/sGTw+AID5IgJcMwaDsp5A/IIK9BvTKg30zxB8OwxtxcAw6tAx+IMsDYUDV/CYGnrW5P6TdkfpLD",
+	"itY0bOluzvjF9y9fIdAYcKL37GFHGRcpWzTk5iAPGsxR93Bl2tY0x0h6A+qrTxHptByuMrboK5yMI1ad",
+	"Y9FHvBW+ItLgoRY099yLLmUQACkWsfgmKKhlzuDI+NiOm1XlyxFREsW9sGuPaerTvCY6rM7zlofBK54Y",
+	"koGUmIJyQTzz19NC0p69eeX5G/sNGimrW4Fjv2jHjNjaBoJa54Dup9OJBYKKA3BgYwPKJGGSKnpNWhGL",
+	"mO6IkJZlmpDPXn7/HL0hA6QfoS8gsj7VaQSFXoBHQAE3d86fnh4+6ezv9k0tGWcjLqgaT+BLU8oYSW0P",
+	"xDGKGWfEJBZMkdF4cOWQiAHf7eHzXSMbsZpP4yJIpxLFWH3600zFxs2LqZSxj2Kcp7EfsZjcTOFPNhjG",
+	"9jlWsZGmLEOFEOhHWrhqZ9ybegLGSk1NzyVlQ140uGJzKNHKhA0hEcRN4D9YT6nO6uIlaqQUVyeoQJ6l",
+	"bayv7NdU8DRPlObNJ58gsNkLY3RTGzx+/BikyF4ToLn/+LFtj3KOiU0wwyMyAe4RlhoHtg/D2y10CtRp",
+	"FDqTUJvzXLjHfloR67TQKZ/ODY/cFom4aPWuTjm1ItbdvgGmJr9mf3YPxbaM8Fhbvfc4LjdU7OcPhAFS",
+	"EEfJV6LV4l6KMtnGytTyrkpw6CN4pdVqmQ2ADqoZr90BAjIJnrY+gWacCzzISN/xX2z4YBgnIwbLtd0b",
+	"GjfMY+PZFI5LIS86failw6QodQJTH+tck3Y1Ga/UQMyq7u24hX5YTm6inbjX6cS7ulXXMChitbxo4SuC",
+	"a1k0EttYzdSckzFvrIBoBc1oQpgkjta9EHwqKFFYzJ2kVaFnnu9dEyGN7rVbYSuEl/iUMHjY97qtsNXV",
+	"nroaa8O3JBjaqSYN7vi3uvm5dlzKMkz6iJEZ4KQuwTp3CjCiD9hleWoz/hGLy4pZ3zSlxi10bloQrHS4",
+	"rc/o3GCXNLw3RCnt4Vlq12UiCekt3BHRCcM1vflLPflv6z0Oq3oU3HYDlmeZcdO2viyjKsqb8nq9o3ZV",
+	"Q6vlfq2YXtTK3Vq226BpFldUWptddt3iX3biL2ddN/B66+R+cVx2qdra2NZfO5C3/MXFS4oC55aidYdj",
+	"ajca6U/3wvaqQaUk7TVcmnDre/tGuNYPrZ8M1qO6m0c1nINz/VYtqa7T9daw0SSorUpoy68NWME5sO54",
+	"pCXhpGZSvYtb35vyFZVOrIh00bkwsIZHxtMCh7s4ugA4VxoTPgT3SJelbN3BZKlmYyIIIpkkvkbNPtL3",
+	"Omn/lc9a6KSs/w9IxPSpQaITJZJPCIqtN6sng5eMSqKduNLNeNcFj4itQA+3VdErSy1f8HS+PXJoQbRr",
+	"hH9WjDjRZirQiRXYkPbf7RoBqgHoF5sdV/X6WQRIsRwPONZJlmXVvjBysrgOUyWyCfxHZZHQXcIywNze",
+	"bn1Kp6nh87Yeremmtvvh80eB562Bt2j7uVtjzQZ0vhsDUvdSgmVUXejNazl6SmVT/99D4uwWYOlc5XM/",
+	"aO6FR5uHlteswID2Fqi8eOBbj9vfPK7xCCYM7nQ2D146a/jXbXmcCMTp7nZjit11ZujWX3ZI996Zy8Ru",
+	"jXXKiGpIR51rt0fqlmpboF3yXHR1ot4tXuRxwYjpQAMCnrksaufghNKiu6LRcYXP6okKn9fOkieJTsOY",
+	"OwStOdPon3JiDpnqa4R0x7dzaQKYN85IxIxppDoz04u38YMNCUpL5l7/9raZ7dUre+Z6OODlAkD3mt1C",
+	"a+udm9D+Knyynlnv+qHlFRi/UR00guC4bB+scXum9qK71hrdw3MyzXCyQu/c2420BhlMgFe1JpjSC1Uy",
+	"YiaTbGyhyZOBEZ/bqJ/JGRESZfTKCF55y5Ju+2VkFrF1lmzX+KiNFR/wZiMW16pIMdopzgSE/QozLFbs",
+	"lg1CBTrA52AfEbNdWFinmpA+RaKj/sopbSFd+jKQUWKCc7kWZRGjSpozrWhKBOWpeW5Syk7i4EbZcpQs",
+	"P9dCJxGzSuncY2Yv+wOsGXJB6IgVCrw9ujgVu3uhywf41w11vu5BGG7tHDVVG2+Xb5Tczht9QH9MGO3R",
+	"KShTt/vN+mN3heX/d+A+lvGw1fY7Gw+dN19tKb6yPdLSHOK2rRLrm4EN1BZNBREzB1WWjqoifQGZQbhy",
+	"apMuNs2x5R1ZI3pN7NE/eCfuhW0NflNzVqlM6sKHwEyVs+nUPvxiGuwiVnSPYQHGTHClsqKVPu51jmwV",
+	"xr3ppTF1qWl2D1SsOnuWOmiq0m1Zht0aMGvd779GHF8/THyHo73u0VzTcOEejS3KWFtv1D0VvSoV6RQv",
+	"ZkQQ08N2jHQCyxQWFvv9//phuuGGvb85EO11trARi3dVfWzwrWGte52kBgxBEgIuswG58uT1NvBbtGCs",
+	"RuAylathzfjENbhcvg4V0M2cTDW+7TJE91FsO1ss5I3LvzQyWqQtmnpMTdC9lVYQlQumi2/gas/q3SSN",
+	"Ya55qpuI7gGdtp1oVVdQ1ePT3LrzKyHvYuPzrwG+99y5zqZu2W90H1JoBq+5BbOWyvz4qPubdlj/9rHW",
+	"oJ9NQbiNhlsArOl/ayyKn2v4MmVx3V1ZZEGKzGdxFKdqkoj9Ir0I0BgxOcZTUnXR2U4vYSemyo3O2eKt",
+	"qyRiVbOnzp8cW+thb4EH32QKzi34K014+geibHdTiaj/x8GliY8fIcPZ8D+40EO722jU4tXhHz/odDss",
+	"l6sGqrycHc3GHFggXfI7Svqdbupc6mxcKILqr4vrIj+1zGR7yE2n3/S/7ZHBsicIKxTv2caZ1hxPMqO3",
+	"mM0jRtg1FZzBe37RsabbsAXSh4n6tlWrbH6zhxWRWceASJ3kI9kQ7cQTfEWQyFlcrAPiTKzQWKlpf2+v",
+	"3XnSClthq90/DA/DXaPCuQAd29NN/eVd3n1dlQDKWlq9a7wNH6BPU9pHGR8hynxbRmd4VBJcn9q0yrUA",
+	"i7f+Umxf9NUZcuJEt4XVINHpTq8m/o54txe3/xsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
