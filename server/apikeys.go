@@ -40,7 +40,7 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 		return nil, err
 	}
 	k.Name, k.Scopes, k.ExpiresAt = req.Body.Name, scopes, expires
-	err = s.store.CreateAPIKey(ctx, k, s.cfg.MaxActiveKeys)
+	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys)
 	if errors.Is(err, store.ErrNotFound) { // the user was deleted since the token was checked
 		return nil, userGone()
 	}

@@ -33,9 +33,10 @@ func (k *APIKey) ActiveAt(now time.Time) bool {
 const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revoked_at, expires_at, last_used_at`
 
 // CreateAPIKey inserts k for k.UserID and sets its ID and CreatedAt. When
-// maxActive > 0 and the user already has that many active keys, it returns
-// a *ConflictError. It returns ErrNotFound when the user does not exist.
-func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, maxActive int) error {
+// maxActive > 0 and the user already has that many keys working at now
+// (neither revoked nor expired), it returns a *ConflictError. It returns
+// ErrNotFound when the user does not exist.
+func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -54,7 +55,8 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, maxActive int) error {
 	}
 	var active int
 	if maxActive > 0 {
-		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL`, k.UserID)
+		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
+			WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`, k.UserID, *floorMicro(&now))
 		if err != nil {
 			return wrap(err, "create api key")
 		}
@@ -113,7 +115,7 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 	var old APIKey
 	err = tx.GetContext(ctx, &old, `SELECT `+keyColumns+` FROM api_keys
 		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
-		FOR UPDATE`, oldID, next.UserID, now)
+		FOR UPDATE`, oldID, next.UserID, *floorMicro(&now))
 	if err != nil {
 		return nil, wrap(err, "rotate api key")
 	}
@@ -121,7 +123,7 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 		var active int
 		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
 			WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)`,
-			next.UserID, oldID, now)
+			next.UserID, oldID, *floorMicro(&now))
 		if err != nil {
 			return nil, wrap(err, "rotate api key")
 		}

@@ -26,7 +26,7 @@ func TestKeyScopesAndExpiryPersist(t *testing.T) {
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
 	k := newDigestKey(u.ID)
 	k.Name, k.Scopes, k.ExpiresAt = "ro", pq.StringArray{"me:read"}, &exp
-	if err := db.CreateAPIKey(ctx, k, 0); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 	o, err := db.APIKeyOwner(ctx, k.Digest)
@@ -35,14 +35,14 @@ func TestKeyScopesAndExpiryPersist(t *testing.T) {
 	}
 	bad := newDigestKey(u.ID)
 	bad.Name, bad.Scopes = "x", pq.StringArray{"admin"}
-	if err := db.CreateAPIKey(ctx, bad, 0); err == nil {
+	if err := db.CreateAPIKey(ctx, bad, time.Now(), 0); err == nil {
 		t.Fatal("a key with an unknown scope was stored")
 	}
 	// An expired key is still found: the caller tells "expired" from "unknown".
 	past := time.Now().Add(-time.Hour)
 	old := newDigestKey(u.ID)
 	old.Name, old.ExpiresAt = "old", &past
-	db.CreateAPIKey(ctx, old, 0)
+	db.CreateAPIKey(ctx, old, time.Now(), 0)
 	if o, err := db.APIKeyOwner(ctx, old.Digest); err != nil || o.ExpiresAt == nil {
 		t.Fatalf("APIKeyOwner(expired) = %v, %v, want it found with its expiry", o, err)
 	}
@@ -55,7 +55,7 @@ func TestRotateAPIKey(t *testing.T) {
 	exp := now.Add(30 * 24 * time.Hour)
 	old := newDigestKey(u.ID)
 	old.Name, old.Scopes, old.ExpiresAt = "ci", pq.StringArray{"me:read"}, &exp
-	if err := db.CreateAPIKey(ctx, old, 0); err != nil {
+	if err := db.CreateAPIKey(ctx, old, time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 	renew := func(o *store.APIKey) *time.Time { t := now.Add(o.ExpiresAt.Sub(o.CreatedAt)); return &t }
@@ -109,8 +109,8 @@ func TestRotationRespectsTheCap(t *testing.T) {
 	u := MustCreateUser(t, db, "full")
 	a, b := newDigestKey(u.ID), newDigestKey(u.ID)
 	a.Name, b.Name = "a", "b"
-	db.CreateAPIKey(ctx, a, 0)
-	db.CreateAPIKey(ctx, b, 0)
+	db.CreateAPIKey(ctx, a, time.Now(), 0)
+	db.CreateAPIKey(ctx, b, time.Now(), 0)
 	now := time.Now()
 	// At the cap, replacing a key is still allowed: the old one is not counted.
 	if _, err := db.RotateAPIKey(ctx, a.ID, now, now, newDigestKey(u.ID), 2, nil); err != nil {
@@ -120,6 +120,33 @@ func TestRotationRespectsTheCap(t *testing.T) {
 	// other active keys there is no room for a replacement.
 	if _, err := db.RotateAPIKey(ctx, b.ID, now, now.Add(time.Hour), newDigestKey(u.ID), 1, nil); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("rotation past the cap = %v, want a conflict", err)
+	}
+}
+
+// TestCapCountsWorkingKeys: an expired key leaves room, from the very
+// instant it expires and not a nanosecond earlier, as the server's clock
+// tells it (PostgreSQL would round a nanosecond to the next microsecond).
+func TestCapCountsWorkingKeys(t *testing.T) {
+	db := storetest.NewDB(t)
+	u := MustCreateUser(t, db, "expiring")
+	end := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	a, b := newDigestKey(u.ID), newDigestKey(u.ID)
+	a.Name, a.ExpiresAt, b.Name = "a", &end, "b"
+	for _, k := range []*store.APIKey{a, b} {
+		if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	named := func(name string) *store.APIKey { k := newDigestKey(u.ID); k.Name = name; return k }
+	justBefore := end.Add(-time.Nanosecond)
+	if err := db.CreateAPIKey(ctx, named("c"), justBefore, 2); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateAPIKey a nanosecond before a key expires, at the cap = %v, want a conflict", err)
+	}
+	if err := db.CreateAPIKey(ctx, named("c"), end, 2); err != nil {
+		t.Fatalf("CreateAPIKey once a key has expired = %v, want room for it", err)
+	}
+	if _, err := db.RotateAPIKey(ctx, a.ID, justBefore, justBefore, named("d"), 0, nil); err != nil {
+		t.Fatalf("RotateAPIKey a nanosecond before the key expires = %v, want it rotated", err)
 	}
 }
 

@@ -38,7 +38,7 @@ func MustCreateKey(tb testing.TB, db *store.DB, user uuid.UUID, name string) *st
 	tb.Helper()
 	k := &store.APIKey{UserID: user, Name: name, Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, 0); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
 		tb.Fatalf("CreateAPIKey(%q) = %v", name, err)
 	}
 	return k
@@ -248,7 +248,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 	u := MustCreateUser(t, db, "dup")
 	k := MustCreateKey(t, db, u.ID, "one")
 	again := &store.APIKey{UserID: u.ID, Name: "two", Prefix: "rst_abcd", Digest: k.Digest}
-	if err := db.CreateAPIKey(ctx, again, 0); err == nil {
+	if err := db.CreateAPIKey(ctx, again, time.Now(), 0); err == nil {
 		t.Fatal("two keys with one digest were stored")
 	}
 }
@@ -256,7 +256,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 func TestCreateAPIKeyForMissingUser(t *testing.T) {
 	db := storetest.NewDB(t)
 	k := &store.APIKey{UserID: uuid.New(), Name: "x", Prefix: "rst_abcd", Digest: make([]byte, 32)}
-	if err := db.CreateAPIKey(ctx, k, 0); !errors.Is(err, store.ErrNotFound) {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("CreateAPIKey(unknown user) = %v, want ErrNotFound", err)
 	}
 }
@@ -276,7 +276,7 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			k := &store.APIKey{UserID: u.ID, Name: "k", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 			rand.Read(k.Digest)
-			err := db.CreateAPIKey(ctx, k, limit)
+			err := db.CreateAPIKey(ctx, k, time.Now(), limit)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -300,7 +300,7 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 	}
 	k := &store.APIKey{UserID: u.ID, Name: "after", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, limit); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), limit); err != nil {
 		t.Fatalf("CreateAPIKey after a revocation = %v, want room for one", err)
 	}
 }
