@@ -224,7 +224,7 @@ export interface components {
              * @default 0
              * @example 3600
              */
-            grace_seconds: number;
+            grace_seconds?: number;
         };
         /**
          * @description A permission of an API key. `me:read` reads the key owner's
