@@ -40,6 +40,11 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 		return nil, err
 	}
 	k.Name, k.Scopes, k.ExpiresAt = req.Body.Name, scopes, expires
+	if expires != nil {
+		// Whole seconds, rounded up: the lifetime a rotation renews.
+		secs := int64((expires.Sub(now) + time.Second - 1) / time.Second)
+		k.LifetimeSeconds = &secs
+	}
 	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys)
 	if errors.Is(err, store.ErrNotFound) { // the user was deleted since the token was checked
 		return nil, userGone()
@@ -65,7 +70,9 @@ func (s *Server) expiry(now time.Time, requested *time.Time) (*time.Time, error)
 		return nil, validationProblem([]gen.FieldError{{Field: "expires_at",
 			Message: "must be at most " + days(s.cfg.KeyMaxLifetime) + " ahead"}})
 	}
-	t := requested.UTC()
+	// PostgreSQL keeps microseconds; flooring here, not rounding there,
+	// keeps the stored expiry and the lifetime derived from it exact.
+	t := requested.UTC().Truncate(time.Microsecond)
 	return &t, nil
 }
 
@@ -167,16 +174,17 @@ func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	// The new key lives as long as the old one was meant to, counted from
-	// now, within the lifetime bound: rotation renews a key.
+	// The new key lives as long as the old one was created to live,
+	// counted from now, within the lifetime bound: rotation renews a key.
 	lifetime := func(old *store.APIKey) *time.Time {
-		if old.ExpiresAt == nil {
+		if old.LifetimeSeconds == nil {
 			return nil
 		}
-		end := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
-		if max := s.cfg.KeyMaxLifetime; max > 0 && end.After(now.Add(max)) {
-			end = now.Add(max)
+		d := time.Duration(*old.LifetimeSeconds) * time.Second
+		if max := s.cfg.KeyMaxLifetime; max > 0 && d > max {
+			d = max
 		}
+		end := now.Add(d)
 		return &end
 	}
 	_, err = s.store.RotateAPIKey(ctx, req.KeyID, now, now.Add(grace), next, s.cfg.MaxActiveKeys, lifetime)

@@ -90,6 +90,8 @@ func TestKeyExpiryRules(t *testing.T) {
 		{"now", now.Format(time.RFC3339Nano), 422},
 		{"over a year", now.Add(366 * 24 * time.Hour).Format(time.RFC3339), 422},
 		{"not a date", "next tuesday", 422},
+		{"a leap second", now.Add(48*time.Hour).UTC().Format("2006-01-02") + "T23:59:60Z", 422},
+		{"a 31st of a 30-day month", "2027-04-31T10:00:00Z", 422},
 		{"a date without time", now.Format("2006-01-02"), 422},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,6 +251,8 @@ func TestKeyRotationRules(t *testing.T) {
 		{`{"grace_seconds":604801}`, "application/json", 422},
 		{`{"grace_seconds":"soon"}`, "application/json", 422},
 		{`{"grace_seconds":1.5}`, "application/json", 422},
+		{`{"grace_seconds":1e3}`, "application/json", 422},
+		{`{"grace_seconds":1000.0}`, "application/json", 422},
 		{`{"grace_seconds":`, "application/json", 400},
 		{`{"grace_seconds":60}`, "text/plain", 415},
 	} {
@@ -301,6 +305,9 @@ func TestKeyScopes(t *testing.T) {
 		if tc.me == 0 {
 			if r.Status != 422 || !strings.HasPrefix(strings.Join(r.Fields(), ","), "scopes") {
 				t.Errorf("create %s = %d %s, want 422 naming scopes", tc.body, r.Status, r.Body)
+			}
+			if p := r.Problem(); p.Errors != nil && (*p.Errors)[0].Message == "is invalid" {
+				t.Errorf("create %s: the message %q says nothing", tc.body, (*p.Errors)[0].Message)
 			}
 			continue
 		}

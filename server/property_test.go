@@ -439,9 +439,8 @@ func (d *drawer) stringBreakages(field string, s *openapi3.Schema) []breakage {
 }
 
 // dateTimeBreakages break the RFC 3339 shape and the window of a
-// date-time. A leap second (23:59:60) is left out: kin-openapi's
-// date-time format accepts it, Go's time package cannot read it, and the
-// server answers 400 instead of 422 or accepting it.
+// date-time. A leap second (23:59:60) is one: no clock the server reads
+// has it, so it is refused as a malformed date-time.
 func (d *drawer) dateTimeBreakages(field string) []breakage {
 	ahead := d.windows[field]
 	most := int64(ahead / time.Second)
@@ -455,6 +454,7 @@ func (d *drawer) dateTimeBreakages(field string) []breakage {
 				func() string { return s[:5] + "13" + s[7:] },            // month 13
 				func() string { return s[:5] + "02-30" + s[10:] },        // 30 February
 				func() string { return s[:11] + "24" + s[13:] },          // hour 24
+				func() string { return s[:11] + "23:59:60" + s[19:] },    // a leap second
 				func() string { return strings.ReplaceAll(s, "-", "/") }, // another separator
 			}).Draw(t, "malformation")()
 		}),
@@ -532,8 +532,9 @@ type propKey struct {
 	id, name, raw string
 	scopes        []string // sorted
 	createdAt     time.Time
-	expiresAt     *time.Time // its own expiry, or the end of its grace after a rotation
-	lastUsed      *time.Time // to the minute
+	lifetime      *time.Duration // what it was created to live, in whole seconds; a rotation renews it
+	expiresAt     *time.Time     // its own expiry, or the end of its grace after a rotation
+	lastUsed      *time.Time     // to the minute
 	revoked       bool
 	rotated       bool // replaced by a rotation: it works until its grace ends
 	owner         *propUser
@@ -936,7 +937,7 @@ func (p *propEnv) login(t *rapid.T, body map[string]any) {
 
 // created checks the answer of a create or a rotation, which both make a
 // key: 200, an active key of that name, scopes and expiry, and its prefix.
-func (p *propEnv) created(t *rapid.T, what string, r *response, u *propUser, name string, scopes []string, expires *time.Time) *propKey {
+func (p *propEnv) created(t *rapid.T, what string, r *response, u *propUser, name string, scopes []string, expires *time.Time, lifetime *time.Duration) *propKey {
 	raw, _ := r.JSON["raw_key"].(string)
 	if r.Status != 200 || r.JSON["name"] != name || r.JSON["is_active"] != true || len(raw) < 8 || r.JSON["prefix"] != raw[:8] {
 		t.Fatalf("%s = %d %s, want 200 with the name %q, an active key and its prefix", what, r.Status, r.Body, name)
@@ -956,7 +957,7 @@ func (p *propEnv) created(t *rapid.T, what string, r *response, u *propUser, nam
 			t.Fatalf("%s gave a raw key given before", what)
 		}
 	}
-	k := &propKey{id: r.JSON["id"].(string), name: name, raw: raw, scopes: scopes, createdAt: created, expiresAt: expires, owner: u, seq: len(p.m.keys)}
+	k := &propKey{id: r.JSON["id"].(string), name: name, raw: raw, scopes: scopes, createdAt: created, expiresAt: expires, lifetime: lifetime, owner: u, seq: len(p.m.keys)}
 	u.keys = append(u.keys, k)
 	p.m.keys[k.id] = k
 	return k
@@ -983,7 +984,12 @@ func (p *propEnv) createKey(t *rapid.T, u *propUser, body map[string]any) {
 		at = at.Truncate(time.Microsecond) // PostgreSQL's precision, never rounded up
 		expires = &at
 	}
-	p.created(t, fmt.Sprintf("createApiKey(%v)", body), r, u, body["name"].(string), scopes, expires)
+	var lifetime *time.Duration
+	if expires != nil {
+		life := (expires.Sub(now) + time.Second - 1).Truncate(time.Second) // whole seconds, rounded up
+		lifetime = &life
+	}
+	p.created(t, fmt.Sprintf("createApiKey(%v)", body), r, u, body["name"].(string), scopes, expires, lifetime)
 	p.seen["createApiKey 200"]++
 }
 
@@ -1063,19 +1069,14 @@ func (p *propEnv) rotate(t *rapid.T, u *propUser, id string, body map[string]any
 		p.seen["rotateApiKey 409"]++
 		return nil
 	}
-	// The new key lives as long as the old one was meant to, as the
-	// listing shows it (created_at to expires_at), counted from now, within
-	// the lifetime bound.
+	// The new key lives as long as the old one was created to live,
+	// counted from now, within the lifetime bound.
 	var expires *time.Time
-	if k.expiresAt != nil {
-		end := now.Add(k.expiresAt.Sub(k.createdAt))
-		if bound := now.Add(p.m.maxLifetime); end.After(bound) {
-			end = bound
-		}
-		end = end.Truncate(time.Microsecond)
+	if k.lifetime != nil {
+		end := now.Add(min(*k.lifetime, p.m.maxLifetime)).Truncate(time.Microsecond)
 		expires = &end
 	}
-	next := p.created(t, fmt.Sprintf("rotateApiKey(%s, %v)", id, body), r, u, k.name, k.scopes, expires)
+	next := p.created(t, fmt.Sprintf("rotateApiKey(%s, %v)", id, body), r, u, k.name, k.scopes, expires, k.lifetime)
 	p.seen["rotateApiKey 200"]++
 	// The old key ends when its grace does, unless it ends sooner anyway.
 	if end := now.Add(grace).Truncate(time.Microsecond); k.expiresAt == nil || end.Before(*k.expiresAt) {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -70,6 +71,12 @@ var formats = map[string]openapi3.StringFormatValidator{
 	// not RFC 9562 versions, yet a client may well send one, and an unknown
 	// well-formed ID is a 404, not a 422.
 	"uuid": openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`),
+	// What Go's time package can read, which the handler must: kin-openapi's
+	// own check lets through what no clock has (a leap second, 23:59:60).
+	"date-time": openapi3.NewCallbackValidator(func(s string) error {
+		_, err := time.Parse(time.RFC3339Nano, s)
+		return err
+	}),
 	// The spec's pattern checks the shape; RFC 5321 also bounds the local part.
 	"email": openapi3.NewCallbackValidator(func(s string) error {
 		local, _, ok := strings.Cut(s, "@")
@@ -140,6 +147,7 @@ func (v *validator) classify(req *http.Request, hasBody bool, result *echo.HTTPE
 			secErr  *openapi3filter.SecurityRequirementsError
 			reqErr  *openapi3filter.RequestError
 			textErr *invalidTextError
+			litErr  *literalError
 			parse   *openapi3filter.ParseError
 			schema  *openapi3.SchemaError
 		)
@@ -151,6 +159,10 @@ func (v *validator) classify(req *http.Request, hasBody bool, result *echo.HTTPE
 		case errors.As(err, &secErr):
 			if authErr == nil && len(secErr.Errors) > 0 {
 				authErr = secErr.Errors[0] // not a credential problem: the database, say
+			}
+		case errors.As(err, &litErr):
+			for _, f := range litErr.fields {
+				fields = append(fields, gen.FieldError{Field: f, Message: "must be a whole number written without a fraction or exponent"})
 			}
 		case errors.As(err, &textErr):
 			for _, f := range textErr.fields {
@@ -279,10 +291,25 @@ func schemaMessage(se *openapi3.SchemaError) string {
 			vals[i] = fmt.Sprint(v)
 		}
 		return "must be one of: " + strings.Join(vals, ", ")
+	case "minItems":
+		return fmt.Sprintf("must list at least %d %s", s.MinItems, plural(s.MinItems, "item"))
+	case "maxItems":
+		if s.MaxItems != nil {
+			return fmt.Sprintf("must list at most %d %s", *s.MaxItems, plural(*s.MaxItems, "item"))
+		}
+	case "uniqueItems":
+		return "must not list an item twice"
 	case "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
 		return "is out of range"
 	}
 	return "is invalid"
+}
+
+func plural(n uint64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func formatMessage(format string) string {
@@ -319,6 +346,48 @@ func (e *invalidTextError) Error() string {
 	return "invalid text in " + strings.Join(e.fields, ", ")
 }
 
+// literalError lists integer fields written with a fraction or an
+// exponent (1e3, 1000.0): JSON Schema counts them as integers, but the
+// handler's decoder cannot, so they are refused here, by name, rather than
+// failing there as if the JSON were malformed.
+type literalError struct{ fields []string }
+
+func (e *literalError) Error() string {
+	return "non-integer literal in " + strings.Join(e.fields, ", ")
+}
+
+// fractionalIntegers appends the path of every integer-typed value in v
+// written with a fraction or an exponent.
+func fractionalIntegers(v any, schema *openapi3.Schema, path string, bad *[]string) {
+	if schema == nil {
+		return
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch x := v.(type) {
+	case json.Number:
+		if schema.Type.Is(openapi3.TypeInteger) && strings.ContainsAny(string(x), ".eE") {
+			*bad = append(*bad, orBody(path))
+		}
+	case map[string]any:
+		for k, e := range x {
+			if prop := schema.Properties[k]; prop != nil {
+				fractionalIntegers(e, prop.Value, join(k), bad)
+			}
+		}
+	case []any:
+		if schema.Items != nil {
+			for i, e := range x {
+				fractionalIntegers(e, schema.Items.Value, join(strconv.Itoa(i)), bad)
+			}
+		}
+	}
+}
+
 var registerOnce sync.Once
 
 // registerJSONDecoder replaces kin-openapi's JSON body decoder (a process-
@@ -340,7 +409,7 @@ func registerJSONDecoder() {
 //     neither white space nor a letter or digit, so lengths count code
 //     points and the spec's patterns judge alike. Only the validator sees
 //     this copy: the handler decodes the original body.
-func decodeJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+func decodeJSON(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
 	data, err := io.ReadAll(body)
 	if err != nil {
 		return nil, err
@@ -358,6 +427,12 @@ func decodeJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3
 	invalidText(data, "", &bad)
 	if len(bad) > 0 {
 		return nil, &invalidTextError{fields: bad}
+	}
+	if schema != nil {
+		fractionalIntegers(v, schema.Value, "", &bad)
+		if len(bad) > 0 {
+			return nil, &literalError{fields: bad}
+		}
 	}
 	return countableCopy(v), nil
 }

@@ -22,6 +22,9 @@ type APIKey struct {
 	RevokedAt  *time.Time     `db:"revoked_at"`
 	ExpiresAt  *time.Time     `db:"expires_at"`
 	LastUsedAt *time.Time     `db:"last_used_at"`
+	// LifetimeSeconds is the lifetime the key was created with, which a
+	// rotation renews (nil: the key never expires).
+	LifetimeSeconds *int64 `db:"lifetime_seconds"`
 }
 
 // ActiveAt reports whether the key works at now: not revoked, not expired.
@@ -30,7 +33,7 @@ func (k *APIKey) ActiveAt(now time.Time) bool {
 }
 
 // keyColumns are the columns APIKey scans, in order.
-const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revoked_at, expires_at, last_used_at`
+const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revoked_at, expires_at, last_used_at, lifetime_seconds`
 
 // CreateAPIKey inserts k for k.UserID and sets its ID and CreatedAt. When
 // maxActive > 0 and the user already has that many keys working at now
@@ -76,8 +79,8 @@ func insertKey(ctx context.Context, tx *sqlx.Tx, k *APIKey) error {
 	}
 	k.ExpiresAt = floorMicro(k.ExpiresAt)
 	return tx.QueryRowxContext(ctx,
-		`INSERT INTO api_keys (user_id, name, prefix, digest, scopes, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
-		 RETURNING id, created_at`, k.UserID, k.Name, k.Prefix, k.Digest, k.Scopes, k.ExpiresAt).Scan(&k.ID, &k.CreatedAt)
+		`INSERT INTO api_keys (user_id, name, prefix, digest, scopes, expires_at, lifetime_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		 RETURNING id, created_at`, k.UserID, k.Name, k.Prefix, k.Digest, k.Scopes, k.ExpiresAt, k.LifetimeSeconds).Scan(&k.ID, &k.CreatedAt)
 }
 
 // floorMicro truncates t to PostgreSQL's precision. PostgreSQL would
@@ -96,8 +99,8 @@ var AllScopes = pq.StringArray{"me:read", "me:write"}
 // RotateAPIKey replaces the user's key oldID, which must work at now, by
 // next (for next.UserID, whose Name and Scopes it fills in from the old
 // key), and ends the old key at graceEnd, or at its own expiry if that is
-// sooner. lifetime, when not nil, computes the new key's expiry from the old
-// key's. The cap counts active keys other than the one replaced. It returns
+// sooner. next inherits the old key's name, scopes and lifetime; lifetime,
+// when not nil, computes next's expiry from the old key. The cap counts active keys other than the one replaced. It returns
 // ErrNotFound when no such working key is the user's, and a
 // *ConflictError when the cap is reached.
 func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd time.Time, next *APIKey, maxActive int, lifetime func(old *APIKey) *time.Time) (*APIKey, error) {
@@ -131,7 +134,7 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 			return nil, &ConflictError{Reason: fmt.Sprintf("you already have %d other active API keys, the most allowed; revoke one first", active)}
 		}
 	}
-	next.Name, next.Scopes = old.Name, old.Scopes
+	next.Name, next.Scopes, next.LifetimeSeconds = old.Name, old.Scopes, old.LifetimeSeconds
 	if lifetime != nil {
 		next.ExpiresAt = lifetime(&old)
 	}

@@ -54,18 +54,27 @@ func TestRotateAPIKey(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	exp := now.Add(30 * 24 * time.Hour)
 	old := newDigestKey(u.ID)
-	old.Name, old.Scopes, old.ExpiresAt = "ci", pq.StringArray{"me:read"}, &exp
+	life := int64(30 * 24 * 3600)
+	old.Name, old.Scopes, old.ExpiresAt, old.LifetimeSeconds = "ci", pq.StringArray{"me:read"}, &exp, &life
 	if err := db.CreateAPIKey(ctx, old, time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
-	renew := func(o *store.APIKey) *time.Time { t := now.Add(o.ExpiresAt.Sub(o.CreatedAt)); return &t }
+	var seen *store.APIKey // what renew was given
+	renew := func(o *store.APIKey) *time.Time {
+		seen = o
+		t := now.Add(time.Duration(*o.LifetimeSeconds) * time.Second)
+		return &t
+	}
 
 	next := newDigestKey(u.ID)
 	got, err := db.RotateAPIKey(ctx, old.ID, now, now.Add(time.Hour), next, 0, renew)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next.Name != "ci" || !slices.Equal(next.Scopes, []string{"me:read"}) || next.ExpiresAt == nil || next.ExpiresAt.Before(exp.Add(-time.Second)) {
+	if seen == nil || seen.LifetimeSeconds == nil || *seen.LifetimeSeconds != life || next.LifetimeSeconds == nil || *next.LifetimeSeconds != life {
+		t.Fatalf("the lifetime was not carried over: old %+v, new %+v", seen, next)
+	}
+	if next.Name != "ci" || !slices.Equal(next.Scopes, []string{"me:read"}) || next.ExpiresAt == nil || !next.ExpiresAt.Equal(exp) {
 		t.Fatalf("the new key = %+v, want the old name and scopes and a renewed lifetime", next)
 	}
 	if got.ExpiresAt == nil || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
