@@ -1,7 +1,7 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
 
-.PHONY: run build test generate check-generated lint ci
+.PHONY: run build test generate check-generated lint ci fuzz staticcheck vulncheck
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -29,5 +29,32 @@ lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	$(GO) vet ./...
 
+## fuzz: each fuzz target for FUZZTIME (the server's against a throwaway PostgreSQL)
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./apikey
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./token
+	$(GO) run ./cmd/testpg -- $(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./server
+
+STATICCHECK_VERSION ?= v0.8.2
+GOVULNCHECK_VERSION ?= v1.9.0
+# The Go vulnerability database's reports, as a module on the Go module
+# proxy: govulncheck reads a database built from them, offline.
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+VULNDB := bin/vulndb-$(VULNDB_VERSION)
+
+## staticcheck: static analysis of the hand-written code (gen/ is generated)
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $$($(GO) list ./... | grep -v '^authapi/gen$$')
+
+## vulncheck: govulncheck, failing on called vulnerabilities not accepted in .ci/govulncheck-accepted
+vulncheck: $(VULNDB)/index/db.json
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(CURDIR)/$(VULNDB) -format json ./... > bin/govulncheck.json
+	$(GO) run ./tools/vulngate -accept .ci/govulncheck-accepted bin/govulncheck.json
+
+$(VULNDB)/index/db.json:
+	rm -rf $(VULNDB)
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $(VULNDB)
+
 ## ci: what .ci/run checks
-ci: check-generated lint test
+ci: check-generated lint staticcheck vulncheck test fuzz
