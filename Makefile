@@ -1,7 +1,7 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
 
-.PHONY: run build test generate check-generated lint ci fuzz staticcheck vulncheck
+.PHONY: run build test generate check-generated lint ci fuzz staticcheck vulncheck measure-hardening
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -28,6 +28,10 @@ check-generated: generate
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	$(GO) vet ./...
+
+## measure-hardening: peak RSS under 500 concurrent logins, login vs hash throughput, login timing of unknown vs known users (minutes; BENCHMARKS.md)
+measure-hardening:
+	$(GO) run ./cmd/testpg -- env AUTH_MEASURE=1 $(GO) test -count=1 -timeout 30m -run '^TestMeasure' -v ./cmd/authapi
 
 ## fuzz: each fuzz target for FUZZTIME (the server's against a throwaway PostgreSQL)
 FUZZTIME ?= 10s
