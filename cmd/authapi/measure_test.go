@@ -224,7 +224,7 @@ func TestMeasureLoginBurst(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: burst}, Timeout: 2 * time.Minute}
 	var ratios, loginRates, hashRates []float64
 	for round := 1; round <= rounds; round++ {
-		before := rawHashRate(16 * runtime.GOMAXPROCS(0))
+		before := rawHashRate(32 * runtime.GOMAXPROCS(0))
 		var (
 			wg      sync.WaitGroup
 			mu      sync.Mutex
@@ -269,7 +269,7 @@ func TestMeasureLoginBurst(t *testing.T) {
 		elapsed := time.Since(start)
 		close(stop)
 		peak := <-sampled
-		after := rawHashRate(16 * runtime.GOMAXPROCS(0))
+		after := rawHashRate(32 * runtime.GOMAXPROCS(0))
 		if errs > 0 || counts[200] == 0 {
 			t.Fatalf("round %d: statuses %v, %d transport errors", round, counts, errs)
 		}
