@@ -43,9 +43,10 @@ fuzz:
 STATICCHECK_VERSION ?= v0.8.2
 GOVULNCHECK_VERSION ?= v1.9.0
 # The Go vulnerability database's reports, as a module on the Go module
-# proxy: govulncheck reads a database built from them, offline.
+# proxy: govulncheck reads a database built from them, offline. It is
+# built once per version, outside the work tree so that fresh clones share it.
 VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
-VULNDB := bin/vulndb-$(VULNDB_VERSION)
+VULNDB ?= $(HOME)/.cache/authapi/vulndb-$(VULNDB_VERSION)
 
 ## staticcheck: static analysis of the hand-written code (gen/ is generated)
 staticcheck:
@@ -53,12 +54,15 @@ staticcheck:
 
 ## vulncheck: govulncheck, failing on called vulnerabilities not accepted in .ci/govulncheck-accepted
 vulncheck: $(VULNDB)/index/db.json
-	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(CURDIR)/$(VULNDB) -format json ./... > bin/govulncheck.json
+	@mkdir -p bin
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(abspath $(VULNDB)) -format json ./... > bin/govulncheck.json
 	$(GO) run ./tools/vulngate -accept .ci/govulncheck-accepted bin/govulncheck.json
 
 $(VULNDB)/index/db.json:
-	rm -rf $(VULNDB)
-	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $(VULNDB)
+	@mkdir -p $(dir $(VULNDB))
+	tmp=$$(mktemp -d $(VULNDB).tmp.XXXXXX) && \
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $$tmp/db && \
+	{ mv -T $$tmp/db $(VULNDB) 2>/dev/null || true; } && rm -rf $$tmp
 
 ## ci: what .ci/run checks
 ci: check-generated lint staticcheck vulncheck test fuzz
