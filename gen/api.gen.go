@@ -407,7 +407,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -419,7 +420,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -430,7 +432,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -441,7 +444,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -541,7 +545,8 @@ func (c *Client) RevokeAPIKey(ctx context.Context, keyID openapi_types.UUID, req
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -563,7 +568,8 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -584,7 +590,8 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -605,7 +612,8 @@ func (c *Client) RegisterUserWithBody(ctx context.Context, contentType string, b
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -940,7 +948,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -952,7 +961,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -963,7 +973,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -974,7 +985,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1674,7 +1686,8 @@ func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyI
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1692,7 +1705,8 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1709,7 +1723,8 @@ func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJ
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1726,7 +1741,8 @@ func (c *ClientWithResponses) RegisterUserWithBodyWithResponse(ctx context.Conte
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3573,93 +3589,94 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzddhtHcn6VznhzlpRnQPyRIqHjs6Ypa03ZknUoytqsRks0ZgqYNgfd2O4egrDCHOU2j5CbPEIeIBd5",
-	"ljgPkFfIqe756QEGICTSK+8mNzoiMNNTXVX9VdVXNXjnRWI6Exy4Vt7gnZcAjUGa/57QKIETwbUUKf4d",
-	"g4okm2kmuDfwjtM5XSgy5CJQWkgYPiIS1ExwBYpM6YJEVMoFiSTEwDWjqSI7Z09OyMHD/hFREOEyZL/V",
-	"2W15vqeiBKYUHwLXdDpLwRt4xcKe703p9XfAJzrxBp122/f0YoZXKC0Zn3g3N753Bloujsca5KqkrxOR",
-	"Aj5S8FgRLcicMk1GMBYSiJYLxieETijjayTpd40EbJpNvcHhQR8lmDJu/66kYVzDBKQR5/Xr18eZTnDj",
-	"EdVw/OL0W1isSnaeADl+cUouYUGihKYp8An4hNMpyqQTINYcRCdUG4UyUObzS1is05t9GJFA0+kXoUcz",
-	"ndAZCz0/X+yL0PtDcPziNPgWFqFX126vWbtL2/kKqGxSNG5nZL6rdlMYfb+9OyBDe+eqbEOfzJlOQj4E",
-	"KQWKyPgVTVl8ocUl8NAbknkCnFBi/iZzqogCrsko00TCOFMQt0K+RiPrnuqTNU/Lv7hwtvdF6KHeaRSB",
-	"UrkUcD1jEuKtlHjje+XxQOmslV5xFEZI9hPE+GkkuAau8b90NktR20zwvZkUoxSmn/+oUM/O1tACmrJ0",
-	"yZeYIlygYiIx4UxBTIQkCVVkBMCJhCtxCbHxH011prxBv93xPc20UdepVUaxmlduJpN8kCtvkIs0yDUX",
-	"0BkL8OIb1wS/kTD2Bt5nexXG7Nlv1d4Lu4BVzfpjwRSZMqUYn/hkStOxkFOIfZLxSy7mHPflbMcBr9ev",
-	"Xweuz64TJ79lr/nEGuG+ovEZ/DkDpe/BRNKuREYiLu00hzQN7M7I05ffP69bpl1Z5lmhAHPZZsOUygqM",
-	"SPdll81yo7bMYbtnx246drf6r3vTdk5sL70vVT19fb7OffMt+Oi/TCuSKZCEC5IKPgFJ4Jopre7Xo3PQ",
-	"NrKeCD5OWXQf/oySczoF3ClNJdAYQ8+EKQ25jQyUKm/w5p03ZpDGaIP8JsRNUIpOTPxsWsC7eeta+aiy",
-	"8vHqtRttnK8duGvfg6HPzHLSKG1gQnOpESHN3zClLCU0jiV6Y7XLkFeikB280iqWUB4TGwfVkCi6IPOE",
-	"Rclui2BYjyRUzwp5hGHWYjvFtIsvCI00uzIZgvmMpqmY2+h443unXKN06de4/B3N/1JMQSeYqcwxFM+l",
-	"4BMiOBGZJIrF4B7QfRfGCiFslL3taNpr78VYx5xkHK5nEGmI7dMfEabRKKmYTPBAovK1wWkbrDG8ACav",
-	"XNi90pHINGG6ZdVpgOOkSnLv80gJSWZUqbmQMYrIeCSkhEjfinxO0r0d8Lk33Bf8LZ8DdyvGV1rkK6ET",
-	"ElGsGFIhLs1lik7B6Pa50E9Exu8aPp6LMpfAFJPohCly+piMAMHW1AMLkdVV2q9U+lxoMjZibFQkFzqw",
-	"l92H+p4LorIoKQWnU5HXA/a8/1aZ423U9IIuUkHjcyG+o3ICv0CKkuK6pgbh5GB/v3dARgsNqqayTq9S",
-	"2Zl7vxbCLrBZf3htoIUI7LX3na24W0A1pmzKNNk56JNv2VdktCAxjGmW6l2j0pcgr1gErzi9oiylo/Q+",
-	"tBpTTUdUmUCZcQk0SnDlR1iB2vKTqERInS7quOkoNpeLZI5gG7XqXnhfKl2zD7845grkFUj8Fk0/ytTi",
-	"EZFYnZOUapBLSY2p24OycN+UzzglvhHtXIhnlC9yb7sz8Aphw+eYshRijAeMK9c6jJN+t6ARas7fddKS",
-	"ch2qNUxn+hYARpfHy4Py8nux07IQZCzF1EJflDLgukWGjupNmqFsia0FicQUyIhGl/dnrFdcZbOZkBri",
-	"ZxAzem5Ucrf0A8pQ7eANZjzOQrhAHaj2K1s5QpEpSkWMpW45UuU9gbknMBffK2DNqa2vDMNBFRku72ho",
-	"YOoHDN3mwyfGZ++ozy4x6bkiVALJE4MPyd+nGdoACNUkBao06ZEooZJGGt3nxq9uNxlx873EJjC1nLle",
-	"A3S7lQErDeTHdrPtrsrLg/zy+zJb6YIS6KVl6OydA6f8YwplM1yMyHQgxoGkfAIht3o3CEqrKpHMqE7I",
-	"jEo6BQTOqiZIsTokcAVyURgqX8Rk+eWmHKKpgb/lVXqhzJIQt4jZDJ2XLBI+pPjS872ZFDOQmlkOy9Qi",
-	"EF9Q3US6Ai+YSuPQ+cWWD+z1ekeG+K1Ium67exC0u0Hn4LzTHvTag3b7j57voS5wfS+mGgLNpkt88EF/",
-	"hWvzPRavCoTF0+nj+jNH3agX92E/OHh4eBTQURQHMG53gm6vv48f4SeuDFnG4iWu76Dp8erCFmGrUjyh",
-	"qQIieASlcphyKaxSOC0zKNceCZECNRWcOXeNu0vpCNL6BqeLgM5mgWXxbmHR0bowZtfNvO6YSaXJoXOk",
-	"iRgXe/DJGKM/pClWSLbynFGp68JIpS9oZ9Sti3JoyHTnrxkGLYnP/RPe8eY4+CMNfmoHR2/f9W9+4zXI",
-	"natvOz/ML3b88BGhIwO1QhKepSnW2ynkdaE1ZGtLT8Tbbb5YM59DpSNSMIlg/cYzzpTjaK5713l894C9",
-	"LRcTox8h0rjvY0NwnRvSavV8G/7J5cBWD7D91rLeqyss3092vnnZ3T/YbRETepmNTcc5z5ezEjnXHmbt",
-	"di9y1zefwLDuErB4mox+H7Hv2dPTVz+ddp6zU3XKz/ajk9OD08vZH344eXrUarXqiu63j5pOneXU1AVr",
-	"2MrLvPmTcc1S4w4ulahqQvUO8HCU1mZc93KXtR2fbqf/sH/YO+g/dNpAndU2kO+ZZ1zoPNVpbJ+Fnm2Y",
-	"hJ6RgeNab/LP0OYOVtnPbvOpmklrItQ01OROJ8bbbLxwCO9lt+IwLyLHqkfdgk5kpxN02m2DImq3RZ7T",
-	"KWCUgdgkPCOsbdifM/gAFHPAo1MDjzd/CsPrdvvtg1XM8L3rIL8yWEpCUAxMojDjf/7qu1oKs6Rqs9f1",
-	"iozXRl5UYbooI2KuTL/gJ6oIrBIx5zZtx5Dx/xH4HiJwfvAQn03Uosahc2f+NUZfXNx+Z+Rlhqgb55m9",
-	"JY6bg/NQ0vnFJSyGu3+pOGyf15D1YFQtss0d69Xo0D5RmkqtrOcP8THD3UH+H5/0ukRSHotpyFPQZluU",
-	"xyRmE6aVj77NCSUHQbltMqIKDrrk5Owk6HVJlEB0qbKp7QyvKsC63vhg8jA5ZEc/ti87aXfa432xPzto",
-	"n4rz7qulwNOt6Qj/3KCk3mGTljakAIX6Pi4ZeIL5f0nr1/X/PS8rOlvkrSJJXps1p36Qxr9VBMV8RDhg",
-	"MeDWij8KxiG2NoyFrkfTWq1YqbLbeARKLF7FMqpL3tg+iekWeW7Kkxyu87IrG02ZRgmvaLoSSDaWqDUB",
-	"95snIVzbWZVVUjdZ5TsxYXxtMHX6BkQLAtdRghWhxSV+S/JW8Omry/6DyKrOQV0DCqJMwosvlep0ey6w",
-	"lqvVkap7+BeNsH7lLs27Kr72yZTqKMndTpgpkAmVsaGvqFqyewJSJZAuW/hTJg/OsShV3+RABfHQVL9j",
-	"HD/q7z8kOcFBYhFlU+B61VkKlqfxYDntu6pFklMadUV27Lm33aiSIaqHtqaDXXBIy4//2uUw7Nq2lryq",
-	"MztZnqQzDVN1G1fjIOGNEe7U3uWGXSolNcMqjCtNeQTN0FfwOjOqk7om9q46ezTTyV7RxK1lKZIFEsYg",
-	"AVdeBr52YwlrHnTB4s2CnD72CU2VsNwgswne8A9BDjHB6eNh1brMh8cwZs4lgqJhdx2SPhWT+q72x+3o",
-	"gHbgaNSN+9FDegi9cWfUjrtRnx7A4bgBHVa2UjB1Tdv45vz8BbEXkEjE9WNqqL31ddf+0ZFTcPXb7caS",
-	"yzKDqym36a0QlU2nVC5K6oLxGP+fn5+6LprIxVsj2Jpij7w6O3XH+pYe/Ah1YpooSuQEvSIR5UTNmY4S",
-	"IrhpONfC6lb85tY+eVusK4hxo97Sxn6BK03IdZYfjFtKSRpFImuCLMsSr9z1wypBTHaGqYho+mUsppTx",
-	"oU+4IDFTs5QuTNay2yKvTF35IdHiy/yTViSmriJL9tpR4H6/Hj3KNPDvPvvN34dZu909+O2Dz/e++N2f",
-	"Lobv/vHmn4K3n++EYWub63YffOlklTvV/4O379r+QefG+Xb3d/VVb7189/MPim/rGXrfG2dpetEcuR87",
-	"piA7naBbMgC+CZmCp2bIRQNRMxotmeMbaw7yTKjkUlwx/VOD994eyPP/hKEOQx6GV2E4DkNJwvD6cD8M",
-	"r4/b//Wv739+/z74+f2/hFm33T00/x79/P7ff/7nf/vv9+//5z/+8+3HZQVFRkCrfIAInRT9aGfjdvyE",
-	"i4a8aH2296KYq9g5DDrdw1Kz5lhBjEHiFWeItgZyyUwwrlWLmNgb8komc4MqBmIs9a9lxiNqWgPPl8Va",
-	"LqvumFsefsLcMkeHcmRlpxfs5z6K8XaWUJ5NQbLoo5BkY97ZW4Mcbz//KCczZ+n45cnpKVmtmTdloQWs",
-	"OcaqjnQTvr9STTPgx3aW8UNR/WsXTnxiePraEOFd0XklUm+JVx+BRVuRYai9FTasICWC/YOHh8ERHUVB",
-	"DON20HHosI9gwzb4fVlO3a7xVS/egtpocLBNXoXpI6II04uXmM3nbYoZ+xYWxxk+d0Mb08w4DF98//Kc",
-	"lNl5PpauhgWrRMbCDkSS0YL0DtcySySlShPFrjFNMwOYhuugS6QS40ZBmGcXRM6ger2iOsB2C2gMy+MX",
-	"m7F/PSkM+vT1ueff2shp3KkZWBn6xdBAyDd2ZmotGdP1NdUTkGKWF8EsYFwBV8x0wKq3K5q6EYnWM9sc",
-	"Z3wsikkEakeMc7Xk6SrBHA2xKkfl+m6Li5ilc2g1wYyJuMonoMSYUGv4mRRxFulWyEP+2WfkGzFfvmcu",
-	"5KXCrx88QEXmL6gYBTx4kHcunRcOppTTCWAVTYDHNlgO8PZOi5zQNG3Wuy2cFyKT7vBlK+TdFjkRs4Wt",
-	"09zmzLCYyalmTVsh723fXKuZ0O4v30OxLTshMERRp7D3YFhuqNjP74GDpBrdupyPXHeAlvdSkMu38rmr",
-	"uyrPx4DgJa1Wy24A3VDPRe2dMTx0GNXNHLClx7BSGhT2R7ltqmINp0KO4tpMipqjY7+WQGNVKGNY+Iuh",
-	"CYx3WCrCEBWm77uBXrHlc2xP2boxm2GL/LBKYpCdYb/bHe6amQproJDX+A9CtZ0PYLyc+MjzQrMPiBLR",
-	"yHSaA5qyCLgC59S9kGImGWgqF06BXJwzz/euQCp79jqtdquNF4kZcPxy4PVa7VbPZAU6MVi84hj44QQa",
-	"yrvvzJRKbWg1N5jysfIDpW3jwi978oKDGXNOszhn9kI+LDnwARnTVCFendn+WO4d7owKObMRSFnbW6Vg",
-	"/mHMcBrnctnWHBawtZeyuu32hiGqleGpN/UG3LoGGob/bRtdTuPKtqByK9ZaSUWnqOrkmAmpcpBplXe5",
-	"xQJbU2vFa1HLPFrzVFRtWHn1icuvmgbOu6abZgtr76WaR/fbnXU3lfbda3gx6cb39q3JN99af2vC3NW7",
-	"/a6GMWI3wTH+42YDb94aM1qKKndUghHHhJXCchhz6URhhnVcC3TeWywTxZo+A9WgXMwswp61kU0BMDMr",
-	"RpIQfUqIF+OQ56RwTi3aOnWegAQCqQLfYNmAmDd2Eee5mG9zGN2ZA6+kQb8S8eJDDuK7hmOy9Whf09jD",
-	"TT2ZxaN4czes+NVAhdOm/ZBG6AeqM3ZfoFxFhqWRhJbja0w1jT3cJ1ZsceCdVz7vBi/99tHtt5av4+EN",
-	"nS2QZfmdD3Pf/u33NU5h483d7u03r4wb/7rR08ltnYklN1vd3QSlN/5qqrP37hIWFyy+sQibgm4oqc9M",
-	"LoOeC0WbYSX6Go5NaTFTpjoxr5XZrM8AsUlhMZVeqKLFg+kNK/pzjSkRPtYsVGRT+SpZFAHEKv+FA3Js",
-	"tGB+TyAWYOfMzeumZvzYeSlKiSkIDiG38M4UGfbb/eE2oG5VUIJ6OcJsh8iXqtvcLqeP8aFW9I8aETKV",
-	"OKapVR1ureUtI7mLZB9GpaCHLQWBfnPCtTrY+6vIdvpW3s23li/e/Y0ig3VPJxnaFgdMqW9GLxqzrK/z",
-	"8Q08GRWTvHlOYddkUgXnGnI7kbYyuUvMm6v2Jw/KpW2Fa/v25cuVE3YFmKzZFynxzHbMmZ3Z2b+yDsUH",
-	"IUSVqxk2Aj+x/ceQF801rLF0IoXWaTHlM+x3j4b2PWX3LaLGasvo7A6ZXdX4WGkwVLxmyVFunabUBnN+",
-	"iXSvPlv9AZPO7hyznUV254gL5m3rjbpD4uvqNIdvmWNGb+iIR8Rk95YLWR5F+vXnYw2vZv/VpVf97hbZ",
-	"4/J7kJ8afGtY6/4ChQEMCRGwK8hBrhxT3wZ+y0mbtQhc1rkG1mxRW4PL1d9jQHSzM+chb4boARnmbZ8c",
-	"8pLyLwnlK+tlx8vSmO7PYkjQmeSGL8S8b15vtTTmT/Zb02G7A3TmvbZ1LbOqAdbc1/qFkHd5LuSXAN87",
-	"7tyU4Vs24+6iCmPgDT+fUKuRPz3q/k2Xsn/9WGvRL6933S78FgBrm8ONPP6ZgS/L5Is5B1mUtUXpVowi",
-	"Vn2doV/UrQiNIVcJnUHVYrZQl+OiMpPcVVFZZuWP8hhhf2wq5JiCzDCHxbSkCTZ/D/okkxK4LoHz/ziG",
-	"NJnrE9SiDb919+krRHeoYJU70uVPOZF5IlCRylWic6KeAZ4is7q8WsNxEDOeWEzdmh5pWUpN6SUQmXHz",
-	"ZmQm07yZPtjb63QfttqtdqszOGwftk2PJ3/ou8YfocIDb0T2SSomhHHbNrR90ZJ7alX8yBIY3PgrFW3R",
-	"ALeEEY1M/7YGBNV5dRZ+Bt7N25v/DQAA//8=",
+	"7Fzddhs5cn4VpGdzVvJ0U/yTLNFnzo5GHu/IM/b4yPJ4s26vCHYX2Rg1AS6AFsVxlOPc5hFyk0fIA+Qi",
+	"z5LJA+QVcgroHzTZpGhLs57d5MbHIhtooKrwVdVXBb7zIjGdCQ5cK2/wzkuAxiDNf09olMCJ4FqKFP+O",
+	"QUWSzTQT3Bt4x+mcLhQZchEoLSQMHxEJaia4AkWmdEEiKuWCRBJi4JrRVJGdsycn5OBh/4goiHAast/q",
+	"7LY831NRAlOKL4FrOp2l4A28YmLP96b0+jvgE514g0677Xt6McMnlJaMT7ybG987Ay0Xx2MNcnWlrxOR",
+	"Ar5S8FgRLcicMk1GMBYSiJYLxieETijja1bS75oVsGk29QaHB31cwZRx+3e1GsY1TECa5bx+/fo40wlu",
+	"PKIajl+cfguL1ZWdJ0COX5ySS1iQKKFpCnwCPuF0imvSCRCrDqITqo1AGSjz+SUs1snNvoxIoOn0i9Cj",
+	"mU7ojIWen0/2Rej9ITh+cRp8C4vQq0u31yzdpe18BVQ2CRq3MzLfVbsplL7f3h2QoR25urahT+ZMJyEf",
+	"gpQCl8j4FU1ZfKHFJfDQG5J5ApxQYv4mc6qIAq7JKNNEwjhTELdCvkYi697qkzVvy7+4cLb3Reih3GkU",
+	"gVL5KuB6xiTEWwnxxvfK44Grs1p6xXExQrKfIMZPI8E1cI3/pbNZitJmgu/NpBilMP38R4VydraGGtCU",
+	"pUu2xBThAgUTiQlnCmIiJEmoIiMATiRciUuIjf1oqjPlDfrtju9ppo24Tq0witm8cjOZ5INceIN8SYNc",
+	"cgGdsQAfvnFV8BsJY2/gfbZXYcye/VbtvbATWNGsPxZMkSlTivGJT6Y0HQs5hdgnGb/kYs5xX852HPB6",
+	"/fp14NrsuuXkQ/aaT6xZ3Fc0PoM/Z6D0PahI2pnISMSlnuaQpoHdGXn68vvndc20K808KwRgHtusmFJY",
+	"gVnSfell87pRWuaw3bNhNx27W+3XHbSdEdtH70tUT1+frzPffAs+2i/TimQKJOGCpIJPQBK4Zkqr+7Xo",
+	"HLTNWk8EH6csug97xpVzOgXcKU0l0Bhdz4QpDbmODJQqb/DmnTdmkMaog3wQ4iYoRSfGfzZN4N28dbV8",
+	"VGn5ePXZjTrO5w7cue9B0WdmOmmENjCuuZSIkOZvmFKWEhrHEq2x2mXIq6WQHXzSCpZQHhPrB9WQKLog",
+	"84RFyW6LoFuPJFTvCnmEbtZiO8Wwiy8IjTS7MhGC+YymqZhb73jje6dc4+rSr3H6O6r/pZiCTjBSmaMr",
+	"nkvBJ0RwIjJJFIvBPaD7LowVi7Be9rajaZ+9F2Udc5JxuJ5BpCG2b39EmEalpGIywQOJwtcGp62zRvcC",
+	"GLxyYfdKRyLThOmWFacBjpMqyL3PIyUkmVGl5kLGuETGIyElRPpW5HOC7u2Azx1wX/C3fA7crRhbaZGv",
+	"hE5IRDFjSIW4NI8pOgUj2+dCPxEZv6v7eC7KWAJDTKITpsjpYzICBFuTDyxEVhdpvxLpc6HJ2CxjoyC5",
+	"0IF97D7E91wQlUVJuXA6FXk+YM/7b5U53kZML+giFTQ+F+I7KifwC4QoKc5rchBODvb3ewdktNCgaiLr",
+	"9CqRnbnjtRB2gs3yw2cDLURgn73vaMXdAooxZVOmyc5Bn3zLviKjBYlhTLNU7xqRvgR5xSJ4xekVZSkd",
+	"pfch1ZhqOqLKOMqMS6BRgjM/wgzUpp9EJULqdFHHTUew+bpI5ixso1TdB+9LpGv24RfHXIG8AonfoupH",
+	"mVo8IhKzc5JSDXIpqDF5e1Am7pviGSfFN0s7F+IZ5Yvc2u4MvEJY9zmmLIUY/QHjytUO46TfLWiEmvF3",
+	"nbCknIdqDdOZvgWA0eTx8aB8/F70tLwIMpZiaqEvShlw3SJDR/QmzFA2xdaCRGIKZESjy/tT1iuustlM",
+	"SA3xM4gZPTciuVv4AaWrdvAGIx5nIpygDlT7la6cRZEprooYTd1ypMoxgRkTmIfvFbDm1OZXhuGgigyX",
+	"dzQ0MPUDum7z4RNjs3eUZ5eY8FwRKoHkgcGHxO/TDHUAhGqSAlWa9EiUUEkjjeZz41fDTUTcPJbYAKYW",
+	"M9dzgG63UmAlgfzYbtbdVfl4kD9+X2orTVACvbQMnR05cNI/pnBthosRmQ7EOJCUTyDkVu4GQWmVJZIZ",
+	"1QmZUUmngMBZ5QQpZocErkAuCkXlk5gov9yUQzQ18Le8Ci+UmRLiFjGbofOSRcKXFF96vjeTYgZSM8th",
+	"mVwE4guqm0hX4AVTaQw6f9jygb1e78gQvxVJ1213D4J2N+gcnHfag1570G7/0fM9lAXO78VUQ6DZdIkP",
+	"PuivcG2+x+LVBWHydPq4/s5RN+rFfdgPDh4eHgV0FMUBjNudoNvr7+NH+Im7hixj8RLXd9D0enVhk7DV",
+	"VTyhqQIieASlcJhyKaxycVpmUM49EiIFajI4c+4ad5fSEaT1DU4XAZ3NAsvi3cKio3ZhzK6bed0xk0qT",
+	"Q+dIEzEu9uCTMXp/SFPMkGzmOaNS1xcjlb6gnVG3vpRDQ6Y7f83QaUl8759wxJvj4I80+KkdHL1917/5",
+	"jdew7lx829lh/rBjh48IHRmoFZLwLE0x304hzwutIltbWiIOt/FiTX0OlY5IwSSC9RvPGFOOo7nsXePx",
+	"3QP2tpxMjH6ESOO+jw3BdW5Iq9XzbfgnlwNbPcD2W8t6r86wPJ7sfPOyu3+w2yLG9TLrm45zni9nJXKu",
+	"Pcza7V7kzm8+gWHdJGDxNBn9PmLfs6enr3467Txnp+qUn+1HJ6cHp5ezP/xw8vSo1WrVBd1vHzWdOsup",
+	"qQvWsJWXefEn45qlxhxcKlHVFtU7wMNRaptx3ctN1lZ8up3+w/5h76D/0CkDdVbLQL5n3nGh81CnsXwW",
+	"erZgEnpmDRznepN/hjp3sMp+dptN1VRaW0JNQk3mdGKszfoLh/BeNisO88JzrFrULehEdjpBp902KKJ2",
+	"W+Q5nQJ6GYhNwDPC3Ib9OYMPQDEHPDo18HjzpzC8brffPljFDN+7DvIng6UgBJeBQRRG/M9ffVcLYZZE",
+	"bfa6XpDxWs+LIkwXpUfMhekX/ETlgVUi5tyG7egy/t8D34MHzg8e4rPxWtQYdG7Mv0bvi5Pb78x6mSHq",
+	"xnlkb4njZuc8lHR+cQmL4e5fyg/b9zVEPehVi2hzx1o1GrRPlKZSK2v5Q3zNcHeQ/8cnvS6RlMdiGvIU",
+	"tNkW5TGJ2YRp5aNtc0LJQVBum4yogoMuOTk7CXpdEiUQXapsaivDqwKwpjc+mDxMDtnRj+3LTtqd9nhf",
+	"7M8O2qfivPtqyfF0azLCPzcIqXfYJKUNIUAhvo8LBp5g/F/S+nX5f8/LjM4meatIkudmzaEfpPFvFcFl",
+	"PiIcMBlwc8UfBeMQWx3GQte9aS1XrETZbTwCJRavYhnVJW9s38R0izw36UkO13nalY2mTOMKr2i64kg2",
+	"pqi1Be43d0K4urMiq1bdpJXvxITxtc7UqRsQLQhcRwlmhBaX+C3BW8Gnr077DyKrKgd1CSiIMgkvvlSq",
+	"0+25wFrOVkeq7uFf1MP6lbk076r42idTqqMkNzthukAmVMaGvqJqSe8JSJVAuqzhTxk8OMeiFH2TARXE",
+	"Q1P+jn78qL//kOQEB4lFlE2B61VjKViexoPllO+qEklOadQF2bHn3lajSoao7tqaDnbBIS2//muXw7Bz",
+	"21zyqs7sZHmQzjRM1W1cjYOEN2Zxp3aU63aplNQ0qzCuNOURNENfwevMqE7qkti76uzRTCd7RRG3FqVI",
+	"FkgYgwSceRn42o0prHnRBYs3L+T0sU9oqoTlBpkN8IZ/CHKICU4fD6vSZd48hj5zLhEUDbvrkPSpmNR3",
+	"tT9uRwe0A0ejbtyPHtJD6I07o3bcjfr0AA7HDeiwspWCqWvaxjfn5y+IfYBEIq4fU0Ptrc+79o+OnISr",
+	"3243plyWGVwNuU1thahsOqVyUVIXjMf4//z81GXRRC7e6sHWJHvk1dmp29a39OJHKBNTRFEiJ+gViSgn",
+	"as50lBDBTcG55la34je3tsnbfF1BjBvxljr2C1xpQq6z/GDckkrSKBJZE2RZlnhl1A+rBDHZGaYioumX",
+	"sZhSxoc+4YLETM1SujBRy26LvDJ55Yd4iy/zT1qRmLqCLNlrR4D7/br3KMPAv/vsN38fZu129+C3Dz7f",
+	"++J3f7oYvvvHm38K3n6+E4atbZ7bffClE1XuVP8P3r5r+wedG+fb3d/VZ7318d3PP8i/rWfofW+cpelF",
+	"s+d+7KiC7HSCbskA+MZlCp6aJhcNRM1otKSOb6w6yDOhkktxxfRPDdZ7uyPP/xOGOgx5GF6F4TgMJQnD",
+	"68P9MLw+bv/Xv77/+f374Of3/xJm3Xb30Px79PP7f//5n//tv9+//5//+M+3HxcVFBEBreIBInRS1KOd",
+	"jdv2Ey4a4qL10d6Loq9i5zDodA9LyZpjBTE6iVecIdoayCUzwbhWLWJ8b8irNZkBqmiIsdS/lhmPqCkN",
+	"PF9e1nJadcfY8vATxpY5OpQtKzu9YD+3UfS3s4TybAqSRR+FJBvjzt4a5Hj7+UcZmTlLxy9PTk/Jas68",
+	"KQotYM1RVnWkm/D9lWrqAT+2vYwfiupfu3DiE8PT15oI74rOK556S7z6CCzaigxD6a2wYQUpEewfPDwM",
+	"jugoCmIYt4OOQ4d9BBu2we7LdOp2ia9a8RbURoOBbbIqDB8RRZhevMRoPi9TzNi3sDjO8L0bypimx2H4",
+	"4vuX56SMzvO2dDUsWCUyFrYhkowWpHe4llkiKVWaKHaNYZppwDRcB10ilRg3AsI4uyByBtX1iuoA2y2g",
+	"MiyPX2zG/vWkUOjT1+eef2shp3GnpmFl6BdNAyHfWJmplWRM1ddkT0CKXl4Es4BxBVwxUwGrblc0VSMS",
+	"rWe2OM74WBSdCNS2GOdiycNVgjEaYlWOyvXdFg8xS+fQqoMZA3GVd0CJMaFW8TMp4izSrZCH/LPPyDdi",
+	"vjxmLuSlwq8fPEBB5hdUjAAePMgrl86FgynldAKYRRPgsXWWAxzeaZETmqbNcreJ80Jk0m2+bIW82yIn",
+	"YraweZpbnBkWPTlVr2kr5L3ti2s1Fdr95XsotmU7BIa41CnsPRiWGyr283vgIKlGsy77I9cdoOW9FOTy",
+	"rXzu6q7K8zEg+Eir1bIbQDPUc1G7M4aHDr266QO29BhmSoNC/7huG6pYxamQ43JtJEXN0bFfS6CxKoQx",
+	"LOzF0ATGOiwVYYgKU/fdQK/Y9Dm2p2xdm82wRX5YJTHIzrDf7Q53TU+FVVDIa/wHodr2BzBednzkcaHZ",
+	"B0SJaGQ6zQFNWQRcgXPqXkgxkww0lQsnQS7Omed7VyCVPXudVrvVxofEDDh+OfB6rXarZ6ICnRgsXjEM",
+	"/HACDendd6ZLpda0mitM+Zj5gdK2cOGXNXnBwbQ5p1mcM3shH5Yc+ICMaaoQr85sfSy3DrdHhZxZD6Ss",
+	"7q1QMP4wajiN83XZ0hwmsLVLWd12e0MT1Urz1Jt6AW5dAQ3d/7aFLqdwZUtQuRZrpaSiUlRVckyHVNnI",
+	"tMq73KKBram14lrUMo/W3BVVa1ZefePyVdPAuWu6qbewdi/VvLrf7qwbVOp3r+Fi0o3v7VuVbx5avzVh",
+	"RvVuH9XQRuwGOMZ+3GjgzVujRktR5YZK0OMYt1JoDn0unSiMsI5rjs57i2miWFNnoBqUi5mF27M6siEA",
+	"RmZFSxKiTwnxYhzynBTOqUWbp84TkEAgVeAbLBsQc2MXcZ6L+TaH0e058Eoa9CsRLz7kIL5rOCZbt/Y1",
+	"tT3c1INZPIo3d8OKXw1UOGXaDymEfqA4Y/cC5SoyLLUktBxbY6qp7eE+sWKLA+9c+bwbvPTbR7cPLa/j",
+	"4YDOFsiyfOfDjNu/fVxjFzYO7nZvH7zSbvzrRk8ntnU6ltxodXcTlN74q6HO3rtLWFyw+MYibAq6IaU+",
+	"M7EMWi4UZYYV72s4NqXFTJnsxFwrs1GfAWITwmIovVBFiQfDG1bU5xpDInytmaiIpvJZsigCiFX+Cwfk",
+	"2EjB/J5ALMD2mZvrpqb92LkUpcQUBIeQW3hnigz77f5wG1C3IihBvWxhtk3kS9ltrpfTx/hSu/SPahEy",
+	"mTiGqVUebrXlLSO5i2QfRqWghS05gX5zwLXa2PuriHb6dr2bh5YX7/5GkcGapxMMbYsDJtU3rReNUdbX",
+	"efsGnoyKSd7cp7BrIqmCcw257Uhb6dwl5uaq/cmDcmqb4dq6fXm5csKuAIM1e5ESz2zHnNmZ7f0r81B8",
+	"EUJUOZthI/ATW38MeUXG8ri6GmUHF88WBTiBKRiGqsV0OEyahUihdVq0Bw373aOhveDsXj9qTNOMsO8Q",
+	"ElYVk5XKREWIluTm1vFNraPnl4gT603ZH9Ai7TZA2yZmtwG5oOy23qjbXb4uwXOImjmmAobHeERMWmBJ",
+	"lOUepl9/INdwp/uvLi7rd7cIO5cvUH5q1K6BtPvTFQYwJETAriBHx7K/fRvcLlt01kJ3mSAbALPZcA1n",
+	"V3/IgcqiWT3kzdg+IMO8XpRDXlL+JaG8616Wyiz/6f6ehgSdSW6IRgwY5/UaDXF/eqK86RnyJSCvLdjc",
+	"e4aYzECSRGTS0JFHQzKCheDxbnMwZ99oyn13gOO88LeufldV45qLbL8Qmi83qfwSgH7HnRtOYMvK4F1E",
+	"YRS84bccagn7p0fyv+m8+q8fvy2i5sm32xKwBWjbSnVjUeHMQKItK4g5B1nk2EUeWfRFVkWmoV8k0Qi3",
+	"IVcJnUFV787xU+YTM+1muGWK8Cj3O/aXr0KOYc0MkRRDnSbY/D3ok0xK4LoEzv/jGNKkrk+QGDf88N6n",
+	"T1fdDodVIkuXvytF5olAQSpXiM6JegZ4iszs8moN4UJMr2TRAmwKtmV6NqWXQGTGzTXNTKZ5ZX+wt9fp",
+	"Pmy1W+1WZ3DYPmybglP+0neNv4iFB94s2SepmBDGyzySTsqVm57u3NaWwODGX0mvi2q8Za9oZIrJNSCo",
+	"zqsz8TPwbt7e/G8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
