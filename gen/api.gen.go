@@ -171,9 +171,9 @@ type Problem struct {
 	// Errors Every invalid field, for validation failures.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
-	// Instance The request path.
+	// Instance Names this occurrence of the problem, as `urn:authapi:request:` and the request ID.
 	//
-	// Example: /v1/auth/register
+	// Example: urn:authapi:request:5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f
 	Instance *string `json:"instance,omitempty"`
 
 	// RequestID The request ID, also sent in the `X-Request-ID` response header and written to the server log.
@@ -1017,7 +1017,7 @@ type ListAPIKeysResponse401Headers struct {
 
 // ListAPIKeysResponse503Headers the declared response headers of an HTTP 503 response for ListAPIKeys
 type ListAPIKeysResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type ListAPIKeysResponse struct {
@@ -1100,7 +1100,7 @@ type CreateAPIKeyResponse401Headers struct {
 
 // CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
 type CreateAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type CreateAPIKeyResponse struct {
@@ -1218,7 +1218,7 @@ type RevokeAPIKeyResponse401Headers struct {
 
 // RevokeAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeAPIKey
 type RevokeAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RevokeAPIKeyResponse struct {
@@ -1303,12 +1303,12 @@ type LoginResponse200Headers struct {
 
 // LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
 type LoginResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
 type LoginResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type LoginResponse struct {
@@ -1421,12 +1421,12 @@ type RegisterUserResponse200Headers struct {
 
 // RegisterUserResponse429Headers the declared response headers of an HTTP 429 response for RegisterUser
 type RegisterUserResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // RegisterUserResponse503Headers the declared response headers of an HTTP 503 response for RegisterUser
 type RegisterUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RegisterUserResponse struct {
@@ -1544,7 +1544,7 @@ type GetCurrentUserResponse401Headers struct {
 
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type GetCurrentUserResponse struct {
@@ -1840,8 +1840,8 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 	case rsp.StatusCode == 503:
 		var headers ListAPIKeysResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -1955,8 +1955,8 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers CreateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2045,8 +2045,8 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers RevokeAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2150,8 +2150,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 429:
 		var headers LoginResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2160,8 +2160,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 503:
 		var headers LoginResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2265,8 +2265,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 429:
 		var headers RegisterUserResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2275,8 +2275,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 503:
 		var headers RegisterUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2355,8 +2355,8 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2542,7 +2542,7 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2551,7 +2551,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -3589,94 +3589,98 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fzddhs5cn4VpGdzVvJ0U/yTLNFnzo5GHu/IM/b4yPJ4s26vCHYX2Rg1AS6AFsVxlOPc5hFyk0fIA+Qi",
-	"z5LJA+QVcgroHzTZpGhLs57d5MbHIhtooKrwVdVXBb7zIjGdCQ5cK2/wzkuAxiDNf09olMCJ4FqKFP+O",
-	"QUWSzTQT3Bt4x+mcLhQZchEoLSQMHxEJaia4AkWmdEEiKuWCRBJi4JrRVJGdsycn5OBh/4goiHAast/q",
-	"7LY831NRAlOKL4FrOp2l4A28YmLP96b0+jvgE514g0677Xt6McMnlJaMT7ybG987Ay0Xx2MNcnWlrxOR",
-	"Ar5S8FgRLcicMk1GMBYSiJYLxieETijja1bS75oVsGk29QaHB31cwZRx+3e1GsY1TECa5bx+/fo40wlu",
-	"PKIajl+cfguL1ZWdJ0COX5ySS1iQKKFpCnwCPuF0imvSCRCrDqITqo1AGSjz+SUs1snNvoxIoOn0i9Cj",
-	"mU7ojIWen0/2Rej9ITh+cRp8C4vQq0u31yzdpe18BVQ2CRq3MzLfVbsplL7f3h2QoR25urahT+ZMJyEf",
-	"gpQCl8j4FU1ZfKHFJfDQG5J5ApxQYv4mc6qIAq7JKNNEwjhTELdCvkYi697qkzVvy7+4cLb3Reih3GkU",
-	"gVL5KuB6xiTEWwnxxvfK44Grs1p6xXExQrKfIMZPI8E1cI3/pbNZitJmgu/NpBilMP38R4VydraGGtCU",
-	"pUu2xBThAgUTiQlnCmIiJEmoIiMATiRciUuIjf1oqjPlDfrtju9ppo24Tq0witm8cjOZ5INceIN8SYNc",
-	"cgGdsQAfvnFV8BsJY2/gfbZXYcye/VbtvbATWNGsPxZMkSlTivGJT6Y0HQs5hdgnGb/kYs5xX852HPB6",
-	"/fp14NrsuuXkQ/aaT6xZ3Fc0PoM/Z6D0PahI2pnISMSlnuaQpoHdGXn68vvndc20K808KwRgHtusmFJY",
-	"gVnSfell87pRWuaw3bNhNx27W+3XHbSdEdtH70tUT1+frzPffAs+2i/TimQKJOGCpIJPQBK4Zkqr+7Xo",
-	"HLTNWk8EH6csug97xpVzOgXcKU0l0Bhdz4QpDbmODJQqb/DmnTdmkMaog3wQ4iYoRSfGfzZN4N28dbV8",
-	"VGn5ePXZjTrO5w7cue9B0WdmOmmENjCuuZSIkOZvmFKWEhrHEq2x2mXIq6WQHXzSCpZQHhPrB9WQKLog",
-	"84RFyW6LoFuPJFTvCnmEbtZiO8Wwiy8IjTS7MhGC+YymqZhb73jje6dc4+rSr3H6O6r/pZiCTjBSmaMr",
-	"nkvBJ0RwIjJJFIvBPaD7LowVi7Be9rajaZ+9F2Udc5JxuJ5BpCG2b39EmEalpGIywQOJwtcGp62zRvcC",
-	"GLxyYfdKRyLThOmWFacBjpMqyL3PIyUkmVGl5kLGuETGIyElRPpW5HOC7u2Azx1wX/C3fA7crRhbaZGv",
-	"hE5IRDFjSIW4NI8pOgUj2+dCPxEZv6v7eC7KWAJDTKITpsjpYzICBFuTDyxEVhdpvxLpc6HJ2CxjoyC5",
-	"0IF97D7E91wQlUVJuXA6FXk+YM/7b5U53kZML+giFTQ+F+I7KifwC4QoKc5rchBODvb3ewdktNCgaiLr",
-	"9CqRnbnjtRB2gs3yw2cDLURgn73vaMXdAooxZVOmyc5Bn3zLviKjBYlhTLNU7xqRvgR5xSJ4xekVZSkd",
-	"pfch1ZhqOqLKOMqMS6BRgjM/wgzUpp9EJULqdFHHTUew+bpI5ixso1TdB+9LpGv24RfHXIG8AonfoupH",
-	"mVo8IhKzc5JSDXIpqDF5e1Am7pviGSfFN0s7F+IZ5Yvc2u4MvEJY9zmmLIUY/QHjytUO46TfLWiEmvF3",
-	"nbCknIdqDdOZvgWA0eTx8aB8/F70tLwIMpZiaqEvShlw3SJDR/QmzFA2xdaCRGIKZESjy/tT1iuustlM",
-	"SA3xM4gZPTciuVv4AaWrdvAGIx5nIpygDlT7la6cRZEprooYTd1ypMoxgRkTmIfvFbDm1OZXhuGgigyX",
-	"dzQ0MPUDum7z4RNjs3eUZ5eY8FwRKoHkgcGHxO/TDHUAhGqSAlWa9EiUUEkjjeZz41fDTUTcPJbYAKYW",
-	"M9dzgG63UmAlgfzYbtbdVfl4kD9+X2orTVACvbQMnR05cNI/pnBthosRmQ7EOJCUTyDkVu4GQWmVJZIZ",
-	"1QmZUUmngMBZ5QQpZocErkAuCkXlk5gov9yUQzQ18Le8Ci+UmRLiFjGbofOSRcKXFF96vjeTYgZSM8th",
-	"mVwE4guqm0hX4AVTaQw6f9jygb1e78gQvxVJ1213D4J2N+gcnHfag1570G7/0fM9lAXO78VUQ6DZdIkP",
-	"PuivcG2+x+LVBWHydPq4/s5RN+rFfdgPDh4eHgV0FMUBjNudoNvr7+NH+Im7hixj8RLXd9D0enVhk7DV",
-	"VTyhqQIieASlcJhyKaxycVpmUM49EiIFajI4c+4ad5fSEaT1DU4XAZ3NAsvi3cKio3ZhzK6bed0xk0qT",
-	"Q+dIEzEu9uCTMXp/SFPMkGzmOaNS1xcjlb6gnVG3vpRDQ6Y7f83QaUl8759wxJvj4I80+KkdHL1917/5",
-	"jdew7lx829lh/rBjh48IHRmoFZLwLE0x304hzwutIltbWiIOt/FiTX0OlY5IwSSC9RvPGFOOo7nsXePx",
-	"3QP2tpxMjH6ESOO+jw3BdW5Iq9XzbfgnlwNbPcD2W8t6r86wPJ7sfPOyu3+w2yLG9TLrm45zni9nJXKu",
-	"Pcza7V7kzm8+gWHdJGDxNBn9PmLfs6enr3467Txnp+qUn+1HJ6cHp5ezP/xw8vSo1WrVBd1vHzWdOsup",
-	"qQvWsJWXefEn45qlxhxcKlHVFtU7wMNRaptx3ctN1lZ8up3+w/5h76D/0CkDdVbLQL5n3nGh81CnsXwW",
-	"erZgEnpmDRznepN/hjp3sMp+dptN1VRaW0JNQk3mdGKszfoLh/BeNisO88JzrFrULehEdjpBp902KKJ2",
-	"W+Q5nQJ6GYhNwDPC3Ib9OYMPQDEHPDo18HjzpzC8brffPljFDN+7DvIng6UgBJeBQRRG/M9ffVcLYZZE",
-	"bfa6XpDxWs+LIkwXpUfMhekX/ETlgVUi5tyG7egy/t8D34MHzg8e4rPxWtQYdG7Mv0bvi5Pb78x6mSHq",
-	"xnlkb4njZuc8lHR+cQmL4e5fyg/b9zVEPehVi2hzx1o1GrRPlKZSK2v5Q3zNcHeQ/8cnvS6RlMdiGvIU",
-	"tNkW5TGJ2YRp5aNtc0LJQVBum4yogoMuOTk7CXpdEiUQXapsaivDqwKwpjc+mDxMDtnRj+3LTtqd9nhf",
-	"7M8O2qfivPtqyfF0azLCPzcIqXfYJKUNIUAhvo8LBp5g/F/S+nX5f8/LjM4meatIkudmzaEfpPFvFcFl",
-	"PiIcMBlwc8UfBeMQWx3GQte9aS1XrETZbTwCJRavYhnVJW9s38R0izw36UkO13nalY2mTOMKr2i64kg2",
-	"pqi1Be43d0K4urMiq1bdpJXvxITxtc7UqRsQLQhcRwlmhBaX+C3BW8Gnr077DyKrKgd1CSiIMgkvvlSq",
-	"0+25wFrOVkeq7uFf1MP6lbk076r42idTqqMkNzthukAmVMaGvqJqSe8JSJVAuqzhTxk8OMeiFH2TARXE",
-	"Q1P+jn78qL//kOQEB4lFlE2B61VjKViexoPllO+qEklOadQF2bHn3lajSoao7tqaDnbBIS2//muXw7Bz",
-	"21zyqs7sZHmQzjRM1W1cjYOEN2Zxp3aU63aplNQ0qzCuNOURNENfwevMqE7qkti76uzRTCd7RRG3FqVI",
-	"FkgYgwSceRn42o0prHnRBYs3L+T0sU9oqoTlBpkN8IZ/CHKICU4fD6vSZd48hj5zLhEUDbvrkPSpmNR3",
-	"tT9uRwe0A0ejbtyPHtJD6I07o3bcjfr0AA7HDeiwspWCqWvaxjfn5y+IfYBEIq4fU0Ptrc+79o+OnISr",
-	"3243plyWGVwNuU1thahsOqVyUVIXjMf4//z81GXRRC7e6sHWJHvk1dmp29a39OJHKBNTRFEiJ+gViSgn",
-	"as50lBDBTcG55la34je3tsnbfF1BjBvxljr2C1xpQq6z/GDckkrSKBJZE2RZlnhl1A+rBDHZGaYioumX",
-	"sZhSxoc+4YLETM1SujBRy26LvDJ55Yd4iy/zT1qRmLqCLNlrR4D7/br3KMPAv/vsN38fZu129+C3Dz7f",
-	"++J3f7oYvvvHm38K3n6+E4atbZ7bffClE1XuVP8P3r5r+wedG+fb3d/VZ7318d3PP8i/rWfofW+cpelF",
-	"s+d+7KiC7HSCbskA+MZlCp6aJhcNRM1otKSOb6w6yDOhkktxxfRPDdZ7uyPP/xOGOgx5GF6F4TgMJQnD",
-	"68P9MLw+bv/Xv77/+f374Of3/xJm3Xb30Px79PP7f//5n//tv9+//5//+M+3HxcVFBEBreIBInRS1KOd",
-	"jdv2Ey4a4qL10d6Loq9i5zDodA9LyZpjBTE6iVecIdoayCUzwbhWLWJ8b8irNZkBqmiIsdS/lhmPqCkN",
-	"PF9e1nJadcfY8vATxpY5OpQtKzu9YD+3UfS3s4TybAqSRR+FJBvjzt4a5Hj7+UcZmTlLxy9PTk/Jas68",
-	"KQotYM1RVnWkm/D9lWrqAT+2vYwfiupfu3DiE8PT15oI74rOK556S7z6CCzaigxD6a2wYQUpEewfPDwM",
-	"jugoCmIYt4OOQ4d9BBu2we7LdOp2ia9a8RbURoOBbbIqDB8RRZhevMRoPi9TzNi3sDjO8L0bypimx2H4",
-	"4vuX56SMzvO2dDUsWCUyFrYhkowWpHe4llkiKVWaKHaNYZppwDRcB10ilRg3AsI4uyByBtX1iuoA2y2g",
-	"MiyPX2zG/vWkUOjT1+eef2shp3GnpmFl6BdNAyHfWJmplWRM1ddkT0CKXl4Es4BxBVwxUwGrblc0VSMS",
-	"rWe2OM74WBSdCNS2GOdiycNVgjEaYlWOyvXdFg8xS+fQqoMZA3GVd0CJMaFW8TMp4izSrZCH/LPPyDdi",
-	"vjxmLuSlwq8fPEBB5hdUjAAePMgrl86FgynldAKYRRPgsXWWAxzeaZETmqbNcreJ80Jk0m2+bIW82yIn",
-	"YraweZpbnBkWPTlVr2kr5L3ti2s1Fdr95XsotmU7BIa41CnsPRiWGyr283vgIKlGsy77I9cdoOW9FOTy",
-	"rXzu6q7K8zEg+Eir1bIbQDPUc1G7M4aHDr266QO29BhmSoNC/7huG6pYxamQ43JtJEXN0bFfS6CxKoQx",
-	"LOzF0ATGOiwVYYgKU/fdQK/Y9Dm2p2xdm82wRX5YJTHIzrDf7Q53TU+FVVDIa/wHodr2BzBednzkcaHZ",
-	"B0SJaGQ6zQFNWQRcgXPqXkgxkww0lQsnQS7Omed7VyCVPXudVrvVxofEDDh+OfB6rXarZ6ICnRgsXjEM",
-	"/HACDendd6ZLpda0mitM+Zj5gdK2cOGXNXnBwbQ5p1mcM3shH5Yc+ICMaaoQr85sfSy3DrdHhZxZD6Ss",
-	"7q1QMP4wajiN83XZ0hwmsLVLWd12e0MT1Urz1Jt6AW5dAQ3d/7aFLqdwZUtQuRZrpaSiUlRVckyHVNnI",
-	"tMq73KKBram14lrUMo/W3BVVa1ZefePyVdPAuWu6qbewdi/VvLrf7qwbVOp3r+Fi0o3v7VuVbx5avzVh",
-	"RvVuH9XQRuwGOMZ+3GjgzVujRktR5YZK0OMYt1JoDn0unSiMsI5rjs57i2miWFNnoBqUi5mF27M6siEA",
-	"RmZFSxKiTwnxYhzynBTOqUWbp84TkEAgVeAbLBsQc2MXcZ6L+TaH0e058Eoa9CsRLz7kIL5rOCZbt/Y1",
-	"tT3c1INZPIo3d8OKXw1UOGXaDymEfqA4Y/cC5SoyLLUktBxbY6qp7eE+sWKLA+9c+bwbvPTbR7cPLa/j",
-	"4YDOFsiyfOfDjNu/fVxjFzYO7nZvH7zSbvzrRk8ntnU6ltxodXcTlN74q6HO3rtLWFyw+MYibAq6IaU+",
-	"M7EMWi4UZYYV72s4NqXFTJnsxFwrs1GfAWITwmIovVBFiQfDG1bU5xpDInytmaiIpvJZsigCiFX+Cwfk",
-	"2EjB/J5ALMD2mZvrpqb92LkUpcQUBIeQW3hnigz77f5wG1C3IihBvWxhtk3kS9ltrpfTx/hSu/SPahEy",
-	"mTiGqVUebrXlLSO5i2QfRqWghS05gX5zwLXa2PuriHb6dr2bh5YX7/5GkcGapxMMbYsDJtU3rReNUdbX",
-	"efsGnoyKSd7cp7BrIqmCcw257Uhb6dwl5uaq/cmDcmqb4dq6fXm5csKuAIM1e5ESz2zHnNmZ7f0r81B8",
-	"EUJUOZthI/ATW38MeUXG8ri6GmUHF88WBTiBKRiGqsV0OEyahUihdVq0Bw373aOhveDsXj9qTNOMsO8Q",
-	"ElYVk5XKREWIluTm1vFNraPnl4gT603ZH9Ai7TZA2yZmtwG5oOy23qjbXb4uwXOImjmmAobHeERMWmBJ",
-	"lOUepl9/INdwp/uvLi7rd7cIO5cvUH5q1K6BtPvTFQYwJETAriBHx7K/fRvcLlt01kJ3mSAbALPZcA1n",
-	"V3/IgcqiWT3kzdg+IMO8XpRDXlL+JaG8616Wyiz/6f6ehgSdSW6IRgwY5/UaDXF/eqK86RnyJSCvLdjc",
-	"e4aYzECSRGTS0JFHQzKCheDxbnMwZ99oyn13gOO88LeufldV45qLbL8Qmi83qfwSgH7HnRtOYMvK4F1E",
-	"YRS84bccagn7p0fyv+m8+q8fvy2i5sm32xKwBWjbSnVjUeHMQKItK4g5B1nk2EUeWfRFVkWmoV8k0Qi3",
-	"IVcJnUFV787xU+YTM+1muGWK8Cj3O/aXr0KOYc0MkRRDnSbY/D3ok0xK4LoEzv/jGNKkrk+QGDf88N6n",
-	"T1fdDodVIkuXvytF5olAQSpXiM6JegZ4iszs8moN4UJMr2TRAmwKtmV6NqWXQGTGzTXNTKZ5ZX+wt9fp",
-	"Pmy1W+1WZ3DYPmybglP+0neNv4iFB94s2SepmBDGyzySTsqVm57u3NaWwODGX0mvi2q8Za9oZIrJNSCo",
-	"zqsz8TPwbt7e/G8AAAD//w==",
+	"7FzdduNGcn6VDrw5K80AFP/EkTjHZy3L9lpjezxHo/E4O5CFJlAk2wK6ud0NUfREOZPbPEJu8gh5gFzk",
+	"WeI8QF4hp38ANEjwZ0by2rvJjY5IdDeqq6rr56tqvvVils0YBSqFN3zrTQEnwPW/pziewimjkrNUfU5A",
+	"xJzMJGHUG3on6RwvBIooC4RkHKKniIOYMSpAoAwvUIw5X6CYQwJUEpwKtHf+xSkaPOkfIwGxWgYdtjr7",
+	"Lc/3RDyFDKuXAM0zb/jGK5b1Ln0PbnE2S8EbVt/6XoZvvwY6kVNv2Gm3fU8uZmqEkJzQiXd353vnIPni",
+	"ZCyBr1L/espSUGQwmggkGZpjItEIxowDknxB6AThCSZ0ibqCkn7X98aMZ1h6Q49Q2esakkimyD8a9BVJ",
+	"GaHmc0UeoRImwDV9r1+/PsnlVHEnxhJOXpx9BYtVUi+mgE5enKFrWKB4itMU6AR8RHGmiJRTQEZmSE6x",
+	"1FwnIPT317BYQ75nXoY44DT7OPRwLqd4RkLPt4t9HHrfBycvzoKvYBF6dXb31N5mWErgir4fltZ680Po",
+	"XT7Sk1ZlsrTnTwHzJvGoPY/0s2rLhfoctveHKDIzVzcQ+WhO5DSkEXDO1D4IvcEpSa4kuwYaehGaT4Ei",
+	"jPRnNMcCCaASjXKJOIxzAUkrpGvYtu6tPlrzNvvgytnex6GnhIPjGISwVMDtjHBItnF66fUbOH3ne+Vp",
+	"VFswMnpFFcWMk58gUd/GjEqgUv2LZ7NUiYQwejDjbJRC9vhHoYTh7F+JSWKSLmklEYgyxb2YTSgRkCDG",
+	"0RQLNAKgiMMNu4ZEa6LEMhfesN/u+J4kUvP0zHCsWK3aTM7p0HJ4aEkaWvYGeEYCNfjOldPvOIy9offR",
+	"QWXSDsxTcfDCLGBYs/6AEYEyIgShEx9lOFVHHBIf5fSasjlV+3K249jK169fB65iryPHTjloPvuauE9x",
+	"cg5/zkHIBxARNyuhEUtKOc0hTQOzM/Ts5bfP65JpV5L5pmCAHrZZMCWzAk3SQ8llM92KW/pIPLBiN53N",
+	"rfrrTtpNic3Qh2LVs9cX69TXbsFX+kukQLkAjihDKaMT4AhuiZDiYTXaWnZN6ymj45TED6HPinKKM1A7",
+	"xSkHnCjHMyFCgpWRtrfCG755640JpImSgZ2kjCsIgSfaEzct4N1dulI+rqR8sjp2o4zt2oG79gMI+lwv",
+	"xzXThtrJlxxhXH+GDJMU4SThShurXYa0IgXtqZGGsQjTBBlnKSIk8ALNpySe7reQcuoxh+pdIY2VLza2",
+	"Hasojy4QjiW50bGG/g6nKZsbF3rne2dUuS6cfq6Wv6f4X7IM5FTFPHPlr+ec0QliFLGcI0EScA/ooWvG",
+	"CiKMK952NM3YBxHWCUU5hdsZxBIS8/aniEgllJRNJupAKuZLbaeNs1buBVSsTJnZKx6xXCIiW4ad2nCc",
+	"VjH1Qx4pxtEMCzFnPFEkEhozziGWWy2fE+PvZvjcCQ9l/pbPgbsVrSst9CmTUxRjlaCkjF3rYQJnoHn7",
+	"nMkvWE7v6z6eszKWUHEoklMi0NlnaATK2OpUY8HyOkv7FUufM4nGmoyNjKRMBmbYQ7DvOUMij6cl4Thj",
+	"NrMw5/33Qh9vzaYXeJEynFww9jXmE/gFQpRUrauzGYoGh4e9ARotJIgayzq9imXn7nzJmFlgM//U2EAy",
+	"FpixDx2tuFtQbExJRiTaG/TRV+RTNFqgBMY4T+W+ZulL4DckhlcU32CS4lH6EFxNsMQjLLSjzCkHHE/V",
+	"yk9VcmsyWySmjMt0UbebDmMtXSh3CNvIVXfgQ7F0zT784pgL4DfA1VMl+lEuFk8RV4k/SrEEvhTUaEgg",
+	"KDGBTfGMgx5o0i4Y+wbThdW2extexoz7HGOSQqL8AaHClQ6hqN8tEIqa8nedsKRcRyWJ2UxuMcBK5dXw",
+	"oBz+IHJaJgKNOcuM6YtTAlS2UOSwXocZwuThkqGYZYBGOL5+OGG9oiKfzRiXkHwDCcEXmiX3Cz+gdNWO",
+	"vVERj7OQWqBuqA4rWTlEoUxRhbSkthypck6g5wR68IMarDk2+ZWGQbBA0fKOIm2mvlOuW3/5hdbZe/Kz",
+	"i3R4LhDmgGxg8D7xe5YrGQDCEqWAhUQ9FE8xx7FU6nPnV9N1RNw8F5kAphYz13OAbrcSYMUBe2w3y+6m",
+	"HB7Y4Q8ltlIFOeBrg/WZmUMn/SNC0aaxGJbLgI0DjukEQmr4ri0orrJENMNyimaY4wyU4axyglRlhwhu",
+	"gC8KQdlFdJRfbsoBmhrgYlqFF0IvCUkL6c3geYkiqZcUDz3fm3E2Ay6JwbB0LgLJFZZNeC7QAvPUCm0H",
+	"G9Cw1+sda5y5QvK67e4gaHeDzuCi0x722sN2+0+eg+kmWEIgSbYENQ/6K1ib75FklSCVPJ19Vn/nqBv3",
+	"kj4cBoMnR8cBHsVJAON2J+j2+ofqK/WNS0Oek2QJEBw0vV5cmSRslYovcCoAMRpDyRwiXAirJE7yHMq1",
+	"R4ylgHUGp89d4+5SPIK0vsFsEeDZLDAo3haAXkkXxuS2GfwdEy4kOnKONGLjYg8+GivvD2mqMiSTec4w",
+	"l3ViuJBXuDPq1kk50rC888mBV9WMNyfBn3DwUzs4vnzbv/ud10C3Zd9uemgHO3r4FOGRNrWMI5qnqcq3",
+	"U7B5oRFka0dNVNNNvFgTn4O3K0tBuDLWbzytTNaOWt67yuO7B+yyXIyNfoRYqn2faIDrQoNWq+db408u",
+	"BrZ6gM1TA42vrrA8H+19+bJ7ONhvIe16ifFNJxbns6iERcTDvN3uxe76+huI6ioBi2fT0R9j8i15dvbq",
+	"p7POc3Imzuj5YXx6Nji7nn3/3emz41arVWd0v308qKlJpSKtq+DycaOOGMRNXJGGjb60VaecSpJqZXGB",
+	"RlEjuTdQR2d9panb6T/pH/UG/SdOuamzWm7yPf2OK2kDocZaXuiZmkvoaRpsJc58V6/D2e+2aVxN4DUS",
+	"ahxqUrZTrYvGmzhw+LLSUZgXfmVV37bYLrTXCTrttrYxYr+FnuMMlA+CRIdDI5X5kD/n8B42zjEtnbrO",
+	"/BCGt+325aNVbfG928CODJZCFEWGCrFUPvD81de1AGeJ1Xqv6xmZrPXLioXpovSXlpl+gV5U/llM2Zya",
+	"oF45lP/3zw/gn+3BU9Zb+zSsFdoq82/RN6vFzTNNL9Ew3tjG/QZWbnbdEcfzq2tYRPt/KS9t3tcQEymf",
+	"W8Sie0arlUL7SEjMpTCaH6nXRPtD+4+Pel3EMU1YFtIUpN4WpglKyIRI4SvdpgijQVBuG42wgEEXnZ6f",
+	"Br0uiqcQX4s8M8XlVQYY1RsPJk+mR+T4x/Z1J+1mPdpnh7NB+4xddF8tuaVujUfq4wYm9Y6auLQhQCjY",
+	"92GhwhcqOyhB/zr/v6VlvmdSwFVLYjO35sAQ0uT3AikynyIKKlVwM8kfGaGQGBkmTNa9aS2TrFjZbTwC",
+	"pS1etWVYlqiyeRORLfRcJy/WXNukLB9lRCoKb3C64kg2JrA1Ag+bG1xc2RmWVVQ3SeVrNiF0rTN1qgpI",
+	"MgS38VTli8Yu0S2hXYG2ry77Dyyv6gp1DgiIcw4vPhGi0+25hrVcrW6pukd/UQ/rV+rSvKvisY8yLOOp",
+	"VTumG0kmmCca3MJiSe5T4GIK6bKEf83gwTkWJeubFKiAJZqye+XHj/uHT5CFP1DC4jwDKleVpcCAGg+W",
+	"U9yrCigW8KgzsmPOvalVlfhR3bU1HewCYVp+/ecuwmHWNpnmTR33yW2QTiRkYhuS41jCO03cmZnlul3M",
+	"OdatLIQKiWncoG8mNjXBVxznnIPK6W1KbDnu6wTJRaIs24aRU2c0yNFy6NM063Dcjge4A8ejbtKPn+Aj",
+	"6I07o3bSjft4AEfjWijEScBhDJquFevabsyi9VuuyBpDX1HqI5wKZuBJYqLI6PvA2rHg7LOoqp7aTji1",
+	"2zlXllcDzE6dIGWT+sZ32OSyCVqTCg7X5YIFlti0yy8vLl4gMwDFLKmbCg0+rs/9Do+PnaSv3243pn0G",
+	"u1wN+3X1B4k8yzBflOAKoYn632pUnVVN8OdWL7om4USvzs/cFsalFz9VPNFlHsFsCUGgGFMk5kTGU8So",
+	"Lomv0+D1COzOKrvN3xbQvWZvKWO/sG1N1vPc9l9sSWdxHLO8yWwaHHtl1nerEDbai1IW4/SThGWY0MhH",
+	"lKGEiFmKFzpy2m+hVzq3fR+P9Yn9phWzzGVkia87DDzsrzknf/fR7/4+zNvt7uD3jx4ffPyHH66it/94",
+	"90/B5eO9MGztMm7/0SdOZLtX/R9cvm37g86d83T/D/VVtw7ff/xePnZ9DcH3xnmaXjVHD585okB7naBb",
+	"ohC+dtuMproNRwISMxwvieNLIw70DRPTa3ZD5E8N2rs9mLD/hKEMQxqGN2E4DkOOwvD26DAMb0/a//Wv",
+	"735+9y74+d2/hHm33T3Sf49/fvfvP//zv/33u3f/8x//eflhkUkRleAqJkFMTouKubNx0yBDWUNstj7i",
+	"fFF0fuwdBZ3uUclZfawgUT7kFSXK2mqTi2aMUClaSPv/kFY06QmiaNkxxQnJcxpjXbx4vkzWcmp3z/j2",
+	"6FeMb611KJtq9nrBodVR5Y5nU0zzDDiJP8iSbIx9e2ssx+XjD1IyfZZOXp6enaHVvH1TJFyYNUdY1ZFu",
+	"su+vRFMr+4nptnxfq/65a050ZLfU5nhf67ziqXe0Vx9gi3YC5BT3VsLSAhgJDgdPjoJjPIqDBMbtoONA",
+	"ch+AyG3Q+zKl287xB9PiRhymQRM3qZ+KM5W5IXLxUqUetuIyI1/B4iRXFG2oyOp2jejFty8v0MFN50CF",
+	"UQe2w15EBQSGxsz0dqLRAvWO1sJgKMVCIkFuVTyne0k1MIOXEDBCNSdVvF6gTsPqzknFI7MFJTVTdCg2",
+	"Yz59UUj+2esLz99ak2rcqe69ifyi/yGkG4tMteqSLmDrVA9Q0ZasrF5AqAAqiC7mhTSkumomLAs1l569",
+	"/PY5eg0jpB+hT1Wuc6oTO4leKBtNYjBXpo6edA/3hyHVt0bSCeNETjP1phmhFBJbJ3uKIsoomFTPFOuN",
+	"Ty2nhFTJwd5x2TeyiuRiFhVpExEowvLxj3MZGccbESEiH0U4TyI/pBHcztRHOhpH9jmWkZFumqJChfUj",
+	"LezaVZqmutFUyplpciB0zIqOEmxaxa1O2KAeqUhWWXTru+qiLgYRA7zhqhNdpSvCdrKxMcJG62ecJXks",
+	"tWw++gh9yebLc+aMXwv1+NEjpUX2NpKW/qNHtgLtXBzJMMUTyJT0gCYmpBiq6Z0WOlXcaVQ6A3EsWM7d",
+	"JtpWSLstdMpmCyMjt4wWFb1VVc9wK6S93YukNf01+7N7KLZllCdSpGZw8CgqN1Ts549AgWOpznTZ57rO",
+	"eizvpSgDbEXeV3dVGochUkNarZbZgDqDcs5qVw2VTqrYR/dzGyBT5ZPDQv6KbhPQGcGJkCpyjdpjbTfM",
+	"Yw44EQUzokJfNKCjtcOARhpS0vX7DUCYwSASY2LWtUtFLfTdKtyE9qJ+txvt694YI6CQ1pAqhKXp8yC0",
+	"7Nyx0bPeB8RT1ohJ6wOakhioAOfUveBsxglIzBcOjFCcM8/3boALc/Y6rXarrQaxGVD1cOj1Wu1WT8dO",
+	"cqod0YpiqC8n0JAEf627jWrNx1Zgwlf5sbKTusTkl70VjIJuV0/zxGKwIY3KasUQjXEqlLE+N5VMqx1u",
+	"rxE6N7ZLGNkbpqgoTYvhLLF0mSKqSvNrl+u67faGZriVJrg39VLpulKnCpJ2LUk6JUZTLLRSrBX9ippe",
+	"VXPTnW5lQ9oqOrVFAjuDoMX1tmXEs7m7rdZ0vvrG5RvKgXNFeVOPaO06s351v91ZN6mU70HDBbM73zs0",
+	"It88tX77Rc/qbZ/V0A7uRndaf9xQ6M2lFqMB8qyian+s3UohOeVz8USo8PKk5ui8S5VMszUVISxBuDaz",
+	"cHtGRib+UWFp0VqmrE9p4tlYBS0avrf4rMnm51PggCAV4GtbNkT6Urey85TNdzmMbneIV2LJn7Jk8T4H",
+	"8W3DMdm5RbOpQeWuHsmro3h3P1vxmzEVTkH9fUrW78nOxL0Iu2oZlppHWo6uEdHUoPKQtmKHA+9c3b2f",
+	"eem3j7dPLa9VqgmdHSzL8t0dPe9w+7zGbno1udvdPnmlbfy3bT2d2NbpLXOj1f1NpvTOXw11Dt5ew+KK",
+	"JHfGwqYgG4CHcx3LKM0ty3or3lcjkUKymdDZib4eaKI+bYh1CKtC6YUo6mQqvCFFJbUxJFKv1QsV0ZRd",
+	"JY9jgETYH8FAJ5oL+hcmEgbmvoC+NqzbyJ3LbYJlwCiE1Jh3lVL22/1oF6NuWFAa9bIV3VwGWErtrVzO",
+	"PlMvNaR/UDOXhiFUmFqBEEZa3rIldy3Z+wFOSsOWnEC/OeBabdD+TUQ7fUPv5qnlBcq/Uctg1NMJhna1",
+	"AzrV100yjVHW57bRRp2MCm/f3FGyryOpApkOqekdXOnARvoGsvnpinJpk+GaDovykuyE3IBBmIQaE/Xb",
+	"HX1mZ6ZLs8xD1YuUiSpX02iE+sZUaUNaQdY0qa64mcnF2KJMyW40PpWWy6lpXBPCmZRp0cgV9bvHFnFy",
+	"r5E1pmma2fcICau60kr9poKNSwh45/im1nv1S8SJ9eb692h1d1vVTbu52ypeQHY7b9S9JbAuwXOAmrlK",
+	"BTSO8RTptMCAKMvdZr/9QK7hbv5fXVzW7+4Qdi5fhP21rXbNSLs/QaINBocYyA1Y61jeRNjFbhfln/Wm",
+	"u0yQtQEz2XDNzq7+IAfmxbWCkDbb9iGKbFXNmrxp+YlD+ZsFZUHR4J/u76JwkDmnGmhUAeO8XslC7k+I",
+	"lDd2Q7pkyGsE6/vrkKAZcDRlOddw5HGERrBgNNlvDubMG3VR9B7m2JZH11U5q5plcynyF7Lmy608v4RB",
+	"v+fONSawY/30PqzQAt7wmxy1hP3Xt+R/03n1X7/9NhbVJt9u48QORtvU8xuLCufaJJqyAptT4EWOXeSR",
+	"RXNpVWSK/CKJVuY2pGKKZ1B1BVj7ye3CRLoZbpkiPLV+x/yCWUhVWDNTllSFOk1m848gbRG4NJz/x21I",
+	"k7h+hcS44QcUf/101W3vWAWyZPn7YGg+ZYqRwmWic6K+AXWK9Or8phlwuah6qDUKpP+3HellgRNLFB3Y",
+	"KmBrgbPUHCJMFyEFekM4o2qcX5Tf1QliHOle1aGtO5eVfNsLjwwdIxAhJVJAOkZ7UYavAfGcRgUdOquU",
+	"aCrlbHhw0Ok+abVb7VZneNQ+atv4JOfqJBzonrHyZ76GGghTnLO8eNv4g2vKDmlO+ihlE0Romd7iSclQ",
+	"fSnAHoElG3Xnr2T9RZOAYSeOdY27Zp8qM+Is/A14d5d3/xsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -194,12 +194,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		h[k] = v
 	}
 	h.Set(echo.HeaderContentType, "application/problem+json")
+	// instance names this occurrence without echoing the request's path,
+	// which may carry the very value a validation failure must not repeat.
+	instance := "urn:authapi:request:" + info.id
 	body := gen.Problem{
 		Type:      problemTypePrefix + p.Kind,
 		Title:     p.Title,
 		Status:    int32(p.Status),
 		Detail:    p.Detail,
-		Instance:  &c.Request().URL.Path,
+		Instance:  &instance,
 		RequestID: &info.id,
 	}
 	if len(p.Errors) > 0 {

@@ -131,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", s.specYAML)
 	e.GET("/openapi.json", s.specJSON)
+	s.registerDocs(e)
 	s.echo = e
 	return s, nil
 }
@@ -187,7 +188,7 @@ func (s *Server) specYAML(c echo.Context) error {
 }
 
 func (s *Server) specJSON(c echo.Context) error {
-	b, err := gen.GetSpecJSON()
+	b, err := openAPIJSON()
 	if err != nil {
 		return err
 	}

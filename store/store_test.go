@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -490,4 +491,50 @@ func TestUnreachableDatabase(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Open(no server) = %v, want ErrUnavailable", err)
 	}
+}
+
+// TestConcurrentMigrations starts several migrators at once on an empty
+// database, as several instances starting together do: all succeed, and
+// each migration is applied once. Under `make test-pgbouncer` they go
+// through a transaction pooler, where a session-level lock would not hold.
+func TestConcurrentMigrations(t *testing.T) {
+	url := storetest.NewEmptyURL(t)
+	const migrators = 4
+	errs := make(chan error, migrators)
+	for range migrators {
+		go func() {
+			db, err := store.Open(ctx, url, store.Options{MaxConns: 2})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db.Close()
+			mctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			errs <- db.Migrate(mctx)
+		}()
+	}
+	for range migrators {
+		if err := <-errs; err != nil {
+			t.Errorf("Migrate() = %v", err)
+		}
+	}
+	plain, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	var applied, distinct int
+	if err := plain.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT version_id) FROM goose_db_version WHERE version_id > 0`).Scan(&applied, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if applied != distinct || applied == 0 {
+		t.Fatalf("goose_db_version: %d rows for %d migrations, want each applied once", applied, distinct)
+	}
+	db, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	MustCreateUser(t, db, "migrated")
 }

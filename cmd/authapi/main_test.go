@@ -4,17 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"authapi/migrations"
 	"authapi/store/storetest"
 )
 
@@ -119,7 +123,11 @@ func get(t *testing.T, url, header, value string) int {
 }
 
 func TestRunWithDatabaseURL(t *testing.T) {
-	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}))
+	url := storetest.NewURL(t)
+	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret,
+		// LISTEN needs a session connection, which a transaction pooler
+		// is not (make test-pgbouncer), as in a deployment behind one.
+		"AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url)}))
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code := get(t, s.URL+path, "", ""); code != 200 {
 			t.Fatalf("GET %s = %d", path, code)
@@ -248,14 +256,78 @@ func TestFlagsBeatEnvironment(t *testing.T) {
 	}
 }
 
+// TestMigrateOnly starts from an empty database: with AUTH_MIGRATE=false
+// the server serves without touching the schema; `authapi migrate` applies
+// every migration and exits without serving; then the server (still with
+// AUTH_MIGRATE=false) works.
 func TestMigrateOnly(t *testing.T) {
-	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"authapi", "migrate"}, func(k string) string {
-		return map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}[k]
-	}, io.Discard, &stderr)
+	url := storetest.NewEmptyURL(t)
+	env := fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret, "AUTH_MIGRATE": "false", "AUTH_LOG_LEVEL": "info",
+		"AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url)})
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	version := func() (v int64) {
+		t.Helper()
+		var exists bool
+		if err := db.QueryRow(`SELECT to_regclass('goose_db_version') IS NOT NULL AND to_regclass('users') IS NOT NULL`).Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		if exists {
+			if err := db.QueryRow(`SELECT max(version_id) FROM goose_db_version`).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return v
+	}
+
+	s := MustRun(t, env)
+	if code := get(t, s.URL+"/healthz", "", ""); code != 200 {
+		t.Fatalf("GET /healthz with AUTH_MIGRATE=false = %d, want 200", code)
+	}
+	s.Stop(t)
+	if v := version(); v != 0 {
+		t.Fatalf("after a run with AUTH_MIGRATE=false the schema is at version %d, want no schema", v)
+	}
+
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"authapi", "migrate"}, func(k string) string { return env[k] }, &stdout, &stderr)
 	if err != nil || !strings.Contains(stderr.String(), "migrations applied") {
 		t.Fatalf("run migrate = %v\n%s", err, stderr.String())
 	}
+	if strings.Contains(stdout.String(), "listening") {
+		t.Fatalf("run migrate served: %s", stdout.String())
+	}
+	if got, want := version(), latestMigration(t); got != want {
+		t.Fatalf("after migrate the schema is at version %d, want %d", got, want)
+	}
+
+	s = MustRun(t, env)
+	code, _ := post(t, s.URL+"/v1/auth/register", `{"username":"migrated","email":"migrated@example.com","password":"secureP@ss123","full_name":"M"}`, "")
+	if code != 200 {
+		t.Fatalf("register after migrate, with AUTH_MIGRATE=false = %d, want 200", code)
+	}
+}
+
+// latestMigration is the highest version among the embedded migrations.
+func latestMigration(t *testing.T) int64 {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations: %v", err)
+	}
+	var latest int64
+	for _, f := range files {
+		prefix, _, _ := strings.Cut(f, "_")
+		v, err := strconv.ParseInt(prefix, 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: %v", f, err)
+		}
+		latest = max(latest, v)
+	}
+	return latest
 }
 
 type lockedBuffer struct {

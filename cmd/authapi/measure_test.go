@@ -83,7 +83,7 @@ func MustStartBinary(t *testing.T, env ...string) *process {
 	t.Helper()
 	p := &process{DBURL: storetest.NewURL(t)}
 	p.cmd = exec.Command(mustBuild(t))
-	p.cmd.Env = append(os.Environ(), "AUTH_ADDR=127.0.0.1:0", "AUTH_DATABASE_URL="+p.DBURL, "AUTH_JWT_SECRET="+secret,
+	p.cmd.Env = append(os.Environ(), "AUTH_ADDR=127.0.0.1:0", "AUTH_DATABASE_URL="+p.DBURL, "AUTH_DATABASE_LISTEN_URL="+storetest.DirectURL(p.DBURL), "AUTH_JWT_SECRET="+secret,
 		"AUTH_TRUSTED_PROXIES=127.0.0.1/32", "AUTH_LOG_LEVEL=warn")
 	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stderr = os.Stderr

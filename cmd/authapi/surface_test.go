@@ -16,8 +16,9 @@ import (
 // all at once or trickled, loses its connection once the read-header
 // timeout passes, without a response.
 func TestStalledClientsAreCutOff(t *testing.T) {
+	url := storetest.NewURL(t)
 	s := MustRun(t, fastEnv(map[string]string{
-		"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret, "AUTH_READ_HEADER_TIMEOUT": "300ms",
+		"AUTH_DATABASE_URL": url, "AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url), "AUTH_JWT_SECRET": secret, "AUTH_READ_HEADER_TIMEOUT": "300ms",
 	}))
 	addr := strings.TrimPrefix(s.URL, "http://")
 	for _, tc := range []struct {
@@ -63,7 +64,8 @@ func TestStalledClientsAreCutOff(t *testing.T) {
 // problem; headers too large for net/http to read at all (over twice the
 // limit) get its own plain-text 431, the documented hard stop.
 func TestHeaderLimitsOfTheBinary(t *testing.T) {
-	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}))
+	url := storetest.NewURL(t)
+	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url), "AUTH_JWT_SECRET": secret}))
 	for _, tc := range []struct {
 		size  int
 		ctype string
