@@ -407,7 +407,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -419,7 +420,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -430,7 +432,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -441,7 +444,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -541,7 +545,8 @@ func (c *Client) RevokeAPIKey(ctx context.Context, keyID openapi_types.UUID, req
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -563,7 +568,8 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -584,7 +590,8 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -605,7 +612,8 @@ func (c *Client) RegisterUserWithBody(ctx context.Context, contentType string, b
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -940,7 +948,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -952,7 +961,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -963,7 +973,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -974,7 +985,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1674,7 +1686,8 @@ func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyI
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1692,7 +1705,8 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1709,7 +1723,8 @@ func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJ
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1726,7 +1741,8 @@ func (c *ClientWithResponses) RegisterUserWithBodyWithResponse(ctx context.Conte
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3573,97 +3589,98 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzddiM3cn4VpL05K810U/yTRuIcn7Us22uN7fEcjcbj7LSsBruLJKwmwAXQouiJcia3eYTc5BHyALnI",
-	"s8R5gLxCTgH9gyabFGckr72b3OiIbABdqCrUz1cFvvViMZ0JDlwrb/DWmwBNQJp/T2g8gRPBtRQpfk5A",
-	"xZLNNBPcG3jH6ZwuFIm4CJQWEqKnRIKaCa5AkSldkJhKuSCxhAS4ZjRVZOfsixNy8KR/RBTEuAzZb3V2",
-	"W57vqXgCU4ovAZ5NvcEbr1jWu/A9uKHTWQreoPrW96b05mvgYz3xBp122/f0YoYjlJaMj73bW987Ay0X",
-	"xyMNcpX61xORApIheKKIFmROmSZDGAkJRMsF42NCx5TxJeoKSvpd3xsJOaXaG3iM617XksSmSP7hQR9J",
-	"mjJuP1fkMa5hDNLQ9/r16+NMT5A7MdVw/OL0K1iskno+AXL84pRcwYLEE5qmwMfgE06nSKSeALEyI3pC",
-	"teE6A2W+v4LFGvI9+zIigabTj0OPZnpCZyz0/Hyxj0Pv++D4xWnwFSxCr87uHu5tRrUGifT9sLTWmx9C",
-	"7+KRmbQqk6U9fwpUNokH9zw0z6otF+qz394dkMjOXN1A5JM505OQRyClwH0wfk1TllxqcQU89CIynwAn",
-	"lJjPZE4VUcA1GWaaSBhlCpJWyNewbd1bfbLmbfmDS2d7H4ceCofGMSiVUwE3MyYhuYvTS6/fwOlb3ytP",
-	"I27ByugVR4qFZD9Bgt/GgmvgGv+ls1mKImGC782kGKYwffyjQmE4+0cxacrSJa1kinCB3IvFmDMFCRGS",
-	"TKgiQwBOJFyLK0iMJmqqM+UN+u2O72mmDU9PLceK1arNZJIPcg4PcpIGOXsDOmMBDr515fQ7CSNv4H20",
-	"V5m0PftU7b2wC1jWrD9gTJEpU4rxsU+mNMUjDolPMn7FxZzjvpztOLby9evXgavY68jJp+w1n31D3Kc0",
-	"OYM/Z6D0A4hI2pXIUCSlnOaQpoHdGXn28tvndcm0K8l8UzDADNssmJJZgSHpoeSymW7kljkSD6zYTWfz",
-	"Tv11J22nxHboQ7Hq2evzdeqbb8FH/WVakUyBJFyQVPAxSAI3TGn1sBqdW3ZD64ngo5TFD6HPSDmnU8Cd",
-	"0lQCTdDxjJnSkMvI2FvlDd689UYM0gRlkE9C4wpK0bHxxE0LeLcXrpSPKikfr47dKON87cBd+wEEfWaW",
-	"k4ZpA+PkS44IaT7DlLKU0CSRqI3VLkNekUJ2cKRlLKE8IdZZqogouiDzCYsnuy2CTj2WUL0r5DH6Ymvb",
-	"KUZ5fEForNm1iTXMdzRNxdy60FvfO+Xoumj6OS5/T/G/FFPQE4x55uiv51LwMRGciEwSxRJwD+i+a8YK",
-	"Iqwrvuto2rEPIqxjTjIONzOINST27U8J0yiUVIzHeCCR+drYaeus0b0Axspc2L3Socg0Ybpl2WkMx0kV",
-	"Uz/kkRKSzKhScyETJJHxWEgJsb7T8jkx/naGz53wUOZv+Ry4WzG60iKfCj0hMcUEJRXiygxTdAqGt8+F",
-	"/kJk/L7u47koYwmMQ4meMEVOPyNDQGNrUo2FyOos7VcsfS40GRkyNjKSCx3YYQ/BvueCqCyelITTqcgz",
-	"C3vef6/M8TZsekEXqaDJuRBfUzmGXyBESXFdk81wcrC/3zsgw4UGVWNZp1ex7Mydr4WwC2zmH44NtBCB",
-	"HfvQ0Yq7BWRjyqZMk52DPvmKfUqGC5LAiGap3jUsfQnymsXwitNrylI6TB+CqwnVdEiVcZQZl0DjCa78",
-	"FJNbm9kSNRFSp4u63XQYm9NFMoewjVx1Bz4US9fswy+OuQJ5DRKfouiHmVo8JRITf5JSDXIpqDGQQFBi",
-	"ApviGQc9MKSdC/EN5Ytc2+5teIWw7nNEWQoJ+gPGlSsdxkm/WyAUNeXvOmFJuQ4midOZvsMAo8rj8KAc",
-	"/iByWiaCjKSYWtMXpwy4bpHIYb0JM5TNw7UgsZgCGdL46uGE9YqrbDYTUkPyDSSMnhuW3C/8gNJVO/YG",
-	"Ix5nIVygbqj2K1k5RJEpUkWMpO44UuWcwMwJzOAHNVhzavMrA4NQRaLlHUXGTH2Hrtt8+YXR2Xvys0tM",
-	"eK4IlUDywOB94vdphjIAQjVJgSpNeiSeUEljjepz61fTTUTcPJfYAKYWM9dzgG63EmDFgfzYbpbddTk8",
-	"yIc/lNhKFZRAryzWZ2cOnPSPKaTNYDEi04EYBZLyMYTc8t1YUFpliWRG9YTMqKRTQMNZ5QQpZocErkEu",
-	"CkHli5gov9yUAzQ1wMW8Ci+UWRKSFjGbofMSRcKXFA8935tJMQOpmcWwTC4CySXVTXgu8ALzNAqdD7ag",
-	"Ya/XOzI4c4Xkddvdg6DdDToH5532oNcetNt/8hxMN6EaAs2mS1DzQX8Fa/M9lqwShMnT6Wf1dw67cS/p",
-	"w35w8OTwKKDDOAlg1O4E3V5/H7/Cb1wasowlS4DgQdPr1aVNwlap+IKmCojgMZTMYcqFsEritMygXHso",
-	"RArUZHDm3DXuLqVDSOsbnC4COpsFFsW7A6BH6cKI3TSDvyMmlSaHzpEmYlTswScj9P6Qppgh2cxzRqWu",
-	"EyOVvqSdYbdOyqGB5Z1PDryKM94cB3+iwU/t4Ojibf/2d14D3Tn7ttPDfLCjh08JHRpTKyThWZpivp1C",
-	"nhdaQba21EScbuPFmvgcvB0tBZNorN94RplyO5rz3lUe3z1gF+ViYvgjxBr3fWwArnMDWq2eb4M/uRjY",
-	"6gG2Ty00vrrC8nyy8+XL7v7BbosY18usbzrOcb4clcgR8TBrt3uxu775BqK6SsDi2WT4x5h9y56dvvrp",
-	"tPOcnapTfrYfn5wenF7Nvv/u5NlRq9WqM7rfPjqoqUmlIq3L4OJxo45YxE1dsoaNvsyrThnXLDXK4gKN",
-	"qkZy7wCPzvpKU7fTf9I/7B30nzjlps5qucn3zDsudR4INdbyQs/WXELP0JBX4ux39Tpc/t1dGlcTeI2E",
-	"GoealO3E6KL1Jg4cvqx0HOaFX1nVtztsF9npBJ1229gYtdsiz+kU0AdBYsKhIWY+7M8ZvIeNc0xLp64z",
-	"P4ThTbt98WhVW3zvJshHBkshCpKBIRbmA89ffV0LcJZYbfa6npHJWr+MLEwXpb/MmekX6EXln9VEzLkN",
-	"6tGh/L9/fgD/nB88tN7Gp1Gj0Lky/xZ9My5unxl6mYHxRnncb2HlZtcdSTq/vIJFtPuX8tL2fQ0xEfrc",
-	"IhbdsVqNCu0TpanUymp+hK+Jdgf5Pz7pdYmkPBHTkKegzbYoT0jCxkwrH3WbE0oOgnLbZEgVHHTJydlJ",
-	"0OuSeALxlcqmtri8ygCreqOD8ZPJITv6sX3VSbvTHu+L/dlB+1Scd18tuaVujUf4cQOTeodNXNoQIBTs",
-	"+7BQ4QvMDkrQv87/b3mZ79kUcNWS5Jlbc2AIafJ7RZDMp4QDpgpuJvmjYBwSK8NE6Lo3rWWSFSu7jUeg",
-	"tMWrtozqElW2b2K6RZ6b5CU313lSlg2nTCOF1zRdcSQbE9gagfvNDS6u7CzLKqqbpPK1GDO+1pk6VQWi",
-	"BYGbeIL5orVL/I7QrkDbV5f9B5FVdYU6BxTEmYQXnyjV6fZcw1quVrdU3cO/qIf1K3Vp3lXx2CdTquNJ",
-	"rnbCNJKMqUwMuEXVktwnINUE0mUJ/5rBg3MsStY3KVABSzRl9+jHj/r7T0gOf5BExNkUuF5VlgIDajxY",
-	"TnGvKqDkgEedkR177m2tqsSP6q6t6WAXCNPy6z93EQ67ts00r+u4T5YH6UzDVN2F5DiW8NYQd2pnuW6X",
-	"SklNKwvjSlMeN+ibjU1t8BXHmZSAOX2eEucc902C5CJROdsGkVNntMjRcujTNGt/1I4PaAeOht2kHz+h",
-	"h9AbdYbtpBv36QEcjmqhkGSBhBEYulasa7sxizZvuWRrDH1FqU9oqoSFJ5mNIqPvg9yOBaefRVX1NO+E",
-	"w93OJVpeAzA7dYJUjOsb32KTyyZoTSo4WJcLFlhi0y6/PD9/QewAEoukbioM+Lg+99s/OnKSvn673Zj2",
-	"WexyNew31R+isumUykUJrjCe4P+5RtVZ1QR/3ulF1ySc5NXZqdvCuPTip8gTU+ZRIi8hKBJTTtSc6XhC",
-	"BDcl8XUavB6B3Vpl7/K3BXRv2FvK2C9sW5P1PMv7L+5IZ2kci6zJbFoce2XWd6sQNtmJUhHT9JNETCnj",
-	"kU+4IAlTs5QuTOS02yKvTG77Ph7rk/ybViymLiNLfN1h4H5/zTn5u49+9/dh1m53D37/6PHex3/44TJ6",
-	"+4+3/xRcPN4Jw9Y243YffeJEtjvV/8HF27Z/0Ll1nu7+ob7qncN3H7+Xj11fQ/C9UZaml83Rw2eOKMhO",
-	"J+iWKIRv3LbgqWnD0UDUjMZL4vjSioN8I9TkSlwz/VOD9t4dTOT/hKEOQx6G12E4CkNJwvDmcD8Mb47b",
-	"//Wv735+9y74+d2/hFm33T00f49+fvfvP//zv/33u3f/8x//efFhkUkRldAqJiFCT4qKubNx2yDDRUNs",
-	"tj7ifFF0fuwcBp3uYclZc6wgQR/yijO0tsbkkplgXKsWMf4/5BVNZoIqWnZscULLjMfUFC+eL5O1nNrd",
-	"M749/BXj29w6lE01O71gP9dRdMezCeXZFCSLP8iSbIx9e2ssx8XjD1Iyc5aOX56cnpLVvH1TJFyYNUdY",
-	"1ZFusu+vVFMr+7Httnxfq/65a05MZLfU5nhf67ziqbe0Vx9gi7YC5JB7K2FpAYwE+wdPDoMjOoyDBEbt",
-	"oONAch+AyG3Q+zKlu5vjD6bFjThMgyZuUj+MM9HcML14ialHXnGZsa9gcZwhRRsqsqZdI3rx7ctzsnfd",
-	"2cMwai/vsFdRAYGRkbC9nWS4IL3DtTAYSanSRLEbjOdML6kBZugSAsa44STG6wXqNKjunFQ8sltAqdmi",
-	"Q7EZ++mLQvLPXp97/p01qcadmt6byC/6H0K+schUqy6ZArZJ9YAUbclo9QLGFXDFTDEv5CE3VTOVs9Bw",
-	"6dnLb5+T1zAk5hH5FHOdE5PYafICbTSLwV6ZOnzS3d8dhNzcGknHQjI9meKbZoxzSPI62VMSccHBpnq2",
-	"WG99ajkl5CiH/I7LrpVVpBezqEibmCIR1Y9/nOvIOt6IKRX5JKJZEvkhj+Bmhh/5cBTlz6mOrHTTlBQq",
-	"bB4ZYdeu0jTVjSZaz2yTA+MjUXSUUNsqnutEHtQTjGTRoue+qy7qYhCzwButOtExXVF5J5sYEWq1fiZF",
-	"ksXayOajj8iXYr48Zy7klcLHjx6hFuW3kYz0Hz3KK9DOxZEp5XQMU5Qe8MSGFAOc3mmRE+ROo9JZiGMh",
-	"Muk20bZC3m2REzFbWBm5ZbSo6K2qeoZbIe9tXySt6a/dX76HYltWeSIkdQp7j6JyQ8V+/ggcJNV4pss+",
-	"13XWY3kvRRngTuR9dVelcRgQHNJqtewG8AzquahdNUSdxNjH9HNbIBPzyUEhf6TbBnRWcCrkSK5Ve2rs",
-	"hn0sgSaqYEZU6IsBdIx2WNDIQEqmfr8BCLMYRGJNzLp2qahFvluFm8hO1O92o13TG2MFFPIaUkWotn0e",
-	"jJedO3n0bPYB8UQ0YtLmgKYsBq7AOXUvpJhJBprKhQMjFOfM871rkMqevU6r3WrjIDEDjg8HXq/VbvVM",
-	"7KQnxhGtKAZ+OYaGJPhr021Uaz7OBaZ8zI/RTpoSk1/2VggOpl09zZIcgw15VFYrBmREU4XG+sxWMnPt",
-	"cHuNyJm1XcrK3jIFozQjhtMkp8sWUTHNr12u67bbG5rhVprg3tRLpetKnRgkbVuSdEqMtliYS7FW9Ctq",
-	"elXNzXS6lQ1pq+jUHRLYGgQtrrctI57N3W21pvPVNy7fUA6cK8qbekRr15nNq/vtzrpJpXz3Gi6Y3fre",
-	"vhX55qn12y9mVu/uWQ3t4G50Z/THDYXeXBgxWiAvV1Tjj41bKSSHPpeOFYaXxzVH511gMi3WVISoBuXa",
-	"zMLtWRnZ+AfD0qK1DK1PaeLFCIMWA9/n+KzN5ucTkEAgVeAbWzYg5lI32nku5tscRrc7xCux5E9Fsnif",
-	"g/i24Zhs3aLZ1KByW4/k8Sje3s9W/GZMhVNQf5+S9XuyM3Evwq5ahqXmkZaja0w1Nag8pK3Y4sA7V3fv",
-	"Z1767aO7p5bXKnFCZwvLsnx3x8zbv3teYzc9Tu5275680jb+27aeTmzr9Ja50eruJlN666+GOntvr2Bx",
-	"yZJba2FT0A3Aw5mJZVBzy7Leivc1SKTSYqZMdmKuB9qozxhiE8JiKL1QRZ0MwxtWVFIbQyJ8rVmoiKby",
-	"VbI4BkhU/iMY5NhwwfzCRCLA3hcw14ZNG7lzuU2JKQgOIbfmHVPKfrsfbWPULQtKo162otvLAEupfS6X",
-	"08/wpZb0D2rmMjAEhqkVCGGl5S1bcteSvR/ghBq25AT6zQHXaoP2byLa6Vt6N08tL1D+jVoGq55OMLSt",
-	"HTCpvmmSaYyyPs8bbfBkVHj75o6SXRNJFch0yG3v4EoHNjE3kO1PV5RL2wzXdliUl2TH7BoswqRwTNRv",
-	"d8yZndkuzTIPxRehiSpXM2gEfmOrtCEvSpCYY+mJFFqnRT9W1O8e5cCRexusMdsyPLtHZFeVh1bKMBX6",
-	"WyK5W4cptRaqXyLcq/fIv0fHuttxbrvG3Y7vAnnbeqNus/+6PM3BW+YY0Rs44ikx0b3FQpabxn778VjD",
-	"Ffu/uvCq390iely+z/prG9+arXV/ScQYDAkxsGvIjVx5oWAb81tUcdZb4DLPNWbNJrU1c7n6uxpo3ezt",
-	"gJA3m+gBifLiWG7yJuUnCeVPD5R1QQtjuj9vIkFnkhu8EOO+eb0g1Rg/2aemDnkP05lXJNcVFqsyYXP1",
-	"7xeyvMvdM7+E8b3nzk0avmXJ8j6sMALe8DMYtRz517e6f9Op7F+/rbXWL8933V6FLQysLaE34vhnxnxZ",
-	"JF/MOcgirS1St6Kfs6rrRH6Rt6JpDLma0BlUhXhr6nK7qEzPfZVUllH509xH2B8NCzmGIDOMYTEsaTKb",
-	"fwSd111Lw/l/3IY0ietXyEUbfrPw188Q3Y6KVexIlz/JReYTgYxULhOdE/UN4Ckyq8vrZozjvGpbNsCL",
-	"+T9vAi9rilSTaC8vvLUWdJraQ0T5IuTAr5kUHMf5RcUbT5CQxLSHDvJSb1k8z9vPiaVjCCrkTCtIR2Qn",
-	"mtIrIDLjUUEHJn1Uk4nWs8HeXqf7pNVutVudwWH7sL1rD1om8STsmTat8pe1BgZ7Qs7lvHjb+BtnaIcM",
-	"J32SijFh3FYzbbm2hMRaFWyzZKNu/ZVEu6jLW3bS2JSVa/apMiPOwt+Ad3tx+78BAAD//w==",
+	"7FzdduNGcn6VDrw5K80AFP/EkTjHZy3L9lpjezxHo/E4O5CFJlAk2wK6ud0NUfREOZPbPEJu8gh5gFzk",
+	"WeI8QF4hp38ANEjwZ0by2rvJjY5IdDeqq6rr56tqvvVils0YBSqFN3zrTQEnwPW/pziewimjkrNUfU5A",
+	"xJzMJGHUG3on6RwvBIooC4RkHKKniIOYMSpAoAwvUIw5X6CYQwJUEpwKtHf+xSkaPOkfIwGxWgYdtjr7",
+	"Lc/3RDyFDKuXAM0zb/jGK5b1Ln0PbnE2S8EbVt/6XoZvvwY6kVNv2Gm3fU8uZmqEkJzQiXd353vnIPni",
+	"ZCyBr1L/espSUGQwmggkGZpjItEIxowDknxB6AThCSZ0ibqCkn7X98aMZ1h6Q49Q2esakkimyD8a9BVJ",
+	"GaHmc0UeoRImwDV9r1+/PsnlVHEnxhJOXpx9BYtVUi+mgE5enKFrWKB4itMU6AR8RHGmiJRTQEZmSE6x",
+	"1FwnIPT317BYQ75nXoY44DT7OPRwLqd4RkLPt4t9HHrfBycvzoKvYBF6dXb31N5mWErgir4fltZ680Po",
+	"XT7Sk1ZlsrTnTwHzJvGoPY/0s2rLhfoctveHKDIzVzcQ+WhO5DSkEXDO1D4IvcEpSa4kuwYaehGaT4Ei",
+	"jPRnNMcCCaASjXKJOIxzAUkrpGvYtu6tPlrzNvvgytnex6GnhIPjGISwVMDtjHBItnF66fUbOH3ne+Vp",
+	"VFswMnpFFcWMk58gUd/GjEqgUv2LZ7NUiYQwejDjbJRC9vhHoYTh7F+JSWKSLmklEYgyxb2YTSgRkCDG",
+	"0RQLNAKgiMMNu4ZEa6LEMhfesN/u+J4kUvP0zHCsWK3aTM7p0HJ4aEkaWvYGeEYCNfjOldPvOIy9offR",
+	"QWXSDsxTcfDCLGBYs/6AEYEyIgShEx9lOFVHHBIf5fSasjlV+3K249jK169fB65iryPHTjloPvuauE9x",
+	"cg5/zkHIBxARNyuhEUtKOc0hTQOzM/Ts5bfP65JpV5L5pmCAHrZZMCWzAk3SQ8llM92KW/pIPLBiN53N",
+	"rfrrTtpNic3Qh2LVs9cX69TXbsFX+kukQLkAjihDKaMT4AhuiZDiYTXaWnZN6ymj45TED6HPinKKM1A7",
+	"xSkHnCjHMyFCgpWRtrfCG755640JpImSgZ2kjCsIgSfaEzct4N1dulI+rqR8sjp2o4zt2oG79gMI+lwv",
+	"xzXThtrJlxxhXH+GDJMU4SThShurXYa0IgXtqZGGsQjTBBlnKSIk8ALNpySe7reQcuoxh+pdIY2VLza2",
+	"Hasojy4QjiW50bGG/g6nKZsbF3rne2dUuS6cfq6Wv6f4X7IM5FTFPHPlr+ec0QliFLGcI0EScA/ooWvG",
+	"CiKMK952NM3YBxHWCUU5hdsZxBIS8/aniEgllJRNJupAKuZLbaeNs1buBVSsTJnZKx6xXCIiW4ad2nCc",
+	"VjH1Qx4pxtEMCzFnPFEkEhozziGWWy2fE+PvZvjcCQ9l/pbPgbsVrSst9CmTUxRjlaCkjF3rYQJnoHn7",
+	"nMkvWE7v6z6eszKWUHEoklMi0NlnaATK2OpUY8HyOkv7FUufM4nGmoyNjKRMBmbYQ7DvOUMij6cl4Thj",
+	"NrMw5/33Qh9vzaYXeJEynFww9jXmE/gFQpRUrauzGYoGh4e9ARotJIgayzq9imXn7nzJmFlgM//U2EAy",
+	"FpixDx2tuFtQbExJRiTaG/TRV+RTNFqgBMY4T+W+ZulL4DckhlcU32CS4lH6EFxNsMQjLLSjzCkHHE/V",
+	"yk9VcmsyWySmjMt0UbebDmMtXSh3CNvIVXfgQ7F0zT784pgL4DfA1VMl+lEuFk8RV4k/SrEEvhTUaEgg",
+	"KDGBTfGMgx5o0i4Y+wbThdW2extexoz7HGOSQqL8AaHClQ6hqN8tEIqa8nedsKRcRyWJ2UxuMcBK5dXw",
+	"oBz+IHJaJgKNOcuM6YtTAlS2UOSwXocZwuThkqGYZYBGOL5+OGG9oiKfzRiXkHwDCcEXmiX3Cz+gdNWO",
+	"vVERj7OQWqBuqA4rWTlEoUxRhbSkthypck6g5wR68IMarDk2+ZWGQbBA0fKOIm2mvlOuW3/5hdbZe/Kz",
+	"i3R4LhDmgGxg8D7xe5YrGQDCEqWAhUQ9FE8xx7FU6nPnV9N1RNw8F5kAphYz13OAbrcSYMUBe2w3y+6m",
+	"HB7Y4Q8ltlIFOeBrg/WZmUMn/SNC0aaxGJbLgI0DjukEQmr4ri0orrJENMNyimaY4wyU4axyglRlhwhu",
+	"gC8KQdlFdJRfbsoBmhrgYlqFF0IvCUkL6c3geYkiqZcUDz3fm3E2Ay6JwbB0LgLJFZZNeC7QAvPUCm0H",
+	"G9Cw1+sda5y5QvK67e4gaHeDzuCi0x722sN2+0+eg+kmWEIgSbYENQ/6K1ib75FklSCVPJ19Vn/nqBv3",
+	"kj4cBoMnR8cBHsVJAON2J+j2+ofqK/WNS0Oek2QJEBw0vV5cmSRslYovcCoAMRpDyRwiXAirJE7yHMq1",
+	"R4ylgHUGp89d4+5SPIK0vsFsEeDZLDAo3haAXkkXxuS2GfwdEy4kOnKONGLjYg8+GivvD2mqMiSTec4w",
+	"l3ViuJBXuDPq1kk50rC888mBV9WMNyfBn3DwUzs4vnzbv/ud10C3Zd9uemgHO3r4FOGRNrWMI5qnqcq3",
+	"U7B5oRFka0dNVNNNvFgTn4O3K0tBuDLWbzytTNaOWt67yuO7B+yyXIyNfoRYqn2faIDrQoNWq+db408u",
+	"BrZ6gM1TA42vrrA8H+19+bJ7ONhvIe16ifFNJxbns6iERcTDvN3uxe76+huI6ioBi2fT0R9j8i15dvbq",
+	"p7POc3Imzuj5YXx6Nji7nn3/3emz41arVWd0v308qKlJpSKtq+DycaOOGMRNXJGGjb60VaecSpJqZXGB",
+	"RlEjuTdQR2d9panb6T/pH/UG/SdOuamzWm7yPf2OK2kDocZaXuiZmkvoaRpsJc58V6/D2e+2aVxN4DUS",
+	"ahxqUrZTrYvGmzhw+LLSUZgXfmVV37bYLrTXCTrttrYxYr+FnuMMlA+CRIdDI5X5kD/n8B42zjEtnbrO",
+	"/BCGt+325aNVbfG928CODJZCFEWGCrFUPvD81de1AGeJ1Xqv6xmZrPXLioXpovSXlpl+gV5U/llM2Zya",
+	"oF45lP/3zw/gn+3BU9Zb+zSsFdoq82/RN6vFzTNNL9Ew3tjG/QZWbnbdEcfzq2tYRPt/KS9t3tcQEymf",
+	"W8Sie0arlUL7SEjMpTCaH6nXRPtD+4+Pel3EMU1YFtIUpN4WpglKyIRI4SvdpgijQVBuG42wgEEXnZ6f",
+	"Br0uiqcQX4s8M8XlVQYY1RsPJk+mR+T4x/Z1J+1mPdpnh7NB+4xddF8tuaVujUfq4wYm9Y6auLQhQCjY",
+	"92GhwhcqOyhB/zr/v6VlvmdSwFVLYjO35sAQ0uT3AikynyIKKlVwM8kfGaGQGBkmTNa9aS2TrFjZbTwC",
+	"pS1etWVYlqiyeRORLfRcJy/WXNukLB9lRCoKb3C64kg2JrA1Ag+bG1xc2RmWVVQ3SeVrNiF0rTN1qgpI",
+	"MgS38VTli8Yu0S2hXYG2ry77Dyyv6gp1DgiIcw4vPhGi0+25hrVcrW6pukd/UQ/rV+rSvKvisY8yLOOp",
+	"VTumG0kmmCca3MJiSe5T4GIK6bKEf83gwTkWJeubFKiAJZqye+XHj/uHT5CFP1DC4jwDKleVpcCAGg+W",
+	"U9yrCigW8KgzsmPOvalVlfhR3bU1HewCYVp+/ecuwmHWNpnmTR33yW2QTiRkYhuS41jCO03cmZnlul3M",
+	"OdatLIQKiWncoG8mNjXBVxznnIPK6W1KbDnu6wTJRaIs24aRU2c0yNFy6NM063Dcjge4A8ejbtKPn+Aj",
+	"6I07o3bSjft4AEfjWijEScBhDJquFevabsyi9VuuyBpDX1HqI5wKZuBJYqLI6PvA2rHg7LOoqp7aTji1",
+	"2zlXllcDzE6dIGWT+sZ32OSyCVqTCg7X5YIFlti0yy8vLl4gMwDFLKmbCg0+rs/9Do+PnaSv3243pn0G",
+	"u1wN+3X1B4k8yzBflOAKoYn632pUnVVN8OdWL7om4USvzs/cFsalFz9VPNFlHsFsCUGgGFMk5kTGU8So",
+	"Lomv0+D1COzOKrvN3xbQvWZvKWO/sG1N1vPc9l9sSWdxHLO8yWwaHHtl1nerEDbai1IW4/SThGWY0MhH",
+	"lKGEiFmKFzpy2m+hVzq3fR+P9Yn9phWzzGVkia87DDzsrzknf/fR7/4+zNvt7uD3jx4ffPyHH66it/94",
+	"90/B5eO9MGztMm7/0SdOZLtX/R9cvm37g86d83T/D/VVtw7ff/xePnZ9DcH3xnmaXjVHD585okB7naBb",
+	"ohC+dtuMproNRwISMxwvieNLIw70DRPTa3ZD5E8N2rs9mLD/hKEMQxqGN2E4DkOOwvD26DAMb0/a//Wv",
+	"735+9y74+d2/hHm33T3Sf49/fvfvP//zv/33u3f/8x//eflhkUkRleAqJkFMTouKubNx0yBDWUNstj7i",
+	"fFF0fuwdBZ3uUclZfawgUT7kFSXK2mqTi2aMUClaSPv/kFY06QmiaNkxxQnJcxpjXbx4vkzWcmp3z/j2",
+	"6FeMb611KJtq9nrBodVR5Y5nU0zzDDiJP8iSbIx9e2ssx+XjD1IyfZZOXp6enaHVvH1TJFyYNUdY1ZFu",
+	"su+vRFMr+4nptnxfq/65a050ZLfU5nhf67ziqXe0Vx9gi3YC5BT3VsLSAhgJDgdPjoJjPIqDBMbtoONA",
+	"ch+AyG3Q+zKl287xB9PiRhymQRM3qZ+KM5W5IXLxUqUetuIyI1/B4iRXFG2oyOp2jejFty8v0MFN50CF",
+	"UQe2w15EBQSGxsz0dqLRAvWO1sJgKMVCIkFuVTyne0k1MIOXEDBCNSdVvF6gTsPqzknFI7MFJTVTdCg2",
+	"Yz59UUj+2esLz99ak2rcqe69ifyi/yGkG4tMteqSLmDrVA9Q0ZasrF5AqAAqiC7mhTSkumomLAs1l569",
+	"/PY5eg0jpB+hT1Wuc6oTO4leKBtNYjBXpo6edA/3hyHVt0bSCeNETjP1phmhFBJbJ3uKIsoomFTPFOuN",
+	"Ty2nhFTJwd5x2TeyiuRiFhVpExEowvLxj3MZGccbESEiH0U4TyI/pBHcztRHOhpH9jmWkZFumqJChfUj",
+	"LezaVZqmutFUyplpciB0zIqOEmxaxa1O2KAeqUhWWXTru+qiLgYRA7zhqhNdpSvCdrKxMcJG62ecJXks",
+	"tWw++gh9yebLc+aMXwv1+NEjpUX2NpKW/qNHtgLtXBzJMMUTyJT0gCYmpBiq6Z0WOlXcaVQ6A3EsWM7d",
+	"JtpWSLstdMpmCyMjt4wWFb1VVc9wK6S93YukNf01+7N7KLZllCdSpGZw8CgqN1Ts549AgWOpznTZ57rO",
+	"eizvpSgDbEXeV3dVGochUkNarZbZgDqDcs5qVw2VTqrYR/dzGyBT5ZPDQv6KbhPQGcGJkCpyjdpjbTfM",
+	"Yw44EQUzokJfNKCjtcOARhpS0vX7DUCYwSASY2LWtUtFLfTdKtyE9qJ+txvt694YI6CQ1pAqhKXp8yC0",
+	"7Nyx0bPeB8RT1ohJ6wOakhioAOfUveBsxglIzBcOjFCcM8/3boALc/Y6rXarrQaxGVD1cOj1Wu1WT8dO",
+	"cqod0YpiqC8n0JAEf627jWrNx1Zgwlf5sbKTusTkl70VjIJuV0/zxGKwIY3KasUQjXEqlLE+N5VMqx1u",
+	"rxE6N7ZLGNkbpqgoTYvhLLF0mSKqSvNrl+u67faGZriVJrg39VLpulKnCpJ2LUk6JUZTLLRSrBX9ippe",
+	"VXPTnW5lQ9oqOrVFAjuDoMX1tmXEs7m7rdZ0vvrG5RvKgXNFeVOPaO06s351v91ZN6mU70HDBbM73zs0",
+	"It88tX77Rc/qbZ/V0A7uRndaf9xQ6M2lFqMB8qyian+s3UohOeVz8USo8PKk5ui8S5VMszUVISxBuDaz",
+	"cHtGRib+UWFp0VqmrE9p4tlYBS0avrf4rMnm51PggCAV4GtbNkT6Urey85TNdzmMbneIV2LJn7Jk8T4H",
+	"8W3DMdm5RbOpQeWuHsmro3h3P1vxmzEVTkH9fUrW78nOxL0Iu2oZlppHWo6uEdHUoPKQtmKHA+9c3b2f",
+	"eem3j7dPLa9VqgmdHSzL8t0dPe9w+7zGbno1udvdPnmlbfy3bT2d2NbpLXOj1f1NpvTOXw11Dt5ew+KK",
+	"JHfGwqYgG4CHcx3LKM0ty3or3lcjkUKymdDZib4eaKI+bYh1CKtC6YUo6mQqvCFFJbUxJFKv1QsV0ZRd",
+	"JY9jgETYH8FAJ5oL+hcmEgbmvoC+NqzbyJ3LbYJlwCiE1Jh3lVL22/1oF6NuWFAa9bIV3VwGWErtrVzO",
+	"PlMvNaR/UDOXhiFUmFqBEEZa3rIldy3Z+wFOSsOWnEC/OeBabdD+TUQ7fUPv5qnlBcq/Uctg1NMJhna1",
+	"AzrV100yjVHW57bRRp2MCm/f3FGyryOpApkOqekdXOnARvoGsvnpinJpk+GaDovykuyE3IBBmIQaE/Xb",
+	"HX1mZ6ZLs8xD1YuUiSpX02iE+sZUaUNaQdY0qa64mcnF2KJMyW40PpWWy6lpXBPCmZRp0cgV9bvHFnFy",
+	"r5E1pmma2fcICau60kr9poKNSwh45/im1nv1S8SJ9eb692h1d1vVTbu52ypeQHY7b9S9JbAuwXOAmrlK",
+	"BTSO8RTptMCAKMvdZr/9QK7hbv5fXVzW7+4Qdi5fhP21rXbNSLs/QaINBocYyA1Y61jeRNjFbhfln/Wm",
+	"u0yQtQEz2XDNzq7+IAfmxbWCkDbb9iGKbFXNmrxp+YlD+ZsFZUHR4J/u76JwkDmnGmhUAeO8XslC7k+I",
+	"lDd2Q7pkyGsE6/vrkKAZcDRlOddw5HGERrBgNNlvDubMG3VR9B7m2JZH11U5q5plcynyF7Lmy608v4RB",
+	"v+fONSawY/30PqzQAt7wmxy1hP3Xt+R/03n1X7/9NhbVJt9u48QORtvU8xuLCufaJJqyAptT4EWOXeSR",
+	"RXNpVWSK/CKJVuY2pGKKZ1B1BVj7ye3CRLoZbpkiPLV+x/yCWUhVWDNTllSFOk1m848gbRG4NJz/x21I",
+	"k7h+hcS44QcUf/101W3vWAWyZPn7YGg+ZYqRwmWic6K+AXWK9Or8phlwuah6qDUKpP+3HellgRNLFB3Y",
+	"KmBrgbPUHCJMFyEFekM4o2qcX5Tf1QliHOle1aGtO5eVfNsLjwwdIxAhJVJAOkZ7UYavAfGcRgUdOquU",
+	"aCrlbHhw0Ok+abVb7VZneNQ+atv4JOfqJBzonrHyZ76GGghTnLO8eNv4g2vKDmlO+ihlE0Romd7iSclQ",
+	"fSnAHoElG3Xnr2T9RZOAYSeOdY27Zp8qM+Is/A14d5d3/xsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -114,22 +114,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{
-		Handler: srv.Handler(),
-		// Slow or stalled clients must not hold connections open.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(cfg, srv.Handler(), log)
 	fmt.Fprintf(stdout, "authapi: listening on http://%s\n", ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_postgres", cfg.DatabaseURL == "")
 
 	bg, cancelBG := context.WithCancel(ctx)
 	defer cancelBG()
-	go srv.ForgetOldFailures(bg, time.Minute)
+	go srv.ForgetOldAttempts(bg, time.Minute)
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -148,6 +139,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("drain", "error", err)
 	}
 	return nil
+}
+
+// newHTTPServer bounds every phase of a connection, so that slow or
+// stalled clients cannot hold it open, and the headers it will read at all.
+func newHTTPServer(cfg *config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		// The server's own limit (a 431 problem) applies below this one;
+		// this is the hard stop, answered by net/http in plain text.
+		MaxHeaderBytes: 2 * cfg.HeaderLimit,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func newLogger(cfg *config, w io.Writer) (*slog.Logger, error) {
@@ -217,6 +224,11 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		LoginWindow:      cfg.LoginWindow,
 		MaxActiveKeys:    cfg.MaxActiveKeys,
 		TrustedProxies:   cfg.TrustedProxies,
+
+		LoginMaxFailuresPerAddress: cfg.LoginMaxFailuresPerAddress,
+		RegisterMaxPerAddress:      cfg.RegisterMaxPerAddress,
+		HeaderLimit:                cfg.HeaderLimit,
+		CORSOrigins:                cfg.CORSOrigins,
 	})
 }
 
