@@ -1,5 +1,10 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
+# go.mod's toolchain line names the Go release to build with (a patch
+# release newer than the machines' own may fix vulnerabilities in the
+# standard library); the go command fetches it through the module proxy
+# the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
+export GOTOOLCHAIN := auto
 
 .PHONY: run build test test-faults test-pgbouncer generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
