@@ -1,8 +1,14 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
+# go.mod's toolchain line names the Go release to build with (a patch
+# release newer than the machines' own may fix vulnerabilities in the
+# standard library); the go command fetches it through the module proxy
+# the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
+export GOTOOLCHAIN := auto
 
 .PHONY: run build test test-faults test-pgbouncer generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
+.PHONY: fuzz staticcheck vulncheck measure-hardening
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -81,5 +87,40 @@ test-sdk: node_modules
 test-docs: node_modules
 	node --test test/browser/*.test.mjs
 
+## measure-hardening: peak RSS under 500 concurrent logins, login vs hash throughput, login timing of unknown vs known users (minutes; BENCHMARKS.md)
+measure-hardening:
+	$(GO) run ./cmd/testpg -- env AUTH_MEASURE=1 $(GO) test -count=1 -timeout 30m -run '^TestMeasure' -v ./cmd/authapi
+
+## fuzz: each fuzz target for FUZZTIME (the server's against a throwaway PostgreSQL)
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./apikey
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./token
+	$(GO) run ./cmd/testpg -- $(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./server
+
+STATICCHECK_VERSION ?= v0.8.2
+GOVULNCHECK_VERSION ?= v1.9.0
+# The Go vulnerability database's reports, as a module on the Go module
+# proxy: govulncheck reads a database built from them, offline. It is
+# built once per version, outside the work tree so that fresh clones share it.
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+VULNDB ?= $(HOME)/.cache/authapi/vulndb-$(VULNDB_VERSION)
+
+## staticcheck: static analysis of the hand-written code (gen/ is generated)
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $$($(GO) list ./... | grep -v '^authapi/gen$$')
+
+## vulncheck: govulncheck, failing on called vulnerabilities not accepted in .ci/govulncheck-accepted
+vulncheck: $(VULNDB)/index/db.json
+	@mkdir -p bin
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(abspath $(VULNDB)) -format json ./... > bin/govulncheck.json
+	$(GO) run ./tools/vulngate -accept .ci/govulncheck-accepted bin/govulncheck.json
+
+$(VULNDB)/index/db.json:
+	@mkdir -p $(dir $(VULNDB))
+	tmp=$$(mktemp -d $(VULNDB).tmp.XXXXXX) && \
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $$tmp/db && \
+	{ mv -T $$tmp/db $(VULNDB) 2>/dev/null || true; } && rm -rf $$tmp
+
 ## ci: what .ci/run checks
-ci: check-generated check-sdk lint lint-spec check-breaking test test-sdk test-docs
+ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test fuzz test-sdk test-docs

@@ -520,7 +520,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -532,7 +533,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -543,7 +545,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -554,7 +557,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -708,7 +712,8 @@ func (c *Client) RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKe
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -730,7 +735,8 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -751,7 +757,8 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -772,7 +779,8 @@ func (c *Client) RegisterUserWithBody(ctx context.Context, contentType string, b
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1188,7 +1196,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1200,7 +1209,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1211,7 +1221,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1222,7 +1233,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2107,7 +2119,8 @@ func (c *ClientWithResponses) RotateAPIKeyWithResponse(ctx context.Context, keyI
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2125,7 +2138,8 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2142,7 +2156,8 @@ func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJ
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -2159,7 +2174,8 @@ func (c *ClientWithResponses) RegisterUserWithBodyWithResponse(ctx context.Conte
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4430,115 +4446,116 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3ddtw2fn8VlNkeSw454nxIlkYnZ6Mo8UZO4vjIdrxdUxExJGYGEQeYBUCNJq563Ns+Qm/6CH2AXvRZ",
-	"mj5AX6HnD4AkOMP5kKWsd9Pe5FhDAgT+H7//J5B3XsInU84IU9Lrv/PGBKdE6H+e4mRMTjlTgmfwd0pk",
-	"IuhUUc68vneSzfBcopjxQCouSHyMBJFTziSRaILnKMFCzFEiSEqYojiTaOf86Sk6eNI7QpIkMA3ab7V3",
-	"W57vyWRMJhg+Qlg+8fpvvWJa78L3yA2eTDPi9atffW+Cb74lbKTGXr8dhr6n5lN4QypB2ci7vfW9c6LE",
-	"/GSoiFhe/Zsxzwgsg7NUIsXRDFOFBmTIBUFKzCkbITzClC2srlhJr+N7Qy4mWHl9jzLV7Zgl0Qks//Cg",
-	"B0uaUGb+rpZHmSIjIvT63rx5c5KrMVAnwYqcvDj7hsyXl/pqTNDJizN0ReYoGeMsI2xEfMTwBBapxgQZ",
-	"niE1xkpTnRKpf78i8xXL98zHkCA4m3wWeThXYzylkefbyT6LvD8GJy/Ogm/IPPLq5O7C3qZYKSJgfT8u",
-	"zPX2x8i7eKwHLfNkYc9fECya2AN7Huhn1ZYL8dkPd/soNiOXNxD7aEbVOGIxEYLDPii7xhlNLxW/Iizy",
-	"YjQbE4Yw0n+jGZZIEqbQIFdIkGEuSdqK2Aqyrfqqj1Z8zT64dLb3WeQBc3CSECntKsjNlAqSbqL0wufX",
-	"UPoWxgk8Icoq8zdkfvblWuF6JNHZlyAv1XYHnaSb9sh+cPDk8CjAgyQNyDBsB51ubx9+gl8836Mw0xSr",
-	"sed7DE9g5BWZX1J4Jsifc9ia11ciJy5VS/XJc/2mu++Dxh2V+ALDjdS9ZsADLujP8AkAM6YIU/BPPJ1m",
-	"IGSUs72p4IOMTD79ScKuHY4CPRSm2YKeUYkYB3lI+IhRSVLEBRpjiQaEMCTINb8iqdYthVUuvX4vbPue",
-	"okqT7czIQDFbxZ5csL6Vmb5dUt8KTICnNICXb10a/U6Qodf3PtmrQHrPPJV7L8wEhjSrIYNKNKFSUjby",
-	"0QRnQHWS+ihnV4zPmF9sBjZopbCFTljE7B96Dtg5VRLxGUN23Qi25EcsbtqT3Utg54iNQjmm5c2bN4GL",
-	"A6v2aofsNUOl3vkXOD0nf86JVA/Af2FmQgOelkIwI1kWGLKhZy+/f15ne1ix/buCuvq19VwvORHoJT0U",
-	"09evG6ilEeSBtaYJyjYqhztoOw0xrz4UqZ69ebVKN+wWfNAJEPtcEoEYRxlnIwJqQqWSrQeVaGsI9VpP",
-	"ORtmNHkIeYaVAyLDTnEmCE7BTo+oVMTySJsn6fXfvvOGlGQp8MAOAkwmUuKRdlyaJvBuL1wuH1VcPll+",
-	"dy2P7dyBO/cDMPpcTyc00fraJyopwoX+m0wwzRBOUwHSWO0yYtVS0A68aQiLMEuR8S1kjCSeo9mYJuPd",
-	"FgIfKBFEfwveipjgyvlyAn6MsSIYPGQ2RzhR9Fr7afo3nGV8ZtyPW987YzIfDmlCCVMvEz4l95YHKkur",
-	"kOHkyjiJE9KHDSMJn6hrbdfV2mox5tVNOlu9H5j3fwXDZpAEPLdqP/pjSMFm+ZQY1iNGSPrAGuvaoDMG",
-	"HhrOvgKxuCebXvIJUWNw7WdA65ngbIQ4QzwXSNK0xqJ91/wUizAe5yb2mHcfhCknDOXgLpBEkdR8/RhR",
-	"BQzK+GgEQApKo7R9NR4ceB0EQkLGzV7xgOcKUdUykq8Ze1qFjg8JhVygKZZyxkUKS6Qs4UKQRG20WE4o",
-	"u53Bcgc8lPQv4pe7FS0rLfQFV2OUYIjDM86vjFbgCdG0fc7VU56z+5r957zUQwi3jL6dfYkGBIykjqjn",
-	"PK+TtFeR9DlXaKiXsZaQjKvAvPYQ5HvOkcyTcblwPOE2gDbQ/EgaJN4ZcoEK7PbB8OthFVjvakq+wPOM",
-	"4/QV599iMSK/gveZwbw6rmfoYH+/e4AGc0VkjaptB6TP3fGKczPBehLDu4HiPDDvPrQj6m4BKJ3RCVVo",
-	"56CHvqFfoMEcpWSI80wZkr4k4pom5DXD15hmeJA9BFVTrPAAS+0D5UwQnIxh5mOkxNzkeJAcc6GyeR1a",
-	"HcLadaHcWdhaqrovPhRJV+zDL5BAEnFNBDwF1g9yOT9GgsAmM6yIWLB+OjkWlNmxdYbPyaPppb3i/DvM",
-	"5lba7o3NnBtnaIhpRlIwGZRJlzuUoV6nyNXVhL/jeJzlPFgpMpmqDRgNIg+vB+XrD8KnxUWgoeATg45J",
-	"Bs5QC8UO6bUHKU1GSnGU8AlBA5xcPRyzXjOZT6dcKJJ+R1KKX83v7Ui+JKU1d/AG/FdnIpigDlT7Fa+c",
-	"RaEJrEpnEzapVDkm0GMC/fKDAtYMm9BZJwSxRPHijmINUz+Addc/PtUye096dpCOvCTCgiDrO9wlNJvk",
-	"wAOCsEIZwVKhLkrGWOBE5/5u/Wq4Dnaax1pfuhYO1cO7TqdiYEUBq7breXddvh7Y1x+KbaUICoLLAABG",
-	"9p3InkpYm05x8VwFfBgIzEYkYobuGkFxlQBAU6zGqEyftqpwL4PAH5FrIuYFo+wkOmYrN+UkKBsKJ6zy",
-	"QKSekqQtpDeDZ2X2ET5SPPR8byogmFHU5D51mEnSS6yaKhuEFdl/LdD2ZZM+73a7R7v1JG8n7BwEYSdo",
-	"H7xqh/1u2A/DP3lOdSPFigSKThaKLge9pRwtzDqlgsjNC5OKTyXa4UL/a0rSXTTj4oqy0TFieZYhOoQQ",
-	"wpDBztpCJ8YtM1nJRxIBEPEhGgmckKVNPQnCdhC2X4WwoztsCj5vXA+TsV7aJE2XNwfB/wdmz++WB/c9",
-	"Ki+NK9pIYjUmomI/F1eAaLNjNMSZJIizhNjQrCHv666+tvcB5xnBOiuRYakuc7mt8MHrELOkPtg3nW+g",
-	"LFfEcjlnimY6xzakwrzZQq+nqeYxBBbgnNkiHR8irF9YKb3tfth5SEabWkYTqzM8IFl9IZN5gKfTwOT7",
-	"NxQnQZ/JkN4012MMKQ4dEIe9W6r6CKITRbIMwmaTOZpioeqLEVJd4vagU1/KoS5JOn85pSUY8fYk+BMO",
-	"fg6Do4t3vdvfeQ3rtlKzHfMLEauQx7J9NqZZIYeM67U/CMN07kc2rQyrcmUTPEcpr9HrrWezYNo29meC",
-	"Kl14popM5CYL9bLIbk3wzZkZ0K5YjoXAc89Ur4pK2FtPK7o15FYUXMX2XYSvEb0GsQvaWO7/ovw6H/xE",
-	"EgWLO9Hp9lc6hb5sknQ23M3IL9sc89TUNZdnWByPdr5+2dk/2G0h7S1S406d2KqDzYracmaUh2E3cefX",
-	"v5C4LtNk/mw8+ENCv6fPzl7/fNZ+Ts/kGTvfT07PDs6upn/84fTZUavVqotNLzw6qMl5JeOty+Di00Yh",
-	"L0hMGzb60qKRQS6QKbfsIWtL7h6A7q9uE+i0e096h92D3hOnV6C93Cvge/obl8r67o2NGJFnCuaRp9dg",
-	"2yjMb/UmCvtbU3neldEaw2tLqFGoSdhOtfQaB8gpzi0KHSOzwhValrc7uhLWe3Cwpg+BI7w0zFUuiElC",
-	"YoUmXKqIVRHzI4ksR0xmnA4JwA/CEFKhHc4ImhMsasmKiL2hamxSluVC7IoRhugL1T5gB5aT+xGjQwRT",
-	"Q2DI2ZCO8qLipH0eUzF9EH/mrmYN7bSDdhhq8yN3W+g5nhCpM+g6NhoQlDP655zcwfw5Vqdd18Yfo+gm",
-	"DC8eL+uh790E9s1gIV6BZUC8hSlDz19/W4927mIEjh2mWre+LIM0GId7WoQJZcVfC+bB9wxJ7WOwbova",
-	"qJm2WtfSldEGaFk2L6MAq29+kbatog455jNmCyfM+NO/zahjc6Dx248UrNGAdWuHEmswtkC8MQj4CI4x",
-	"TG6e6fVSXVgZ2jSLKdA2+82xwLPLKzKPd/9SLrL53vIWnoK4FaH/jlE30DQfSYWFkkYlY/hMvNu3//BR",
-	"t4MEZimfRCwjSm8LLFlKR1RJH2SbIYwOgnLbaIAlOeig0/PToNtByZgkVzKfLJqUggBG9IYHoyfjQ3r0",
-	"U3jVzjqTLuvx/elBeMZfdV4vuFSdGo3gzzVE6h42U+lv0lUvWLuN017z09c45k8pydKycFwnxvesTAia",
-	"HOEyKNvUXnMcSbL0kUSw+GPEiAQ8dlKNP3HKbJiNUq7qvmst1Vgxv9OotKV9buRmUZk0X6KqhZ5rtLUm",
-	"3Gbt8sGEKljhNc6WnIu1Gc7aAvebe4FdjhqSVatu4sq3fETZStfVqUwjxRG5ScaYjSySsg2BVFGxXZ72",
-	"H3he1abrFJAkyQV58bmU7U7XNQXlbHVs7Rz+hb2uUlyad1U89tEEq2RsxY7rntsRFqmufuDF5M6YCDkm",
-	"2SKH/6JbWxAeRy1K0jcJUJG3bkr/gkt01Nt/UvZSpjzJJ4SpZWEpigSNiuU0iFRFeJsRrxOybfTe9DuU",
-	"BYa6MW5S7KIEsfj5r9wUuJnbJKau64WB3HpTW6Gzg4QLEL2E0b5HmVSYJQ3yZuIV48cmSS4EYQkpMmiW",
-	"4r5OR7ilCku2fuz0qpjSwqKz1jRqfxgmB7hNjgadtJc8wYekO2wPwrST9PABORzWnDdBA0GGRK9rCV3D",
-	"xqSb/solXQH01Up9hDPJTf3KRr/xHwOLY8HZl3HVgWMPDcBuwYgqU4F0CskZH9U3vsUmFyFoReKlvyrz",
-	"UhSbmnb59atXL5B5ASU8rUOFrk6tzrTsHx05KZZeGDYmWUxxazmC0u0BSOaTCRbzMhdLTfHBSlSdVE31",
-	"sY1WdEV6B70+P3NPeyx8+BhoovsAJLc1ZokSzJCcUZWMEWe6rWqVBK8u0W0tspvsbVHb1eQteewX2NaE",
-	"nue293JD8ggnCc+bYNMUOpdG/bBc40Q7ccYTnH2e8gmmLNb9PimV0wzPtee020KvdXB+F4v1uf2llfCJ",
-	"S8iyAOsQcL+3Qk/+7pPf/X2Uh2Hn4NHjT/c++/2Pl/G7f7z9p+Di050oam3z3u7jzx1ffKf6d3DxLvQP",
-	"2rfO093f12fd+Prup3eysauLzL43zLPsstl7+NJhBdppB50yM+Vrs81ZpltwFUFyulQG/NqwA33H5fiK",
-	"X1P1c4P0bnYm7D+iSEURi6LrKBpGkUBRdHO4H0U3J+F//ev7X96/D355/y9R3gk7h/q/R7+8//df/vnf",
-	"/vv9+//5j/+8+DDPpPBKcOWTIG5rfJi5Gzf5TcYbfLPVHueLontw5zBodw5Lymq1IinYkNeMAtpqyEVT",
-	"TpmSLaTtf8SqNekBsmj7NNkUJXKWYF3dfr64rMVg9J7+7eFH9G8tOpSNmTvdYN/KKJjj6RizfEIETT4I",
-	"Sdb6vt0VyHHx6QcJmdalk5enZ2doOdOwzhMuYM1hVqXSjfiuy/gbCgRf8xmQxpT8EW4uE+ja/6WtEZs5",
-	"dDpXH7pcni8rWj55Zo42XRFSpQR95NSbd2ytAD1BKZ7L3RYKEYEHVEEgWuRIt672HIS9wy1OhS7Rquz9",
-	"X7SAUyJ0jwtnujZetpW0UGxzJODu4bQ8DIr4jBHxSEZMEMlzkRCJcgZeYLx33d6bkPhYD9VJlRjNaJYh",
-	"G9mqMSkSSLay1JyGcWL28vmSo/NaNp35PDHnbO5q079yjYn26xcOuNzXNi8tf0tr9QGWaKsEMlBvKSgp",
-	"EnnB/sGTw+AID5IgJcMwaDsp5A/IIK9BvTKg30zxB8OwxtxcAw6tAx+IMsDYUDV/CYGnrW5P6TdkfpLD",
-	"itY0bOluzvjF9y9fIdAYcKL37GFHGRcpWzTk5iAPGsxR93Bl2tY0x0h6A+qrTxHptByuMrboK5yMI1ad",
-	"Y9FHvBW+ItLgoRY099yLLmUQACkWsfgmKKhlzuDI+NiOm1XlyxFREsW9sGuPaerTvCY6rM7zlofBK54Y",
-	"koGUmIJyQTzz19NC0p69eeX5G/sNGimrW4Fjv2jHjNjaBoJa54Dup9OJBYKKA3BgYwPKJGGSKnpNWhGL",
-	"mO6IkJZlmpDPXn7/HL0hA6QfoS8gsj7VaQSFXoBHQAE3d86fnh4+6ezv9k0tGWcjLqgaT+BLU8oYSW0P",
-	"xDGKGWfEJBZMkdF4cOWQiAHf7eHzXSMbsZpP4yJIpxLFWH3600zFxs2LqZSxj2Kcp7EfsZjcTOFPNhjG",
-	"9jlWsZGmLEOFEOhHWrhqZ9ybegLGSk1NzyVlQ140uGJzKNHKhA0hEcRN4D9YT6nO6uIlaqQUVyeoQJ6l",
-	"bayv7NdU8DRPlObNJ58gsNkLY3RTGzx+/BikyF4ToLn/+LFtj3KOiU0wwyMyAe4RlhoHtg/D2y10CtRp",
-	"FDqTUJvzXLjHfloR67TQKZ/ODY/cFom4aPWuTjm1ItbdvgGmJr9mf3YPxbaM8Fhbvfc4LjdU7OcPhAFS",
-	"EEfJV6LV4l6KMtnGytTyrkpw6CN4pdVqmQ2ADqoZr90BAjIJnrY+gWacCzzISN/xX2z4YBgnIwbLtd0b",
-	"GjfMY+PZFI5LIS86failw6QodQJTH+tck3Y1Ga/UQMyq7u24hX5YTm6inbjX6cS7ulXXMChitbxo4SuC",
-	"a1k0EttYzdSckzFvrIBoBc1oQpgkjta9EHwqKFFYzJ2kVaFnnu9dEyGN7rVbYSuEl/iUMHjY97qtsNXV",
-	"nroaa8O3JBjaqSYN7vi3uvm5dlzKMkz6iJEZ4KQuwTp3CjCiD9hleWoz/hGLy4pZ3zSlxi10bloQrHS4",
-	"rc/o3GCXNLw3RCnt4Vlq12UiCekt3BHRCcM1vflLPflv6z0Oq3oU3HYDlmeZcdO2viyjKsqb8nq9o3ZV",
-	"Q6vlfq2YXtTK3Vq226BpFldUWptddt3iX3biL2ddN/B66+R+cVx2qdra2NZfO5C3/MXFS4oC55aidYdj",
-	"ajca6U/3wvaqQaUk7TVcmnDre/tGuNYPrZ8M1qO6m0c1nINz/VYtqa7T9daw0SSorUpoy68NWME5sO54",
-	"pCXhpGZSvYtb35vyFZVOrIh00bkwsIZHxtMCh7s4ugA4VxoTPgT3SJelbN3BZKlmYyIIIpkkvkbNPtL3",
-	"Omn/lc9a6KSs/w9IxPSpQaITJZJPCIqtN6sng5eMSqKduNLNeNcFj4itQA+3VdErSy1f8HS+PXJoQbRr",
-	"hH9WjDjRZirQiRXYkPbf7RoBqgHoF5sdV/X6WQRIsRwPONZJlmXVvjBysrgOUyWyCfxHZZHQXcIywNze",
-	"bn1Kp6nh87Yeremmtvvh80eB562Bt2j7uVtjzQZ0vhsDUvdSgmVUXejNazl6SmVT/99D4uwWYOlc5XM/",
-	"aO6FR5uHlteswID2Fqi8eOBbj9vfPK7xCCYM7nQ2D146a/jXbXmcCMTp7nZjit11ZujWX3ZI996Zy8Ru",
-	"jXXKiGpIR51rt0fqlmpboF3yXHR1ot4tXuRxwYjpQAMCnrksaufghNKiu6LRcYXP6okKn9fOkieJTsOY",
-	"OwStOdPon3JiDpnqa4R0x7dzaQKYN85IxIxppDoz04u38YMNCUpL5l7/9raZ7dUre+Z6OODlAkD3mt1C",
-	"a+udm9D+Knyynlnv+qHlFRi/UR00guC4bB+scXum9qK71hrdw3MyzXCyQu/c2420BhlMgFe1JpjSC1Uy",
-	"YiaTbGyhyZOBEZ/bqJ/JGRESZfTKCF55y5Ju+2VkFrF1lmzX+KiNFR/wZiMW16pIMdopzgSE/QozLFbs",
-	"lg1CBTrA52AfEbNdWFinmpA+RaKj/sopbSFd+jKQUWKCc7kWZRGjSpozrWhKBOWpeW5Syk7i4EbZcpQs",
-	"P9dCJxGzSuncY2Yv+wOsGXJB6IgVCrw9ujgVu3uhywf41w11vu5BGG7tHDVVG2+Xb5Tczht9QH9MGO3R",
-	"KShTt/vN+mN3heX/d+A+lvGw1fY7Gw+dN19tKb6yPdLSHOK2rRLrm4EN1BZNBREzB1WWjqoifQGZQbhy",
-	"apMuNs2x5R1ZI3pN7NE/eCfuhW0NflNzVqlM6sKHwEyVs+nUPvxiGuwiVnSPYQHGTHClsqKVPu51jmwV",
-	"xr3ppTF1qWl2D1SsOnuWOmiq0m1Zht0aMGvd779GHF8/THyHo73u0VzTcOEejS3KWFtv1D0VvSoV6RQv",
-	"ZkQQ08N2jHQCyxQWFvv9//phuuGGvb85EO11trARi3dVfWzwrWGte52kBgxBEgIuswG58uT1NvBbtGCs",
-	"RuAylathzfjENbhcvg4V0M2cTDW+7TJE91FsO1ss5I3LvzQyWqQtmnpMTdC9lVYQlQumi2/gas/q3SSN",
-	"Ya55qpuI7gGdtp1oVVdQ1ePT3LrzKyHvYuPzrwG+99y5zqZu2W90H1JoBq+5BbOWyvz4qPubdlj/9rHW",
-	"oJ9NQbiNhlsArOl/ayyKn2v4MmVx3V1ZZEGKzGdxFKdqkoj9Ir0I0BgxOcZTUnXR2U4vYSemyo3O2eKt",
-	"qyRiVbOnzp8cW+thb4EH32QKzi34K014+geibHdTiaj/x8GliY8fIcPZ8D+40EO722jU4tXhHz/odDss",
-	"l6sGqrycHc3GHFggXfI7Svqdbupc6mxcKILqr4vrIj+1zGR7yE2n3/S/7ZHBsicIKxTv2caZ1hxPMqO3",
-	"mM0jRtg1FZzBe37RsabbsAXSh4n6tlWrbH6zhxWRWceASJ3kI9kQ7cQTfEWQyFlcrAPiTKzQWKlpf2+v",
-	"3XnSClthq90/DA/DXaPCuQAd29NN/eVd3n1dlQDKWlq9a7wNH6BPU9pHGR8hynxbRmd4VBJcn9q0yrUA",
-	"i7f+Umxf9NUZcuJEt4XVINHpTq8m/o54txe3/xsAAP//",
+	"7F3vdttGdn+VKbI9lhyAAv9IlqiTs1GUeCMncXxkO96uoQhD4JKcCJzhzgxEMa563K99hH7pI/QB+qHP",
+	"0vQB+go98wfAgAT/yFLWu2m/+IgkZnDn3ju/+3fG77yETaaMApXC67/zxoBT4PrPU5yM4ZRRyVmmPqcg",
+	"Ek6mkjDq9b2TbIbnAsWUBUIyDvEx4iCmjAoQaILnKMGcz1HCIQUqCc4E2jl/eooOnvSOkIBETYP2W+3d",
+	"lud7IhnDBKuXAM0nXv+tV0zrXfge3ODJNAOvX33rexN88y3QkRx7/XYY+p6cT9UTQnJCR97tre+dg+Tz",
+	"k6EEvkz9mzHLQJHBaCqQZGiGiUQDGDIOSPI5oSOER5jQBeoKSnod3xsyPsHS63uEym7HkEQmivzDg54i",
+	"aUKo+VyRR6iEEXBN35s3b05yOVbcSbCEkxdn38B8mdRXY0AnL87QFcxRMsZZBnQEPqJ4ooiUY0BGZkiO",
+	"sdRcJyD091cwX0G+Z16GOOBs8lnk4VyO8ZREnm8n+yzy/hicvDgLvoF55NXZ3VVrm2IpgSv6flyY6+2P",
+	"kXfxWA9alsnCmr8AzJvEo9Y80L9VSy7UZz/c7aPYjFxeQOyjGZHjiMbAOVPrIPQaZyS9lOwKaOTFaDYG",
+	"ijDSn9EMCySASjTIJeIwzAWkrYiuYNuqt/poxdvsD5fO8j6LPCUcnCQghKUCbqaEQ7qJ0wuvX8PpWzWO",
+	"4wlIu5m/gfnZl2uV65FAZ18qfamWO+gk3bQH+8HBk8OjAA+SNIBh2A463d6++kp94/keUTNNsRx7vkfx",
+	"RI28gvklUb9x+HOulub1Jc/B5Wq5ffJcP+mu+6BxRSW+qOFG615TJQPGyc/qFQrMqAQq1Z94Os2UkhFG",
+	"96acDTKYfPqTUKt2JKr4ITHJFvYZEYgypQ8JG1EiIEWMozEWaABAEYdrdgWp3lsSy1x4/V7Y9j1JpGbb",
+	"mdGBYrZKPDmnfaszfUtS3ypMgKckUA/fujz6HYeh1/c+2atAes/8KvZemAkMa1ZDBhFoQoQgdOSjCc4U",
+	"1yH1UU6vKJtRv1iMWqDVwhY6oRG1H/QcauVECsRmFFm6kVqSH9G4aU12LYGdIzYbyjEtb968CVwcWLVW",
+	"O2SvGSr1yr/A6Tn8OQchH0D+3MyEBiwtlWAGWRYYtqFnL79/Xhd7WIn9u4K7+rH1Ui8lEWiSHkro6+lW",
+	"3NII8sC7pgnKNm4Od9B2O8Q8+lCsevbm1aq9YZfgqz2h1D4XwBFlKGN0BGqbECFF60E12hpCTespo8OM",
+	"JA+hz4pyhchqpTjjgFNlp0dESLAy0uZJeP2377whgSxVMrCDFCaDEHikHZemCbzbC1fKR5WUT5afXStj",
+	"O3fgzv0Agj7X03HNtL72iUqOMK4/wwSTDOE05Uobq1VGtCIF7agnDWMRpikyvoWIkcBzNBuTZLzbQsoH",
+	"Sjjod6mnIsqZdN6cKD/GWBGsPGQ6RziR5Fr7afo7nGVsZtyPW987oyIfDklCgMqXCZvCvfWBiNIqZDi5",
+	"Mk7iBPpqwUioV9R3bdfdtRUx5tFNe7Z6PjDP/wqGzSCJ8tyq9eiXIakWy6ZgRI8oQPrAO9a1QWdUeWg4",
+	"+0qpxT3F9JJNQI6Vaz9TvJ5xRkeIUcRyjgRJayLad81PQYTxODeJxzz7IEI5oShX7gIkElLz9mNEpBJQ",
+	"xkYjBaRq00htX40Hp7wOUCEhZWateMByiYhsGc3Xgj2tQseHhELG0RQLMWM8VSQSmjDOIZEbLZYTym5n",
+	"sNwBD6X9i/jlLkXrSgt9weQYJVjF4RljV2ZX4Alo3j5n8inL6X3N/nNW7kMVbpn9dvYlGoAykjqinrO8",
+	"ztJexdLnTKKhJmMtIymTgXnsIdj3nCGRJ+OScDxhNoA20PxIGCTeGTKOCuz2leHXwyqw3tWcfIHnGcPp",
+	"K8a+xXwEv4L3mal5dVxP0cH+fvcADeYSRI2rbQekz93xkjEzwXoWq2cDyVhgnn1oR9RdguJ0RiZEop2D",
+	"HvqGfIEGc5TCEOeZNCx9CfyaJPCa4mtMMjzIHoKrKZZ4gIX2gXLKASdjNfMxknxucjxIjBmX2bwOrQ5j",
+	"LV0odwhby1X3wYdi6Yp1+AUSCODXwNWvSvSDXMyPEQe1yAxL4AvWTyfHgjI7ts7wOXk0Tdorxr7DdG61",
+	"7d7YzJhxhoaYZJAqk0GocKVDKOp1ilxdTfk7jsdZzoOlhMlUbsBopfLq8aB8/EHktEgEGnI2MeiYZMoZ",
+	"aqHYYb32IIXJSEmGEjYBNMDJ1cMJ6zUV+XTKuIT0O0gJfjW/tyP5Ekpr7uCN8l+didQEdaDar2TlEIUm",
+	"iiqdTdi0pcoxgR4T6IcfFLBm2ITOOiGIBYoXVxRrmPpBWXf95VOts/fkZwfpyEsgzAFZ3+EuodkkVzIA",
+	"hCXKAAuJuigZY44Tnfu79avhOthpHmt96Vo4VA/vOp1KgBUH7LZdL7vr8vHAPv5QYitVkAMuAwA1su9E",
+	"9kQo2nSKi+UyYMOAYzqCiBq+awTFVQIATbEcozJ92qrCvUwF/giugc8LQdlJdMxWLspJUDYUTmjlgQg9",
+	"JaQtpBeDZ2X2Ub2k+NHzvSlXwYwkJvepw0xIL7FsqmwALbL/WqHtwyZ93u12j3brSd5O2DkIwk7QPnjV",
+	"DvvdsB+Gf/Kc6kaKJQSSTBaKLge9pRytmnVKOIjNhAnJpgLtMK7/mkK6i2aMXxE6OkY0zzJEhiqEMGyw",
+	"s7bQiXHLTFbykUAKiNgQjThOYGlRT4KwHYTtV6Fa0R0WpV5vXA+TsV5aJEmXF6eC/w/Mnt8tD+57RFwa",
+	"V7SRxXIMvBI/41cK0WbHaIgzAYjRBGxo1pD3damvrX3AWAZYZyUyLORlLrZVPvW4illSX9k3nW8gNJdg",
+	"pZxTSTKdYxsSbp5sodfTVMtYBRbKObNFOjZEWD+wUnvb/bDzkII2tYwmUWd4AFmdkMk8wNNpYPL9G4qT",
+	"aj/DkNw012MMKw4dEFdrt1z1kYpOJGSZCptN5miKuawTw4W8xO1Bp07KoS5JOp+c0pIa8fYk+BMOfg6D",
+	"o4t3vdvfeQ10W63ZTviFilXIY8U+G5Os0EPKNO0PIjCd+xFNlGFZUjbBc5SyGr/eejYLpm1jf8aJ1IVn",
+	"ImEiNlmol0V2a4JvzsyAdiVyzDmee6Z6VVTC3np6o1tDblXB3di+i/A1ptcgdmE3luu/KN/OBj9BIhVx",
+	"Jzrd/kqn0JdNks6Guxn5ZZtjfjV1zeUZFsejna9fdvYPdltIe4vEuFMntupgs6K2nBnlYdhN3Pn1NxDX",
+	"dRrmz8aDPyTke/Ls7PXPZ+3n5Eyc0fP95PTs4Oxq+scfTp8dtVqtutr0wqODmp5XOt66DC4+bVTygsWk",
+	"YaEvLRoZ5FI65ZY9RI3k7oHa+6vbBDrt3pPeYfeg98TpFWgv9wr4nn7HpbS+e2MjRuSZgnnkaRpsG4X5",
+	"rt5EYb9rKs+7OloTeI2EGoealO1Ua69xgJzi3KLSUZgVrtCyvt3RlbDeg4M1fRU4qoeGucw5mCQklmjC",
+	"hIxoFTE/EshKxGTGyRAU/CCsQiq0wyigOWBeS1ZE9A2RY5OyLAmxFCOsoi9Ue4EdWE7uR5QMkZpaBYaM",
+	"DskoLypO2ucxFdMH8WfuatbQTjtoh6E2P2K3hZ7jCQidQdex0QBQTsmfc7iD+XOsTru+G3+MopswvHi8",
+	"vA997yawTwYL8YoiQ8VbmFD0/PW39WjnLkbg2BGqdevLMkiDcbinRZgQWnxaMA++Z1hqf1bWbXE3aqGt",
+	"3mvpymhD7bJsXkYBdr/5Rdq2ijrEmM2oLZxQ40//NqOOzYHGbz9SsEZD0a0dSqzB2ALxxiDgIzjGanLz",
+	"m6aX6MLK0KZZTIG22W+OOZ5dXsE83v1LucjmfctLeKrUrQj9d8x2UzvNR0JiLoXZkrF6Tbzbt3/4qNtB",
+	"HNOUTSKagdTLUpYsJSMiha90myKMDoJy2WiABRx00On5adDtoGQMyZXIJ4smpWCAUb3hwejJ+JAc/RRe",
+	"tbPOpEt7bH96EJ6xV53XCy5Vp8Yj9XENk7qHzVz6m3TVC9Fu47TX/PQ1jvlTAllaFo7rzPielglBkyNc",
+	"BmWb2muOIyFLHwmkiD9GFITCYyfV+BMj1IbZKGWy7rvWUo2V8DuNm7a0z43SLCqT5k1EttBzjbbWhNus",
+	"XT6YEKkovMbZknOxNsNZI3C/uRfYlahhWUV1k1S+ZSNCV7quTmUaSYbgJhljOrJISjcEUkXFdnnaf2B5",
+	"VZuuc0BAknN48bkQ7U7XNQXlbHVs7Rz+hb2uUl2aV1X87KMJlsnYqh3TPbcjzFNd/cCLyZ0xcDGGbFHC",
+	"f9GlLSiPsy1K1jcpUJG3bkr/KpfoqLf/pOylTFmST4DKZWUpigSNG8tpEKmK8DYjXmdk2+x70+9QFhjq",
+	"xrhpYxcliMXXf+WmwM3cJjF1XS8M5Nab2gqdHSRcgOgljPY9QoXENGnQNxOvGD82SXLOgSZQZNAsx32d",
+	"jnBLFZZt/djpVTGlhUVnrWnU/jBMDnAbjgadtJc8wYfQHbYHYdpJevgADoc1542TgMMQNF1L6Bo2Jt30",
+	"Wy7JCqCvKPURzgQz9Ssb/cZ/DCyOBWdfxlUHjj00oFarjKg0FUinkJyxUX3hWyxyEYJWJF76qzIvRbGp",
+	"aZVfv3r1ApkHUMLSOlTo6tTqTMv+0ZGTYumFYWOSxRS3liMo3R6ARD6ZYD4vc7HEFB+sRtVZ1VQf22hF",
+	"V6R30OvzM/e0x8KLjxVPdB+AYLbGLFCCKRIzIpMxYlS3Va3S4NUluq1VdpO9LWq7mr2ljP0C25rQ89z2",
+	"Xm5IHuEkYXkTbJpC59KoH5ZrnGgnzliCs89TNsGExrrfJyVimuG59px2W+i1Ds7vYrE+t9+0EjZxGVkW",
+	"YB0G7vdW7JO/++R3fx/lYdg5ePT4073Pfv/jZfzuH2//Kbj4dCeKWts8t/v4c8cX36n+Di7ehf5B+9b5",
+	"dff39Vk3Pr776Z1s7Oois+8N8yy7bPYevnREgXbaQafMTPnabDOa6RZcCUhMl8qAXxtxoO+YGF+xayJ/",
+	"btDezc6E/SOKZBTRKLqOomEUcRRFN4f7UXRzEv7Xv77/5f374Jf3/xLlnbBzqP89+uX9v//yz//23+/f",
+	"/89//OfFh3kmhVeCK58EMVvjw9RduMlvUtbgm632OF8U3YM7h0G7c1hyVm8rSJUNeU2JQlsNuWjKCJWi",
+	"hbT9j2hFkx4girZPk02RPKcJ1tXt54tkLQaj9/RvDz+if2vRoWzM3OkG+1ZHlTmejjHNJ8BJ8kFIstb3",
+	"7a5AjotPP0jJ9F46eXl6doaWMw3rPOEC1hxhVVu6Ed91GX9DgeBrNlOsMSV/hJvLBLr2f2lrxGYOnc7V",
+	"hy6X58uKlk+WmaNNVwBVStBHTr15x9YK0BOU4rnYbaEQgfqBSBWIFjnSras9B2HvcItToUu8Knv/Fy3g",
+	"FLjucWFU18bLtpIWim2ORLl7OC0PgyI2o8AfiYhyECznCQiUU+UFxnvX7b0JxMd6qE6qxGhGsgzZyFaO",
+	"oUgg2cpScxrGidnL35ccndei6czniTlnc1eb/pVrTLRfv3DA5b62eYn8La3VB1iirRLIintLQUmRyAv2",
+	"D54cBkd4kAQpDMOg7aSQPyCDvAb1yoB+M8cfDMMac3MNOLQOfFSUoYwNkfOXKvC01e0p+QbmJ7miaE3D",
+	"lu7mjF98//IVUjtGOdF79rCjiIuULRoyc5AHDeaoe7gybWuaYwS5UdtXnyLSaTlcZWzRVzgZR7Q6x6KP",
+	"eEt8BcLgoVY099yLLmWAAika0fgmKLhlzuCI+NiOm1XlyxFIgeJe2LXHNPVpXhMdVud5y8PglUwMy5SW",
+	"mIJywTzz6Wmhac/evPL8jf0GjZzVrcCxX7RjRnRtA0Gtc0D30+nEAqDiAJyysQGhAqggklxDK6IR1R0R",
+	"wopMM/LZy++fozcwQPon9IWKrE91GkGiF8ojIAo3d86fnh4+6ezv9k0tGWcjxokcT9SbpoRSSG0PxDGK",
+	"KaNgEgumyGg8uHJIRJXc7eHzXaMbsZxP4yJIJwLFWH7600zGxs2LiRCxj2Kcp7Ef0RhupuojHQxj+zuW",
+	"sdGmLEOFEuiftHLVzrg39QSMpZyanktCh6xocMXmUKLVCRtCIhU3Kf/Bekp1URcPEaOluDpBpfRZ2Mb6",
+	"yn5NOUvzRGrZfPIJUjZ7YYxualM/P36stMheE6Cl//ixbY9yjolNMMUjmCjpAU2NA9tXw9stdKq406h0",
+	"JqE2Zzl3j/20ItppoVM2nRsZuS0ScdHqXZ1yakW0u30DTE1/zfrsGoplGeWxtnrvcVwuqFjPH4AqpABn",
+	"k69Eq8W1FGWyjZWp5VWV4NBH6pFWq2UWoPagnLHaHSBKJ5WnrU+gGecCDzLoO/6LDR+M4EREFbm2e0Pj",
+	"hvnZeDaF41Loi04fau0wKUqdwNTHOtekXU3GKzUQs6p7O26hH5aTm2gn7nU68a5u1TUCimgtL1r4isq1",
+	"LBqJbaxmas7JmDVWQPQGzUgCVICz615wNuUEJOZzJ2lV7DPP966BC7P32q2wFaqH2BSo+rHvdVthq6s9",
+	"dTnWhm9JMbRTDQ3u+Le6+bl2XMoKTPiIwkzhpC7BOncKUNAH7LI8tRn/iMZlxaxvmlLjFjo3LQhWO9zW",
+	"Z3RusEsY2RumlPbwLLV0mUhCeAt3RHTCcE1v/lJP/tt6j8OqHgW33YDmWWbctK0vy6iK8qa8Xu+oXdXQ",
+	"aqVfK6YXtXK3lu02aBriikprs8uuW/zLTvzlrOsGWW+d3C+Oyy5VWxvb+msH8pbfuHhJUeDcUrTucEzt",
+	"RiP96l7YXjWo1KS9hksTbn1v3yjX+qH1k8F6VHfzqIZzcK7fqjXVdbreGjGaBLXdEtryawNWSE5ZdzzS",
+	"mnBSM6nexa3vTdmKSieWIFx0LgyskZHxtJTDXRxdUDhXGhM2VO6RLkvZuoPJUs3GwAFBJsDXqNlH+l4n",
+	"7b+yWQudlPX/AURUnxoEnSgRbAIott6snkw9ZLYk2omrvRnvuuAR0RXo4bYqemWp5QuWzrdHDq2Ilkb1",
+	"ZyWIE22mAp1YUQvS/rulUUG1AvrFZsdVvX4WAVIsxgOGdZJleWtfGD1ZpMNUiWwC/1FZJHRJWAaY29ut",
+	"T+k0NXze1qM13dR2P3z+KPC8NfAWbT93a6zZgM53E0DqXkqwjKoLvXktZ58S0dT/95A4uwVYOlf53A+a",
+	"e+HR5qHlNStqQHsLVF488K3H7W8e13gEUw3udDYPXjpr+NdteZwIxOnudmOK3XVm6NZfdkj33pnLxG6N",
+	"dcpANqSjzrXbI3RLtS3QLnkuujpR7xYv8rjKiOlAQwU8c1HUzpUTSoruikbHVb1WT1T4vHaWPEl0Gsbc",
+	"IWjNmUb/lIE5ZKqvEdId386lCcq8MQoRNaaR6MxML97GDzYsKC2Ze/3b22axV4/smevhlCwXALrX7BZa",
+	"W+/chPZX4ZP1DL3rh5ZXYPxG96BRBMdl++Adt2dqL7prrdE9PIdphpMV+8693UjvIIMJ6lG9E0zphUgR",
+	"UZNJNrbQ5MmUEZ/bqJ+KGXCBMnJlFK+8ZUm3/VKYRXSdJds1PmpjxUd5sxGNa1WkGO0UZwLCfoUZFit2",
+	"ywahAh3U69Q6Imq7sLBONSF9ikRH/ZVT2kK69GUgo8QE53ItQiNKpDBnWtEUOGGp+d2klJ3EwY205ShR",
+	"vq6FTiJqN6Vzj5m97E9hzZBxICNabODt0cWp2N0LXT7Av26o83UPwnBr56ip2ni7fKPkdt7oA/pj3Owe",
+	"nYIydbvfrD92V1j+fwfuYxkPW22/s/HQefPVluIr2yMtzCFu2yqxvhnYQG3RVBBRc1Bl6agq0heQGYQr",
+	"pzbpYtMcW96RNSLXYI/+qWfiXtjW4Dc1Z5XKpK56kTJT5Ww6ta++MQ12Ea3qzToDYa+vMYOLZ4sOM3at",
+	"iz1ZOZ0axjUhnEmZFT34ca9zZMs37hUxjTlPzex7wGnVErTUelPVfMv67dZIW2ub/zUSAPVTyHc4E+ye",
+	"6TWdGu6Z2qL+tfVC3ePUq3KYTtVjBhxM89sx0pkvU5FYPCjw14/vDVfz/c2hb6+zhXFZvOTqY6N2DaTd",
+	"eyg1YHBIQPnaBh3LI9vb4HbRu7EausscsAYw40zXcHb5HlXMi1PCxilexvY+im1LjIW8cfmJQ3llYdkN",
+	"ZIqJ7nW2HGTOqa7aKR99Vm9DQe7Nr+VtXBFdAPIawUWWeQocjVnOdW3vKEYDmDOa7jbH3OaNuqPpHnBs",
+	"e5tWtShVDUfNfUS/EpovdmH/GoB+z5Xr1O6WzU/3YYUW8JorOWt51Y+P5L9p7/lvH78Notp8iNv1uAVo",
+	"m2a8xgr9uYZEU6PXrZ5FSqZIwxbngqqOjdgvcp0KbiMqxngKVUufxU9uJybSTRXQxStgIaJV56lO5hxb",
+	"i2SvpFf+zlRBrPKBmvD0DyBtq1WJqP/HwaVJjh8h3drwv23ood1tdtTiPeYfPwJ22z2XSxiyvCkezcZM",
+	"iUC47Hc26Xe6w3SpzXKhIqvfzq+LZNmykO2JO50L1H/b84tlgxKWKN6zXTytOZ5kZt9iOo8o0GvCGVXP",
+	"+UX7nO4J50ifbOrbvrGyE8+enESGjgEInXGEbIh24gm+AsRzGhd06EBWorGU0/7eXrvzpBW2wla7fxge",
+	"htYlyrnaY3v6hEF5sXhfl0gUZy2v3jVeza+gT3PaRxkbIULLiBqPSobrI6R2cy3A4q2/lGgomvwMO3Gi",
+	"e9RqkOi0ylcTfwfe7cXt/wYAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -97,6 +97,11 @@ func bodyTooLarge(limit int64) *Problem {
 		fmt.Sprintf("The request body is larger than %d bytes.", limit))
 }
 
+func errHeadersTooLarge(limit int) *Problem {
+	return newProblem(http.StatusRequestHeaderFieldsTooLarge, "headers-too-large", "Request headers too large",
+		fmt.Sprintf("The request line and headers are larger than %d bytes.", limit))
+}
+
 // problemFor maps any error to the problem that describes it to a client:
 // this is the one table from errors to statuses.
 func (s *Server) problemFor(err error) *Problem {

@@ -29,6 +29,9 @@ import (
 // DefaultBodyLimit is the largest request body accepted.
 const DefaultBodyLimit = 64 << 10
 
+// RegisterWindow is the window of the registration limit per address.
+const RegisterWindow = time.Hour
+
 // Config is what a Server needs. Store, Hasher, Tokens and Keys are required.
 type Config struct {
 	Store  *store.DB
@@ -42,7 +45,13 @@ type Config struct {
 	// LoginMaxFailures is how many failed logins one username may have from
 	// one client address within LoginWindow before 429 (0: no limit).
 	LoginMaxFailures int
-	LoginWindow      time.Duration
+	// LoginMaxFailuresPerAddress is how many failed logins one client
+	// address may have over all usernames within LoginWindow (0: no limit).
+	LoginMaxFailuresPerAddress int
+	LoginWindow                time.Duration
+	// RegisterMaxPerAddress is how many registrations one client address
+	// may attempt within RegisterWindow (0: no limit).
+	RegisterMaxPerAddress int
 	// MaxActiveKeys caps a user's active API keys (0: no cap).
 	MaxActiveKeys int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -54,6 +63,12 @@ type Config struct {
 	KeyDefaultLifetime time.Duration
 	// Now is the clock for key expiry, rotation and last use (nil: time.Now).
 	Now func() time.Time
+	// HeaderLimit bounds the request line and headers in bytes
+	// (0: DefaultHeaderLimit); beyond it, 431.
+	HeaderLimit int
+	// CORSOrigins are the browser origins allowed to call the API ("*":
+	// any); none turns CORS off.
+	CORSOrigins []string
 }
 
 // Server implements the API.
@@ -84,7 +99,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
-	if cfg.LoginMaxFailures > 0 && cfg.LoginWindow <= 0 {
+	if cfg.HeaderLimit <= 0 {
+		cfg.HeaderLimit = DefaultHeaderLimit
+	}
+	corsMiddleware, err := cors(cfg.CORSOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if (cfg.LoginMaxFailures > 0 || cfg.LoginMaxFailuresPerAddress > 0) && cfg.LoginWindow <= 0 {
 		return nil, errors.New("server: a login failure limit needs a positive window")
 	}
 	if cfg.Now == nil {
@@ -111,6 +133,10 @@ func New(cfg Config) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Use(s.begin, s.logRequests, s.recoverPanics)
+	if corsMiddleware != nil {
+		e.Use(corsMiddleware) // before the header limit, so that browsers can read its 431
+	}
+	e.Use(s.limitHeaders)
 
 	routes := &specRouter{e: e, spec: spec, v: v}
 	gen.RegisterHandlers(routes, gen.NewStrictHandler(s, nil))
@@ -132,13 +158,14 @@ func (s *Server) Handler() http.Handler { return s.echo }
 
 // Background runs the server's periodic work until ctx ends: writing the
 // API keys' last use (every few seconds, so that a use shows within five)
-// and deleting login failures that have left the throttling window. It
-// writes the last uses once more before it returns.
+// and deleting the login failures and registration attempts that have
+// left their throttling windows. It writes the last uses once more before
+// it returns.
 func (s *Server) Background(ctx context.Context) {
 	uses := time.NewTicker(2 * time.Second)
 	defer uses.Stop()
-	failures := time.NewTicker(time.Minute)
-	defer failures.Stop()
+	attempts := time.NewTicker(time.Minute)
+	defer attempts.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -152,15 +179,9 @@ func (s *Server) Background(ctx context.Context) {
 			if err := s.WriteKeyUses(ctx); err != nil {
 				s.log.Warn("write API key last use", "error", err)
 			}
-		case <-failures.C:
-			if s.cfg.LoginMaxFailures <= 0 {
-				continue
-			}
-			if n, err := s.store.ForgetLoginFailures(ctx, s.cfg.LoginWindow); err != nil {
-				s.log.Warn("forget old login failures", "error", err)
-			} else if n > 0 {
-				s.log.Debug("forgot old login failures", "rows", n)
-			}
+		case <-attempts.C:
+			s.forget(ctx, "login failures", s.store.ForgetLoginFailures, s.cfg.LoginWindow)
+			s.forget(ctx, "registration attempts", s.store.ForgetRegistrationAttempts, RegisterWindow)
 		}
 	}
 }
@@ -189,6 +210,20 @@ func requiredScopes(spec *openapi3.T) (map[*openapi3.Operation][]string, error) 
 		}
 	}
 	return out, nil
+}
+
+// forget runs one of the store's Forget methods and logs what it did.
+func (s *Server) forget(ctx context.Context, what string, f func(context.Context, time.Duration) (int64, error), window time.Duration) {
+	if n, err := f(ctx, window); err != nil {
+		s.log.Warn("forget old "+what, "error", err)
+	} else if n > 0 {
+		s.log.Debug("forgot old "+what, "rows", n)
+	}
+}
+
+// loginLimits are the configured login budgets.
+func (s *Server) loginLimits() store.LoginLimits {
+	return store.LoginLimits{PerPair: s.cfg.LoginMaxFailures, PerAddress: s.cfg.LoginMaxFailuresPerAddress, Window: s.cfg.LoginWindow}
 }
 
 func (s *Server) healthz(c echo.Context) error {

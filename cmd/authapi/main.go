@@ -114,16 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{
-		Handler: srv.Handler(),
-		// Slow or stalled clients must not hold connections open.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(cfg, srv.Handler(), log)
 	fmt.Fprintf(stdout, "authapi: listening on http://%s\n", ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_postgres", cfg.DatabaseURL == "")
 
@@ -151,6 +142,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("drain", "error", err)
 	}
 	return nil
+}
+
+// newHTTPServer bounds every phase of a connection, so that slow or
+// stalled clients cannot hold it open, and the headers it will read at all.
+func newHTTPServer(cfg *config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		// The server's own limit (a 431 problem) applies below this one;
+		// this is the hard stop, answered by net/http in plain text.
+		MaxHeaderBytes: 2 * cfg.HeaderLimit,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 func newLogger(cfg *config, w io.Writer) (*slog.Logger, error) {
@@ -210,18 +217,22 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		return nil, err
 	}
 	return server.New(server.Config{
-		Store:              db,
-		Hasher:             hasher,
-		Tokens:             tokens,
-		Keys:               apikey.NewDigester(pepper),
-		Logger:             log,
-		BodyLimit:          cfg.BodyLimit,
-		LoginMaxFailures:   cfg.LoginMaxFailures,
-		LoginWindow:        cfg.LoginWindow,
-		MaxActiveKeys:      cfg.MaxActiveKeys,
-		KeyMaxLifetime:     cfg.KeyMaxLifetime,
-		KeyDefaultLifetime: cfg.KeyDefaultLife,
-		TrustedProxies:     cfg.TrustedProxies,
+		Store:                      db,
+		Hasher:                     hasher,
+		Tokens:                     tokens,
+		Keys:                       apikey.NewDigester(pepper),
+		Logger:                     log,
+		BodyLimit:                  cfg.BodyLimit,
+		LoginMaxFailures:           cfg.LoginMaxFailures,
+		LoginWindow:                cfg.LoginWindow,
+		MaxActiveKeys:              cfg.MaxActiveKeys,
+		KeyMaxLifetime:             cfg.KeyMaxLifetime,
+		KeyDefaultLifetime:         cfg.KeyDefaultLife,
+		TrustedProxies:             cfg.TrustedProxies,
+		LoginMaxFailuresPerAddress: cfg.LoginMaxFailuresPerAddress,
+		RegisterMaxPerAddress:      cfg.RegisterMaxPerAddress,
+		HeaderLimit:                cfg.HeaderLimit,
+		CORSOrigins:                cfg.CORSOrigins,
 	})
 }
 

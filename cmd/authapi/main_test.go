@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -224,6 +225,15 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"negative limit", map[string]string{"AUTH_LOGIN_MAX_FAILURES": "-1"}, nil, "must not be negative"},
 		{"bad CIDR", map[string]string{"AUTH_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, "AUTH_TRUSTED_PROXIES"},
 		{"bad log format", map[string]string{"AUTH_LOG_FORMAT": "xml"}, nil, "log format"},
+		{"negative per-address limit", map[string]string{"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": "-1"}, nil, "must not be negative"},
+		{"negative registration limit", map[string]string{"AUTH_REGISTER_MAX_PER_ADDRESS": "-5"}, nil, "must not be negative"},
+		{"no login window", map[string]string{"AUTH_LOGIN_MAX_FAILURES": "0", "AUTH_LOGIN_WINDOW": "0s"}, nil, "login window"},
+		{"tiny header limit", map[string]string{"AUTH_MAX_HEADER_BYTES": "100"}, nil, "header limit"},
+		{"zero timeout", map[string]string{"AUTH_READ_HEADER_TIMEOUT": "0s"}, nil, "timeouts must be positive"},
+		{"CORS origin with a path", map[string]string{"AUTH_CORS_ORIGINS": "https://app.example.com/login"}, nil, "AUTH_CORS_ORIGINS"},
+		{"CORS origin without a scheme", map[string]string{"AUTH_CORS_ORIGINS": "app.example.com"}, nil, "AUTH_CORS_ORIGINS"},
+		{"CORS wildcard pattern", map[string]string{"AUTH_CORS_ORIGINS": "https://*.example.com"}, nil, "AUTH_CORS_ORIGINS"},
+		{"CORS * with others", map[string]string{"AUTH_CORS_ORIGINS": "*,https://app.example.com"}, nil, "cannot be combined"},
 		{"unknown flag", nil, []string{"-nope"}, "not defined"},
 		{"stray argument", nil, []string{"serve"}, "unexpected arguments"},
 	} {
@@ -242,7 +252,9 @@ func TestHelpListsEverySetting(t *testing.T) {
 	if err := run(context.Background(), []string{"authapi", "-h"}, func(string) string { return "" }, io.Discard, &out); err != nil {
 		t.Fatalf("run -h = %v", err)
 	}
-	for _, v := range []string{"AUTH_ADDR", "AUTH_DATABASE_URL", "AUTH_JWT_SECRET", "AUTH_DATA_DIR", "AUTH_TOKEN_TTL", "AUTH_LOGIN_MAX_FAILURES", "AUTH_LOGIN_WINDOW", `default "127.0.0.1:8080"`, "default 15m0s"} {
+	for _, v := range []string{"AUTH_ADDR", "AUTH_DATABASE_URL", "AUTH_JWT_SECRET", "AUTH_DATA_DIR", "AUTH_TOKEN_TTL", "AUTH_LOGIN_MAX_FAILURES", "AUTH_LOGIN_WINDOW", `default "127.0.0.1:8080"`, "default 15m0s",
+		"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS", "AUTH_REGISTER_MAX_PER_ADDRESS", "AUTH_CORS_ORIGINS", "AUTH_MAX_HEADER_BYTES",
+		"AUTH_READ_HEADER_TIMEOUT", "AUTH_READ_TIMEOUT", "AUTH_WRITE_TIMEOUT", "AUTH_IDLE_TIMEOUT"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("-h does not mention %s", v)
 		}
@@ -261,6 +273,15 @@ func TestFlagsBeatEnvironment(t *testing.T) {
 	d, _ := parseConfig("authapi", nil, func(string) string { return "" }, io.Discard)
 	if d.Addr != "127.0.0.1:8080" || d.DataDir != "./var" || d.TokenTTL != time.Hour || d.LoginMaxFailures != 10 || d.LoginWindow != 15*time.Minute {
 		t.Fatalf("defaults = %+v", d)
+	}
+	// The hardening defaults of the contract and the README.
+	if d.LoginMaxFailuresPerAddress != 100 || d.RegisterMaxPerAddress != 50 || len(d.CORSOrigins) != 0 || d.HeaderLimit != 8192 ||
+		d.ReadHeaderTimeout != 5*time.Second || d.ReadTimeout != 30*time.Second || d.WriteTimeout != 30*time.Second || d.IdleTimeout != 2*time.Minute {
+		t.Fatalf("hardening defaults = %+v", d)
+	}
+	h := newHTTPServer(d, http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	if h.ReadHeaderTimeout != d.ReadHeaderTimeout || h.ReadTimeout != d.ReadTimeout || h.WriteTimeout != d.WriteTimeout || h.IdleTimeout != d.IdleTimeout || h.MaxHeaderBytes != 2*d.HeaderLimit {
+		t.Fatalf("newHTTPServer = %+v, want the configured timeouts and twice the header limit", h)
 	}
 }
 

@@ -17,7 +17,8 @@ export interface paths {
          * Create a new user account
          * @description Creates a user. The username and the email address are unique
          *     without regard to case: `Hershel` and `hershel` are the same account.
-         *     The username is returned as it was registered.
+         *     The username is returned as it was registered. Registration attempts
+         *     from one client address are limited per hour (`429` beyond).
          */
         post: operations["registerUser"];
         delete?: never;
@@ -40,7 +41,8 @@ export interface paths {
          * @description Exchanges a username (matched without regard to case) and password
          *     for a JWT access token. An unknown username and a wrong password give
          *     the same `401`. Repeated failures for one username from one client
-         *     address are throttled with `429` and `Retry-After`.
+         *     address, and many failures from one address over all usernames, are
+         *     throttled with `429` and `Retry-After`.
          */
         post: operations["login"];
         delete?: never;
