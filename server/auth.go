@@ -117,13 +117,16 @@ func (s *Server) checkBearer(req *http.Request) (*principal, error) {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "invalid",
 			detail: "The access token is invalid."}
 	}
-	exists, err := s.store.UserExists(req.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	if !exists {
-		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
-			detail: "The user of this access token no longer exists."}
+	if known, epoch := s.cache.userExists(id); !known {
+		exists, err := s.store.UserExists(req.Context(), id)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
+				detail: "The user of this access token no longer exists."}
+		}
+		s.cache.putUser(id, epoch)
 	}
 	return &principal{userID: id}, nil
 }
@@ -140,15 +143,21 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "malformed",
 			detail: "The API key is malformed."}
 	}
-	u, err := s.store.UserByAPIKey(req.Context(), s.keys.Digest(values[0]))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
-			detail: "The API key is not recognised or has been revoked."}
+	digest := s.keys.Digest(values[0])
+	owner, epoch := s.cache.key([32]byte(digest))
+	if owner == nil {
+		var err error
+		owner, err = s.store.APIKeyOwner(req.Context(), digest)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
+				detail: "The API key is not recognised or has been revoked."}
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.cache.putKey([32]byte(digest), owner, epoch)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &principal{userID: u.ID, user: u}, nil
+	return &principal{userID: owner.User.ID, user: &owner.User}, nil
 }
 
 // principalFrom returns the principal the validator authenticated. The spec

@@ -51,6 +51,7 @@ type env struct {
 	URL    string
 	DBURL  string
 	DB     *store.DB
+	Srv    *server.Server
 	Clock  *clock
 	Client *gen.ClientWithResponses
 	HTTP   *http.Client // for hand-made requests; validates like Client
@@ -59,18 +60,22 @@ type env struct {
 
 // options tweak an env's server.
 type options struct {
-	server func(*server.Config)
-	token  func(*token.Config)
-	dbURL  string        // a migrated database to use instead of a fresh one
-	dbWait time.Duration // the store's statement timeout
+	server    func(*server.Config)
+	token     func(*token.Config)
+	dbURL     string        // a migrated database to use instead of a fresh one
+	listenURL string        // where to LISTEN for changes, if not dbURL
+	dbWait    time.Duration // the store's statement timeout
 }
 
 func newEnv(t *testing.T, opts ...options) *env {
 	t.Helper()
-	dbURL, dbWait := "", 5*time.Second
+	dbURL, dbWait, listenURL := "", 5*time.Second, ""
 	for _, o := range opts {
 		if o.dbURL != "" {
 			dbURL = o.dbURL
+		}
+		if o.listenURL != "" {
+			listenURL = o.listenURL
 		}
 		if o.dbWait > 0 {
 			dbWait = o.dbWait
@@ -95,6 +100,7 @@ func newEnv(t *testing.T, opts ...options) *env {
 		Store: db, Hasher: hasher, Keys: apikey.NewDigester([]byte("pepper pepper pepper pepper 32b!")),
 		Logger:           slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		LoginMaxFailures: 10, LoginWindow: 15 * time.Minute, MaxActiveKeys: 100,
+		CredentialCacheSize: 1000,
 	}
 	for _, o := range opts {
 		if o.token != nil {
@@ -113,13 +119,32 @@ func newEnv(t *testing.T, opts ...options) *env {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
+	if listenURL == "" {
+		listenURL = dbURL
+	}
+	mustListen(t, srv, listenURL)
 
 	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: 30 * time.Second}
 	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, URL: ts.URL, DBURL: dbURL, DB: db, Clock: c, Client: client, HTTP: hc, Logs: logs}
+	return &env{t: t, URL: ts.URL, DBURL: dbURL, DB: db, Srv: srv, Clock: c, Client: client, HTTP: hc, Logs: logs}
+}
+
+// mustListen starts the server's change listener on dbURL and waits until
+// the credential cache is in use, so that every test runs with it.
+func mustListen(t *testing.T, srv *server.Server, dbURL string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.ListenForChanges(ctx, dbURL); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); !srv.CacheListening(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the credential cache did not start listening within 10s")
+		}
+	}
 }
 
 // trustLoopbackProxy makes the server believe X-Forwarded-For from the

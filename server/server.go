@@ -46,7 +46,18 @@ type Config struct {
 	MaxActiveKeys int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// CredentialCacheSize bounds the API keys, and separately the JWT
+	// users, whose verification is remembered (0: no cache). The cache is
+	// used only while ListenForChanges hears the database.
+	CredentialCacheSize int
+	// CredentialCacheTTL bounds how long an entry is remembered
+	// (0: DefaultCredentialCacheTTL).
+	CredentialCacheTTL time.Duration
 }
+
+// DefaultCredentialCacheTTL is the lifetime of a cached credential when
+// Config leaves it unset: a backstop, since changes are notified.
+const DefaultCredentialCacheTTL = time.Minute
 
 // Server implements the API.
 type Server struct {
@@ -57,6 +68,7 @@ type Server struct {
 	log       *slog.Logger
 	bodyLimit int64
 	cfg       Config
+	cache     *credCache
 	echo      *echo.Echo
 }
 
@@ -73,12 +85,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.CredentialCacheTTL <= 0 {
+		cfg.CredentialCacheTTL = DefaultCredentialCacheTTL
+	}
 	if cfg.LoginMaxFailures > 0 && cfg.LoginWindow <= 0 {
 		return nil, errors.New("server: a login failure limit needs a positive window")
 	}
 	s := &Server{
 		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
 		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg,
+		cache: newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
 	}
 	spec, err := gen.GetSwagger()
 	if err != nil {
@@ -111,6 +127,17 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler serving the API.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// ListenForChanges hears the database announce changes to credentials on
+// a session connection to url, and keeps the credential cache in step,
+// until ctx ends. Without it the cache stays bypassed. url must not go
+// through a pooler in transaction mode.
+func (s *Server) ListenForChanges(ctx context.Context, url string) {
+	if s.cache.max <= 0 {
+		return
+	}
+	store.ListenForChanges(ctx, url, s.cache, s.log)
+}
 
 // ForgetOldFailures deletes, every interval until ctx ends, the login
 // failures that have left the throttling window.

@@ -90,18 +90,27 @@ func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID) (digest 
 	return digest, nil
 }
 
-// UserByAPIKey returns the owner of the active key with digest (without its
-// password hash), or ErrNotFound when no active key has it.
-func (s *DB) UserByAPIKey(ctx context.Context, digest []byte) (*User, error) {
+// KeyOwner is what an active API key authenticates as: the key and its
+// owner. It is what the server caches per key digest, so that a later field
+// the server must check on every use (an expiry, say) belongs here.
+type KeyOwner struct {
+	KeyID uuid.UUID
+	User  User
+}
+
+// APIKeyOwner returns the active key with digest and its owner (without
+// the password hash), or ErrNotFound when no active key has it.
+func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (*KeyOwner, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	var u User
-	err := s.db.GetContext(ctx, &u,
-		`SELECT u.id, u.username, u.email, u.full_name, u.created_at
+	var o KeyOwner
+	err := s.db.QueryRowxContext(ctx,
+		`SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at
 		 FROM api_keys k JOIN users u ON u.id = k.user_id
-		 WHERE k.digest = $1 AND k.revoked_at IS NULL`, digest)
+		 WHERE k.digest = $1 AND k.revoked_at IS NULL`, digest).
+		Scan(&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt)
 	if err != nil {
-		return nil, wrap(err, "user by api key")
+		return nil, wrap(err, "api key owner")
 	}
-	return &u, nil
+	return &o, nil
 }

@@ -130,6 +130,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bg, cancelBG := context.WithCancel(ctx)
 	defer cancelBG()
 	go srv.ForgetOldFailures(bg, time.Minute)
+	listenURL := cfg.DatabaseListen
+	if listenURL == "" {
+		listenURL = dbURL
+	}
+	go srv.ListenForChanges(bg, listenURL)
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -217,6 +222,9 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		LoginWindow:      cfg.LoginWindow,
 		MaxActiveKeys:    cfg.MaxActiveKeys,
 		TrustedProxies:   cfg.TrustedProxies,
+
+		CredentialCacheSize: cfg.CacheSize,
+		CredentialCacheTTL:  cfg.CacheTTL,
 	})
 }
 
