@@ -68,7 +68,9 @@ func newRequestID() string {
 }
 
 // logRequests writes one line per request, after the response: never a
-// header, body or query, so never a password, token or key.
+// header, body or query, so never a password, token or key. With
+// Config.QuietReads, successful reads without an authentication event are
+// not logged; every write, failure and authentication event still is.
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -80,6 +82,10 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError
+		}
+		if s.cfg.QuietReads && status < 400 && info.event == "" &&
+			(c.Request().Method == http.MethodGet || c.Request().Method == http.MethodHead) {
+			return nil
 		}
 		if !s.log.Enabled(c.Request().Context(), level) {
 			return nil

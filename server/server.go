@@ -46,6 +46,11 @@ type Config struct {
 	MaxActiveKeys int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// QuietReads leaves out of the log the successful GET and HEAD
+	// requests that carry no authentication event (GET /v1/me with a good
+	// key, listings, health checks); writes, failures and authentication
+	// events are always logged.
+	QuietReads bool
 	// CredentialCacheSize bounds the API keys, and separately the JWT
 	// users, whose verification is remembered (0: no cache). The cache is
 	// used only while ListenForChanges hears the database.

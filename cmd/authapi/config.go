@@ -42,6 +42,7 @@ type config struct {
 	CacheTTL         time.Duration
 	LogLevel         string
 	LogFormat        string
+	AccessLog        string
 }
 
 // envPrefix starts the name of every setting's environment variable.
@@ -108,6 +109,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	dur(&c.CacheTTL, "credential-cache-ttl", time.Minute, "longest time a verification stays cached")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json", "json or text")
+	str(&c.AccessLog, "access-log", "all", "all: a line per request; events: leave out successful reads without an authentication event")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: %s [migrate] [flags]\n\nauthapi serves the authentication API. With `migrate`, it applies the\ndatabase migrations and exits. Every flag can also be set by the\nenvironment variable named after it; a flag wins over the variable.\n\nFlags:\n", name)
@@ -161,6 +163,7 @@ func (c *config) validate() error {
 	check(c.Argon2Threads >= 1 && c.Argon2Threads <= 255, "argon2id threads must be between 1 and 255")
 	check(c.CacheSize >= 0 && c.CacheTTL > 0, "credential cache size must not be negative, and its TTL must be positive")
 	check(c.LogFormat == "json" || c.LogFormat == "text", "log format must be json or text")
+	check(c.AccessLog == "all" || c.AccessLog == "events", "access log must be all or events")
 	check(c.DataDir != "" || c.DatabaseURL != "", "a data folder is needed without a database URL")
 	return errors.Join(errs...)
 }

@@ -58,7 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg, stderr)
+	logs := &logBuffer{w: stderr}
+	defer logs.Flush() // deferred first, so it runs last
+	go logs.flushEvery(ctx)
+	log, err := newLogger(cfg, logs)
 	if err != nil {
 		return err
 	}
@@ -155,16 +158,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-func newLogger(cfg *config, w io.Writer) (*slog.Logger, error) {
+func newLogger(cfg *config, w *logBuffer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return nil, fmt.Errorf("log level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(flushingHandler{slog.NewTextHandler(w, opts), w}), nil
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(flushingHandler{slog.NewJSONHandler(w, opts), w}), nil
 }
 
 // openStore connects, retrying with backoff while the database is not up
@@ -223,6 +226,7 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		MaxActiveKeys:    cfg.MaxActiveKeys,
 		TrustedProxies:   cfg.TrustedProxies,
 
+		QuietReads:          cfg.AccessLog == "events",
 		CredentialCacheSize: cfg.CacheSize,
 		CredentialCacheTTL:  cfg.CacheTTL,
 	})
