@@ -46,6 +46,7 @@ type credCache struct {
 // back in batches by key ID) belongs here, next to the owner.
 type keyEntry struct {
 	owner   store.KeyOwner
+	me      []byte // GET /v1/me's response body, encoded once
 	expires time.Time
 }
 
@@ -57,22 +58,22 @@ func newCredCache(max int, ttl time.Duration) *credCache {
 	}
 }
 
-// key returns the cached owner of the key with digest, if any, and the
-// epoch to pass to putKey after a miss.
-func (c *credCache) key(digest [32]byte) (owner *store.KeyOwner, epoch uint64) {
+// key returns the cached entry of the key with digest, if any, and the
+// epoch to pass to putKey after a miss. The entry must not be changed.
+func (c *credCache) key(digest [32]byte) (e *keyEntry, epoch uint64) {
 	if c.max <= 0 {
 		return nil, 0
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if e := c.keys[digest]; e != nil && c.enabled && c.now().Before(e.expires) {
-		return &e.owner, c.epoch
+		return e, c.epoch
 	}
 	return nil, c.epoch
 }
 
-// putKey caches what a database read begun at epoch found.
-func (c *credCache) putKey(digest [32]byte, owner *store.KeyOwner, epoch uint64) {
+// putKey caches e, made from a database read begun at epoch.
+func (c *credCache) putKey(digest [32]byte, e *keyEntry, epoch uint64) {
 	if c.max <= 0 {
 		return
 	}
@@ -82,7 +83,8 @@ func (c *credCache) putKey(digest [32]byte, owner *store.KeyOwner, epoch uint64)
 		return
 	}
 	makeRoom(c.keys, c.max)
-	c.keys[digest] = &keyEntry{owner: *owner, expires: c.now().Add(c.ttl)}
+	e.expires = c.now().Add(c.ttl)
+	c.keys[digest] = e
 }
 
 // makeRoom evicts an entry from m if it holds max. Go's map order is random

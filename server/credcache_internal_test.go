@@ -41,7 +41,7 @@ func TestCredCacheFill(t *testing.T) {
 				t.Fatalf("key(new) = %+v, want a miss", got)
 			}
 			tc.between(c, d, o)
-			c.putKey(d, o, epoch)
+			c.putKey(d, &keyEntry{owner: *o}, epoch)
 			if got, _ := c.key(d); (got != nil) != tc.want {
 				t.Fatalf("key after the fill = %+v, want cached %v", got, tc.want)
 			}
@@ -70,8 +70,8 @@ func TestCredCacheInvalidation(t *testing.T) {
 			c := newCredCache(10, time.Minute)
 			c.Listening(true)
 			_, e := c.key(d1)
-			c.putKey(d1, owner, e)
-			c.putKey(d2, other, e)
+			c.putKey(d1, &keyEntry{owner: *owner}, e)
+			c.putKey(d2, &keyEntry{owner: *other}, e)
 			c.putUser(owner.User.ID, e)
 			tc.change(c)
 			if got, _ := c.key(d1); (got != nil) != tc.want1 {
@@ -94,7 +94,7 @@ func TestCredCacheBoundsAndLifetime(t *testing.T) {
 	c.Listening(true)
 	for i := range 10 {
 		_, e := c.key([32]byte{byte(i)})
-		c.putKey([32]byte{byte(i)}, mustOwner(t), e)
+		c.putKey([32]byte{byte(i)}, &keyEntry{owner: *mustOwner(t)}, e)
 		_, e = c.userExists(uuid.New())
 		c.putUser(uuid.New(), e)
 	}
@@ -102,7 +102,7 @@ func TestCredCacheBoundsAndLifetime(t *testing.T) {
 		t.Fatalf("size after 10 fills = %d keys, %d users, want 3 and 3", k, u)
 	}
 	_, e := c.key([32]byte{42})
-	c.putKey([32]byte{42}, mustOwner(t), e)
+	c.putKey([32]byte{42}, &keyEntry{owner: *mustOwner(t)}, e)
 	if got, _ := c.key([32]byte{42}); got == nil {
 		t.Fatal("the newest key was not cached")
 	}
@@ -116,7 +116,7 @@ func TestCredCacheDisabled(t *testing.T) {
 	c := newCredCache(0, time.Minute)
 	c.Listening(true)
 	_, e := c.key([32]byte{1})
-	c.putKey([32]byte{1}, mustOwner(t), e)
+	c.putKey([32]byte{1}, &keyEntry{owner: *mustOwner(t)}, e)
 	if got, _ := c.key([32]byte{1}); got != nil {
 		t.Fatalf("a cache of size 0 served %+v", got)
 	}

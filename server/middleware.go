@@ -52,14 +52,23 @@ func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 		info := &requestInfo{id: id, addr: c.RealIP()}
 		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
 		h := c.Response().Header()
-		h.Set(echo.HeaderXRequestID, id)
-		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
+		h[headerRequestID] = []string{id}
+		h[echo.HeaderXContentTypeOptions] = nosniff
 		// Responses carry passwords' verdicts, tokens and keys: never cache
 		// them (RFC 6749 section 5.1).
-		h.Set(echo.HeaderCacheControl, "no-store")
+		h[echo.HeaderCacheControl] = noStore
 		return next(c)
 	}
 }
+
+// The headers every response carries, set without canonicalising and
+// allocating per request. net/http never changes a header's values in
+// place, so they can be shared.
+var (
+	headerRequestID = http.CanonicalHeaderKey(echo.HeaderXRequestID)
+	nosniff         = []string{"nosniff"}
+	noStore         = []string{"no-store"}
+)
 
 func newRequestID() string {
 	var b [16]byte
