@@ -83,10 +83,20 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = DefaultOptions.QueryTimeout
 	}
-	db, err := sqlx.Open("postgres", url)
+	cfg, err := pq.NewConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	// One round trip per statement with arguments instead of two (parse
+	// and describe, then bind and execute): the unnamed statement is sent
+	// whole, which also suits poolers in transaction mode. Only []byte
+	// arguments change form (binary), and they all go to bytea columns.
+	cfg.BinaryParameters = true
+	connector, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
