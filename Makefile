@@ -1,7 +1,7 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
 
-.PHONY: run build test generate check-generated lint ci
+.PHONY: run build test generate check-generated lint ci bench
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -31,3 +31,10 @@ lint:
 
 ## ci: what .ci/run checks
 ci: check-generated lint test
+
+## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
+BENCH_FLAGS ?= -runs 3 -duration 5s
+bench:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
+	$(GO) run ./cmd/authbench -bin $${TMPDIR:-/tmp}/authapi-bench $(BENCH_FLAGS)
