@@ -83,6 +83,9 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	}
 	var af *authFailure
 	if errors.As(err, &af) {
+		if af.scheme == schemeAPIKey {
+			s.metrics.keyRefused.Inc()
+		}
 		info.event = "auth_failed"
 		info.reason = in.SecuritySchemeName + ": " + af.reason
 		return af.problem()
@@ -147,7 +150,9 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 	}
 	digest := s.keys.Digest(values[0])
 	e, epoch := s.cache.key([32]byte(digest))
-	if e == nil {
+	if e != nil {
+		s.metrics.keyHit.Inc()
+	} else {
 		owner, err := s.store.APIKeyOwner(req.Context(), digest)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
@@ -164,6 +169,7 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 		}
 		e = &keyEntry{owner: *owner, me: append(me, '\n')}
 		s.cache.putKey([32]byte(digest), e, epoch)
+		s.metrics.keyMiss.Inc()
 	}
 	return &principal{userID: e.owner.User.ID, me: e.me}, nil
 }

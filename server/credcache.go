@@ -185,6 +185,13 @@ func (c *credCache) flush() {
 	clear(c.users)
 }
 
+// listening reports whether the cache is in use.
+func (c *credCache) listening() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.enabled
+}
+
 // size returns the number of cached keys and users.
 func (c *credCache) size() (keys, users int) {
 	c.mu.RLock()

@@ -88,6 +88,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		info := infoFrom(c.Request().Context())
 		status := c.Response().Status
+		s.metrics.observe(c.Request().Method, c.Path(), status, time.Since(start), info.event)
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError

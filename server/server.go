@@ -74,6 +74,7 @@ type Server struct {
 	bodyLimit int64
 	cfg       Config
 	cache     *credCache
+	metrics   *metrics
 	echo      *echo.Echo
 }
 
@@ -101,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg,
 		cache: newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
 	}
+	s.metrics = newMetrics(s)
 	spec, err := gen.GetSwagger()
 	if err != nil {
 		return nil, fmt.Errorf("server: load the embedded spec: %w", err)
@@ -126,6 +128,8 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", s.specYAML)
 	e.GET("/openapi.json", s.specJSON)
+	e.GET("/metrics", s.metrics.handler())
+	s.metrics.knowRoutes(e)
 	s.echo = e
 	return s, nil
 }
