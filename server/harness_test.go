@@ -90,7 +90,7 @@ func newEnv(t *testing.T, opts ...options) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	c := &clock{t: time.Now()}
-	tcfg := token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, Leeway: 5 * time.Second, Now: c.Now}
+	tcfg := token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, Leeway: 5 * time.Second, Now: c.Now, CacheSize: 1000}
 	hasher, err := password.NewHasher(cheap, password.DefaultPool)
 	if err != nil {
 		t.Fatal(err)

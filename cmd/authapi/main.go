@@ -203,7 +203,7 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 	}
 	tokens, err := token.New(token.Config{
 		Secret: secret, Previous: previous, Issuer: cfg.JWTIssuer, Audience: cfg.JWTIssuer,
-		TTL: cfg.TokenTTL, Leeway: 5 * time.Second,
+		TTL: cfg.TokenTTL, Leeway: 5 * time.Second, CacheSize: cfg.CacheSize,
 	})
 	if err != nil {
 		return nil, err
