@@ -286,7 +286,9 @@ func startServer(o options) (*server, error) {
 		return nil, err
 	}
 	for i := range 3 {
-		var k struct{ RawKey string `json:"raw_key"` }
+		var k struct {
+			RawKey string `json:"raw_key"`
+		}
 		if err := s.call("POST", "/v1/auth/api-keys", s.listToken, `{"name":"k`+strconv.Itoa(i)+`"}`, &k); err != nil {
 			s.stop()
 			return nil, err
@@ -315,7 +317,9 @@ func (s *server) user(name string) (string, error) {
 	if err := s.call("POST", "/v1/auth/register", "", body, nil); err != nil {
 		return "", err
 	}
-	var tok struct{ AccessToken string `json:"access_token"` }
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
 	err := s.call("POST", "/v1/auth/login", "", `{"username":"`+name+`","password":"secureP@ss123"}`, &tok)
 	return tok.AccessToken, err
 }
