@@ -65,12 +65,14 @@ type options struct {
 	dbURL     string        // a migrated database to use instead of a fresh one
 	listenURL string        // where to LISTEN for changes, if not dbURL
 	dbWait    time.Duration // the store's statement timeout
+	prepare   bool          // the store prepares its reads
 }
 
 func newEnv(t *testing.T, opts ...options) *env {
 	t.Helper()
-	dbURL, dbWait, listenURL := "", 5*time.Second, ""
+	dbURL, dbWait, listenURL, prepare := "", 5*time.Second, "", false
 	for _, o := range opts {
+		prepare = prepare || o.prepare
 		if o.dbURL != "" {
 			dbURL = o.dbURL
 		}
@@ -84,7 +86,7 @@ func newEnv(t *testing.T, opts ...options) *env {
 	if dbURL == "" {
 		dbURL = storetest.NewURL(t)
 	}
-	db, err := store.Open(context.Background(), dbURL, store.Options{MaxConns: 10, QueryTimeout: dbWait})
+	db, err := store.Open(context.Background(), dbURL, store.Options{MaxConns: 10, QueryTimeout: dbWait, Prepare: prepare})
 	if err != nil {
 		t.Fatalf("store.Open = %v", err)
 	}

@@ -66,9 +66,7 @@ func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, user_id, name, prefix, digest, created_at, revoked_at
-		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, userID)
+	rows, err := s.read(ctx, s.prepared.listKeys, listKeysSQL, userID)
 	if err != nil {
 		return nil, wrap(err, "list api keys")
 	}
@@ -116,11 +114,8 @@ func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (*KeyOwner, error) 
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var o KeyOwner
-	err := s.db.QueryRowxContext(ctx,
-		`SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at
-		 FROM api_keys k JOIN users u ON u.id = k.user_id
-		 WHERE k.digest = $1 AND k.revoked_at IS NULL`, digest).
-		Scan(&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt)
+	err := scanOne(s.read(ctx, s.prepared.keyOwner, keyOwnerSQL, digest))(
+		&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt)
 	if err != nil {
 		return nil, wrap(err, "api key owner")
 	}

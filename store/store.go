@@ -63,6 +63,10 @@ type Options struct {
 	// QueryTimeout bounds every statement, including the wait for a pooled
 	// connection, so that a database outage fails requests fast.
 	QueryTimeout time.Duration
+	// Prepare prepares the reads of authenticated requests once per
+	// connection (prepared.go). It needs session connections: leave it off
+	// behind a pooler in transaction mode.
+	Prepare bool
 }
 
 // DefaultOptions suit one instance on a small machine.
@@ -70,8 +74,10 @@ var DefaultOptions = Options{MaxConns: 20, QueryTimeout: 5 * time.Second}
 
 // DB is the store.
 type DB struct {
-	db      *sqlx.DB
-	timeout time.Duration
+	db          *sqlx.DB
+	timeout     time.Duration
+	wantPrepare bool
+	prepared    preparedReads
 }
 
 // Open connects to the database at url (a lib/pq URL or key=value string)
@@ -100,16 +106,22 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &DB{db: db, timeout: opts.QueryTimeout}
+	s := &DB{db: db, timeout: opts.QueryTimeout, wantPrepare: opts.Prepare}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if s.wantPrepare {
+		s.prepare(ctx)
 	}
 	return s, nil
 }
 
 // Close closes the pool.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	s.closePrepared()
+	return s.db.Close()
+}
 
 // Ping checks that the database answers within the query timeout.
 func (s *DB) Ping(ctx context.Context) error {
@@ -131,6 +143,9 @@ func (s *DB) Migrate(ctx context.Context) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return wrap(err, "migrate")
+	}
+	if s.wantPrepare { // the tables may not have existed at Open
+		s.prepare(ctx)
 	}
 	return nil
 }

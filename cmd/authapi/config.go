@@ -16,6 +16,7 @@ type config struct {
 	Addr             string
 	DatabaseURL      string
 	DatabaseListen   string
+	DBPrepare        string
 	DataDir          string
 	JWTSecret        string
 	JWTPrevious      list
@@ -95,6 +96,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	val(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	num(&c.DBMaxConns, "db-max-conns", 20, "database connections in the pool")
 	dur(&c.DBTimeout, "db-timeout", 5*time.Second, "bound on each database statement, including the wait for a connection")
+	str(&c.DBPrepare, "db-prepare", "auto", "prepare the reads of authenticated requests once per connection: on, off, or auto (on unless -database-listen-url is set, which says the database URL may be a pooler in transaction mode, where prepared statements break)")
 	dur(&c.DBConnectTimeout, "db-connect-timeout", 60*time.Second, "how long to keep retrying the database at start-up (0: forever)")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending migrations at start-up")
 	env["migrate"] = envName("migrate")
@@ -161,6 +163,7 @@ func (c *config) validate() error {
 	check(c.DBTimeout > 0, "database timeout must be positive")
 	check(c.HashWorkers >= 0 && c.HashQueue >= 0 && c.HashWait > 0, "hash pool settings must not be negative")
 	check(c.Argon2Threads >= 1 && c.Argon2Threads <= 255, "argon2id threads must be between 1 and 255")
+	check(c.DBPrepare == "auto" || c.DBPrepare == "on" || c.DBPrepare == "off", "db-prepare must be auto, on or off")
 	check(c.CacheSize >= 0 && c.CacheTTL > 0, "credential cache size must not be negative, and its TTL must be positive")
 	check(c.LogFormat == "json" || c.LogFormat == "text", "log format must be json or text")
 	check(c.AccessLog == "all" || c.AccessLog == "events", "access log must be all or events")
