@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,14 @@ import (
 )
 
 func main() {
+	// The live heap is small (a few MB, plus 19 MiB per password hash in
+	// flight) and the allocation rate high (about 3 KB per request), so at
+	// the default GOGC of 100 the collector ran many times a second; at 400
+	// it costs a fifth less CPU per request (make bench, CPU µs/request) for
+	// a heap of at most about five times the live one. GOGC still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "authapi:", err)
 		os.Exit(1)

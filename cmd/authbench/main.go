@@ -112,6 +112,9 @@ type result struct {
 	errors   int
 	requests int
 	ratio    float64
+	// CPU time per request of the authapi process and of its PostgreSQL:
+	// unlike rates, barely moved by other work on the machine.
+	cpuServer, cpuDB time.Duration
 }
 
 // operation is what wrk drives.
@@ -191,7 +194,7 @@ func oneRun(o options) (map[string]result, []float64, error) {
 			case "argon2id":
 				r.ratio = r.rps / raw
 			}
-			fmt.Fprintf(os.Stderr, "  %-32s c=%-2d %9.1f/s p50 %-9v p99 %-9v errors %d\n", op.name, conns, r.rps, r.p50, r.p99, r.errors)
+			fmt.Fprintf(os.Stderr, "  %-32s c=%-2d %9.1f/s p50 %-9v p99 %-9v errors %d  CPU/request: server %v, PostgreSQL %v\n", op.name, conns, r.rps, r.p50, r.p99, r.errors, r.cpuServer, r.cpuDB)
 			out[key(op.name, conns)] = r
 		}
 	}
@@ -389,6 +392,7 @@ func (s *server) wrk(script string, conns int, d time.Duration) (result, error) 
 		return result{}, err
 	}
 	threads := min(conns, 2)
+	srv0, db0 := cpuTimes(s.cmd.Process.Pid)
 	// A hashing call waits in the server's queue for up to 10 s; wrk's
 	// default timeout (2 s) would count that wait as an error.
 	out, err := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "--timeout", "30s",
@@ -396,6 +400,7 @@ func (s *server) wrk(script string, conns int, d time.Duration) (result, error) 
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
+	srv1, db1 := cpuTimes(s.cmd.Process.Pid)
 	var r result
 	m := rpsLine.FindSubmatch(out)
 	if m == nil {
@@ -414,6 +419,10 @@ func (s *server) wrk(script string, conns int, d time.Duration) (result, error) 
 	if m := totalLine.FindSubmatch(out); m != nil {
 		r.requests, _ = strconv.Atoi(string(m[1]))
 	}
+	if r.requests > 0 {
+		r.cpuServer = (srv1 - srv0) / time.Duration(r.requests)
+		r.cpuDB = (db1 - db0) / time.Duration(r.requests)
+	}
 	if m := non2xxLine.FindSubmatch(out); m != nil {
 		n, _ := strconv.Atoi(string(m[1]))
 		r.errors += n
@@ -425,6 +434,43 @@ func (s *server) wrk(script string, conns int, d time.Duration) (result, error) 
 		}
 	}
 	return r, nil
+}
+
+// cpuTimes returns the CPU time used so far by the process pid and by all
+// its descendants (the embedded PostgreSQL), from /proc.
+func cpuTimes(pid int) (self, descendants time.Duration) {
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	parent := map[int]int{}
+	used := map[int]time.Duration{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command may hold spaces: fields count from after its ")".
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		parent[p], _ = strconv.Atoi(f[1])
+		ut, _ := strconv.Atoi(f[11])
+		st, _ := strconv.Atoi(f[12])
+		used[p] = time.Duration(ut+st) * tick
+	}
+	for p := range used {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				descendants += used[p]
+				break
+			}
+		}
+	}
+	return used[pid], descendants
 }
 
 // request is a wrk script sending one fixed request.
@@ -536,11 +582,11 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 	fmt.Fprintf(&b, "Server: embedded PostgreSQL, default settings (argon2id m=%d KiB t=%d p=%d, credential cache on, access log on) except the login and registration throttles and the active-key cap, which are off so that the bench can repeat logins, registrations and key creations from one address. ", argonMemory, argonTime, argonThreads)
 	fmt.Fprintf(&b, "Raw argon2id on all CPUs, measured by the bench for 3 s before and 3 s after each load of a hashing call (the ratio uses their mean): median %.1f hashes/s (all: %s). Load average (1, 5, 15 min) before → after each run: %s.\n\n",
 		median(raw), joinFloats(raw), strings.Join(loads, "; "))
-	b.WriteString("| operation | conns | req/s | p50 | p99 | errors | ratio to limit | target at 32 | met? |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| operation | conns | req/s | p50 | p99 | errors | ratio to limit | target at 32 | met? | CPU µs/request: server + PostgreSQL |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, op := range operations {
 		for _, conns := range []int{1, 32} {
 			var rps, ratio []float64
-			var p50, p99 []time.Duration
+			var p50, p99, cpuS, cpuD []time.Duration
 			var errs []int
 			for _, r := range runs {
 				x, ok := r[key(op.name, conns)]
@@ -548,6 +594,7 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 					continue
 				}
 				rps, ratio, p50, p99, errs = append(rps, x.rps), append(ratio, x.ratio), append(p50, x.p50), append(p99, x.p99), append(errs, x.errors)
+				cpuS, cpuD = append(cpuS, x.cpuServer), append(cpuD, x.cpuDB)
 			}
 			if len(rps) == 0 {
 				continue
@@ -564,8 +611,8 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 					(t.p99 == 0 || median(p99) < t.p99) && (!t.errors || slices.Max(errs) == 0)
 				met = map[bool]string{true: "yes", false: "**no**"}[ok]
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %s | %s | %s |\n", op.name, conns, commas(median(rps)),
-				round(median(p50)), round(median(p99)), slices.Max(errs), ratioText, tgt, met)
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s + %s |\n", op.name, conns, commas(median(rps)),
+				round(median(p50)), round(median(p99)), slices.Max(errs), ratioText, tgt, met, micros(median(cpuS)), micros(median(cpuD)))
 		}
 	}
 	return b.String()
@@ -579,6 +626,10 @@ func round(d time.Duration) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 	return d.Round(time.Microsecond).String()
+}
+
+func micros(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 0, 64)
 }
 
 func commas(v float64) string {
