@@ -223,7 +223,7 @@ func TestThreeInstances(t *testing.T) {
 
 	t.Run("a revoked key is refused by every instance within 100 ms", func(t *testing.T) {
 		const revocations = 100
-		token := MustLogin(t, c[0], "roamer", "secureP@ss123-roamer")
+		token := MustLogin(t, c[1], "revoker", MustRegister(t, c[0], "revoker"))
 		hitsBefore := make([]float64, len(c))
 		for i, in := range c {
 			hitsBefore[i] = in.metric(t, "authapi_api_key_verifications_total", `result="hit"`)

@@ -122,6 +122,7 @@ func BenchmarkRequest(b *testing.B) {
 		{"healthz", 200, "GET", "/healthz", "", nil},
 		{"me", 200, "GET", "/v1/me", "", []string{"X-API-Key", s.key}},
 		{"list-keys", 200, "GET", "/v1/auth/api-keys", "", []string{"Authorization", "Bearer " + s.token}},
+		{"create-key", 200, "POST", "/v1/auth/api-keys", `{"name":"bench"}`, []string{"Authorization", "Bearer " + s.token}},
 		{"me-unknown-key-401", 401, "GET", "/v1/me", "", []string{"X-API-Key", "rst_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p60IoT2U"}},
 		{"register-invalid-422", 422, "POST", "/v1/auth/register", `{"username":"x","email":"nope","password":"short","full_name":""}`, nil},
 	} {
