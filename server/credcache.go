@@ -74,17 +74,24 @@ func (c *credCache) key(digest [32]byte) (e *keyEntry, epoch uint64) {
 
 // putKey caches e, made from a database read begun at epoch.
 func (c *credCache) putKey(digest [32]byte, e *keyEntry, epoch uint64) {
+	c.fill(epoch, func() {
+		makeRoom(c.keys, c.max)
+		e.expires = c.now().Add(c.ttl)
+		c.keys[digest] = e
+	})
+}
+
+// fill runs put with the lock held, unless the cache is off or bypassed,
+// or an invalidation came since the database read begun at epoch.
+func (c *credCache) fill(epoch uint64, put func()) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.enabled || c.epoch != epoch {
-		return
+	if c.enabled && c.epoch == epoch {
+		put()
 	}
-	makeRoom(c.keys, c.max)
-	e.expires = c.now().Add(c.ttl)
-	c.keys[digest] = e
 }
 
 // makeRoom evicts an entry from m if it holds max. Go's map order is random
@@ -113,16 +120,10 @@ func (c *credCache) userExists(id uuid.UUID) (known bool, epoch uint64) {
 
 // putUser caches that a database read begun at epoch found the user.
 func (c *credCache) putUser(id uuid.UUID, epoch uint64) {
-	if c.max <= 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.enabled || c.epoch != epoch {
-		return
-	}
-	makeRoom(c.users, c.max)
-	c.users[id] = c.now().Add(c.ttl)
+	c.fill(epoch, func() {
+		makeRoom(c.users, c.max)
+		c.users[id] = c.now().Add(c.ttl)
+	})
 }
 
 // dropKey forgets the key with digest.
