@@ -1,7 +1,14 @@
 # authapi: `make run` serves the API, `make test` runs every test.
 GO ?= go
+# go.mod's toolchain line names the Go release to build with (a patch
+# release newer than the machines' own may fix vulnerabilities in the
+# standard library); the go command fetches it through the module proxy
+# the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
+export GOTOOLCHAIN := auto
 
-.PHONY: run build test generate check-generated lint ci bench
+.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated lint ci
+.PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -14,6 +21,20 @@ build:
 ## test: all tests, against one throwaway PostgreSQL for the whole run
 test:
 	$(GO) run ./cmd/testpg -- $(GO) test -race -count=1 ./...
+
+## test-faults: the fault suite: real PostgreSQL and authapi processes, killed, stopped, frozen, signalled and starved
+test-faults:
+	$(GO) vet -tags faults ./faults/
+	$(GO) test -tags faults -count=1 -timeout 10m -v ./faults/
+
+## test-multi: three authapi processes on one PostgreSQL: shared accounts and throttling, revocation within 100 ms
+test-multi:
+	$(GO) vet -tags multi ./multi/
+	$(GO) run ./cmd/testpg -- $(GO) test -tags multi -count=1 -v ./multi/
+
+## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
+test-pgbouncer:
+	$(GO) run ./cmd/testpg -pgbouncer -- $(GO) test -count=1 $$($(GO) list ./... | grep -v /pglocal)
 
 ## generate: regenerate gen/ from openapi.yaml
 generate:
@@ -29,8 +50,85 @@ lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	$(GO) vet ./...
 
+## node_modules: the npm tools, exactly as package-lock.json pins them
+node_modules: package.json package-lock.json sdk/typescript/package.json
+	npm ci
+	@touch node_modules
+
+## lint-spec: Redocly and Spectral (OWASP ruleset) on openapi.yaml; a warning fails
+lint-spec: node_modules
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install redocly lint openapi.yaml
+	npx --no-install spectral lint --fail-severity=warn openapi.yaml
+
+# oasdiff, pinned here; `go run` checks it against go.sum's database.
+OASDIFF = $(GO) run github.com/oasdiff/oasdiff@v1.37.0
+
+## check-breaking: fail on a breaking change from api/openapi.baseline.yaml
+## (a deliberate one updates the baseline in the same commit)
+check-breaking:
+	@# The gate must be able to fail: removing an endpoint has to be caught.
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  sed 's|^  /v1/me:$$|  /v1/me-gone:|' openapi.yaml > "$$tmp/removed.yaml" && \
+	  if $(OASDIFF) breaking --fail-on WARN openapi.yaml "$$tmp/removed.yaml" >/dev/null 2>&1; then \
+	    echo "check-breaking: oasdiff missed a removed endpoint" >&2; exit 1; fi
+	$(OASDIFF) breaking --fail-on WARN api/openapi.baseline.yaml openapi.yaml
+
+## sdk: regenerate the TypeScript SDK's types from openapi.yaml, and build it
+sdk: node_modules
+	npm run --workspace sdk/typescript generate
+	npm run --workspace sdk/typescript build
+
+## check-sdk: fail when the committed TypeScript types are not what openapi.yaml produces
+check-sdk: sdk
+	@git diff --exit-code --stat -- sdk/typescript/src/ || { echo "sdk/typescript is stale: run 'make sdk' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- sdk/typescript/src/)" || { echo "sdk/typescript/src has files that are not committed" >&2; git status --porcelain -- sdk/typescript/src/ >&2; exit 1; }
+
+## test-sdk: the TypeScript SDK's tests, against a live authapi
+test-sdk: node_modules
+	npm test --workspace sdk/typescript
+
+## test-docs: walk the reference flow through /docs in headless Chromium
+## (Debian's chromium package); the screenshot lands in tmp/test-artifacts
+test-docs: node_modules
+	node --test test/browser/*.test.mjs
+
+## measure-hardening: peak RSS under 500 concurrent logins, login vs hash throughput, login timing of unknown vs known users (minutes; BENCHMARKS.md)
+measure-hardening:
+	$(GO) run ./cmd/testpg -- env AUTH_MEASURE=1 $(GO) test -count=1 -timeout 30m -run '^TestMeasure' -v ./cmd/authapi
+
+## fuzz: each fuzz target for FUZZTIME (the server's against a throwaway PostgreSQL)
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./apikey
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./token
+	$(GO) run ./cmd/testpg -- $(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./server
+
+STATICCHECK_VERSION ?= v0.8.2
+GOVULNCHECK_VERSION ?= v1.9.0
+# The Go vulnerability database's reports, as a module on the Go module
+# proxy: govulncheck reads a database built from them, offline. It is
+# built once per version, outside the work tree so that fresh clones share it.
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+VULNDB ?= $(HOME)/.cache/authapi/vulndb-$(VULNDB_VERSION)
+
+## staticcheck: static analysis of the hand-written code (gen/ is generated)
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $$($(GO) list ./... | grep -v '^authapi/gen$$')
+
+## vulncheck: govulncheck, failing on called vulnerabilities not accepted in .ci/govulncheck-accepted
+vulncheck: $(VULNDB)/index/db.json
+	@mkdir -p bin
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(abspath $(VULNDB)) -format json ./... > bin/govulncheck.json
+	$(GO) run ./tools/vulngate -accept .ci/govulncheck-accepted bin/govulncheck.json
+
+$(VULNDB)/index/db.json:
+	@mkdir -p $(dir $(VULNDB))
+	tmp=$$(mktemp -d $(VULNDB).tmp.XXXXXX) && \
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $$tmp/db && \
+	{ mv -T $$tmp/db $(VULNDB) 2>/dev/null || true; } && rm -rf $$tmp
+
 ## ci: what .ci/run checks
-ci: check-generated lint test
+ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
 
 ## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
 BENCH_FLAGS ?= -runs 3 -duration 5s

@@ -171,9 +171,9 @@ type Problem struct {
 	// Errors Every invalid field, for validation failures.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
-	// Instance The request path.
+	// Instance Names this occurrence of the problem, as `urn:authapi:request:` and the request ID.
 	//
-	// Example: /v1/auth/register
+	// Example: urn:authapi:request:5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f
 	Instance *string `json:"instance,omitempty"`
 
 	// RequestID The request ID, also sent in the `X-Request-ID` response header and written to the server log.
@@ -407,7 +407,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -419,7 +420,8 @@ type ClientInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -430,7 +432,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -441,7 +444,8 @@ type ClientInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -541,7 +545,8 @@ func (c *Client) RevokeAPIKey(ctx context.Context, keyID openapi_types.UUID, req
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -563,7 +568,8 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -584,7 +590,8 @@ func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditor
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -605,7 +612,8 @@ func (c *Client) RegisterUserWithBody(ctx context.Context, contentType string, b
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -940,7 +948,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -952,7 +961,8 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username (matched without regard to case) and password
 	// for a JWT access token. An unknown username and a wrong password give
 	// the same `401`. Repeated failures for one username from one client
-	// address are throttled with `429` and `Retry-After`.
+	// address, and many failures from one address over all usernames, are
+	// throttled with `429` and `Retry-After`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -963,7 +973,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -974,7 +985,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Creates a user. The username and the email address are unique
 	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered.
+	// The username is returned as it was registered. Registration attempts
+	// from one client address are limited per hour (`429` beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1005,7 +1017,7 @@ type ListAPIKeysResponse401Headers struct {
 
 // ListAPIKeysResponse503Headers the declared response headers of an HTTP 503 response for ListAPIKeys
 type ListAPIKeysResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type ListAPIKeysResponse struct {
@@ -1088,7 +1100,7 @@ type CreateAPIKeyResponse401Headers struct {
 
 // CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
 type CreateAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type CreateAPIKeyResponse struct {
@@ -1206,7 +1218,7 @@ type RevokeAPIKeyResponse401Headers struct {
 
 // RevokeAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeAPIKey
 type RevokeAPIKeyResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RevokeAPIKeyResponse struct {
@@ -1291,12 +1303,12 @@ type LoginResponse200Headers struct {
 
 // LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
 type LoginResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
 type LoginResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type LoginResponse struct {
@@ -1409,12 +1421,12 @@ type RegisterUserResponse200Headers struct {
 
 // RegisterUserResponse429Headers the declared response headers of an HTTP 429 response for RegisterUser
 type RegisterUserResponse429Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 // RegisterUserResponse503Headers the declared response headers of an HTTP 503 response for RegisterUser
 type RegisterUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type RegisterUserResponse struct {
@@ -1532,7 +1544,7 @@ type GetCurrentUserResponse401Headers struct {
 
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 
 type GetCurrentUserResponse struct {
@@ -1674,7 +1686,8 @@ func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyI
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1692,7 +1705,8 @@ func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, con
 // Exchanges a username (matched without regard to case) and password
 // for a JWT access token. An unknown username and a wrong password give
 // the same `401`. Repeated failures for one username from one client
-// address are throttled with `429` and `Retry-After`.
+// address, and many failures from one address over all usernames, are
+// throttled with `429` and `Retry-After`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1709,7 +1723,8 @@ func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJ
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1726,7 +1741,8 @@ func (c *ClientWithResponses) RegisterUserWithBodyWithResponse(ctx context.Conte
 //
 // Creates a user. The username and the email address are unique
 // without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered.
+// The username is returned as it was registered. Registration attempts
+// from one client address are limited per hour (`429` beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1824,8 +1840,8 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 	case rsp.StatusCode == 503:
 		var headers ListAPIKeysResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -1939,8 +1955,8 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers CreateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2029,8 +2045,8 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 	case rsp.StatusCode == 503:
 		var headers RevokeAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2134,8 +2150,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 429:
 		var headers LoginResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2144,8 +2160,8 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	case rsp.StatusCode == 503:
 		var headers LoginResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2249,8 +2265,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 429:
 		var headers RegisterUserResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2259,8 +2275,8 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	case rsp.StatusCode == 503:
 		var headers RegisterUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2339,8 +2355,8 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
@@ -2526,7 +2542,7 @@ type NotFoundApplicationProblemPlusJSONResponse Problem
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type ServiceUnavailableResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2535,7 +2551,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
-	RetryAfter *int
+	RetryAfter *int32
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -3573,93 +3589,98 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzddhtHcn6VznhzlpRnQPyRIqHjs6Ypa03ZknUoytqsRks0ZgqYNgfd2O4egrDCHOU2j5CbPEIeIBd5",
-	"ljgPkFfIqe756QEGICTSK+8mNzoiMNNTXVX9VdVXNXjnRWI6Exy4Vt7gnZcAjUGa/57QKIETwbUUKf4d",
-	"g4okm2kmuDfwjtM5XSgy5CJQWkgYPiIS1ExwBYpM6YJEVMoFiSTEwDWjqSI7Z09OyMHD/hFREOEyZL/V",
-	"2W15vqeiBKYUHwLXdDpLwRt4xcKe703p9XfAJzrxBp122/f0YoZXKC0Zn3g3N753Bloujsca5KqkrxOR",
-	"Aj5S8FgRLcicMk1GMBYSiJYLxieETijjayTpd40EbJpNvcHhQR8lmDJu/66kYVzDBKQR5/Xr18eZTnDj",
-	"EdVw/OL0W1isSnaeADl+cUouYUGihKYp8An4hNMpyqQTINYcRCdUG4UyUObzS1is05t9GJFA0+kXoUcz",
-	"ndAZCz0/X+yL0PtDcPziNPgWFqFX126vWbtL2/kKqGxSNG5nZL6rdlMYfb+9OyBDe+eqbEOfzJlOQj4E",
-	"KQWKyPgVTVl8ocUl8NAbknkCnFBi/iZzqogCrsko00TCOFMQt0K+RiPrnuqTNU/Lv7hwtvdF6KHeaRSB",
-	"UrkUcD1jEuKtlHjje+XxQOmslV5xFEZI9hPE+GkkuAau8b90NktR20zwvZkUoxSmn/+oUM/O1tACmrJ0",
-	"yZeYIlygYiIx4UxBTIQkCVVkBMCJhCtxCbHxH011prxBv93xPc20UdepVUaxmlduJpN8kCtvkIs0yDUX",
-	"0BkL8OIb1wS/kTD2Bt5nexXG7Nlv1d4Lu4BVzfpjwRSZMqUYn/hkStOxkFOIfZLxSy7mHPflbMcBr9ev",
-	"Xweuz64TJ79lr/nEGuG+ovEZ/DkDpe/BRNKuREYiLu00hzQN7M7I05ffP69bpl1Z5lmhAHPZZsOUygqM",
-	"SPdll81yo7bMYbtnx246drf6r3vTdk5sL70vVT19fb7OffMt+Oi/TCuSKZCEC5IKPgFJ4Jopre7Xo3PQ",
-	"NrKeCD5OWXQf/oySczoF3ClNJdAYQ8+EKQ25jQyUKm/w5p03ZpDGaIP8JsRNUIpOTPxsWsC7eeta+aiy",
-	"8vHqtRttnK8duGvfg6HPzHLSKG1gQnOpESHN3zClLCU0jiV6Y7XLkFeikB280iqWUB4TGwfVkCi6IPOE",
-	"Rclui2BYjyRUzwp5hGHWYjvFtIsvCI00uzIZgvmMpqmY2+h443unXKN06de4/B3N/1JMQSeYqcwxFM+l",
-	"4BMiOBGZJIrF4B7QfRfGCiFslL3taNpr78VYx5xkHK5nEGmI7dMfEabRKKmYTPBAovK1wWkbrDG8ACav",
-	"XNi90pHINGG6ZdVpgOOkSnLv80gJSWZUqbmQMYrIeCSkhEjfinxO0r0d8Lk33Bf8LZ8DdyvGV1rkK6ET",
-	"ElGsGFIhLs1lik7B6Pa50E9Exu8aPp6LMpfAFJPohCly+piMAMHW1AMLkdVV2q9U+lxoMjZibFQkFzqw",
-	"l92H+p4LorIoKQWnU5HXA/a8/1aZ423U9IIuUkHjcyG+o3ICv0CKkuK6pgbh5GB/v3dARgsNqqayTq9S",
-	"2Zl7vxbCLrBZf3htoIUI7LX3na24W0A1pmzKNNk56JNv2VdktCAxjGmW6l2j0pcgr1gErzi9oiylo/Q+",
-	"tBpTTUdUmUCZcQk0SnDlR1iB2vKTqERInS7quOkoNpeLZI5gG7XqXnhfKl2zD7845grkFUj8Fk0/ytTi",
-	"EZFYnZOUapBLSY2p24OycN+UzzglvhHtXIhnlC9yb7sz8Aphw+eYshRijAeMK9c6jJN+t6ARas7fddKS",
-	"ch2qNUxn+hYARpfHy4Py8nux07IQZCzF1EJflDLgukWGjupNmqFsia0FicQUyIhGl/dnrFdcZbOZkBri",
-	"ZxAzem5Ucrf0A8pQ7eANZjzOQrhAHaj2K1s5QpEpSkWMpW45UuU9gbknMBffK2DNqa2vDMNBFRku72ho",
-	"YOoHDN3mwyfGZ++ozy4x6bkiVALJE4MPyd+nGdoACNUkBao06ZEooZJGGt3nxq9uNxlx873EJjC1nLle",
-	"A3S7lQErDeTHdrPtrsrLg/zy+zJb6YIS6KVl6OydA6f8YwplM1yMyHQgxoGkfAIht3o3CEqrKpHMqE7I",
-	"jEo6BQTOqiZIsTokcAVyURgqX8Rk+eWmHKKpgb/lVXqhzJIQt4jZDJ2XLBI+pPjS872ZFDOQmlkOy9Qi",
-	"EF9Q3US6Ai+YSuPQ+cWWD+z1ekeG+K1Ium67exC0u0Hn4LzTHvTag3b7j57voS5wfS+mGgLNpkt88EF/",
-	"hWvzPRavCoTF0+nj+jNH3agX92E/OHh4eBTQURQHMG53gm6vv48f4SeuDFnG4iWu76Dp8erCFmGrUjyh",
-	"qQIieASlcphyKaxSOC0zKNceCZECNRWcOXeNu0vpCNL6BqeLgM5mgWXxbmHR0bowZtfNvO6YSaXJoXOk",
-	"iRgXe/DJGKM/pClWSLbynFGp68JIpS9oZ9Sti3JoyHTnrxkGLYnP/RPe8eY4+CMNfmoHR2/f9W9+4zXI",
-	"natvOz/ML3b88BGhIwO1QhKepSnW2ynkdaE1ZGtLT8Tbbb5YM59DpSNSMIlg/cYzzpTjaK5713l894C9",
-	"LRcTox8h0rjvY0NwnRvSavV8G/7J5cBWD7D91rLeqyss3092vnnZ3T/YbRETepmNTcc5z5ezEjnXHmbt",
-	"di9y1zefwLDuErB4mox+H7Hv2dPTVz+ddp6zU3XKz/ajk9OD08vZH344eXrUarXqiu63j5pOneXU1AVr",
-	"2MrLvPmTcc1S4w4ulahqQvUO8HCU1mZc93KXtR2fbqf/sH/YO+g/dNpAndU2kO+ZZ1zoPNVpbJ+Fnm2Y",
-	"hJ6RgeNab/LP0OYOVtnPbvOpmklrItQ01OROJ8bbbLxwCO9lt+IwLyLHqkfdgk5kpxN02m2DImq3RZ7T",
-	"KWCUgdgkPCOsbdifM/gAFHPAo1MDjzd/CsPrdvvtg1XM8L3rIL8yWEpCUAxMojDjf/7qu1oKs6Rqs9f1",
-	"iozXRl5UYbooI2KuTL/gJ6oIrBIx5zZtx5Dx/xH4HiJwfvAQn03Uosahc2f+NUZfXNx+Z+Rlhqgb55m9",
-	"JY6bg/NQ0vnFJSyGu3+pOGyf15D1YFQtss0d69Xo0D5RmkqtrOcP8THD3UH+H5/0ukRSHotpyFPQZluU",
-	"xyRmE6aVj77NCSUHQbltMqIKDrrk5Owk6HVJlEB0qbKp7QyvKsC63vhg8jA5ZEc/ti87aXfa432xPzto",
-	"n4rz7qulwNOt6Qj/3KCk3mGTljakAIX6Pi4ZeIL5f0nr1/X/PS8rOlvkrSJJXps1p36Qxr9VBMV8RDhg",
-	"MeDWij8KxiG2NoyFrkfTWq1YqbLbeARKLF7FMqpL3tg+iekWeW7Kkxyu87IrG02ZRgmvaLoSSDaWqDUB",
-	"95snIVzbWZVVUjdZ5TsxYXxtMHX6BkQLAtdRghWhxSV+S/JW8Omry/6DyKrOQV0DCqJMwosvlep0ey6w",
-	"lqvVkap7+BeNsH7lLs27Kr72yZTqKMndTpgpkAmVsaGvqFqyewJSJZAuW/hTJg/OsShV3+RABfHQVL9j",
-	"HD/q7z8kOcFBYhFlU+B61VkKlqfxYDntu6pFklMadUV27Lm33aiSIaqHtqaDXXBIy4//2uUw7Nq2lryq",
-	"MztZnqQzDVN1G1fjIOGNEe7U3uWGXSolNcMqjCtNeQTN0FfwOjOqk7om9q46ezTTyV7RxK1lKZIFEsYg",
-	"AVdeBr52YwlrHnTB4s2CnD72CU2VsNwgswne8A9BDjHB6eNh1brMh8cwZs4lgqJhdx2SPhWT+q72x+3o",
-	"gHbgaNSN+9FDegi9cWfUjrtRnx7A4bgBHVa2UjB1Tdv45vz8BbEXkEjE9WNqqL31ddf+0ZFTcPXb7caS",
-	"yzKDqym36a0QlU2nVC5K6oLxGP+fn5+6LprIxVsj2Jpij7w6O3XH+pYe/Ah1YpooSuQEvSIR5UTNmY4S",
-	"IrhpONfC6lb85tY+eVusK4hxo97Sxn6BK03IdZYfjFtKSRpFImuCLMsSr9z1wypBTHaGqYho+mUsppTx",
-	"oU+4IDFTs5QuTNay2yKvTF35IdHiy/yTViSmriJL9tpR4H6/Hj3KNPDvPvvN34dZu909+O2Dz/e++N2f",
-	"Lobv/vHmn4K3n++EYWub63YffOlklTvV/4O379r+QefG+Xb3d/VVb7189/MPim/rGXrfG2dpetEcuR87",
-	"piA7naBbMgC+CZmCp2bIRQNRMxotmeMbaw7yTKjkUlwx/VOD994eyPP/hKEOQx6GV2E4DkNJwvD6cD8M",
-	"r4/b//Wv739+/z74+f2/hFm33T00/x79/P7ff/7nf/vv9+//5z/+8+3HZQVFRkCrfIAInRT9aGfjdvyE",
-	"i4a8aH2296KYq9g5DDrdw1Kz5lhBjEHiFWeItgZyyUwwrlWLmNgb8komc4MqBmIs9a9lxiNqWgPPl8Va",
-	"LqvumFsefsLcMkeHcmRlpxfs5z6K8XaWUJ5NQbLoo5BkY97ZW4Mcbz//KCczZ+n45cnpKVmtmTdloQWs",
-	"OcaqjnQTvr9STTPgx3aW8UNR/WsXTnxiePraEOFd0XklUm+JVx+BRVuRYai9FTasICWC/YOHh8ERHUVB",
-	"DON20HHosI9gwzb4fVlO3a7xVS/egtpocLBNXoXpI6II04uXmM3nbYoZ+xYWxxk+d0Mb08w4DF98//Kc",
-	"lNl5PpauhgWrRMbCDkSS0YL0DtcySySlShPFrjFNMwOYhuugS6QS40ZBmGcXRM6ger2iOsB2C2gMy+MX",
-	"m7F/PSkM+vT1ueff2shp3KkZWBn6xdBAyDd2ZmotGdP1NdUTkGKWF8EsYFwBV8x0wKq3K5q6EYnWM9sc",
-	"Z3wsikkEakeMc7Xk6SrBHA2xKkfl+m6Li5ilc2g1wYyJuMonoMSYUGv4mRRxFulWyEP+2WfkGzFfvmcu",
-	"5KXCrx88QEXmL6gYBTx4kHcunRcOppTTCWAVTYDHNlgO8PZOi5zQNG3Wuy2cFyKT7vBlK+TdFjkRs4Wt",
-	"09zmzLCYyalmTVsh723fXKuZ0O4v30OxLTshMERRp7D3YFhuqNjP74GDpBrdupyPXHeAlvdSkMu38rmr",
-	"uyrPx4DgJa1Wy24A3VDPRe2dMTx0GNXNHLClx7BSGhT2R7ltqmINp0KO4tpMipqjY7+WQGNVKGNY+Iuh",
-	"CYx3WCrCEBWm77uBXrHlc2xP2boxm2GL/LBKYpCdYb/bHe6amQproJDX+A9CtZ0PYLyc+MjzQrMPiBLR",
-	"yHSaA5qyCLgC59S9kGImGWgqF06BXJwzz/euQCp79jqtdquNF4kZcPxy4PVa7VbPZAU6MVi84hj44QQa",
-	"yrvvzJRKbWg1N5jysfIDpW3jwi978oKDGXNOszhn9kI+LDnwARnTVCFendn+WO4d7owKObMRSFnbW6Vg",
-	"/mHMcBrnctnWHBawtZeyuu32hiGqleGpN/UG3LoGGob/bRtdTuPKtqByK9ZaSUWnqOrkmAmpcpBplXe5",
-	"xQJbU2vFa1HLPFrzVFRtWHn1icuvmgbOu6abZgtr76WaR/fbnXU3lfbda3gx6cb39q3JN99af2vC3NW7",
-	"/a6GMWI3wTH+42YDb94aM1qKKndUghHHhJXCchhz6URhhnVcC3TeWywTxZo+A9WgXMwswp61kU0BMDMr",
-	"RpIQfUqIF+OQ56RwTi3aOnWegAQCqQLfYNmAmDd2Eee5mG9zGN2ZA6+kQb8S8eJDDuK7hmOy9Whf09jD",
-	"TT2ZxaN4czes+NVAhdOm/ZBG6AeqM3ZfoFxFhqWRhJbja0w1jT3cJ1ZsceCdVz7vBi/99tHtt5av4+EN",
-	"nS2QZfmdD3Pf/u33NU5h483d7u03r4wb/7rR08ltnYklN1vd3QSlN/5qqrP37hIWFyy+sQibgm4oqc9M",
-	"LoOeC0WbYSX6Go5NaTFTpjoxr5XZrM8AsUlhMZVeqKLFg+kNK/pzjSkRPtYsVGRT+SpZFAHEKv+FA3Js",
-	"tGB+TyAWYOfMzeumZvzYeSlKiSkIDiG38M4UGfbb/eE2oG5VUIJ6OcJsh8iXqtvcLqeP8aFW9I8aETKV",
-	"OKapVR1ureUtI7mLZB9GpaCHLQWBfnPCtTrY+6vIdvpW3s23li/e/Y0ig3VPJxnaFgdMqW9GLxqzrK/z",
-	"8Q08GRWTvHlOYddkUgXnGnI7kbYyuUvMm6v2Jw/KpW2Fa/v25cuVE3YFmKzZFynxzHbMmZ3Z2b+yDsUH",
-	"IUSVqxk2Aj+x/ceQF801rLF0IoXWaTHlM+x3j4b2PWX3LaLGasvo7A6ZXdX4WGkwVLxmyVFunabUBnN+",
-	"iXSvPlv9AZPO7hyznUV254gL5m3rjbpD4uvqNIdvmWNGb+iIR8Rk95YLWR5F+vXnYw2vZv/VpVf97hbZ",
-	"4/J7kJ8afGtY6/4ChQEMCRGwK8hBrhxT3wZ+y0mbtQhc1rkG1mxRW4PL1d9jQHSzM+chb4boARnmbZ8c",
-	"8pLyLwnlK+tlx8vSmO7PYkjQmeSGL8S8b15vtTTmT/Zb02G7A3TmvbZ1LbOqAdbc1/qFkHd5LuSXAN87",
-	"7tyU4Vs24+6iCmPgDT+fUKuRPz3q/k2Xsn/9WGvRL6933S78FgBrm8ONPP6ZgS/L5Is5B1mUtUXpVowi",
-	"Vn2doV/UrQiNIVcJnUHVYrZQl+OiMpPcVVFZZuWP8hhhf2wq5JiCzDCHxbSkCTZ/D/okkxK4LoHz/ziG",
-	"NJnrE9SiDb919+krRHeoYJU70uVPOZF5IlCRylWic6KeAZ4is7q8WsNxEDOeWEzdmh5pWUpN6SUQmXHz",
-	"ZmQm07yZPtjb63QfttqtdqszOGwftk2PJ3/ou8YfocIDb0T2SSomhHHbNrR90ZJ7alX8yBIY3PgrFW3R",
-	"ALeEEY1M/7YGBNV5dRZ+Bt7N25v/DQAA//8=",
+	"7FzdduNGcn6VDrw5K80AFP/EkTjHZy3L9lpjezxHo/E4O5CFJlAk2wK6ud0NUfREOZPbPEJu8gh5gFzk",
+	"WeI8QF4hp38ANEjwZ0by2rvJjY5IdDeqq6rr56tqvvVils0YBSqFN3zrTQEnwPW/pziewimjkrNUfU5A",
+	"xJzMJGHUG3on6RwvBIooC4RkHKKniIOYMSpAoAwvUIw5X6CYQwJUEpwKtHf+xSkaPOkfIwGxWgYdtjr7",
+	"Lc/3RDyFDKuXAM0zb/jGK5b1Ln0PbnE2S8EbVt/6XoZvvwY6kVNv2Gm3fU8uZmqEkJzQiXd353vnIPni",
+	"ZCyBr1L/espSUGQwmggkGZpjItEIxowDknxB6AThCSZ0ibqCkn7X98aMZ1h6Q49Q2esakkimyD8a9BVJ",
+	"GaHmc0UeoRImwDV9r1+/PsnlVHEnxhJOXpx9BYtVUi+mgE5enKFrWKB4itMU6AR8RHGmiJRTQEZmSE6x",
+	"1FwnIPT317BYQ75nXoY44DT7OPRwLqd4RkLPt4t9HHrfBycvzoKvYBF6dXb31N5mWErgir4fltZ680Po",
+	"XT7Sk1ZlsrTnTwHzJvGoPY/0s2rLhfoctveHKDIzVzcQ+WhO5DSkEXDO1D4IvcEpSa4kuwYaehGaT4Ei",
+	"jPRnNMcCCaASjXKJOIxzAUkrpGvYtu6tPlrzNvvgytnex6GnhIPjGISwVMDtjHBItnF66fUbOH3ne+Vp",
+	"VFswMnpFFcWMk58gUd/GjEqgUv2LZ7NUiYQwejDjbJRC9vhHoYTh7F+JSWKSLmklEYgyxb2YTSgRkCDG",
+	"0RQLNAKgiMMNu4ZEa6LEMhfesN/u+J4kUvP0zHCsWK3aTM7p0HJ4aEkaWvYGeEYCNfjOldPvOIy9offR",
+	"QWXSDsxTcfDCLGBYs/6AEYEyIgShEx9lOFVHHBIf5fSasjlV+3K249jK169fB65iryPHTjloPvuauE9x",
+	"cg5/zkHIBxARNyuhEUtKOc0hTQOzM/Ts5bfP65JpV5L5pmCAHrZZMCWzAk3SQ8llM92KW/pIPLBiN53N",
+	"rfrrTtpNic3Qh2LVs9cX69TXbsFX+kukQLkAjihDKaMT4AhuiZDiYTXaWnZN6ymj45TED6HPinKKM1A7",
+	"xSkHnCjHMyFCgpWRtrfCG755640JpImSgZ2kjCsIgSfaEzct4N1dulI+rqR8sjp2o4zt2oG79gMI+lwv",
+	"xzXThtrJlxxhXH+GDJMU4SThShurXYa0IgXtqZGGsQjTBBlnKSIk8ALNpySe7reQcuoxh+pdIY2VLza2",
+	"Hasojy4QjiW50bGG/g6nKZsbF3rne2dUuS6cfq6Wv6f4X7IM5FTFPHPlr+ec0QliFLGcI0EScA/ooWvG",
+	"CiKMK952NM3YBxHWCUU5hdsZxBIS8/aniEgllJRNJupAKuZLbaeNs1buBVSsTJnZKx6xXCIiW4ad2nCc",
+	"VjH1Qx4pxtEMCzFnPFEkEhozziGWWy2fE+PvZvjcCQ9l/pbPgbsVrSst9CmTUxRjlaCkjF3rYQJnoHn7",
+	"nMkvWE7v6z6eszKWUHEoklMi0NlnaATK2OpUY8HyOkv7FUufM4nGmoyNjKRMBmbYQ7DvOUMij6cl4Thj",
+	"NrMw5/33Qh9vzaYXeJEynFww9jXmE/gFQpRUrauzGYoGh4e9ARotJIgayzq9imXn7nzJmFlgM//U2EAy",
+	"FpixDx2tuFtQbExJRiTaG/TRV+RTNFqgBMY4T+W+ZulL4DckhlcU32CS4lH6EFxNsMQjLLSjzCkHHE/V",
+	"yk9VcmsyWySmjMt0UbebDmMtXSh3CNvIVXfgQ7F0zT784pgL4DfA1VMl+lEuFk8RV4k/SrEEvhTUaEgg",
+	"KDGBTfGMgx5o0i4Y+wbThdW2extexoz7HGOSQqL8AaHClQ6hqN8tEIqa8nedsKRcRyWJ2UxuMcBK5dXw",
+	"oBz+IHJaJgKNOcuM6YtTAlS2UOSwXocZwuThkqGYZYBGOL5+OGG9oiKfzRiXkHwDCcEXmiX3Cz+gdNWO",
+	"vVERj7OQWqBuqA4rWTlEoUxRhbSkthypck6g5wR68IMarDk2+ZWGQbBA0fKOIm2mvlOuW3/5hdbZe/Kz",
+	"i3R4LhDmgGxg8D7xe5YrGQDCEqWAhUQ9FE8xx7FU6nPnV9N1RNw8F5kAphYz13OAbrcSYMUBe2w3y+6m",
+	"HB7Y4Q8ltlIFOeBrg/WZmUMn/SNC0aaxGJbLgI0DjukEQmr4ri0orrJENMNyimaY4wyU4axyglRlhwhu",
+	"gC8KQdlFdJRfbsoBmhrgYlqFF0IvCUkL6c3geYkiqZcUDz3fm3E2Ay6JwbB0LgLJFZZNeC7QAvPUCm0H",
+	"G9Cw1+sda5y5QvK67e4gaHeDzuCi0x722sN2+0+eg+kmWEIgSbYENQ/6K1ib75FklSCVPJ19Vn/nqBv3",
+	"kj4cBoMnR8cBHsVJAON2J+j2+ofqK/WNS0Oek2QJEBw0vV5cmSRslYovcCoAMRpDyRwiXAirJE7yHMq1",
+	"R4ylgHUGp89d4+5SPIK0vsFsEeDZLDAo3haAXkkXxuS2GfwdEy4kOnKONGLjYg8+GivvD2mqMiSTec4w",
+	"l3ViuJBXuDPq1kk50rC888mBV9WMNyfBn3DwUzs4vnzbv/ud10C3Zd9uemgHO3r4FOGRNrWMI5qnqcq3",
+	"U7B5oRFka0dNVNNNvFgTn4O3K0tBuDLWbzytTNaOWt67yuO7B+yyXIyNfoRYqn2faIDrQoNWq+db408u",
+	"BrZ6gM1TA42vrrA8H+19+bJ7ONhvIe16ifFNJxbns6iERcTDvN3uxe76+huI6ioBi2fT0R9j8i15dvbq",
+	"p7POc3Imzuj5YXx6Nji7nn3/3emz41arVWd0v308qKlJpSKtq+DycaOOGMRNXJGGjb60VaecSpJqZXGB",
+	"RlEjuTdQR2d9panb6T/pH/UG/SdOuamzWm7yPf2OK2kDocZaXuiZmkvoaRpsJc58V6/D2e+2aVxN4DUS",
+	"ahxqUrZTrYvGmzhw+LLSUZgXfmVV37bYLrTXCTrttrYxYr+FnuMMlA+CRIdDI5X5kD/n8B42zjEtnbrO",
+	"/BCGt+325aNVbfG928CODJZCFEWGCrFUPvD81de1AGeJ1Xqv6xmZrPXLioXpovSXlpl+gV5U/llM2Zya",
+	"oF45lP/3zw/gn+3BU9Zb+zSsFdoq82/RN6vFzTNNL9Ew3tjG/QZWbnbdEcfzq2tYRPt/KS9t3tcQEymf",
+	"W8Sie0arlUL7SEjMpTCaH6nXRPtD+4+Pel3EMU1YFtIUpN4WpglKyIRI4SvdpgijQVBuG42wgEEXnZ6f",
+	"Br0uiqcQX4s8M8XlVQYY1RsPJk+mR+T4x/Z1J+1mPdpnh7NB+4xddF8tuaVujUfq4wYm9Y6auLQhQCjY",
+	"92GhwhcqOyhB/zr/v6VlvmdSwFVLYjO35sAQ0uT3AikynyIKKlVwM8kfGaGQGBkmTNa9aS2TrFjZbTwC",
+	"pS1etWVYlqiyeRORLfRcJy/WXNukLB9lRCoKb3C64kg2JrA1Ag+bG1xc2RmWVVQ3SeVrNiF0rTN1qgpI",
+	"MgS38VTli8Yu0S2hXYG2ry77Dyyv6gp1DgiIcw4vPhGi0+25hrVcrW6pukd/UQ/rV+rSvKvisY8yLOOp",
+	"VTumG0kmmCca3MJiSe5T4GIK6bKEf83gwTkWJeubFKiAJZqye+XHj/uHT5CFP1DC4jwDKleVpcCAGg+W",
+	"U9yrCigW8KgzsmPOvalVlfhR3bU1HewCYVp+/ecuwmHWNpnmTR33yW2QTiRkYhuS41jCO03cmZnlul3M",
+	"OdatLIQKiWncoG8mNjXBVxznnIPK6W1KbDnu6wTJRaIs24aRU2c0yNFy6NM063Dcjge4A8ejbtKPn+Aj",
+	"6I07o3bSjft4AEfjWijEScBhDJquFevabsyi9VuuyBpDX1HqI5wKZuBJYqLI6PvA2rHg7LOoqp7aTji1",
+	"2zlXllcDzE6dIGWT+sZ32OSyCVqTCg7X5YIFlti0yy8vLl4gMwDFLKmbCg0+rs/9Do+PnaSv3243pn0G",
+	"u1wN+3X1B4k8yzBflOAKoYn632pUnVVN8OdWL7om4USvzs/cFsalFz9VPNFlHsFsCUGgGFMk5kTGU8So",
+	"Lomv0+D1COzOKrvN3xbQvWZvKWO/sG1N1vPc9l9sSWdxHLO8yWwaHHtl1nerEDbai1IW4/SThGWY0MhH",
+	"lKGEiFmKFzpy2m+hVzq3fR+P9Yn9phWzzGVkia87DDzsrzknf/fR7/4+zNvt7uD3jx4ffPyHH66it/94",
+	"90/B5eO9MGztMm7/0SdOZLtX/R9cvm37g86d83T/D/VVtw7ff/xePnZ9DcH3xnmaXjVHD585okB7naBb",
+	"ohC+dtuMproNRwISMxwvieNLIw70DRPTa3ZD5E8N2rs9mLD/hKEMQxqGN2E4DkOOwvD26DAMb0/a//Wv",
+	"735+9y74+d2/hHm33T3Sf49/fvfvP//zv/33u3f/8x//eflhkUkRleAqJkFMTouKubNx0yBDWUNstj7i",
+	"fFF0fuwdBZ3uUclZfawgUT7kFSXK2mqTi2aMUClaSPv/kFY06QmiaNkxxQnJcxpjXbx4vkzWcmp3z/j2",
+	"6FeMb611KJtq9nrBodVR5Y5nU0zzDDiJP8iSbIx9e2ssx+XjD1IyfZZOXp6enaHVvH1TJFyYNUdY1ZFu",
+	"su+vRFMr+4nptnxfq/65a050ZLfU5nhf67ziqXe0Vx9gi3YC5BT3VsLSAhgJDgdPjoJjPIqDBMbtoONA",
+	"ch+AyG3Q+zKl287xB9PiRhymQRM3qZ+KM5W5IXLxUqUetuIyI1/B4iRXFG2oyOp2jejFty8v0MFN50CF",
+	"UQe2w15EBQSGxsz0dqLRAvWO1sJgKMVCIkFuVTyne0k1MIOXEDBCNSdVvF6gTsPqzknFI7MFJTVTdCg2",
+	"Yz59UUj+2esLz99ak2rcqe69ifyi/yGkG4tMteqSLmDrVA9Q0ZasrF5AqAAqiC7mhTSkumomLAs1l569",
+	"/PY5eg0jpB+hT1Wuc6oTO4leKBtNYjBXpo6edA/3hyHVt0bSCeNETjP1phmhFBJbJ3uKIsoomFTPFOuN",
+	"Ty2nhFTJwd5x2TeyiuRiFhVpExEowvLxj3MZGccbESEiH0U4TyI/pBHcztRHOhpH9jmWkZFumqJChfUj",
+	"LezaVZqmutFUyplpciB0zIqOEmxaxa1O2KAeqUhWWXTru+qiLgYRA7zhqhNdpSvCdrKxMcJG62ecJXks",
+	"tWw++gh9yebLc+aMXwv1+NEjpUX2NpKW/qNHtgLtXBzJMMUTyJT0gCYmpBiq6Z0WOlXcaVQ6A3EsWM7d",
+	"JtpWSLstdMpmCyMjt4wWFb1VVc9wK6S93YukNf01+7N7KLZllCdSpGZw8CgqN1Ts549AgWOpznTZ57rO",
+	"eizvpSgDbEXeV3dVGochUkNarZbZgDqDcs5qVw2VTqrYR/dzGyBT5ZPDQv6KbhPQGcGJkCpyjdpjbTfM",
+	"Yw44EQUzokJfNKCjtcOARhpS0vX7DUCYwSASY2LWtUtFLfTdKtyE9qJ+txvt694YI6CQ1pAqhKXp8yC0",
+	"7Nyx0bPeB8RT1ohJ6wOakhioAOfUveBsxglIzBcOjFCcM8/3boALc/Y6rXarrQaxGVD1cOj1Wu1WT8dO",
+	"cqod0YpiqC8n0JAEf627jWrNx1Zgwlf5sbKTusTkl70VjIJuV0/zxGKwIY3KasUQjXEqlLE+N5VMqx1u",
+	"rxE6N7ZLGNkbpqgoTYvhLLF0mSKqSvNrl+u67faGZriVJrg39VLpulKnCpJ2LUk6JUZTLLRSrBX9ippe",
+	"VXPTnW5lQ9oqOrVFAjuDoMX1tmXEs7m7rdZ0vvrG5RvKgXNFeVOPaO06s351v91ZN6mU70HDBbM73zs0",
+	"It88tX77Rc/qbZ/V0A7uRndaf9xQ6M2lFqMB8qyian+s3UohOeVz8USo8PKk5ui8S5VMszUVISxBuDaz",
+	"cHtGRib+UWFp0VqmrE9p4tlYBS0avrf4rMnm51PggCAV4GtbNkT6Urey85TNdzmMbneIV2LJn7Jk8T4H",
+	"8W3DMdm5RbOpQeWuHsmro3h3P1vxmzEVTkH9fUrW78nOxL0Iu2oZlppHWo6uEdHUoPKQtmKHA+9c3b2f",
+	"eem3j7dPLa9VqgmdHSzL8t0dPe9w+7zGbno1udvdPnmlbfy3bT2d2NbpLXOj1f1NpvTOXw11Dt5ew+KK",
+	"JHfGwqYgG4CHcx3LKM0ty3or3lcjkUKymdDZib4eaKI+bYh1CKtC6YUo6mQqvCFFJbUxJFKv1QsV0ZRd",
+	"JY9jgETYH8FAJ5oL+hcmEgbmvoC+NqzbyJ3LbYJlwCiE1Jh3lVL22/1oF6NuWFAa9bIV3VwGWErtrVzO",
+	"PlMvNaR/UDOXhiFUmFqBEEZa3rIldy3Z+wFOSsOWnEC/OeBabdD+TUQ7fUPv5qnlBcq/Uctg1NMJhna1",
+	"AzrV100yjVHW57bRRp2MCm/f3FGyryOpApkOqekdXOnARvoGsvnpinJpk+GaDovykuyE3IBBmIQaE/Xb",
+	"HX1mZ6ZLs8xD1YuUiSpX02iE+sZUaUNaQdY0qa64mcnF2KJMyW40PpWWy6lpXBPCmZRp0cgV9bvHFnFy",
+	"r5E1pmma2fcICau60kr9poKNSwh45/im1nv1S8SJ9eb692h1d1vVTbu52ypeQHY7b9S9JbAuwXOAmrlK",
+	"BTSO8RTptMCAKMvdZr/9QK7hbv5fXVzW7+4Qdi5fhP21rXbNSLs/QaINBocYyA1Y61jeRNjFbhfln/Wm",
+	"u0yQtQEz2XDNzq7+IAfmxbWCkDbb9iGKbFXNmrxp+YlD+ZsFZUHR4J/u76JwkDmnGmhUAeO8XslC7k+I",
+	"lDd2Q7pkyGsE6/vrkKAZcDRlOddw5HGERrBgNNlvDubMG3VR9B7m2JZH11U5q5plcynyF7Lmy608v4RB",
+	"v+fONSawY/30PqzQAt7wmxy1hP3Xt+R/03n1X7/9NhbVJt9u48QORtvU8xuLCufaJJqyAptT4EWOXeSR",
+	"RXNpVWSK/CKJVuY2pGKKZ1B1BVj7ye3CRLoZbpkiPLV+x/yCWUhVWDNTllSFOk1m848gbRG4NJz/x21I",
+	"k7h+hcS44QcUf/101W3vWAWyZPn7YGg+ZYqRwmWic6K+AXWK9Or8phlwuah6qDUKpP+3HellgRNLFB3Y",
+	"KmBrgbPUHCJMFyEFekM4o2qcX5Tf1QliHOle1aGtO5eVfNsLjwwdIxAhJVJAOkZ7UYavAfGcRgUdOquU",
+	"aCrlbHhw0Ok+abVb7VZneNQ+atv4JOfqJBzonrHyZ76GGghTnLO8eNv4g2vKDmlO+ihlE0Romd7iSclQ",
+	"fSnAHoElG3Xnr2T9RZOAYSeOdY27Zp8qM+Is/A14d5d3/xsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,6 +1,12 @@
-// Package multi_test runs several authapi processes on one PostgreSQL, as
+//go:build multi
+
+// These tests run several authapi processes on one PostgreSQL, as
 // operators scale it out: no sticky routing, so any instance must honour
 // what another did, at once or within the contract's 100 ms.
+//
+// They run alone (make test-multi, with the build tag multi) rather than in
+// make test, whose other packages would share the two CPUs with the three
+// instances while they time revocations against the 100 ms.
 package multi_test
 
 import (

@@ -71,6 +71,14 @@ const (
 	maxSocketPath = 107
 
 	pollInterval = 50 * time.Millisecond
+	// pidFileStatusLine is the 0-based line of postmaster.pid holding the
+	// server's status (PostgreSQL 10 and later).
+	pidFileStatusLine = 7
+	// stoppingGrace is how long a live earlier server may take to show
+	// that it is stopping; previousServerWait bounds the wait for it to
+	// finish.
+	stoppingGrace      = time.Second
+	previousServerWait = 30 * time.Second
 	// quitGrace is how long an immediate (SIGQUIT) shutdown may take before
 	// SIGKILL, once the caller's deadline has already passed.
 	quitGrace = 3 * time.Second
@@ -125,6 +133,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := prepareDataDir(ctx, dir, bins, acct, cfg.Ephemeral, logger); err != nil {
 		return nil, err
 	}
+	awaitPreviousServer(ctx, dir, logger)
 
 	began := time.Now()
 	s, err := launch(dir, cfg.SocketDir, bins.postgres, acct, cfg.Ephemeral, logger)
@@ -220,6 +229,65 @@ func (s *Server) shutdown(ctx context.Context) error {
 		<-s.exited
 	}
 	return fmt.Errorf("pglocal: stop: server did not shut down in time, forced it down: %w", ctx.Err())
+}
+
+// awaitPreviousServer waits, within limits, while an earlier server on dir
+// is shutting down, so that a program restarted right after it died (its
+// server got SIGINT through Pdeathsig and is still writing its shutdown
+// checkpoint) does not fail on postmaster.pid. A server that is running and
+// not stopping is left for postgres itself to refuse, with its own message.
+func awaitPreviousServer(ctx context.Context, dir string, logger *slog.Logger) {
+	began := time.Now()
+	logged := false
+	for {
+		pid, status, err := readPidFile(dir)
+		if err != nil || !processAlive(pid) {
+			return
+		}
+		// The signal that stops it may still be on its way: the status
+		// turns to "stopping" within milliseconds of it.
+		if status != "stopping" && time.Since(began) > stoppingGrace || time.Since(began) > previousServerWait {
+			return
+		}
+		if !logged && status == "stopping" {
+			logger.Info("pglocal: waiting for the previous PostgreSQL on this data directory to shut down", "dir", dir, "pid", pid)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// readPidFile returns the process ID and the status ("starting", "ready",
+// "stopping", "standby") that a server recorded in its postmaster.pid.
+func readPidFile(dir string) (pid int, status string, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0, "", err
+	}
+	lines := strings.Split(string(b), "\n")
+	if pid, err = strconv.Atoi(strings.TrimSpace(lines[0])); err != nil {
+		return 0, "", fmt.Errorf("pglocal: postmaster.pid: %w", err)
+	}
+	if len(lines) > pidFileStatusLine {
+		status = strings.TrimSpace(lines[pidFileStatusLine])
+	}
+	return pid, status, nil
+}
+
+// processAlive reports whether pid names a process that has not exited.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...; comm may hold spaces and parentheses.
+	rest := b[bytes.LastIndexByte(b, ')')+1:]
+	fields := strings.Fields(string(rest))
+	return len(fields) > 0 && fields[0] != "Z"
 }
 
 // initialise waits for the freshly launched server and creates database.

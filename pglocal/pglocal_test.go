@@ -170,6 +170,59 @@ func TestSecondStartOnSameDirFails(t *testing.T) {
 	}
 }
 
+// TestStartWaitsForStoppingServer restarts on a data directory whose
+// previous server is still shutting down, as happens when a program is
+// restarted right after it died: Start waits for it instead of failing on
+// postmaster.pid. A stopped backend holds the old server in its shutdown
+// for as long as the test needs.
+func TestStartWaitsForStoppingServer(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	old, err := pglocal.Start(ctx, pglocal.Config{Dir: dir, Ephemeral: true})
+	if err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	t.Cleanup(func() { old.Stop(context.Background()) })
+	conn, err := open(t, old.URL("postgres")).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backend int
+	if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(backend, syscall.SIGSTOP)
+	t.Cleanup(func() { syscall.Kill(backend, syscall.SIGCONT) })
+	if err := syscall.Kill(pglocal.PID(old), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+
+	started := make(chan error, 1)
+	go func() {
+		s, err := pglocal.Start(ctx, pglocal.Config{Dir: dir, Ephemeral: true})
+		if err == nil {
+			t.Cleanup(func() { stopServer(t, s) })
+		}
+		started <- err
+	}()
+	select {
+	case err := <-started:
+		t.Fatalf("Start() while the previous server is stopping = %v, want it to wait", err)
+	case <-time.After(2 * time.Second):
+	}
+	syscall.Kill(backend, syscall.SIGCONT)
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("Start() once the previous server stopped = %v, want nil error", err)
+		}
+	case <-time.After(startTimeout):
+		t.Fatalf("Start() still waiting %v after the previous server was let go", startTimeout)
+	}
+}
+
 func TestStopLeavesNothing(t *testing.T) {
 	t.Parallel()
 	expired, cancel := context.WithCancel(context.Background())

@@ -123,7 +123,7 @@ func uniqueName() string { return "user" + strconv.FormatInt(nameSeq.Add(1), 10)
 // is back, the cache is used again.
 func TestCredentialCacheWithoutNotifications(t *testing.T) {
 	dbURL := storetest.NewURL(t)
-	p := MustProxy(t, dbURL)
+	p := MustProxy(t, storetest.DirectURL(dbURL))
 	e := newEnv(t, options{dbURL: dbURL, listenURL: p.URL})
 	u := e.MustLogin("cutoff")
 	key := e.MustCreateKey(u, "k")

@@ -1,12 +1,17 @@
 package server_test
 
-import "testing"
+import (
+	"testing"
+
+	"authapi/store/storetest"
+)
 
 // TestPreparedReads walks the reads that use prepared statements (key
 // check, JWT user check, listing) with them on and the cache bypassed, so
-// that every request reaches the database.
+// that every request reaches the database. Prepared statements need
+// sessions: never through a transaction pooler (make test-pgbouncer).
 func TestPreparedReads(t *testing.T) {
-	e := newEnv(t, options{prepare: true})
+	e := newEnv(t, options{prepare: true, dbURL: storetest.DirectURL(storetest.NewURL(t))})
 	u := e.MustLogin("prepared")
 	key := e.MustCreateKey(u, "k")
 	for i := range 3 {

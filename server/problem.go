@@ -97,6 +97,11 @@ func bodyTooLarge(limit int64) *Problem {
 		fmt.Sprintf("The request body is larger than %d bytes.", limit))
 }
 
+func errHeadersTooLarge(limit int) *Problem {
+	return newProblem(http.StatusRequestHeaderFieldsTooLarge, "headers-too-large", "Request headers too large",
+		fmt.Sprintf("The request line and headers are larger than %d bytes.", limit))
+}
+
 // problemFor maps any error to the problem that describes it to a client:
 // this is the one table from errors to statuses.
 func (s *Server) problemFor(err error) *Problem {
@@ -189,12 +194,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		h[k] = v
 	}
 	h.Set(echo.HeaderContentType, "application/problem+json")
+	// instance names this occurrence without echoing the request's path,
+	// which may carry the very value a validation failure must not repeat.
+	instance := "urn:authapi:request:" + info.id
 	body := gen.Problem{
 		Type:      problemTypePrefix + p.Kind,
 		Title:     p.Title,
 		Status:    int32(p.Status),
 		Detail:    p.Detail,
-		Instance:  &c.Request().URL.Path,
+		Instance:  &instance,
 		RequestID: &info.id,
 	}
 	if len(p.Errors) > 0 {

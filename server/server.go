@@ -28,6 +28,9 @@ import (
 // DefaultBodyLimit is the largest request body accepted.
 const DefaultBodyLimit = 64 << 10
 
+// RegisterWindow is the window of the registration limit per address.
+const RegisterWindow = time.Hour
+
 // Config is what a Server needs. Store, Hasher, Tokens and Keys are required.
 type Config struct {
 	Store  *store.DB
@@ -41,11 +44,23 @@ type Config struct {
 	// LoginMaxFailures is how many failed logins one username may have from
 	// one client address within LoginWindow before 429 (0: no limit).
 	LoginMaxFailures int
-	LoginWindow      time.Duration
+	// LoginMaxFailuresPerAddress is how many failed logins one client
+	// address may have over all usernames within LoginWindow (0: no limit).
+	LoginMaxFailuresPerAddress int
+	LoginWindow                time.Duration
+	// RegisterMaxPerAddress is how many registrations one client address
+	// may attempt within RegisterWindow (0: no limit).
+	RegisterMaxPerAddress int
 	// MaxActiveKeys caps a user's active API keys (0: no cap).
 	MaxActiveKeys int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// HeaderLimit bounds the request line and headers in bytes
+	// (0: DefaultHeaderLimit); beyond it, 431.
+	HeaderLimit int
+	// CORSOrigins are the browser origins allowed to call the API ("*":
+	// any); none turns CORS off.
+	CORSOrigins []string
 	// QuietReads leaves out of the log the successful GET and HEAD
 	// requests that carry no authentication event (GET /v1/me with a good
 	// key, listings, health checks); writes, failures and authentication
@@ -94,7 +109,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CredentialCacheTTL <= 0 {
 		cfg.CredentialCacheTTL = DefaultCredentialCacheTTL
 	}
-	if cfg.LoginMaxFailures > 0 && cfg.LoginWindow <= 0 {
+	if cfg.HeaderLimit <= 0 {
+		cfg.HeaderLimit = DefaultHeaderLimit
+	}
+	corsMiddleware, err := cors(cfg.CORSOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if (cfg.LoginMaxFailures > 0 || cfg.LoginMaxFailuresPerAddress > 0) && cfg.LoginWindow <= 0 {
 		return nil, errors.New("server: a login failure limit needs a positive window")
 	}
 	s := &Server{
@@ -117,6 +139,10 @@ func New(cfg Config) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Use(s.begin, s.logRequests, s.recoverPanics)
+	if corsMiddleware != nil {
+		e.Use(corsMiddleware) // before the header limit, so that browsers can read its 431
+	}
+	e.Use(s.limitHeaders)
 
 	routes := &specRouter{e: e, spec: spec, v: v}
 	gen.RegisterHandlers(routes, gen.NewStrictHandler(s, nil))
@@ -128,6 +154,7 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", s.specYAML)
 	e.GET("/openapi.json", s.specJSON)
+	s.registerDocs(e)
 	e.GET("/metrics", s.metrics.handler())
 	s.metrics.knowRoutes(e)
 	s.echo = e
@@ -148,12 +175,10 @@ func (s *Server) ListenForChanges(ctx context.Context, url string) {
 	store.ListenForChanges(ctx, url, s.cache, s.log)
 }
 
-// ForgetOldFailures deletes, every interval until ctx ends, the login
-// failures that have left the throttling window.
-func (s *Server) ForgetOldFailures(ctx context.Context, interval time.Duration) {
-	if s.cfg.LoginMaxFailures <= 0 {
-		return
-	}
+// ForgetOldAttempts deletes, every interval until ctx ends, the login
+// failures and registration attempts that have left their throttling
+// windows.
+func (s *Server) ForgetOldAttempts(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -161,13 +186,24 @@ func (s *Server) ForgetOldFailures(ctx context.Context, interval time.Duration) 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := s.store.ForgetLoginFailures(ctx, s.cfg.LoginWindow); err != nil {
-				s.log.Warn("forget old login failures", "error", err)
-			} else if n > 0 {
-				s.log.Debug("forgot old login failures", "rows", n)
-			}
+			s.forget(ctx, "login failures", s.store.ForgetLoginFailures, s.cfg.LoginWindow)
+			s.forget(ctx, "registration attempts", s.store.ForgetRegistrationAttempts, RegisterWindow)
 		}
 	}
+}
+
+// forget runs one of the store's Forget methods and logs what it did.
+func (s *Server) forget(ctx context.Context, what string, f func(context.Context, time.Duration) (int64, error), window time.Duration) {
+	if n, err := f(ctx, window); err != nil {
+		s.log.Warn("forget old "+what, "error", err)
+	} else if n > 0 {
+		s.log.Debug("forgot old "+what, "rows", n)
+	}
+}
+
+// loginLimits are the configured login budgets.
+func (s *Server) loginLimits() store.LoginLimits {
+	return store.LoginLimits{PerPair: s.cfg.LoginMaxFailures, PerAddress: s.cfg.LoginMaxFailuresPerAddress, Window: s.cfg.LoginWindow}
 }
 
 func (s *Server) healthz(c echo.Context) error {
@@ -188,7 +224,7 @@ func (s *Server) specYAML(c echo.Context) error {
 }
 
 func (s *Server) specJSON(c echo.Context) error {
-	b, err := gen.GetSpecJSON()
+	b, err := openAPIJSON()
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,18 @@ import (
 // (POST /v1/auth/register)
 func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestObject) (gen.RegisterUserResponseObject, error) {
 	b := req.Body
+	info := infoFrom(ctx)
+	// Count the attempt before anything else, so that the 409s below
+	// cannot be used to probe for taken names beyond the budget.
+	wait, err := s.store.BeginRegistration(ctx, throttleAddress(info.addr), s.cfg.RegisterMaxPerAddress, RegisterWindow)
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		info.event, info.reason = "register_throttled", "too many registrations from this address"
+		return nil, retryAfter(newProblem(http.StatusTooManyRequests, "too-many-attempts", "Too many attempts",
+			"Too many registrations from your address; try again later."), wait)
+	}
 	// Refuse a taken name before paying for a hash; the insert below still
 	// decides races, through the unique indexes.
 	taken, err := s.store.TakenFields(ctx, b.Username, string(b.Email))
@@ -33,7 +45,6 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
-	info := infoFrom(ctx)
 	info.userID, info.event = u.ID.String(), "registered"
 	return gen.RegisterUser200JSONResponse{Body: userBody(u)}, nil
 }
@@ -44,14 +55,17 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	b := req.Body
 	info := infoFrom(ctx)
 	name, addr := strings.ToLower(b.Username), throttleAddress(info.addr)
-	wait, err := s.store.BeginLogin(ctx, name, addr, s.cfg.LoginMaxFailures, s.cfg.LoginWindow)
+	refusal, err := s.store.BeginLogin(ctx, name, addr, s.loginLimits())
 	if err != nil {
 		return nil, err
 	}
-	if wait > 0 {
-		info.event, info.reason = "login_throttled", "too many failures for this username and address"
-		return nil, retryAfter(newProblem(http.StatusTooManyRequests, "too-many-attempts", "Too many attempts",
-			"Too many failed logins for this username from your address; try again later."), wait)
+	if refusal.RetryAfter > 0 {
+		reason, detail := "too many failures for this username and address", "Too many failed logins for this username from your address; try again later."
+		if refusal.ByAddress {
+			reason, detail = "too many failures from this address", "Too many failed logins from your address; try again later."
+		}
+		info.event, info.reason = "login_throttled", reason
+		return nil, retryAfter(newProblem(http.StatusTooManyRequests, "too-many-attempts", "Too many attempts", detail), refusal.RetryAfter)
 	}
 
 	u, err := s.store.UserByUsername(ctx, b.Username)

@@ -353,44 +353,70 @@ func decodeJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Reason: "trailing data after the JSON value"}
 	}
 	var bad []string
-	invalidText(data, "", &bad)
+	invalidText(data, &bad)
 	if len(bad) > 0 {
 		return nil, &invalidTextError{fields: bad}
 	}
 	return countableCopy(v), nil
 }
 
-// invalidText appends the path of every string in raw that is not storable
-// text. raw is known to be well-formed JSON.
-func invalidText(raw []byte, path string, bad *[]string) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return
+// invalidText appends the path of every string value in raw that is not
+// storable text. raw is known to be well-formed JSON. It is one pass over
+// the bytes: descending with json.Unmarshal at every level would re-read
+// the rest of the body per level, and a 20 KB body of nested arrays would
+// cost seconds of CPU.
+func invalidText(raw []byte, bad *[]string) {
+	type level struct {
+		array bool
+		key   string // the current member's name, in an object
+		index int    // the current element, in an array
 	}
-	join := func(k string) string {
-		if path == "" {
-			return k
-		}
-		return path + "." + k
-	}
-	switch raw[0] {
-	case '"':
-		if !storable(raw[1 : len(raw)-1]) {
-			*bad = append(*bad, orBody(path))
-		}
-	case '{':
-		var m map[string]json.RawMessage
-		if json.Unmarshal(raw, &m) == nil {
-			for k, v := range m {
-				invalidText(v, join(k), bad)
+	var (
+		stack     []level
+		expectKey bool
+	)
+	path := func() string {
+		parts := make([]string, len(stack))
+		for i, l := range stack {
+			if l.array {
+				parts[i] = strconv.Itoa(l.index)
+			} else {
+				parts[i] = l.key
 			}
 		}
-	case '[':
-		var a []json.RawMessage
-		if json.Unmarshal(raw, &a) == nil {
-			for i, v := range a {
-				invalidText(v, join(strconv.Itoa(i)), bad)
+		return strings.Join(parts, ".")
+	}
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '{':
+			stack, expectKey = append(stack, level{}), true
+		case '[':
+			stack, expectKey = append(stack, level{array: true}), false
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if top := &stack[len(stack)-1]; top.array {
+				top.index++
+			} else {
+				expectKey = true
 			}
+		case '"':
+			end := i + 1
+			for raw[end] != '"' {
+				if raw[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			literal := raw[i+1 : end]
+			if expectKey {
+				var k string
+				json.Unmarshal(raw[i:end+1], &k)
+				stack[len(stack)-1].key, expectKey = k, false
+			} else if !storable(literal) {
+				*bad = append(*bad, orBody(path()))
+			}
+			i = end
 		}
 	}
 }

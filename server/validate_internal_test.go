@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +39,43 @@ func TestStorable(t *testing.T) {
 		if got := storable([]byte(tc.literal)); got != tc.want {
 			t.Errorf("storable(%q) = %v, want %v", tc.literal, got, tc.want)
 		}
+	}
+}
+
+func TestInvalidTextPaths(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want []string
+	}{
+		{`{"a":"fine","b":"\u0000"}`, []string{"b"}},
+		{`{"a":[{"b":"\u0000"},"ok","x\ud800"],"c":{"d":{"e":"\u0000"}},"f\u0000":"a key is not checked"}`, []string{"a.0.b", "a.2", "c.d.e"}},
+		{`{"q\"uote":"\u0000", "s": [ [ "\\", "\u0000" ] ] }`, []string{`q"uote`, "s.0.1"}},
+		{`"\u0000"`, []string{"body"}},
+		{`[1, true, null, {"a": 2}, "\u0000"]`, []string{"4"}},
+		{"{\"raw\":\"\xff\"}", []string{"raw"}},
+		{`{"all":"fine","n":[1,2,{"m":"ok"}]}`, nil},
+	} {
+		var bad []string
+		invalidText([]byte(tc.body), &bad)
+		if !slices.Equal(bad, tc.want) {
+			t.Errorf("invalidText(%s) = %q, want %q", tc.body, bad, tc.want)
+		}
+	}
+}
+
+// TestInvalidTextIsLinear: deep nesting costs no more than its length. A
+// descent that re-parsed each level took seconds of CPU on a 20 KB body of
+// nested arrays, allocating at every level.
+func TestInvalidTextIsLinear(t *testing.T) {
+	const depth = 5000
+	body := []byte(`{"a":` + strings.Repeat("[", depth) + `"\u0000"` + strings.Repeat("]", depth) + `}`)
+	var bad []string
+	allocs := testing.AllocsPerRun(1, func() { bad = nil; invalidText(body, &bad) })
+	if allocs > 100 {
+		t.Fatalf("invalidText on %d nested arrays made %v allocations, want them bounded by the stack's growth", depth, allocs)
+	}
+	if len(bad) != 1 || !strings.HasPrefix(bad[0], "a.0.0.0.") {
+		t.Fatalf("invalidText found %d fields (%.20q...), want the one deep inside", len(bad), bad)
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 func TestPreparedReads(t *testing.T) {
 	ctx := context.Background()
 	// One connection, so that DEALLOCATE reaches the one that prepared.
-	db, err := store.Open(ctx, storetest.NewURL(t), store.Options{MaxConns: 1, QueryTimeout: 5 * time.Second, Prepare: true})
+	// Prepared statements need sessions: never through a transaction
+	// pooler (make test-pgbouncer).
+	db, err := store.Open(ctx, storetest.DirectURL(storetest.NewURL(t)), store.Options{MaxConns: 1, QueryTimeout: 5 * time.Second, Prepare: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,7 @@ var DefaultOptions = Options{MaxConns: 20, QueryTimeout: 5 * time.Second}
 // DB is the store.
 type DB struct {
 	db          *sqlx.DB
+	cfg         pq.Config
 	timeout     time.Duration
 	wantPrepare bool
 	prepared    preparedReads
@@ -89,24 +90,28 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = DefaultOptions.QueryTimeout
 	}
-	cfg, err := pq.NewConfig(url)
+	cfg, err := connConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
+		return nil, err
 	}
-	// One round trip per statement with arguments instead of two (parse
-	// and describe, then bind and execute): the unnamed statement is sent
-	// whole, which also suits poolers in transaction mode. Only []byte
-	// arguments change form (binary), and they all go to bytea columns.
-	cfg.BinaryParameters = true
 	connector, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	// lib/pq honours a context only by asking the server to cancel the
+	// statement, and reads without a deadline: a server that stops
+	// answering (a frozen host, a network partition) would hold the
+	// statement, its connection and its HTTP request until the operating
+	// system gives up, which may be never. Bounding every read and write
+	// makes such a connection fail shortly after the statement's own
+	// timeout; the margin lets a live server's answer to the cancellation
+	// arrive first, so that the connection is kept.
+	connector.Dialer(deadlineDialer{timeout: opts.QueryTimeout + stallMargin})
 	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &DB{db: db, timeout: opts.QueryTimeout, wantPrepare: opts.Prepare}
+	s := &DB{db: db, cfg: cfg, timeout: opts.QueryTimeout, wantPrepare: opts.Prepare}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -115,6 +120,24 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		s.prepare(ctx)
 	}
 	return s, nil
+}
+
+// connConfig parses url into lib/pq's configuration, with parameters sent
+// in the same round trip as the statement (lib/pq's binary_parameters).
+// Otherwise lib/pq parses a statement with parameters in one round trip
+// and binds and runs it in a second, which costs a round trip and breaks
+// behind a transaction-pooling PgBouncer: between the two the server
+// connection may go to another client, whose own unnamed statement then
+// receives our parameters ("bind message supplies 4 parameters, but
+// prepared statement "" requires 2"). The mode's other effect, []byte
+// parameters sent in binary, suits the bytea columns they fill.
+func connConfig(url string) (pq.Config, error) {
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return pq.Config{}, fmt.Errorf("store: open: %w", err)
+	}
+	cfg.BinaryParameters = true
+	return cfg, nil
 }
 
 // Close closes the pool.
@@ -131,13 +154,28 @@ func (s *DB) Ping(ctx context.Context) error {
 }
 
 // Migrate applies every pending migration. Concurrent callers (several
-// instances starting at once) are serialised by an advisory lock.
+// instances starting at once) are serialised by a lock row in the
+// goose_lock table, held under a lease that a heartbeat renews, rather than
+// by a session-level advisory lock, which does not survive a
+// transaction-pooling PgBouncer: taken on one server connection and
+// released on another, it fails to unlock and stays held. A migrator
+// killed mid-way holds the lock until its lease (30s) runs out.
+//
+// It uses connections of its own, without the pool's bound on reads: a
+// migration's statements may take longer than any request's.
 func (s *DB) Migrate(ctx context.Context) error {
-	locker, err := lock.NewPostgresSessionLocker()
+	connector, err := pq.NewConnectorConfig(s.cfg)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, s.db.DB, migrations.FS, goose.WithSessionLocker(locker))
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	// Waiters look again every second, for up to 5 minutes.
+	locker, err := lock.NewPostgresTableLocker(lock.WithTableLockTimeout(time.Second, 300))
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithLocker(locker))
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
@@ -192,4 +230,59 @@ func unreachable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ENOENT) || // unix socket gone
 		errors.As(err, &netErr)
+}
+
+// stallMargin is how much longer than the statement timeout a single read
+// or write on a database connection may block before the connection is
+// given up as stalled.
+const stallMargin = 500 * time.Millisecond
+
+// deadlineDialer dials connections whose every read and write must finish
+// within timeout.
+type deadlineDialer struct {
+	d       net.Dialer
+	timeout time.Duration
+}
+
+func (d deadlineDialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+func (d deadlineDialer) DialTimeout(network, address string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return d.DialContext(ctx, network, address)
+}
+
+func (d deadlineDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	// The dial itself is bounded too: connect(2) to a frozen server's
+	// unix socket blocks once its backlog is full.
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	c, err := d.d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &deadlineConn{Conn: c, timeout: d.timeout}, nil
+}
+
+// deadlineConn sets a fresh deadline before each read and write. An idle
+// pooled connection is neither read nor written, so it never times out.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -301,37 +302,72 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 	}
 }
 
+// pairOnly limits failures per (username, address) only.
+func pairOnly(max int, window time.Duration) store.LoginLimits {
+	return store.LoginLimits{PerPair: max, Window: window}
+}
+
 func TestLoginThrottle(t *testing.T) {
 	db := storetest.NewDB(t)
 	const max, window = 3, time.Minute
 	for i := 0; i < max; i++ {
-		if wait, err := db.BeginLogin(ctx, "victim", "192.0.2.1", max, window); wait != 0 || err != nil {
-			t.Fatalf("attempt %d: BeginLogin = %v, %v, want admitted", i+1, wait, err)
+		if r, err := db.BeginLogin(ctx, "victim", "192.0.2.1", pairOnly(max, window)); r.RetryAfter != 0 || err != nil {
+			t.Fatalf("attempt %d: BeginLogin = %+v, %v, want admitted", i+1, r, err)
 		}
 	}
-	wait, err := db.BeginLogin(ctx, "victim", "192.0.2.1", max, window)
-	if err != nil || wait <= window-5*time.Second || wait > window {
-		t.Fatalf("attempt %d: BeginLogin = %v, %v, want refused for about %v", max+1, wait, err, window)
+	r, err := db.BeginLogin(ctx, "victim", "192.0.2.1", pairOnly(max, window))
+	if err != nil || r.RetryAfter <= window-5*time.Second || r.RetryAfter > window || r.ByAddress {
+		t.Fatalf("attempt %d: BeginLogin = %+v, %v, want refused for about %v by the pair's budget", max+1, r, err, window)
 	}
 	// Another address, or another username, has its own budget.
-	if wait, err := db.BeginLogin(ctx, "victim", "198.51.100.7", max, window); wait != 0 || err != nil {
-		t.Fatalf("from another address: BeginLogin = %v, %v, want admitted", wait, err)
+	if r, err := db.BeginLogin(ctx, "victim", "198.51.100.7", pairOnly(max, window)); r.RetryAfter != 0 || err != nil {
+		t.Fatalf("from another address: BeginLogin = %+v, %v, want admitted", r, err)
 	}
-	if wait, err := db.BeginLogin(ctx, "other", "192.0.2.1", max, window); wait != 0 || err != nil {
-		t.Fatalf("for another username: BeginLogin = %v, %v, want admitted", wait, err)
+	if r, err := db.BeginLogin(ctx, "other", "192.0.2.1", pairOnly(max, window)); r.RetryAfter != 0 || err != nil {
+		t.Fatalf("for another username: BeginLogin = %+v, %v, want admitted", r, err)
 	}
 	// A success clears the pair's failures.
 	if err := db.LoginSucceeded(ctx, "victim", "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
-	if wait, err := db.BeginLogin(ctx, "victim", "192.0.2.1", max, window); wait != 0 || err != nil {
-		t.Fatalf("after a success: BeginLogin = %v, %v, want admitted", wait, err)
+	if r, err := db.BeginLogin(ctx, "victim", "192.0.2.1", pairOnly(max, window)); r.RetryAfter != 0 || err != nil {
+		t.Fatalf("after a success: BeginLogin = %+v, %v, want admitted", r, err)
 	}
-	// Zero turns the limit off and records nothing.
+	// Zero turns the limits off and records nothing.
 	for i := 0; i < 10; i++ {
-		if wait, err := db.BeginLogin(ctx, "free", "192.0.2.1", 0, window); wait != 0 || err != nil {
-			t.Fatalf("limit 0: BeginLogin = %v, %v", wait, err)
+		if r, err := db.BeginLogin(ctx, "free", "192.0.2.2", store.LoginLimits{Window: window}); r.RetryAfter != 0 || err != nil {
+			t.Fatalf("limits 0: BeginLogin = %+v, %v", r, err)
 		}
+	}
+	if r, _ := db.BeginLogin(ctx, "free", "192.0.2.2", store.LoginLimits{PerPair: 1, PerAddress: 1, Window: window}); r.RetryAfter != 0 {
+		t.Fatalf("after 10 attempts with the limits off, a limit of 1 refuses: %+v, want nothing recorded", r)
+	}
+}
+
+func TestLoginThrottlePerAddress(t *testing.T) {
+	db := storetest.NewDB(t)
+	lim := store.LoginLimits{PerPair: 3, PerAddress: 5, Window: time.Minute}
+	// Five usernames from one address, one failure each: the address's
+	// budget is spent although no pair's is.
+	for i := 0; i < lim.PerAddress; i++ {
+		if r, err := db.BeginLogin(ctx, fmt.Sprintf("user%d", i), "192.0.2.1", lim); r.RetryAfter != 0 || err != nil {
+			t.Fatalf("attempt %d: BeginLogin = %+v, %v, want admitted", i+1, r, err)
+		}
+	}
+	r, err := db.BeginLogin(ctx, "fresh", "192.0.2.1", lim)
+	if err != nil || !r.ByAddress || r.RetryAfter <= lim.Window-5*time.Second || r.RetryAfter > lim.Window {
+		t.Fatalf("a new username from a spent address: BeginLogin = %+v, %v, want refused by the address's budget for about %v", r, err, lim.Window)
+	}
+	// Another address is not affected, IPv6 prefixes included.
+	for _, addr := range []string{"192.0.2.2", "2001:db8::/64"} {
+		if r, err := db.BeginLogin(ctx, "fresh", addr, lim); r.RetryAfter != 0 || err != nil {
+			t.Fatalf("from %s: BeginLogin = %+v, %v, want admitted", addr, r, err)
+		}
+	}
+	// Zero turns the address's budget off; the pair's still holds.
+	pair := store.LoginLimits{PerPair: 3, Window: time.Minute}
+	if r, err := db.BeginLogin(ctx, "fresh", "192.0.2.1", pair); r.RetryAfter != 0 || err != nil {
+		t.Fatalf("with the address limit off: BeginLogin = %+v, %v, want admitted", r, err)
 	}
 }
 
@@ -339,47 +375,112 @@ func TestLoginThrottleWindowSlides(t *testing.T) {
 	db := storetest.NewDB(t)
 	const window = 1500 * time.Millisecond
 	for i := 0; i < 2; i++ {
-		db.BeginLogin(ctx, "slide", "192.0.2.1", 2, window)
+		db.BeginLogin(ctx, "slide", "192.0.2.1", pairOnly(2, window))
 	}
-	if wait, _ := db.BeginLogin(ctx, "slide", "192.0.2.1", 2, window); wait == 0 {
+	if r, _ := db.BeginLogin(ctx, "slide", "192.0.2.1", pairOnly(2, window)); r.RetryAfter == 0 {
 		t.Fatal("third attempt admitted with a limit of 2")
 	}
 	time.Sleep(window + 100*time.Millisecond)
-	if wait, err := db.BeginLogin(ctx, "slide", "192.0.2.1", 2, window); wait != 0 || err != nil {
-		t.Fatalf("after the window: BeginLogin = %v, %v, want admitted", wait, err)
+	if r, err := db.BeginLogin(ctx, "slide", "192.0.2.1", pairOnly(2, window)); r.RetryAfter != 0 || err != nil {
+		t.Fatalf("after the window: BeginLogin = %+v, %v, want admitted", r, err)
 	}
 	if n, err := db.ForgetLoginFailures(ctx, window); n != 2 || err != nil {
 		t.Fatalf("ForgetLoginFailures = %d, %v, want the 2 old failures", n, err)
 	}
 }
 
-func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
+// TestThrottlesHoldUnderConcurrency: concurrent attempts never overrun a
+// budget, whichever limit binds.
+func TestThrottlesHoldUnderConcurrency(t *testing.T) {
 	db := storetest.NewDB(t)
-	const max, tries = 10, 40
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		admitted int
-	)
-	for i := 0; i < tries; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait, err := db.BeginLogin(ctx, "burst", "192.0.2.9", max, time.Minute)
-			if err != nil {
-				t.Error(err)
-				return
+	const tries = 40
+	for _, tc := range []struct {
+		name    string
+		attempt func(i int) (time.Duration, error)
+		want    int
+	}{
+		{"login per pair", func(int) (time.Duration, error) {
+			r, err := db.BeginLogin(ctx, "burst", "192.0.2.9", store.LoginLimits{PerPair: 10, PerAddress: 100, Window: time.Minute})
+			return r.RetryAfter, err
+		}, 10},
+		{"login per address", func(i int) (time.Duration, error) {
+			r, err := db.BeginLogin(ctx, fmt.Sprintf("spray%d", i), "192.0.2.10", store.LoginLimits{PerPair: 10, PerAddress: 7, Window: time.Minute})
+			return r.RetryAfter, err
+		}, 7},
+		{"registration", func(int) (time.Duration, error) {
+			return db.BeginRegistration(ctx, "192.0.2.11", 5, time.Hour)
+		}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				admitted int
+			)
+			for i := 0; i < tries; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					wait, err := tc.attempt(i)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if wait == 0 {
+						mu.Lock()
+						admitted++
+						mu.Unlock()
+					}
+				}()
 			}
-			if wait == 0 {
-				mu.Lock()
-				admitted++
-				mu.Unlock()
+			wg.Wait()
+			if admitted != tc.want {
+				t.Fatalf("%d concurrent attempts with a limit of %d: %d admitted", tries, tc.want, admitted)
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	if admitted != max {
-		t.Fatalf("%d concurrent attempts with a limit of %d: %d admitted", tries, max, admitted)
+}
+
+func TestRegistrationThrottle(t *testing.T) {
+	db := storetest.NewDB(t)
+	const max, window = 3, time.Hour
+	for i := 0; i < max; i++ {
+		if wait, err := db.BeginRegistration(ctx, "192.0.2.1", max, window); wait != 0 || err != nil {
+			t.Fatalf("attempt %d: BeginRegistration = %v, %v, want admitted", i+1, wait, err)
+		}
+	}
+	wait, err := db.BeginRegistration(ctx, "192.0.2.1", max, window)
+	if err != nil || wait <= window-5*time.Second || wait > window {
+		t.Fatalf("attempt %d: BeginRegistration = %v, %v, want refused for about %v", max+1, wait, err, window)
+	}
+	if wait, err := db.BeginRegistration(ctx, "192.0.2.2", max, window); wait != 0 || err != nil {
+		t.Fatalf("from another address: BeginRegistration = %v, %v, want admitted", wait, err)
+	}
+	for i := 0; i < 10; i++ {
+		if wait, err := db.BeginRegistration(ctx, "192.0.2.3", 0, window); wait != 0 || err != nil {
+			t.Fatalf("limit 0: BeginRegistration = %v, %v, want admitted", wait, err)
+		}
+	}
+	if wait, _ := db.BeginRegistration(ctx, "192.0.2.3", 1, window); wait != 0 {
+		t.Fatalf("after 10 attempts with the limit off, a limit of 1 refuses (%v): want nothing recorded", wait)
+	}
+}
+
+func TestRegistrationWindowSlides(t *testing.T) {
+	db := storetest.NewDB(t)
+	const window = 1500 * time.Millisecond
+	for i := 0; i < 2; i++ {
+		db.BeginRegistration(ctx, "192.0.2.1", 2, window)
+	}
+	if wait, _ := db.BeginRegistration(ctx, "192.0.2.1", 2, window); wait == 0 {
+		t.Fatal("third attempt admitted with a limit of 2")
+	}
+	time.Sleep(window + 100*time.Millisecond)
+	if wait, err := db.BeginRegistration(ctx, "192.0.2.1", 2, window); wait != 0 || err != nil {
+		t.Fatalf("after the window: BeginRegistration = %v, %v, want admitted", wait, err)
+	}
+	if n, err := db.ForgetRegistrationAttempts(ctx, window); n != 2 || err != nil {
+		t.Fatalf("ForgetRegistrationAttempts = %d, %v, want the 2 old attempts", n, err)
 	}
 }
 
@@ -390,4 +491,50 @@ func TestUnreachableDatabase(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Open(no server) = %v, want ErrUnavailable", err)
 	}
+}
+
+// TestConcurrentMigrations starts several migrators at once on an empty
+// database, as several instances starting together do: all succeed, and
+// each migration is applied once. Under `make test-pgbouncer` they go
+// through a transaction pooler, where a session-level lock would not hold.
+func TestConcurrentMigrations(t *testing.T) {
+	url := storetest.NewEmptyURL(t)
+	const migrators = 4
+	errs := make(chan error, migrators)
+	for range migrators {
+		go func() {
+			db, err := store.Open(ctx, url, store.Options{MaxConns: 2})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db.Close()
+			mctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			errs <- db.Migrate(mctx)
+		}()
+	}
+	for range migrators {
+		if err := <-errs; err != nil {
+			t.Errorf("Migrate() = %v", err)
+		}
+	}
+	plain, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	var applied, distinct int
+	if err := plain.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT version_id) FROM goose_db_version WHERE version_id > 0`).Scan(&applied, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if applied != distinct || applied == 0 {
+		t.Fatalf("goose_db_version: %d rows for %d migrations, want each applied once", applied, distinct)
+	}
+	db, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	MustCreateUser(t, db, "migrated")
 }

@@ -2,51 +2,101 @@ package store
 
 import (
 	"context"
-	"math"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
-// BeginLogin admits a login attempt for (username, address) unless that pair
-// already has max failures within window, in which case it returns how long
-// until the oldest of them leaves the window. An admitted attempt is
-// recorded as a failure at once, before the password is checked, so that
-// concurrent guesses cannot overrun the budget and a crash mid-login counts
-// against the guesser; LoginSucceeded takes it back. max <= 0 admits all and
-// records nothing. The database's clock is used, so that several instances
-// share one window.
-func (s *DB) BeginLogin(ctx context.Context, username, address string, max int, window time.Duration) (retryAfter time.Duration, err error) {
-	if max <= 0 {
-		return 0, nil
+// LoginLimits are the budgets of failed logins within Window; 0 turns one
+// off.
+type LoginLimits struct {
+	PerPair    int // per (username, address)
+	PerAddress int // per address, over all usernames
+	Window     time.Duration
+}
+
+// Refusal is a throttle's verdict: the zero value admits.
+type Refusal struct {
+	// RetryAfter is how long until an attempt would be admitted; 0 admits.
+	RetryAfter time.Duration
+	// ByAddress says that the address's budget over all usernames ran out,
+	// rather than the (username, address) pair's.
+	ByAddress bool
+}
+
+// BeginLogin admits a login attempt for (username, address) unless the pair
+// already has lim.PerPair failures within the window, or the address has
+// lim.PerAddress over all usernames; then it says how long until the oldest
+// that matter leave the window. An admitted attempt is recorded as a
+// failure at once, before the password is checked, so that concurrent
+// guesses cannot overrun a budget and a crash mid-login counts against the
+// guesser; LoginSucceeded takes it back. With both limits off it admits all
+// and records nothing. The database's clock is used, so that several
+// instances share one window.
+func (s *DB) BeginLogin(ctx context.Context, username, address string, lim LoginLimits) (Refusal, error) {
+	if lim.PerPair <= 0 && lim.PerAddress <= 0 {
+		return Refusal{}, nil
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return 0, wrap(err, "begin login")
+		return Refusal{}, wrap(err, "begin login")
 	}
 	defer tx.Rollback()
-	// Serialise attempts on one pair: check-then-insert is otherwise racy.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 7001))`, username, address); err != nil {
-		return 0, wrap(err, "begin login")
+	// Serialise attempts from one address, which covers its pairs too:
+	// check-then-insert is otherwise racy.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7001))`, address); err != nil {
+		return Refusal{}, wrap(err, "begin login")
 	}
-	// The max-th newest failure in the window decides: when it ages out,
-	// fewer than max remain.
-	var wait []float64
-	err = tx.SelectContext(ctx, &wait,
-		`SELECT extract(epoch FROM failed_at + make_interval(secs => $3) - clock_timestamp())
-		 FROM login_failures
-		 WHERE username = $1 AND address = $2 AND failed_at > clock_timestamp() - make_interval(secs => $3)
-		 ORDER BY failed_at DESC OFFSET $4 - 1 LIMIT 1`, username, address, window.Seconds(), max)
-	if err != nil {
-		return 0, wrap(err, "begin login")
+	var r Refusal
+	if lim.PerPair > 0 {
+		wait, err := budgetWait(ctx, tx,
+			`SELECT extract(epoch FROM failed_at + make_interval(secs => $1) - clock_timestamp())
+			 FROM login_failures
+			 WHERE username = $3 AND address = $4 AND failed_at > clock_timestamp() - make_interval(secs => $1)
+			 ORDER BY failed_at DESC OFFSET $2 - 1 LIMIT 1`, lim.Window, lim.PerPair, username, address)
+		if err != nil {
+			return Refusal{}, wrap(err, "begin login")
+		}
+		r.RetryAfter = wait
 	}
-	if len(wait) > 0 {
-		return time.Duration(math.Max(wait[0], 0) * float64(time.Second)), nil
+	if lim.PerAddress > 0 {
+		wait, err := budgetWait(ctx, tx,
+			`SELECT extract(epoch FROM failed_at + make_interval(secs => $1) - clock_timestamp())
+			 FROM login_failures
+			 WHERE address = $3 AND failed_at > clock_timestamp() - make_interval(secs => $1)
+			 ORDER BY failed_at DESC OFFSET $2 - 1 LIMIT 1`, lim.Window, lim.PerAddress, address)
+		if err != nil {
+			return Refusal{}, wrap(err, "begin login")
+		}
+		// Both budgets must have room again: the longer wait decides.
+		if wait > r.RetryAfter {
+			r = Refusal{RetryAfter: wait, ByAddress: true}
+		}
+	}
+	if r.RetryAfter > 0 {
+		return r, nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO login_failures (username, address) VALUES ($1, $2)`, username, address); err != nil {
-		return 0, wrap(err, "begin login")
+		return Refusal{}, wrap(err, "begin login")
 	}
-	return 0, wrap(tx.Commit(), "begin login")
+	return Refusal{}, wrap(tx.Commit(), "begin login")
+}
+
+// budgetWait runs query, which selects how many seconds remain until the
+// budget-th newest event in the window ($1) leaves it, skipping budget-1
+// rows ($2). No row means the budget has room: 0. A refusal is at least a
+// nanosecond, so that it never reads as admitted.
+func budgetWait(ctx context.Context, tx *sqlx.Tx, query string, window time.Duration, budget int, args ...any) (time.Duration, error) {
+	var wait []float64
+	if err := tx.SelectContext(ctx, &wait, query, append([]any{window.Seconds(), budget}, args...)...); err != nil {
+		return 0, err
+	}
+	if len(wait) == 0 {
+		return 0, nil
+	}
+	return max(time.Duration(wait[0]*float64(time.Second)), time.Nanosecond), nil
 }
 
 // LoginSucceeded forgets the failures of (username, address), including the
@@ -67,6 +117,52 @@ func (s *DB) ForgetLoginFailures(ctx context.Context, window time.Duration) (int
 		`DELETE FROM login_failures WHERE failed_at < clock_timestamp() - make_interval(secs => $1)`, window.Seconds())
 	if err != nil {
 		return 0, wrap(err, "forget login failures")
+	}
+	return res.RowsAffected()
+}
+
+// BeginRegistration admits a registration attempt from address unless it
+// already made max within window; then it returns how long until the
+// oldest of them leaves the window. An admitted attempt is recorded whatever
+// its outcome, so that probing which usernames and emails are taken is
+// bounded too. max <= 0 admits all and records nothing.
+func (s *DB) BeginRegistration(ctx context.Context, address string, max int, window time.Duration) (retryAfter time.Duration, err error) {
+	if max <= 0 {
+		return 0, nil
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, wrap(err, "begin registration")
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7003))`, address); err != nil {
+		return 0, wrap(err, "begin registration")
+	}
+	wait, err := budgetWait(ctx, tx,
+		`SELECT extract(epoch FROM attempted_at + make_interval(secs => $1) - clock_timestamp())
+		 FROM registration_attempts
+		 WHERE address = $3 AND attempted_at > clock_timestamp() - make_interval(secs => $1)
+		 ORDER BY attempted_at DESC OFFSET $2 - 1 LIMIT 1`, window, max, address)
+	if err != nil || wait > 0 {
+		return wait, wrap(err, "begin registration")
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO registration_attempts (address) VALUES ($1)`, address); err != nil {
+		return 0, wrap(err, "begin registration")
+	}
+	return 0, wrap(tx.Commit(), "begin registration")
+}
+
+// ForgetRegistrationAttempts deletes attempts older than window. It returns
+// how many it deleted.
+func (s *DB) ForgetRegistrationAttempts(ctx context.Context, window time.Duration) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	res, err := s.db.ExecContext(ctx,
+		`DELETE FROM registration_attempts WHERE attempted_at < clock_timestamp() - make_interval(secs => $1)`, window.Seconds())
+	if err != nil {
+		return 0, wrap(err, "forget registration attempts")
 	}
 	return res.RowsAffected()
 }

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"authapi/server"
 )
 
 // config is the binary's configuration: every setting is a flag, and an
@@ -44,6 +46,15 @@ type config struct {
 	LogLevel         string
 	LogFormat        string
 	AccessLog        string
+
+	LoginMaxFailuresPerAddress int
+	RegisterMaxPerAddress      int
+	HeaderLimit                int
+	CORSOrigins                list
+	ReadHeaderTimeout          time.Duration
+	ReadTimeout                time.Duration
+	WriteTimeout               time.Duration
+	IdleTimeout                time.Duration
 }
 
 // envPrefix starts the name of every setting's environment variable.
@@ -89,11 +100,19 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	dur(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of an access token")
 	str(&c.APIKeyPepper, "api-key-pepper", "", "secret keying the API key digests; generated in the data folder when empty (derived from the JWT secret with a database URL)")
 	num(&c.LoginMaxFailures, "login-max-failures", 10, "failed logins per username and client address within the window before 429 (0: off)")
-	dur(&c.LoginWindow, "login-window", 15*time.Minute, "window of the login failure limit")
+	num(&c.LoginMaxFailuresPerAddress, "login-max-failures-per-address", 100, "failed logins per client address over all usernames within the window before 429 (0: off)")
+	dur(&c.LoginWindow, "login-window", 15*time.Minute, "window of the login failure limits")
+	num(&c.RegisterMaxPerAddress, "register-max-per-address", 50, "registration attempts per client address per hour before 429 (0: off)")
 	num(&c.MaxActiveKeys, "max-active-keys", 100, "active API keys per user (0: no cap)")
 	fs.Int64Var(&c.BodyLimit, "max-body-bytes", 64<<10, "largest request body")
 	env["max-body-bytes"] = envName("max-body-bytes")
+	num(&c.HeaderLimit, "max-header-bytes", 8<<10, "largest request line and headers (431 beyond)")
 	val(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	val(&c.CORSOrigins, "cors-origins", "comma-separated browser origins (https://host[:port]) allowed to call the API, or * for any; empty: CORS off")
+	dur(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "longest time to read a request's headers")
+	dur(&c.ReadTimeout, "read-timeout", 30*time.Second, "longest time to read a whole request")
+	dur(&c.WriteTimeout, "write-timeout", 30*time.Second, "longest time from the end of the request headers to the end of the response")
+	dur(&c.IdleTimeout, "idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	num(&c.DBMaxConns, "db-max-conns", 20, "database connections in the pool")
 	dur(&c.DBTimeout, "db-timeout", 5*time.Second, "bound on each database statement, including the wait for a connection")
 	str(&c.DBPrepare, "db-prepare", "auto", "prepare the reads of authenticated requests once per connection: on, off, or auto (on unless -database-listen-url is set, which says the database URL may be a pooler in transaction mode, where prepared statements break)")
@@ -156,9 +175,18 @@ func (c *config) validate() error {
 	}
 	check(c.TokenTTL > 0, "token TTL must be positive")
 	check(c.LoginMaxFailures >= 0, "login failure limit must not be negative")
-	check(c.LoginMaxFailures == 0 || c.LoginWindow > 0, "login window must be positive")
+	check(c.LoginMaxFailuresPerAddress >= 0, "login failure limit per address must not be negative")
+	check((c.LoginMaxFailures == 0 && c.LoginMaxFailuresPerAddress == 0) || c.LoginWindow > 0, "login window must be positive")
+	check(c.RegisterMaxPerAddress >= 0, "registration limit per address must not be negative")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
 	check(c.BodyLimit > 0, "body limit must be positive")
+	check(c.HeaderLimit >= 1<<10, "header limit must be at least 1024 bytes")
+	check(c.ReadHeaderTimeout > 0 && c.ReadTimeout > 0 && c.WriteTimeout > 0 && c.IdleTimeout > 0, "server timeouts must be positive")
+	for _, o := range c.CORSOrigins {
+		_, err := server.NormalizeOrigin(o)
+		check(err == nil, "AUTH_CORS_ORIGINS: %v", err)
+		check(o != "*" || len(c.CORSOrigins) == 1, "AUTH_CORS_ORIGINS: * allows every origin and cannot be combined with others")
+	}
 	check(c.DBMaxConns > 0, "database pool must have at least one connection")
 	check(c.DBTimeout > 0, "database timeout must be positive")
 	check(c.HashWorkers >= 0 && c.HashQueue >= 0 && c.HashWait > 0, "hash pool settings must not be negative")

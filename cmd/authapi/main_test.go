@@ -4,16 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"authapi/migrations"
 	"authapi/store/storetest"
 )
 
@@ -118,7 +123,11 @@ func get(t *testing.T, url, header, value string) int {
 }
 
 func TestRunWithDatabaseURL(t *testing.T) {
-	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}))
+	url := storetest.NewURL(t)
+	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret,
+		// LISTEN needs a session connection, which a transaction pooler
+		// is not (make test-pgbouncer), as in a deployment behind one.
+		"AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url)}))
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code := get(t, s.URL+path, "", ""); code != 200 {
 			t.Fatalf("GET %s = %d", path, code)
@@ -187,6 +196,15 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"negative limit", map[string]string{"AUTH_LOGIN_MAX_FAILURES": "-1"}, nil, "must not be negative"},
 		{"bad CIDR", map[string]string{"AUTH_TRUSTED_PROXIES": "10.0.0.0/99"}, nil, "AUTH_TRUSTED_PROXIES"},
 		{"bad log format", map[string]string{"AUTH_LOG_FORMAT": "xml"}, nil, "log format"},
+		{"negative per-address limit", map[string]string{"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": "-1"}, nil, "must not be negative"},
+		{"negative registration limit", map[string]string{"AUTH_REGISTER_MAX_PER_ADDRESS": "-5"}, nil, "must not be negative"},
+		{"no login window", map[string]string{"AUTH_LOGIN_MAX_FAILURES": "0", "AUTH_LOGIN_WINDOW": "0s"}, nil, "login window"},
+		{"tiny header limit", map[string]string{"AUTH_MAX_HEADER_BYTES": "100"}, nil, "header limit"},
+		{"zero timeout", map[string]string{"AUTH_READ_HEADER_TIMEOUT": "0s"}, nil, "timeouts must be positive"},
+		{"CORS origin with a path", map[string]string{"AUTH_CORS_ORIGINS": "https://app.example.com/login"}, nil, "AUTH_CORS_ORIGINS"},
+		{"CORS origin without a scheme", map[string]string{"AUTH_CORS_ORIGINS": "app.example.com"}, nil, "AUTH_CORS_ORIGINS"},
+		{"CORS wildcard pattern", map[string]string{"AUTH_CORS_ORIGINS": "https://*.example.com"}, nil, "AUTH_CORS_ORIGINS"},
+		{"CORS * with others", map[string]string{"AUTH_CORS_ORIGINS": "*,https://app.example.com"}, nil, "cannot be combined"},
 		{"unknown flag", nil, []string{"-nope"}, "not defined"},
 		{"stray argument", nil, []string{"serve"}, "unexpected arguments"},
 	} {
@@ -205,7 +223,9 @@ func TestHelpListsEverySetting(t *testing.T) {
 	if err := run(context.Background(), []string{"authapi", "-h"}, func(string) string { return "" }, io.Discard, &out); err != nil {
 		t.Fatalf("run -h = %v", err)
 	}
-	for _, v := range []string{"AUTH_ADDR", "AUTH_DATABASE_URL", "AUTH_JWT_SECRET", "AUTH_DATA_DIR", "AUTH_TOKEN_TTL", "AUTH_LOGIN_MAX_FAILURES", "AUTH_LOGIN_WINDOW", `default "127.0.0.1:8080"`, "default 15m0s"} {
+	for _, v := range []string{"AUTH_ADDR", "AUTH_DATABASE_URL", "AUTH_JWT_SECRET", "AUTH_DATA_DIR", "AUTH_TOKEN_TTL", "AUTH_LOGIN_MAX_FAILURES", "AUTH_LOGIN_WINDOW", `default "127.0.0.1:8080"`, "default 15m0s",
+		"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS", "AUTH_REGISTER_MAX_PER_ADDRESS", "AUTH_CORS_ORIGINS", "AUTH_MAX_HEADER_BYTES",
+		"AUTH_READ_HEADER_TIMEOUT", "AUTH_READ_TIMEOUT", "AUTH_WRITE_TIMEOUT", "AUTH_IDLE_TIMEOUT"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("-h does not mention %s", v)
 		}
@@ -225,16 +245,89 @@ func TestFlagsBeatEnvironment(t *testing.T) {
 	if d.Addr != "127.0.0.1:8080" || d.DataDir != "./var" || d.TokenTTL != time.Hour || d.LoginMaxFailures != 10 || d.LoginWindow != 15*time.Minute {
 		t.Fatalf("defaults = %+v", d)
 	}
+	// The hardening defaults of the contract and the README.
+	if d.LoginMaxFailuresPerAddress != 100 || d.RegisterMaxPerAddress != 50 || len(d.CORSOrigins) != 0 || d.HeaderLimit != 8192 ||
+		d.ReadHeaderTimeout != 5*time.Second || d.ReadTimeout != 30*time.Second || d.WriteTimeout != 30*time.Second || d.IdleTimeout != 2*time.Minute {
+		t.Fatalf("hardening defaults = %+v", d)
+	}
+	h := newHTTPServer(d, http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	if h.ReadHeaderTimeout != d.ReadHeaderTimeout || h.ReadTimeout != d.ReadTimeout || h.WriteTimeout != d.WriteTimeout || h.IdleTimeout != d.IdleTimeout || h.MaxHeaderBytes != 2*d.HeaderLimit {
+		t.Fatalf("newHTTPServer = %+v, want the configured timeouts and twice the header limit", h)
+	}
 }
 
+// TestMigrateOnly starts from an empty database: with AUTH_MIGRATE=false
+// the server serves without touching the schema; `authapi migrate` applies
+// every migration and exits without serving; then the server (still with
+// AUTH_MIGRATE=false) works.
 func TestMigrateOnly(t *testing.T) {
-	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"authapi", "migrate"}, func(k string) string {
-		return map[string]string{"AUTH_DATABASE_URL": storetest.NewURL(t), "AUTH_JWT_SECRET": secret}[k]
-	}, io.Discard, &stderr)
+	url := storetest.NewEmptyURL(t)
+	env := fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret, "AUTH_MIGRATE": "false", "AUTH_LOG_LEVEL": "info",
+		"AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url)})
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	version := func() (v int64) {
+		t.Helper()
+		var exists bool
+		if err := db.QueryRow(`SELECT to_regclass('goose_db_version') IS NOT NULL AND to_regclass('users') IS NOT NULL`).Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		if exists {
+			if err := db.QueryRow(`SELECT max(version_id) FROM goose_db_version`).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return v
+	}
+
+	s := MustRun(t, env)
+	if code := get(t, s.URL+"/healthz", "", ""); code != 200 {
+		t.Fatalf("GET /healthz with AUTH_MIGRATE=false = %d, want 200", code)
+	}
+	s.Stop(t)
+	if v := version(); v != 0 {
+		t.Fatalf("after a run with AUTH_MIGRATE=false the schema is at version %d, want no schema", v)
+	}
+
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"authapi", "migrate"}, func(k string) string { return env[k] }, &stdout, &stderr)
 	if err != nil || !strings.Contains(stderr.String(), "migrations applied") {
 		t.Fatalf("run migrate = %v\n%s", err, stderr.String())
 	}
+	if strings.Contains(stdout.String(), "listening") {
+		t.Fatalf("run migrate served: %s", stdout.String())
+	}
+	if got, want := version(), latestMigration(t); got != want {
+		t.Fatalf("after migrate the schema is at version %d, want %d", got, want)
+	}
+
+	s = MustRun(t, env)
+	code, _ := post(t, s.URL+"/v1/auth/register", `{"username":"migrated","email":"migrated@example.com","password":"secureP@ss123","full_name":"M"}`, "")
+	if code != 200 {
+		t.Fatalf("register after migrate, with AUTH_MIGRATE=false = %d, want 200", code)
+	}
+}
+
+// latestMigration is the highest version among the embedded migrations.
+func latestMigration(t *testing.T) int64 {
+	t.Helper()
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations: %v", err)
+	}
+	var latest int64
+	for _, f := range files {
+		prefix, _, _ := strings.Cut(f, "_")
+		v, err := strconv.ParseInt(prefix, 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: %v", f, err)
+		}
+		latest = max(latest, v)
+	}
+	return latest
 }
 
 type lockedBuffer struct {

@@ -11,6 +11,11 @@
 //
 // If AUTH_TEST_DATABASE_URL is already set, the command simply runs against
 // that database.
+//
+// With -pgbouncer, it also starts PgBouncer in transaction pooling mode in
+// front of the server and passes its URL as AUTH_TEST_POOLER_URL: the
+// tests then reach their databases through it, as authapi does when
+// deployed behind PgBouncer (see store/storetest).
 package main
 
 import (
@@ -40,11 +45,15 @@ func main() {
 
 // run runs the command in args and returns the exit code for testpg.
 func run(args []string, stderr io.Writer) int {
+	bouncer := len(args) > 0 && args[0] == "-pgbouncer"
+	if bouncer {
+		args = args[1:]
+	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: testpg -- command [args...]")
+		fmt.Fprintln(stderr, "usage: testpg [-pgbouncer] -- command [args...]")
 		return 2
 	}
 
@@ -56,7 +65,11 @@ func run(args []string, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 
 	if os.Getenv(envURL) != "" {
-		return runCommand(args, nil, sigs, stderr)
+		if bouncer {
+			fmt.Fprintf(stderr, "testpg: -pgbouncer starts its own PostgreSQL; unset %s\n", envURL)
+			return 2
+		}
+		return runCommand(args, nil, nil, sigs, stderr)
 	}
 
 	tmp, err := os.MkdirTemp("", "testpg-")
@@ -78,13 +91,53 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "testpg: %v\n", err)
 		}
 	}()
-	return runCommand(args, srv, sigs, stderr)
+	env := []string{envURL + "=" + srv.URL("postgres")}
+	if bouncer {
+		b, err := startBouncer(srv, sigs)
+		if err != nil {
+			fmt.Fprintf(stderr, "testpg: %v\n", err)
+			return 1
+		}
+		defer func() {
+			if err := b.stop(); err != nil {
+				fmt.Fprintf(stderr, "testpg: %v\n", err)
+			}
+			os.RemoveAll(b.dir)
+		}()
+		env = append(env, envPoolerURL+"="+b.URL("postgres"))
+	}
+	return runCommand(args, env, srv.Exited(), sigs, stderr)
+}
+
+// startBouncer starts PgBouncer in front of srv, giving up on a signal.
+func startBouncer(srv *pglocal.Server, sigs <-chan os.Signal) (*pgBouncer, error) {
+	ctx, cancel := startContext(sigs)
+	defer cancel()
+	// A folder of its own under the system's temporary folder: the
+	// server's user must reach it, and our own temporary folder is ours
+	// alone.
+	dir, err := os.MkdirTemp("", "testpg-bouncer-")
+	if err != nil {
+		return nil, err
+	}
+	b, err := startPgBouncer(ctx, dir, srv.URL("postgres"))
+	if err != nil {
+		os.RemoveAll(dir)
+	}
+	return b, err
 }
 
 // startServer starts the throwaway server, giving up on a signal.
 func startServer(dir string, sigs <-chan os.Signal) (*pglocal.Server, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := startContext(sigs)
 	defer cancel()
+	return pglocal.Start(ctx, pglocal.Config{Dir: dir, Ephemeral: true})
+}
+
+// startContext bounds a start-up by startTimeout and ends it early on a
+// signal.
+func startContext(sigs <-chan os.Signal) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	go func() {
 		select {
 		case <-sigs:
@@ -92,19 +145,16 @@ func startServer(dir string, sigs <-chan os.Signal) (*pglocal.Server, error) {
 		case <-ctx.Done():
 		}
 	}()
-	return pglocal.Start(ctx, pglocal.Config{Dir: dir, Ephemeral: true})
+	return ctx, cancel
 }
 
-// runCommand runs args with our stdin, stdout and stderr, pointing it at srv
-// unless srv is nil, and returns its exit code.
-func runCommand(args []string, srv *pglocal.Server, sigs <-chan os.Signal, stderr io.Writer) int {
+// runCommand runs args with our stdin, stdout and stderr and the variables
+// in env added to our environment, watching the server that exited
+// reports on (nil: none), and returns its exit code.
+func runCommand(args, env []string, exited <-chan struct{}, sigs <-chan os.Signal, stderr io.Writer) int {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	var exited <-chan struct{} // nil: no server to watch
-	if srv != nil {
-		cmd.Env = append(os.Environ(), envURL+"="+srv.URL("postgres"))
-		exited = srv.Exited()
-	}
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(stderr, "testpg: %v\n", err)
 		return 127

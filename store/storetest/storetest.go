@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,10 +35,19 @@ import (
 // EnvURL names the variable holding an admin URL of a test server.
 const EnvURL = "AUTH_TEST_DATABASE_URL"
 
+// EnvPoolerURL names the variable holding the URL of a connection pooler
+// (PgBouncer in transaction pooling mode, with a wildcard database entry)
+// in front of the EnvURL server; `make test-pgbouncer` sets it. The
+// databases of NewURL and NewDB are then reached through the pooler, as
+// authapi reaches its database when deployed behind PgBouncer, while the
+// template, CREATE DATABASE and DROP DATABASE stay on the direct URL.
+const EnvPoolerURL = "AUTH_TEST_POOLER_URL"
+
 var (
-	adminURL string // "" when no server could be had
-	setupErr error  // why not
-	template string // name of the migrated template database
+	poolerURL string // "" without a pooler
+	adminURL  string // "" when no server could be had
+	setupErr  error  // why not
+	template  string // name of the migrated template database
 )
 
 // Main sets up the server and the template, runs the tests, tears down what
@@ -49,7 +59,7 @@ func Main(m *testing.M) {
 func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	adminURL = os.Getenv(EnvURL)
+	adminURL, poolerURL = os.Getenv(EnvURL), os.Getenv(EnvPoolerURL)
 	if adminURL == "" {
 		dir, err := os.MkdirTemp("", "authapi-storetest-")
 		if err != nil {
@@ -65,7 +75,10 @@ func run(m *testing.M) int {
 		defer srv.Stop(context.Background())
 		adminURL = srv.URL("postgres")
 	}
-	if template, setupErr = ensureTemplate(ctx, adminURL); setupErr != nil {
+	if template, setupErr = ensureTemplate(ctx, adminURL); setupErr == nil && poolerURL != "" {
+		setupErr = ping(ctx, poolerURL)
+	}
+	if setupErr != nil {
 		adminURL = ""
 	}
 	return m.Run()
@@ -124,6 +137,19 @@ func ensureTemplate(ctx context.Context, admin string) (string, error) {
 	return name, nil
 }
 
+// ping checks that u answers.
+func ping(ctx context.Context, u string) error {
+	db, err := sql.Open("postgres", u)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("storetest: %s %s: %w", EnvPoolerURL, redact(u), err)
+	}
+	return nil
+}
+
 // templateName is derived from the migrations' contents, so that changing
 // them builds a new template.
 func templateName() (string, error) {
@@ -140,8 +166,34 @@ func templateName() (string, error) {
 }
 
 // NewURL creates a fresh migrated database for this test, dropped when the
-// test passes (kept and logged when it fails), and returns its URL.
+// test passes (kept and logged when it fails), and returns its URL: through
+// the pooler when there is one.
 func NewURL(tb testing.TB) string {
+	tb.Helper()
+	return newDatabase(tb, template)
+}
+
+// NewEmptyURL is NewURL for a database without any migration applied.
+func NewEmptyURL(tb testing.TB) string {
+	tb.Helper()
+	return newDatabase(tb, "template0")
+}
+
+// DirectURL returns the URL of the same database as u (from NewURL or
+// NewEmptyURL) that bypasses the pooler, for what a transaction pooler
+// cannot carry, such as LISTEN. Without a pooler it returns u.
+func DirectURL(u string) string {
+	if poolerURL == "" {
+		return u
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		panic(fmt.Errorf("storetest: DirectURL(%s): %w", redact(u), err))
+	}
+	return withDatabase(adminURL, strings.TrimPrefix(parsed.Path, "/"))
+}
+
+func newDatabase(tb testing.TB, from string) string {
 	tb.Helper()
 	if adminURL == "" {
 		if os.Getenv("CI") == "true" {
@@ -159,10 +211,13 @@ func NewURL(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer admin.Close()
-	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+pq.QuoteIdentifier(name)+` TEMPLATE `+pq.QuoteIdentifier(template)); err != nil {
+	if _, err := admin.ExecContext(ctx, `CREATE DATABASE `+pq.QuoteIdentifier(name)+` TEMPLATE `+pq.QuoteIdentifier(from)); err != nil {
 		tb.Fatalf("storetest: create database: %v", err)
 	}
 	u := withDatabase(adminURL, name)
+	if poolerURL != "" {
+		u = withDatabase(poolerURL, name)
+	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			tb.Logf("storetest: kept database %s for inspection", redact(u))

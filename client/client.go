@@ -1,0 +1,225 @@
+// Package client is the Go SDK of authapi. It wraps the client generated
+// from openapi.yaml (package gen) with one typed method per operation,
+// credentials set once, and errors as *Problem, the RFC 9457 problem
+// document every authapi error is.
+//
+// A JWT (from Login) authenticates the API key management methods; an API
+// key (from CreateAPIKey) authenticates GetCurrentUser. Each credential is
+// sent only to the operations that accept it.
+//
+//	c, err := client.New("http://127.0.0.1:8080")
+//	tok, err := c.Login(ctx, "hershel", "secureP@ss123")
+//	key, err := c.UsingToken(tok.AccessToken).CreateAPIKey(ctx, "my-app-key")
+//	me, err := c.UsingAPIKey(key.RawKey).GetCurrentUser(ctx)
+//
+// A refused request returns a *Problem:
+//
+//	var p *client.Problem
+//	if errors.As(err, &p) && p.Type == client.TypeValidationFailed {
+//		for _, f := range p.Errors { fmt.Println(f.Field, f.Message) }
+//	}
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/google/uuid"
+
+	"authapi/gen"
+)
+
+// The API's models, as openapi.yaml defines them.
+type (
+	// User is a user account.
+	User = gen.User
+	// AccessToken is a JWT and its lifetime.
+	AccessToken = gen.AccessToken
+	// CreatedAPIKey is a new API key, with the raw key shown this once.
+	CreatedAPIKey = gen.CreatedAPIKey
+	// APIKey is an API key as listed, without the raw key.
+	APIKey = gen.APIKey
+	// FieldError is one invalid field of a refused request.
+	FieldError = gen.FieldError
+)
+
+// RegisterRequest is a new account. It is gen.RegisterRequest with the
+// email address as a plain string: the generated type would parse the
+// address on the way out, refusing some and rewriting others ("Name
+// <a@b.c>" to "a@b.c"), where the server is the judge of what is valid.
+type RegisterRequest struct {
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	FullName string `json:"full_name"`
+}
+
+// Doer sends HTTP requests; *http.Client is one.
+type Doer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// Client calls one authapi server. It is safe for concurrent use, and
+// cheap to copy with other credentials (UsingToken, UsingAPIKey).
+type Client struct {
+	api    *gen.Client
+	token  string // JWT for the key management operations
+	apiKey string // API key for /v1/me
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	doer   Doer
+	token  string
+	apiKey string
+}
+
+// WithHTTPClient sends requests through doer instead of
+// http.DefaultClient: set timeouts, proxies or TLS there.
+func WithHTTPClient(doer Doer) Option { return func(o *options) { o.doer = doer } }
+
+// WithToken authenticates the API key management operations with a JWT
+// access token from Login.
+func WithToken(jwt string) Option { return func(o *options) { o.token = jwt } }
+
+// WithAPIKey authenticates GetCurrentUser with an API key (rst_...).
+func WithAPIKey(key string) Option { return func(o *options) { o.apiKey = key } }
+
+// New returns a client of the server at baseURL (scheme and host, and a
+// path prefix if the server is mounted under one).
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: base URL %q is not an http(s) URL", baseURL)
+	}
+	o := options{doer: http.DefaultClient}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.doer == nil {
+		return nil, errors.New("client: WithHTTPClient(nil)")
+	}
+	api, err := gen.NewClient(baseURL, gen.WithHTTPClient(o.doer))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return &Client{api: api, token: o.token, apiKey: o.apiKey}, nil
+}
+
+// UsingToken returns a copy of c that sends jwt to the API key management
+// operations.
+func (c *Client) UsingToken(jwt string) *Client {
+	cp := *c
+	cp.token = jwt
+	return &cp
+}
+
+// UsingAPIKey returns a copy of c that sends key to GetCurrentUser.
+func (c *Client) UsingAPIKey(key string) *Client {
+	cp := *c
+	cp.apiKey = key
+	return &cp
+}
+
+// RegisterUser creates a user account. A taken username or email address
+// is a 409 Problem naming the field; invalid fields are a 422 Problem
+// listing every one.
+func (c *Client) RegisterUser(ctx context.Context, req RegisterRequest) (*User, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: registerUser: %w", err)
+	}
+	return decode[User]("registerUser", http.StatusOK)(c.api.RegisterUserWithBody(ctx, "application/json", bytes.NewReader(body)))
+}
+
+// Login exchanges a username and password for a JWT access token. Wrong
+// credentials are a 401 Problem of TypeInvalidCredentials; too many
+// failures a 429 Problem with RetryAfter.
+func (c *Client) Login(ctx context.Context, username, password string) (*AccessToken, error) {
+	return decode[AccessToken]("login", http.StatusOK)(c.api.Login(ctx, gen.LoginRequest{Username: username, Password: password}))
+}
+
+// CreateAPIKey creates an API key named name. The raw key is in the
+// result's RawKey and nowhere else, ever. Needs a JWT.
+func (c *Client) CreateAPIKey(ctx context.Context, name string) (*CreatedAPIKey, error) {
+	return decode[CreatedAPIKey]("createApiKey", http.StatusOK)(c.api.CreateAPIKey(ctx, gen.CreateAPIKeyRequest{Name: name}, c.bearer))
+}
+
+// ListAPIKeys lists the caller's API keys, newest first, revoked ones
+// included. Needs a JWT.
+func (c *Client) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
+	keys, err := decode[[]APIKey]("listApiKeys", http.StatusOK)(c.api.ListAPIKeys(ctx, c.bearer))
+	if err != nil {
+		return nil, err
+	}
+	return *keys, nil
+}
+
+// RevokeAPIKey revokes one of the caller's API keys; revoking a revoked
+// key succeeds again. A key that is not the caller's is a 404 Problem.
+// Needs a JWT.
+func (c *Client) RevokeAPIKey(ctx context.Context, keyID uuid.UUID) error {
+	_, err := decode[struct{}]("revokeApiKey", http.StatusNoContent)(c.api.RevokeAPIKey(ctx, keyID, c.bearer))
+	return err
+}
+
+// GetCurrentUser returns the user who owns the API key. Needs an API key.
+func (c *Client) GetCurrentUser(ctx context.Context) (*User, error) {
+	return decode[User]("getCurrentUser", http.StatusOK)(c.api.GetCurrentUser(ctx, c.key))
+}
+
+// bearer and key are request editors: each credential goes only to the
+// operations that take it, so an API key never travels to key management
+// and a JWT never to /v1/me.
+func (c *Client) bearer(_ context.Context, req *http.Request) error {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return nil
+}
+
+func (c *Client) key(_ context.Context, req *http.Request) error {
+	if c.apiKey != "" {
+		req.Header.Set("X-API-Key", c.apiKey)
+	}
+	return nil
+}
+
+// decode returns a function that reads a response of operation op: the
+// body as a T when the status is the success one (no body for 204), and
+// the *Problem it is otherwise.
+func decode[T any](op string, success int) func(*http.Response, error) (*T, error) {
+	return func(resp *http.Response, err error) (*T, error) {
+		if err != nil {
+			return nil, fmt.Errorf("client: %s: %w", op, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("client: %s: read the response: %w", op, err)
+		}
+		if resp.StatusCode != success {
+			return nil, responseError(resp, body)
+		}
+		var out T
+		if success == http.StatusNoContent {
+			return &out, nil
+		}
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+			return nil, responseError(resp, body)
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			return nil, fmt.Errorf("client: %s: decode the response: %w", op, err)
+		}
+		return &out, nil
+	}
+}

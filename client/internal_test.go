@@ -1,0 +1,25 @@
+package client
+
+import (
+	"reflect"
+	"testing"
+
+	"authapi/gen"
+)
+
+// TestRegisterRequestMatchesSpec keeps the hand-written RegisterRequest in
+// step with the one generated from openapi.yaml: same JSON fields.
+func TestRegisterRequestMatchesSpec(t *testing.T) {
+	if got, want := jsonFields(reflect.TypeFor[RegisterRequest]()), jsonFields(reflect.TypeFor[gen.RegisterRequest]()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("RegisterRequest JSON fields = %v, want %v (gen.RegisterRequest)", got, want)
+	}
+}
+
+func jsonFields(t reflect.Type) map[string]reflect.Kind {
+	out := map[string]reflect.Kind{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		out[f.Tag.Get("json")] = f.Type.Kind()
+	}
+	return out
+}

@@ -1,0 +1,84 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"authapi/apikey"
+	"authapi/password"
+	"authapi/server"
+	"authapi/store"
+	"authapi/store/storetest"
+	"authapi/token"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// MustServer starts a real authapi on a free port with its own database
+// and returns its base URL. cfg, if given, adjusts the server's settings.
+func MustServer(tb testing.TB, cfg ...func(*server.Config)) string {
+	tb.Helper()
+	db, err := store.Open(context.Background(), storetest.NewURL(tb), store.Options{MaxConns: 10, QueryTimeout: 10 * time.Second})
+	if err != nil {
+		tb.Fatalf("store.Open = %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	srv, err := newServer(db, cfg...)
+	if err != nil {
+		tb.Fatalf("server.New = %v", err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	tb.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func newServer(db *store.DB, cfg ...func(*server.Config)) (*server.Server, error) {
+	// Cheap argon2id parameters keep the tests fast; the code path is the same.
+	hasher, err := password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, password.DefaultPool)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := token.New(token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, Leeway: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	c := server.Config{
+		Store: db, Hasher: hasher, Tokens: tokens, Keys: apikey.NewDigester([]byte("pepper pepper pepper pepper 32b!")),
+		LoginMaxFailures: 10, LoginWindow: 15 * time.Minute, MaxActiveKeys: 100,
+	}
+	for _, f := range cfg {
+		f(&c)
+	}
+	return server.New(c)
+}
+
+// exampleTB lends storetest a testing.TB for Examples, which have none.
+// Only the methods NewURL calls are implemented; a failure panics, which
+// fails the example.
+type exampleTB struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (e *exampleTB) Helper()                      {}
+func (e *exampleTB) Failed() bool                 { return false }
+func (e *exampleTB) Logf(string, ...any)          {}
+func (e *exampleTB) Cleanup(f func())             { e.cleanups = append(e.cleanups, f) }
+func (e *exampleTB) Fatal(args ...any)            { panic(fmt.Sprint(args...)) }
+func (e *exampleTB) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
+func (e *exampleTB) Skipf(f string, args ...any)  { panic(fmt.Sprintf(f, args...)) }
+
+// exampleServer starts an authapi for an Example and returns its URL and
+// a function that stops it.
+func exampleServer() (string, func()) {
+	tb := &exampleTB{}
+	url := MustServer(tb)
+	return url, func() {
+		for i := len(tb.cleanups) - 1; i >= 0; i-- {
+			tb.cleanups[i]()
+		}
+	}
+}

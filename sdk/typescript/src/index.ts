@@ -1,0 +1,150 @@
+// The TypeScript SDK of authapi: a thin layer over openapi-fetch, typed by
+// src/schema.d.ts, which openapi-typescript generates from openapi.yaml
+// (`make sdk`). Every refused request throws a Problem, the RFC 9457
+// document authapi answers with.
+import createClient, { type Client } from "openapi-fetch";
+
+import type { components, paths } from "./schema.js";
+
+export type { components, paths } from "./schema.js";
+
+type Schemas = components["schemas"];
+export type RegisterRequest = Schemas["RegisterRequest"];
+export type User = Schemas["User"];
+export type AccessToken = Schemas["AccessToken"];
+export type CreatedAPIKey = Schemas["CreatedAPIKey"];
+export type APIKey = Schemas["APIKey"];
+export type FieldError = Schemas["FieldError"];
+export type ProblemDocument = Schemas["Problem"];
+
+/** A refused request: the server's problem document, thrown. */
+export class Problem extends Error {
+  readonly status: number;
+  /** Stable URI to switch on, e.g. "urn:authapi:problem:validation-failed". */
+  readonly type: string;
+  readonly title: string;
+  readonly detail: string;
+  readonly instance?: string;
+  readonly requestId?: string;
+  /** Every invalid field (422) or taken field (409). */
+  readonly errors: FieldError[];
+  /** Seconds to wait, from Retry-After (429, 503). */
+  readonly retryAfter?: number;
+
+  constructor(status: number, doc: Partial<ProblemDocument>, retryAfter?: number) {
+    const title = doc.title ?? `HTTP ${status}`;
+    super(`authapi: ${status} ${title}${doc.detail ? ": " + doc.detail : ""}`);
+    this.name = "Problem";
+    this.status = status;
+    this.type = doc.type ?? "about:blank";
+    this.title = title;
+    this.detail = doc.detail ?? "";
+    this.instance = doc.instance;
+    this.requestId = doc.request_id;
+    this.errors = doc.errors ?? [];
+    this.retryAfter = retryAfter;
+  }
+
+  /** The message for one invalid field, if the problem names it. */
+  field(name: string): string | undefined {
+    return this.errors.find((e) => e.field === name)?.message;
+  }
+}
+
+export interface Options {
+  /** Scheme and host of the server, e.g. "http://127.0.0.1:8080". */
+  baseUrl: string;
+  /** JWT for the API key management operations. */
+  token?: string;
+  /** API key (rst_…) for /v1/me. */
+  apiKey?: string;
+  /** A fetch to use instead of the global one. */
+  fetch?: typeof globalThis.fetch;
+}
+
+/** The outcome openapi-fetch reports for one request. */
+interface Outcome<T> {
+  data?: T;
+  error?: unknown;
+  response: Response;
+}
+
+function unwrap<T>({ data, error, response }: Outcome<T>): T {
+  if (response.ok && data !== undefined) return data;
+  const seconds = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+  const retryAfter = Number.isFinite(seconds) ? seconds : undefined;
+  const doc = response.headers.get("Content-Type")?.startsWith("application/problem+json") && typeof error === "object" && error !== null
+    ? (error as Partial<ProblemDocument>)
+    : { title: response.statusText || undefined };
+  throw new Problem(response.status, doc, retryAfter);
+}
+
+/**
+ * A client of one authapi server. Each credential goes only to the
+ * operations that accept it: the JWT to key management, the API key to
+ * /v1/me.
+ */
+export class Authapi {
+  /** The typed openapi-fetch client underneath, for anything else. */
+  readonly raw: Client<paths>;
+  private token?: string;
+  private apiKey?: string;
+
+  constructor(options: Options) {
+    this.raw = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/+$/, ""), fetch: options.fetch });
+    this.token = options.token;
+    this.apiKey = options.apiKey;
+  }
+
+  /** Sets (or, with undefined, forgets) the JWT. */
+  setToken(token: string | undefined): void {
+    this.token = token;
+  }
+
+  /** Sets (or, with undefined, forgets) the API key. */
+  setApiKey(key: string | undefined): void {
+    this.apiKey = key;
+  }
+
+  private bearer(): Record<string, string> {
+    return this.token ? { Authorization: `Bearer ${this.token}` } : {};
+  }
+
+  private key(): Record<string, string> {
+    return this.apiKey ? { "X-API-Key": this.apiKey } : {};
+  }
+
+  /** Creates a user account. */
+  async registerUser(body: RegisterRequest): Promise<User> {
+    return unwrap(await this.raw.POST("/v1/auth/register", { body }));
+  }
+
+  /** Exchanges credentials for a JWT; call setToken with its access_token. */
+  async login(username: string, password: string): Promise<AccessToken> {
+    return unwrap(await this.raw.POST("/v1/auth/login", { body: { username, password } }));
+  }
+
+  /** Creates an API key; its raw_key is shown this once. Needs a JWT. */
+  async createApiKey(name: string): Promise<CreatedAPIKey> {
+    return unwrap(await this.raw.POST("/v1/auth/api-keys", { body: { name }, headers: this.bearer() }));
+  }
+
+  /** Lists the caller's API keys, newest first. Needs a JWT. */
+  async listApiKeys(): Promise<APIKey[]> {
+    return unwrap(await this.raw.GET("/v1/auth/api-keys", { headers: this.bearer() }));
+  }
+
+  /** Revokes one of the caller's API keys. Needs a JWT. */
+  async revokeApiKey(keyId: string): Promise<void> {
+    const out = await this.raw.DELETE("/v1/auth/api-keys/{key_id}", {
+      params: { path: { key_id: keyId } },
+      headers: this.bearer(),
+    });
+    if (out.response.status !== 204) unwrap(out);
+  }
+
+  /** The user who owns the API key. Needs an API key. */
+  async getCurrentUser(): Promise<User> {
+    return unwrap(await this.raw.GET("/v1/me", { headers: this.key() }));
+  }
+}
