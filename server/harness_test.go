@@ -85,6 +85,11 @@ func newEnv(t testing.TB, opts ...options) *env {
 	}
 	if dbURL == "" {
 		dbURL = storetest.NewURL(t)
+		if listenURL == "" {
+			// LISTEN needs a session, which a transaction pooler is not
+			// (make test-pgbouncer), as in a deployment behind one.
+			listenURL = storetest.DirectURL(dbURL)
+		}
 	}
 	db, err := store.Open(context.Background(), dbURL, store.Options{MaxConns: 10, QueryTimeout: dbWait, Prepare: prepare})
 	if err != nil {
@@ -125,9 +130,7 @@ func newEnv(t testing.TB, opts ...options) *env {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	if listenURL == "" {
-		// LISTEN needs a session, which a transaction pooler is not
-		// (make test-pgbouncer), as in a deployment behind one.
-		listenURL = storetest.DirectURL(dbURL)
+		listenURL = dbURL
 	}
 	mustListen(t, srv, listenURL)
 
