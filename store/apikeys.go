@@ -66,7 +66,7 @@ func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
-	rows, err := s.read(ctx, s.prepared.listKeys, listKeysSQL, userID)
+	rows, err := s.readID(ctx, "authapi_list_keys", listKeysSQL, userID)
 	if err != nil {
 		return nil, wrap(err, "list api keys")
 	}
@@ -114,7 +114,7 @@ func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (*KeyOwner, error) 
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var o KeyOwner
-	err := scanOne(s.read(ctx, s.prepared.keyOwner, keyOwnerSQL, digest))(
+	err := scanOne(s.readDigest(ctx, "authapi_key_owner", keyOwnerSQL, digest))(
 		&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt)
 	if err != nil {
 		return nil, wrap(err, "api key owner")

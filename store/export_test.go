@@ -9,5 +9,18 @@ func (s *DB) Exec(ctx context.Context, query string) error {
 	return err
 }
 
-// PreparedOn reports whether the reads use prepared statements.
-func (s *DB) PreparedOn() bool { return s.prepared.on.Load() }
+// PreparedNames lists the statements prepared on one of the pool's
+// connections (all of them, with MaxConns 1).
+func (s *DB) PreparedNames(ctx context.Context) ([]string, error) {
+	var names []string
+	err := s.db.SelectContext(ctx, &names, `SELECT name FROM pg_prepared_statements ORDER BY name`)
+	return names, err
+}
+
+// UsedPrepared lists the prepared statements of PreparedNames that have
+// run at least once.
+func (s *DB) UsedPrepared(ctx context.Context) ([]string, error) {
+	var names []string
+	err := s.db.SelectContext(ctx, &names, `SELECT name FROM pg_prepared_statements WHERE generic_plans + custom_plans > 0 ORDER BY name`)
+	return names, err
+}

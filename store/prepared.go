@@ -3,38 +3,39 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
 	"errors"
-	"sync/atomic"
 
+	"github.com/google/uuid"
 	"github.com/lib/pq"
 )
 
-// Prepared statements for the reads every authenticated request may make:
-// PostgreSQL then parses and plans them once per connection instead of on
-// every call, which for a key listing is most of its work in the database
+// The reads every authenticated request may make are prepared once per
+// connection, so that PostgreSQL parses and plans them once rather than on
+// every call: for a key listing that is most of its work in the database
 // (pgbench on this kind of machine: about 16,000 listings/s unprepared,
 // 30,000-44,000 prepared).
 //
-// The price: when the database freezes (the host stops answering), lib/pq
-// makes a prepared statement whose context ends wait for its cancel request
-// to be answered or time out, so the first read on each connection fails
-// after twice the query timeout plus the connection's read margin, where
-// an unprepared one fails after the timeout plus the margin (measured with
-// a SIGSTOPped PostgreSQL: 4.5 s against 2.5 s at a 2 s timeout). That
-// breaks the fault suite's bound, so the binary leaves them off unless
-// asked (AUTH_DB_PREPARE).
+// They are prepared in SQL (PREPARE) by a fixed name when a connection
+// opens, and run as EXECUTE through the ordinary unnamed-statement path,
+// rather than with database/sql's prepared statements, for two reasons:
 //
-// A pooler in transaction mode (PgBouncer before 1.21) runs a statement on
-// whichever server connection is free, where the statement prepared on
-// another does not exist, or where another client's statement has its name:
-// Options.Prepare must then be off. As a safety net, the first failure
-// that shows a pooler turns prepared statements off for good and the read
-// is repeated unprepared; reads are safe to repeat, so only they are
-// prepared.
-type preparedReads struct {
-	on                             atomic.Bool
-	keyOwner, userExists, listKeys *sql.Stmt
-}
+//   - lib/pq makes a protocol-level prepared statement whose context ends
+//     wait for its cancel request; on a frozen database that doubled the
+//     time a request took to fail (4.5 s against 2.5 s at a 2 s timeout),
+//     where the unnamed path fails after the timeout plus the read margin;
+//   - a fixed name per statement means that a server connection reached
+//     through a pooler in transaction mode either has the very same
+//     statement or none, never another client's statement under our name
+//     (lib/pq numbers its statements per connection).
+//
+// A connection without the statements (opened before the first migration,
+// or a pooler's server connection that never saw our PREPARE) answers
+// 26000, and the read runs unprepared. The arguments are a digest and a
+// UUID, written into the EXECUTE as literals (hex and canonical text, so
+// nothing to escape), since PostgreSQL does not take parameters in EXECUTE
+// through the extended protocol.
 
 const (
 	keyOwnerSQL = `SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at
@@ -45,54 +46,65 @@ const (
 		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`
 )
 
-// prepare readies the statements, unless they are; failing that (the
-// tables may not exist before the first migration), reads go unprepared.
-func (s *DB) prepare(ctx context.Context) {
-	p := &s.prepared
-	if p.on.Load() {
-		return
-	}
-	var stmts [3]*sql.Stmt
-	for i, query := range []string{keyOwnerSQL, userExistsSQL, listKeysSQL} {
-		st, err := s.db.PrepareContext(ctx, query)
-		if err != nil {
-			for _, st := range stmts[:i] {
-				st.Close()
-			}
-			return
-		}
-		stmts[i] = st
-	}
-	p.keyOwner, p.userExists, p.listKeys = stmts[0], stmts[1], stmts[2]
-	p.on.Store(true)
+// preparedReads are PREPAREd on every connection that opens.
+var preparedReads = []string{
+	`PREPARE authapi_key_owner(bytea) AS ` + keyOwnerSQL,
+	`PREPARE authapi_user_exists(uuid) AS ` + userExistsSQL,
+	`PREPARE authapi_list_keys(uuid) AS ` + listKeysSQL,
 }
 
-// read runs the read query, prepared as st when that is on.
-func (s *DB) read(ctx context.Context, st *sql.Stmt, query string, args ...any) (*sql.Rows, error) {
-	if s.prepared.on.Load() && st != nil {
-		rows, err := st.QueryContext(ctx, args...)
+// preparingConnector prepares the reads on each connection it opens.
+type preparingConnector struct{ driver.Connector }
+
+func (c preparingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		return conn, nil
+	}
+	for _, stmt := range preparedReads {
+		_, err := ex.ExecContext(ctx, stmt, nil)
 		var pqErr *pq.Error
-		if !errors.As(err, &pqErr) {
-			return rows, err
-		}
-		switch pqErr.Code {
-		case "26000", "42P05", // invalid statement name, duplicate statement: a pooler
-			"0A000": // cached plan must not change result type: the schema changed under us
-			s.prepared.on.Store(false)
+		switch {
+		case err == nil:
+		case errors.As(err, &pqErr) && pqErr.Code == "42P01": // no such table yet: before the first migration
+		case errors.As(err, &pqErr) && pqErr.Code == "42P05": // prepared already: a pooler's server connection
 		default:
-			return rows, err
+			conn.Close()
+			return nil, err
 		}
 	}
-	return s.db.QueryContext(ctx, query, args...)
+	return conn, nil
 }
 
-// closePrepared releases the statements.
-func (s *DB) closePrepared() {
-	for _, st := range []*sql.Stmt{s.prepared.keyOwner, s.prepared.userExists, s.prepared.listKeys} {
-		if st != nil {
-			st.Close()
-		}
+// readDigest runs a read by digest, prepared when that is on.
+func (s *DB) readDigest(ctx context.Context, name, query string, digest []byte) (*sql.Rows, error) {
+	if s.prepare {
+		return s.execute(ctx, `EXECUTE `+name+`('\x`+hex.EncodeToString(digest)+`'::bytea)`, query, digest)
 	}
+	return s.db.QueryContext(ctx, query, digest)
+}
+
+// readID runs a read by UUID, prepared when that is on.
+func (s *DB) readID(ctx context.Context, name, query string, id uuid.UUID) (*sql.Rows, error) {
+	if s.prepare {
+		return s.execute(ctx, `EXECUTE `+name+`('`+id.String()+`'::uuid)`, query, id)
+	}
+	return s.db.QueryContext(ctx, query, id)
+}
+
+// execute runs the EXECUTE, or the query itself where the connection has
+// no such statement.
+func (s *DB) execute(ctx context.Context, execute, query string, arg any) (*sql.Rows, error) {
+	rows, err := s.db.QueryContext(ctx, execute)
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "26000" {
+		return s.db.QueryContext(ctx, query, arg)
+	}
+	return rows, err
 }
 
 // scanOne scans the only row of rows into dest, or returns sql.ErrNoRows.

@@ -64,8 +64,7 @@ type Options struct {
 	// connection, so that a database outage fails requests fast.
 	QueryTimeout time.Duration
 	// Prepare prepares the reads of authenticated requests once per
-	// connection (prepared.go). It needs session connections: leave it off
-	// behind a pooler in transaction mode.
+	// connection (prepared.go).
 	Prepare bool
 }
 
@@ -74,11 +73,11 @@ var DefaultOptions = Options{MaxConns: 20, QueryTimeout: 5 * time.Second}
 
 // DB is the store.
 type DB struct {
-	db          *sqlx.DB
-	cfg         pq.Config
-	timeout     time.Duration
-	wantPrepare bool
-	prepared    preparedReads
+	db       *sqlx.DB
+	cfg      pq.Config
+	timeout  time.Duration
+	prepare  bool // the reads of prepared.go are prepared on each connection
+	maxConns int
 }
 
 // Open connects to the database at url (a lib/pq URL or key=value string)
@@ -107,17 +106,18 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	// timeout; the margin lets a live server's answer to the cancellation
 	// arrive first, so that the connection is kept.
 	connector.Dialer(deadlineDialer{timeout: opts.QueryTimeout + stallMargin})
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	var conns driver.Connector = connector
+	if opts.Prepare {
+		conns = preparingConnector{connector}
+	}
+	db := sqlx.NewDb(sql.OpenDB(conns), "postgres")
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &DB{db: db, cfg: cfg, timeout: opts.QueryTimeout, wantPrepare: opts.Prepare}
+	s := &DB{db: db, cfg: cfg, timeout: opts.QueryTimeout, prepare: opts.Prepare, maxConns: opts.MaxConns}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
-	}
-	if s.wantPrepare {
-		s.prepare(ctx)
 	}
 	return s, nil
 }
@@ -141,10 +141,7 @@ func connConfig(url string) (pq.Config, error) {
 }
 
 // Close closes the pool.
-func (s *DB) Close() error {
-	s.closePrepared()
-	return s.db.Close()
-}
+func (s *DB) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers within the query timeout.
 func (s *DB) Ping(ctx context.Context) error {
@@ -182,8 +179,11 @@ func (s *DB) Migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return wrap(err, "migrate")
 	}
-	if s.wantPrepare { // the tables may not have existed at Open
-		s.prepare(ctx)
+	if s.prepare {
+		// Idle connections may predate the tables, and so lack the
+		// prepared reads: let new ones take their place.
+		s.db.SetMaxIdleConns(0)
+		s.db.SetMaxIdleConns(s.maxConns)
 	}
 	return nil
 }

@@ -115,7 +115,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	dur(&c.IdleTimeout, "idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	num(&c.DBMaxConns, "db-max-conns", 20, "database connections in the pool")
 	dur(&c.DBTimeout, "db-timeout", 5*time.Second, "bound on each database statement, including the wait for a connection")
-	str(&c.DBPrepare, "db-prepare", "off", "prepare the reads of authenticated requests once per connection: off, on, or auto (on unless -database-listen-url is set, which says the database URL may be a pooler in transaction mode, where prepared statements break); on, a frozen database can hold a request for twice -db-timeout plus 0.5 s")
+	str(&c.DBPrepare, "db-prepare", "auto", "prepare the reads of authenticated requests once per connection: on, off, or auto (on unless -database-listen-url is set, which says the database URL may be a pooler in transaction mode, where most connections would lack them)")
 	dur(&c.DBConnectTimeout, "db-connect-timeout", 60*time.Second, "how long to keep retrying the database at start-up (0: forever)")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending migrations at start-up")
 	env["migrate"] = envName("migrate")

@@ -209,12 +209,11 @@ func openStore(ctx context.Context, log *slog.Logger, url string, cfg *config) (
 		ctx, cancel = context.WithTimeout(ctx, cfg.DBConnectTimeout)
 		defer cancel()
 	}
-	// Off by default: on a frozen database lib/pq makes a prepared
-	// statement wait for its cancel request, which doubles the bound on a
-	// request (store/prepared.go). With auto, a separate LISTEN URL says the
-	// database URL may lead to a pooler in transaction mode, where prepared
-	// statements break; the database URL itself carries LISTEN only if it
-	// is a session connection.
+	// A separate LISTEN URL says the database URL may lead to a pooler in
+	// transaction mode, where most server connections would lack the
+	// prepared reads (they still work, unprepared, after a wasted round
+	// trip); the database URL itself carries LISTEN only if it is a session
+	// connection.
 	prepare := cfg.DBPrepare == "on" || cfg.DBPrepare == "auto" && cfg.DatabaseListen == ""
 	opts := store.Options{MaxConns: cfg.DBMaxConns, QueryTimeout: cfg.DBTimeout, Prepare: prepare}
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
