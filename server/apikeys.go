@@ -60,10 +60,15 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID); errors.Is(err, store.ErrNotFound) {
+	digest, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
-	} else if err != nil {
+	}
+	if err != nil {
 		return nil, err
 	}
+	// This instance refuses the key from the very next request; the others
+	// hear of it from the database (credcache.go).
+	s.cache.dropKey(digest)
 	return gen.RevokeAPIKey204Response{}, nil
 }

@@ -18,47 +18,37 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
-	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
 	"authapi/gen"
 )
 
 // validator checks requests against the spec before the strict handlers
 // see them: credentials (through the AuthenticationFunc), parameters and
-// bodies, all errors at once. It turns whatever fails into one problem.
+// bodies, all errors at once, with kin-openapi. It turns whatever fails into
+// one problem.
+//
+// Each route's middleware knows its operation in the spec (specRouter
+// registers it), so the request is not routed a second time: Echo's match
+// and path parameters make kin-openapi's route.
 type validator struct {
-	router    routers.Router
-	options   *echomiddleware.Options
+	spec      *openapi3.T
+	options   *openapi3filter.Options
 	bodyLimit int64
 }
 
 func newValidator(spec *openapi3.T, auth openapi3filter.AuthenticationFunc, bodyLimit int64) (*validator, error) {
-	spec.Servers = nil // match any host: the validator is not the place to check it
-	router, err := gorillamux.NewRouter(spec)
-	if err != nil {
-		return nil, err
-	}
 	registerJSONDecoder()
 	return &validator{
-		router:    router,
+		spec:      spec,
 		bodyLimit: bodyLimit,
-		options: &echomiddleware.Options{
-			Options: openapi3filter.Options{
-				MultiError:         true,
-				AuthenticationFunc: auth,
-				// Defaults would be written back into the body from the
-				// validated value, which decodeJSON alters for counting.
-				SkipSettingDefaults:     true,
-				SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(formats)},
-			},
-			// Keep kin-openapi's MultiError whole; classify (which can see
-			// the request) makes the problem.
-			MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
-				return &echo.HTTPError{Code: http.StatusUnprocessableEntity, Internal: me}
-			},
-			SilenceServersWarning: true,
+		options: &openapi3filter.Options{
+			MultiError:         true,
+			AuthenticationFunc: auth,
+			// Defaults would be written back into the body from the
+			// validated value, which decodeJSON alters for counting.
+			SkipSettingDefaults:     true,
+			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(formats)},
 		},
 	}, nil
 }
@@ -82,19 +72,35 @@ var formats = map[string]openapi3.StringFormatValidator{
 
 var emailShape = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 
-// middleware returns the validation middleware for one operation.
-func (v *validator) middleware(op *openapi3.Operation) echo.MiddlewareFunc {
-	hasBody := op.RequestBody != nil
+// middleware returns the validation middleware for the operation of the
+// spec's path item at path.
+func (v *validator) middleware(method, path string, item *openapi3.PathItem) echo.MiddlewareFunc {
+	route := &routers.Route{Spec: v.spec, Path: path, PathItem: item, Method: method, Operation: item.GetOperation(method)}
+	hasBody := route.Operation.RequestBody != nil
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
+			var params map[string]string
+			if names := c.ParamNames(); len(names) > 0 {
+				params = make(map[string]string, len(names))
+				for i, value := range c.ParamValues()[:len(names)] {
+					// A spec path parameter is one non-empty segment; Echo
+					// also matches an empty one, and lets a trailing one
+					// run over slashes. Neither is this route.
+					if value == "" || strings.Contains(value, "/") {
+						return echo.ErrNotFound
+					}
+					params[names[i]] = value
+				}
+			}
 			if hasBody {
 				if req.ContentLength > v.bodyLimit {
 					return bodyTooLarge(v.bodyLimit)
 				}
 				req.Body = http.MaxBytesReader(c.Response(), req.Body, v.bodyLimit)
 			}
-			if p := v.classify(req, hasBody, echomiddleware.ValidateRequestFromContext(c, v.router, v.options)); p != nil {
+			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: v.options}
+			if p := v.classify(req, hasBody, openapi3filter.ValidateRequest(req.Context(), in)); p != nil {
 				return p
 			}
 			if hasBody {
@@ -110,14 +116,11 @@ func (v *validator) middleware(op *openapi3.Operation) echo.MiddlewareFunc {
 // of precedence: an oversized body, then credentials, then the content
 // type, then malformed JSON, then every invalid field. Errors that are not
 // the client's (the database failing during authentication) pass through.
-func (v *validator) classify(req *http.Request, hasBody bool, result *echo.HTTPError) error {
+func (v *validator) classify(req *http.Request, hasBody bool, result error) error {
 	var all []error
 	if result != nil {
-		me, ok := result.Internal.(openapi3.MultiError)
-		if !ok {
-			if result.Code == http.StatusNotFound {
-				return result // kin-openapi found no route where Echo did, e.g. an empty key_id
-			}
+		me, ok := result.(openapi3.MultiError)
+		if !ok { // MultiError is on: kin-openapi returns nothing else
 			return fmt.Errorf("server: validator: %w", result)
 		}
 		all = flatten(me)

@@ -32,7 +32,7 @@ func BenchmarkAPIKeyLookup(b *testing.B) {
 		rand.Read(missing)
 		b.Run(p.name+"/sequential", func(b *testing.B) {
 			for b.Loop() {
-				if _, err := db.UserByAPIKey(ctx, k.Digest); err != nil {
+				if _, err := db.APIKeyOwner(ctx, k.Digest); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -40,7 +40,7 @@ func BenchmarkAPIKeyLookup(b *testing.B) {
 		b.Run(p.name+"/parallel", func(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := db.UserByAPIKey(ctx, k.Digest); err != nil {
+					if _, err := db.APIKeyOwner(ctx, k.Digest); err != nil {
 						b.Error(err)
 						return
 					}

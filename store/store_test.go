@@ -193,19 +193,19 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatalf("ListAPIKeys(alice)[0] = %+v", keys[0])
 	}
 
-	owner, err := db.UserByAPIKey(ctx, first.Digest)
-	if err != nil || owner.ID != alice.ID || owner.Email != "alice@example.com" {
-		t.Fatalf("UserByAPIKey(first) = %+v, %v, want alice", owner, err)
+	owner, err := db.APIKeyOwner(ctx, first.Digest)
+	if err != nil || owner.KeyID != first.ID || owner.User.ID != alice.ID || owner.User.Email != "alice@example.com" {
+		t.Fatalf("APIKeyOwner(first) = %+v, %v, want first and alice", owner, err)
 	}
-	if owner.PasswordHash != "" {
-		t.Fatal("UserByAPIKey returned the password hash, which nothing behind an API key needs")
+	if owner.User.PasswordHash != "" {
+		t.Fatal("APIKeyOwner returned the password hash, which nothing behind an API key needs")
 	}
 
 	// Another user's key is not found, and stays active.
 	if _, err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RevokeAPIKey(alice, bob's key) = %v, want ErrNotFound", err)
 	}
-	if _, err := db.UserByAPIKey(ctx, bobs.Digest); err != nil {
+	if _, err := db.APIKeyOwner(ctx, bobs.Digest); err != nil {
 		t.Fatalf("bob's key stopped working after alice tried to revoke it: %v", err)
 	}
 	if _, err := db.RevokeAPIKey(ctx, alice.ID, uuid.New()); !errors.Is(err, store.ErrNotFound) {
@@ -216,8 +216,8 @@ func TestAPIKeys(t *testing.T) {
 	if err != nil || string(digest) != string(first.Digest) {
 		t.Fatalf("RevokeAPIKey(first) = %x, %v, want its digest", digest, err)
 	}
-	if _, err := db.UserByAPIKey(ctx, first.Digest); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("UserByAPIKey(revoked) = %v, want ErrNotFound", err)
+	if _, err := db.APIKeyOwner(ctx, first.Digest); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("APIKeyOwner(revoked) = %v, want ErrNotFound", err)
 	}
 	keys, _ = db.ListAPIKeys(ctx, alice.ID)
 	if len(keys) != 2 || keys[1].Active() || keys[1].RevokedAt == nil {
