@@ -6,9 +6,9 @@ GO ?= go
 # the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
 export GOTOOLCHAIN := auto
 
-.PHONY: run build test test-faults test-pgbouncer generate check-generated lint ci
+.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
-.PHONY: fuzz staticcheck vulncheck measure-hardening
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -26,6 +26,11 @@ test:
 test-faults:
 	$(GO) vet -tags faults ./faults/
 	$(GO) test -tags faults -count=1 -timeout 10m -v ./faults/
+
+## test-multi: three authapi processes on one PostgreSQL: shared accounts and throttling, revocation within 100 ms
+test-multi:
+	$(GO) vet -tags multi ./multi/
+	$(GO) run ./cmd/testpg -- $(GO) test -tags multi -count=1 -v ./multi/
 
 ## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
 test-pgbouncer:
@@ -123,4 +128,11 @@ $(VULNDB)/index/db.json:
 	{ mv -T $$tmp/db $(VULNDB) 2>/dev/null || true; } && rm -rf $$tmp
 
 ## ci: what .ci/run checks
-ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test fuzz test-sdk test-docs
+ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
+
+## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
+BENCH_FLAGS ?= -runs 3 -duration 5s
+bench:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
+	$(GO) run ./cmd/authbench -bin $${TMPDIR:-/tmp}/authapi-bench $(BENCH_FLAGS)

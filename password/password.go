@@ -142,6 +142,12 @@ func (h *Hasher) NeedsRehash(encoded string) bool {
 		uint32(len(salt)) != h.params.SaltLen || uint32(len(key)) != h.params.KeyLen
 }
 
+// Running returns how many hashes are being computed now.
+func (h *Hasher) Running() int { return len(h.workers) }
+
+// Queued returns how many callers wait for a worker now.
+func (h *Hasher) Queued() int { return max(len(h.admit)-len(h.workers), 0) }
+
 // acquire waits for a worker, bounded by the queue, MaxWait and ctx.
 func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	select {

@@ -145,11 +145,16 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID); errors.Is(err, store.ErrNotFound) {
+	digest, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
-	} else if err != nil {
+	}
+	if err != nil {
 		return nil, err
 	}
+	// This instance refuses the key from the very next request; the others
+	// hear of it from the database (credcache.go).
+	s.cache.dropKey(digest)
 	return gen.RevokeAPIKey204Response{}, nil
 }
 
@@ -187,12 +192,16 @@ func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestOb
 		end := now.Add(d)
 		return &end
 	}
-	_, err = s.store.RotateAPIKey(ctx, req.KeyID, now, now.Add(grace), next, s.cfg.MaxActiveKeys, lifetime)
+	old, err := s.store.RotateAPIKey(ctx, req.KeyID, now, now.Add(grace), next, s.cfg.MaxActiveKeys, lifetime)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
+	// The old key's end moved: this instance drops what it cached at once
+	// (with no grace it must stop on the very next request); the others
+	// hear of it from the database.
+	s.cache.dropKey(old.Digest)
 	return gen.RotateAPIKey200JSONResponse{Body: createdBody(next, raw)}, nil
 }

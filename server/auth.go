@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 
 	"authapi/apikey"
 	"authapi/store"
@@ -27,9 +29,9 @@ const (
 // principal is who a request acts as.
 type principal struct {
 	userID uuid.UUID
-	user   *store.User // the whole user when the credential check loaded it (API keys)
-	keyID  uuid.UUID   // the API key, when one authenticated the request
-	scopes []string    // the API key's scopes
+	me     []byte    // with an API key: GET /v1/me's response body
+	keyID  uuid.UUID // the API key, when one authenticated the request
+	scopes []string  // the API key's scopes
 }
 
 // authFailure is a refused credential: 401, with a challenge.
@@ -88,6 +90,9 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	}
 	var af *authFailure
 	if errors.As(err, &af) {
+		if af.scheme == schemeAPIKey {
+			s.metrics.keyRefused.Inc()
+		}
 		info.event = "auth_failed"
 		info.reason = in.SecuritySchemeName + ": " + af.reason
 		return af.problem()
@@ -148,13 +153,16 @@ func (s *Server) checkBearer(req *http.Request) (*principal, error) {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "invalid",
 			detail: "The access token is invalid."}
 	}
-	exists, err := s.store.UserExists(req.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	if !exists {
-		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
-			detail: "The user of this access token no longer exists."}
+	if known, epoch := s.cache.userExists(id); !known {
+		exists, err := s.store.UserExists(req.Context(), id)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
+				detail: "The user of this access token no longer exists."}
+		}
+		s.cache.putUser(id, epoch)
 	}
 	return &principal{userID: id}, nil
 }
@@ -171,20 +179,48 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "malformed",
 			detail: "The API key is malformed."}
 	}
-	o, err := s.store.APIKeyOwner(req.Context(), s.keys.Digest(values[0]))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
-			detail: "The API key is not recognised or has been revoked."}
+	digest := s.keys.Digest(values[0])
+	e, epoch := s.cache.key([32]byte(digest))
+	if e != nil {
+		s.metrics.keyHit.Inc()
+	} else {
+		owner, err := s.store.APIKeyOwner(req.Context(), digest)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
+				detail: "The API key is not recognised or has been revoked."}
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Encoding the user is most of what a cached GET /v1/me costs; do
+		// it once per cache fill.
+		me, err := json.Marshal(userBody(&owner.User))
+		if err != nil {
+			return nil, err
+		}
+		e = &keyEntry{owner: *owner, me: append(me, '\n')}
+		s.cache.putKey([32]byte(digest), e, epoch)
+		s.metrics.keyMiss.Inc()
 	}
-	if err != nil {
-		return nil, err
-	}
-	if o.ExpiresAt != nil && !s.now().Before(*o.ExpiresAt) {
+	// Expiry is judged on every use, cache hits included, by the server's
+	// clock: the cache holds unrevoked keys, expired or not.
+	if exp := e.owner.ExpiresAt; exp != nil && !s.now().Before(*exp) {
 		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "expired", expired: true,
-			detail: "The API key expired at " + o.ExpiresAt.UTC().Format(time.RFC3339) +
+			detail: "The API key expired at " + exp.UTC().Format(time.RFC3339) +
 				"; send a current key in the X-API-Key header (create one, or rotate keys before they expire)."}
 	}
-	return &principal{userID: o.ID, user: &o.User, keyID: o.KeyID, scopes: o.Scopes}, nil
+	return &principal{userID: e.owner.User.ID, me: e.me, keyID: e.owner.KeyID, scopes: e.owner.Scopes}, nil
+}
+
+// encodedUser is GET /v1/me's 200 response with its body encoded
+// beforehand, as gen.GetCurrentUser200JSONResponse would write it.
+type encodedUser []byte
+
+func (body encodedUser) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(body)
+	return err
 }
 
 // principalFrom returns the principal the validator authenticated. The spec

@@ -51,27 +51,33 @@ type env struct {
 	URL    string
 	DBURL  string
 	DB     *store.DB
+	Srv    *server.Server
 	Clock  *clock
 	Client *gen.ClientWithResponses
 	HTTP   *http.Client // for hand-made requests; validates like Client
 	Logs   *syncBuffer
-	Server *server.Server
 }
 
 // options tweak an env's server.
 type options struct {
-	server func(*server.Config)
-	token  func(*token.Config)
-	dbURL  string        // a migrated database to use instead of a fresh one
-	dbWait time.Duration // the store's statement timeout
+	server    func(*server.Config)
+	token     func(*token.Config)
+	dbURL     string        // a migrated database to use instead of a fresh one
+	listenURL string        // where to LISTEN for changes, if not dbURL
+	dbWait    time.Duration // the store's statement timeout
+	prepare   bool          // the store prepares its reads
 }
 
 func newEnv(t testing.TB, opts ...options) *env {
 	t.Helper()
-	dbURL, dbWait := "", 5*time.Second
+	dbURL, dbWait, listenURL, prepare := "", 5*time.Second, "", false
 	for _, o := range opts {
+		prepare = prepare || o.prepare
 		if o.dbURL != "" {
 			dbURL = o.dbURL
+		}
+		if o.listenURL != "" {
+			listenURL = o.listenURL
 		}
 		if o.dbWait > 0 {
 			dbWait = o.dbWait
@@ -79,14 +85,19 @@ func newEnv(t testing.TB, opts ...options) *env {
 	}
 	if dbURL == "" {
 		dbURL = storetest.NewURL(t)
+		if listenURL == "" {
+			// LISTEN needs a session, which a transaction pooler is not
+			// (make test-pgbouncer), as in a deployment behind one.
+			listenURL = storetest.DirectURL(dbURL)
+		}
 	}
-	db, err := store.Open(context.Background(), dbURL, store.Options{MaxConns: 10, QueryTimeout: dbWait})
+	db, err := store.Open(context.Background(), dbURL, store.Options{MaxConns: 10, QueryTimeout: dbWait, Prepare: prepare})
 	if err != nil {
 		t.Fatalf("store.Open = %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
 	c := &clock{t: time.Now()}
-	tcfg := token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, Leeway: 5 * time.Second, Now: c.Now}
+	tcfg := token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, Leeway: 5 * time.Second, Now: c.Now, CacheSize: 1000}
 	hasher, err := password.NewHasher(cheap, password.DefaultPool)
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +111,7 @@ func newEnv(t testing.TB, opts ...options) *env {
 		// many users from 127.0.0.1. The tests of the limit turn it on.
 		RegisterMaxPerAddress: 0,
 		KeyMaxLifetime:        365 * 24 * time.Hour, Now: c.Now,
+		CredentialCacheSize: 1000,
 	}
 	for _, o := range opts {
 		if o.token != nil {
@@ -118,13 +130,32 @@ func newEnv(t testing.TB, opts ...options) *env {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
+	if listenURL == "" {
+		listenURL = dbURL
+	}
+	mustListen(t, srv, listenURL)
 
 	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: 30 * time.Second}
 	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, URL: ts.URL, DBURL: dbURL, DB: db, Clock: c, Client: client, HTTP: hc, Logs: logs, Server: srv}
+	return &env{t: t, URL: ts.URL, DBURL: dbURL, DB: db, Srv: srv, Clock: c, Client: client, HTTP: hc, Logs: logs}
+}
+
+// mustListen starts the server's change listener on dbURL and waits until
+// the credential cache is in use, so that every test runs with it.
+func mustListen(t testing.TB, srv *server.Server, dbURL string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.ListenForChanges(ctx, dbURL); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); !srv.CacheListening(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the credential cache did not start listening within 10s")
+		}
+	}
 }
 
 // trustLoopbackProxy makes the server believe X-Forwarded-For from the

@@ -120,7 +120,7 @@ func TestKeyLastUse(t *testing.T) {
 	k := e.MustCreateKey(u, "k")
 	write := func() {
 		t.Helper()
-		if err := e.Server.WriteKeyUses(ctx); err != nil {
+		if err := e.Srv.WriteKeyUses(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}

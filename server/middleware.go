@@ -52,14 +52,23 @@ func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 		info := &requestInfo{id: id, addr: c.RealIP()}
 		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
 		h := c.Response().Header()
-		h.Set(echo.HeaderXRequestID, id)
-		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
+		h[headerRequestID] = []string{id}
+		h[echo.HeaderXContentTypeOptions] = nosniff
 		// Responses carry passwords' verdicts, tokens and keys: never cache
 		// them (RFC 6749 section 5.1).
-		h.Set(echo.HeaderCacheControl, "no-store")
+		h[echo.HeaderCacheControl] = noStore
 		return next(c)
 	}
 }
+
+// The headers every response carries, set without canonicalising and
+// allocating per request. net/http never changes a header's values in
+// place, so they can be shared.
+var (
+	headerRequestID = http.CanonicalHeaderKey(echo.HeaderXRequestID)
+	nosniff         = []string{"nosniff"}
+	noStore         = []string{"no-store"}
+)
 
 func newRequestID() string {
 	var b [16]byte
@@ -68,7 +77,9 @@ func newRequestID() string {
 }
 
 // logRequests writes one line per request, after the response: never a
-// header, body or query, so never a password, token or key.
+// header, body or query, so never a password, token or key. With
+// Config.QuietReads, successful reads without an authentication event are
+// not logged; every write, failure and authentication event still is.
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -77,9 +88,14 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		info := infoFrom(c.Request().Context())
 		status := c.Response().Status
+		s.metrics.observe(c.Request().Method, c.Path(), status, time.Since(start), info.event)
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError
+		}
+		if s.cfg.QuietReads && status < 400 && info.event == "" &&
+			(c.Request().Method == http.MethodGet || c.Request().Method == http.MethodHead) {
+			return nil
 		}
 		if !s.log.Enabled(c.Request().Context(), level) {
 			return nil

@@ -996,7 +996,7 @@ func (p *propEnv) createKey(t *rapid.T, u *propUser, body map[string]any) {
 func (p *propEnv) listKeys(t *rapid.T, u *propUser) {
 	// Last uses are written in the background, every few seconds; here,
 	// now.
-	if err := p.Server.WriteKeyUses(ctx); err != nil {
+	if err := p.Srv.WriteKeyUses(ctx); err != nil {
 		t.Fatalf("WriteKeyUses = %v", err)
 	}
 	now := p.Clock.Now()

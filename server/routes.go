@@ -28,17 +28,15 @@ var _ gen.EchoRouter = (*specRouter)(nil)
 var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
 
 func (r *specRouter) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
-	var op *openapi3.Operation
-	if item := r.spec.Paths.Find(echoParam.ReplaceAllString(path, "{$1}")); item != nil {
-		op = item.GetOperation(method)
-	}
-	if op == nil {
+	specPath := echoParam.ReplaceAllString(path, "{$1}")
+	item := r.spec.Paths.Find(specPath)
+	if item == nil || item.GetOperation(method) == nil {
 		if r.err == nil {
 			r.err = fmt.Errorf("server: %s %s has no operation in the spec", method, path)
 		}
 		return nil
 	}
-	return r.e.Add(method, path, h, append([]echo.MiddlewareFunc{r.v.middleware(op)}, m...)...)
+	return r.e.Add(method, path, h, append([]echo.MiddlewareFunc{r.v.middleware(method, specPath, item)}, m...)...)
 }
 
 func (r *specRouter) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {

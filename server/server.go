@@ -69,7 +69,23 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call the API ("*":
 	// any); none turns CORS off.
 	CORSOrigins []string
+	// QuietReads leaves out of the log the successful GET and HEAD
+	// requests that carry no authentication event (GET /v1/me with a good
+	// key, listings, health checks); writes, failures and authentication
+	// events are always logged.
+	QuietReads bool
+	// CredentialCacheSize bounds the API keys, and separately the JWT
+	// users, whose verification is remembered (0: no cache). The cache is
+	// used only while ListenForChanges hears the database.
+	CredentialCacheSize int
+	// CredentialCacheTTL bounds how long an entry is remembered
+	// (0: DefaultCredentialCacheTTL).
+	CredentialCacheTTL time.Duration
 }
+
+// DefaultCredentialCacheTTL is the lifetime of a cached credential when
+// Config leaves it unset: a backstop, since changes are notified.
+const DefaultCredentialCacheTTL = time.Minute
 
 // Server implements the API.
 type Server struct {
@@ -83,6 +99,8 @@ type Server struct {
 	now       func() time.Time
 	scopes    map[*openapi3.Operation][]string // x-required-scopes of each operation
 	uses      *keyUses
+	cache     *credCache
+	metrics   *metrics
 	echo      *echo.Echo
 }
 
@@ -98,6 +116,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.CredentialCacheTTL <= 0 {
+		cfg.CredentialCacheTTL = DefaultCredentialCacheTTL
 	}
 	if cfg.HeaderLimit <= 0 {
 		cfg.HeaderLimit = DefaultHeaderLimit
@@ -115,7 +136,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
 		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg, now: cfg.Now, uses: newKeyUses(),
+		cache: newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
 	}
+	s.metrics = newMetrics(s)
 	spec, err := gen.GetSwagger()
 	if err != nil {
 		return nil, fmt.Errorf("server: load the embedded spec: %w", err)
@@ -149,12 +172,25 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/openapi.yaml", s.specYAML)
 	e.GET("/openapi.json", s.specJSON)
 	s.registerDocs(e)
+	e.GET("/metrics", s.metrics.handler())
+	s.metrics.knowRoutes(e)
 	s.echo = e
 	return s, nil
 }
 
 // Handler returns the HTTP handler serving the API.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// ListenForChanges hears the database announce changes to credentials on
+// a session connection to url, and keeps the credential cache in step,
+// until ctx ends. Without it the cache stays bypassed. url must not go
+// through a pooler in transaction mode.
+func (s *Server) ListenForChanges(ctx context.Context, url string) {
+	if s.cache.max <= 0 {
+		return
+	}
+	store.ListenForChanges(ctx, url, s.cache, s.log)
+}
 
 // Background runs the server's periodic work until ctx ends: writing the
 // API keys' last use (every few seconds, so that a use shows within five)

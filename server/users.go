@@ -123,10 +123,10 @@ func (s *Server) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserRequest
 	if err != nil {
 		return nil, err
 	}
-	if p.user == nil {
+	if p.me == nil {
 		return nil, errors.New("server: /v1/me reached without an API key's user")
 	}
-	return gen.GetCurrentUser200JSONResponse{Body: userBody(p.user)}, nil
+	return encodedUser(p.me), nil
 }
 
 func userBody(u *store.User) gen.User {

@@ -19,7 +19,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
@@ -28,22 +27,33 @@ import (
 
 // validator checks requests against the spec before the strict handlers
 // see them: credentials (through the AuthenticationFunc), parameters and
-// bodies, all errors at once. It turns whatever fails into one problem.
+// bodies, all errors at once, with kin-openapi. It turns whatever fails into
+// one problem.
+//
+// Each route's middleware knows its operation in the spec (specRouter
+// registers it), so the request is not routed a second time: Echo's match
+// and path parameters make kin-openapi's route.
 type validator struct {
-	router    routers.Router
+	spec      *openapi3.T
 	options   *echomiddleware.Options
 	bodyLimit int64
 }
 
+// matched is the routers.Router of one request: the route Echo matched,
+// with its path parameters, so that the validator does not route again.
+type matched struct {
+	route  *routers.Route
+	params map[string]string
+}
+
+func (m matched) FindRoute(*http.Request) (*routers.Route, map[string]string, error) {
+	return m.route, m.params, nil
+}
+
 func newValidator(spec *openapi3.T, auth openapi3filter.AuthenticationFunc, bodyLimit int64) (*validator, error) {
-	spec.Servers = nil // match any host: the validator is not the place to check it
-	router, err := gorillamux.NewRouter(spec)
-	if err != nil {
-		return nil, err
-	}
 	registerJSONDecoder()
 	return &validator{
-		router:    router,
+		spec:      spec,
 		bodyLimit: bodyLimit,
 		options: &echomiddleware.Options{
 			Options: openapi3filter.Options{
@@ -89,20 +99,43 @@ var formats = map[string]openapi3.StringFormatValidator{
 
 var emailShape = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 
-// middleware returns the validation middleware for one operation.
-func (v *validator) middleware(op *openapi3.Operation) echo.MiddlewareFunc {
-	takesBody := op.RequestBody != nil
-	bodyRequired := takesBody && op.RequestBody.Value != nil && op.RequestBody.Value.Required
+// middleware returns the validation middleware for the operation of the
+// spec's path item at path.
+func (v *validator) middleware(method, path string, item *openapi3.PathItem) echo.MiddlewareFunc {
+	route := &routers.Route{Spec: v.spec, Path: path, PathItem: item, Method: method, Operation: item.GetOperation(method)}
+	takesBody := route.Operation.RequestBody != nil
+	bodyRequired := takesBody && route.Operation.RequestBody.Value != nil && route.Operation.RequestBody.Value.Required
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
+			var params map[string]string
+			if names := c.ParamNames(); len(names) > 0 {
+				params = make(map[string]string, len(names))
+				for i, value := range c.ParamValues()[:len(names)] {
+					// A spec path parameter is one non-empty segment; Echo
+					// also matches an empty one, and lets a trailing one
+					// run over slashes. Neither is this route.
+					if value == "" || strings.Contains(value, "/") {
+						return echo.ErrNotFound
+					}
+					params[names[i]] = value
+				}
+			}
 			if takesBody {
 				if req.ContentLength > v.bodyLimit {
 					return bodyTooLarge(v.bodyLimit)
 				}
 				req.Body = http.MaxBytesReader(c.Response(), req.Body, v.bodyLimit)
 			}
-			result := echomiddleware.ValidateRequestFromContext(c, v.router, v.options)
+			// Through oapi-codegen's Echo validator, with the route Echo
+			// already matched rather than a second router.
+			var result error
+			if herr := echomiddleware.ValidateRequestFromContext(c, matched{route, params}, v.options); herr != nil {
+				result = herr
+				if herr.Internal != nil { // the MultiError, kept whole by MultiErrorHandler
+					result = herr.Internal
+				}
+			}
 			// kin-openapi has read the body and set ContentLength to its
 			// size: an optional body that was left out needs no content type.
 			hasBody := bodyRequired || takesBody && req.ContentLength > 0
@@ -122,14 +155,11 @@ func (v *validator) middleware(op *openapi3.Operation) echo.MiddlewareFunc {
 // of precedence: an oversized body, then credentials, then the content
 // type, then malformed JSON, then every invalid field. Errors that are not
 // the client's (the database failing during authentication) pass through.
-func (v *validator) classify(req *http.Request, hasBody bool, result *echo.HTTPError) error {
+func (v *validator) classify(req *http.Request, hasBody bool, result error) error {
 	var all []error
 	if result != nil {
-		me, ok := result.Internal.(openapi3.MultiError)
-		if !ok {
-			if result.Code == http.StatusNotFound {
-				return result // kin-openapi found no route where Echo did, e.g. an empty key_id
-			}
+		me, ok := result.(openapi3.MultiError)
+		if !ok { // MultiError is on: kin-openapi returns nothing else
 			return fmt.Errorf("server: validator: %w", result)
 		}
 		all = flatten(me)

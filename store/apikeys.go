@@ -177,10 +177,22 @@ func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) er
 func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	keys := []APIKey{}
-	err := s.db.SelectContext(ctx, &keys,
-		`SELECT `+keyColumns+` FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, userID)
+	// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
+	rows, err := s.readID(ctx, "authapi_list_keys", listKeysSQL, userID)
 	if err != nil {
+		return nil, wrap(err, "list api keys")
+	}
+	defer rows.Close()
+	keys := []APIKey{}
+	for rows.Next() {
+		var k APIKey
+		if err := rows.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &k.Digest, &k.Scopes, &k.CreatedAt, &k.RevokedAt,
+			&k.ExpiresAt, &k.LastUsedAt, &k.LifetimeSeconds); err != nil {
+			return nil, wrap(err, "list api keys")
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, wrap(err, "list api keys")
 	}
 	return keys, nil
@@ -201,25 +213,25 @@ func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID) (digest 
 	return digest, nil
 }
 
-// KeyOwner is what checking a key needs: its owner (without the password
-// hash) and the key's own limits.
+// KeyOwner is what an unrevoked API key authenticates as: the key, its
+// limits and its owner (without the password hash). It is what the server
+// caches per key digest, and checks on every use (the expiry, the scopes).
 type KeyOwner struct {
-	User
-	KeyID     uuid.UUID      `db:"key_id"`
-	Scopes    pq.StringArray `db:"scopes"`
-	ExpiresAt *time.Time     `db:"expires_at"`
+	KeyID     uuid.UUID
+	User      User
+	Scopes    pq.StringArray
+	ExpiresAt *time.Time
 }
 
-// APIKeyOwner returns the owner of the unrevoked key with digest, expired or
-// not (the caller says which, with its own clock), or ErrNotFound.
+// APIKeyOwner returns the unrevoked key with digest and its owner, expired
+// or not (the caller judges expiry with its own clock, so that it can say
+// "expired" rather than "unknown"), or ErrNotFound.
 func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (*KeyOwner, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var o KeyOwner
-	err := s.db.GetContext(ctx, &o,
-		`SELECT u.id, u.username, u.email, u.full_name, u.created_at, k.id AS key_id, k.scopes, k.expires_at
-		 FROM api_keys k JOIN users u ON u.id = k.user_id
-		 WHERE k.digest = $1 AND k.revoked_at IS NULL`, digest)
+	err := scanOne(s.readDigest(ctx, "authapi_key_owner", keyOwnerSQL, digest))(
+		&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt, &o.Scopes, &o.ExpiresAt)
 	if err != nil {
 		return nil, wrap(err, "api key owner")
 	}

@@ -63,6 +63,9 @@ type Options struct {
 	// QueryTimeout bounds every statement, including the wait for a pooled
 	// connection, so that a database outage fails requests fast.
 	QueryTimeout time.Duration
+	// Prepare prepares the reads of authenticated requests once per
+	// connection (prepared.go).
+	Prepare bool
 }
 
 // DefaultOptions suit one instance on a small machine.
@@ -70,9 +73,11 @@ var DefaultOptions = Options{MaxConns: 20, QueryTimeout: 5 * time.Second}
 
 // DB is the store.
 type DB struct {
-	db      *sqlx.DB
-	cfg     pq.Config
-	timeout time.Duration
+	db       *sqlx.DB
+	cfg      pq.Config
+	timeout  time.Duration
+	prepare  bool // the reads of prepared.go are prepared on each connection
+	maxConns int
 }
 
 // Open connects to the database at url (a lib/pq URL or key=value string)
@@ -101,11 +106,15 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	// timeout; the margin lets a live server's answer to the cancellation
 	// arrive first, so that the connection is kept.
 	connector.Dialer(deadlineDialer{timeout: opts.QueryTimeout + stallMargin})
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	var conns driver.Connector = connector
+	if opts.Prepare {
+		conns = preparingConnector{connector}
+	}
+	db := sqlx.NewDb(sql.OpenDB(conns), "postgres")
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &DB{db: db, cfg: cfg, timeout: opts.QueryTimeout}
+	s := &DB{db: db, cfg: cfg, timeout: opts.QueryTimeout, prepare: opts.Prepare, maxConns: opts.MaxConns}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -169,6 +178,12 @@ func (s *DB) Migrate(ctx context.Context) error {
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return wrap(err, "migrate")
+	}
+	if s.prepare {
+		// Idle connections may predate the tables, and so lack the
+		// prepared reads: let new ones take their place.
+		s.db.SetMaxIdleConns(0)
+		s.db.SetMaxIdleConns(s.maxConns)
 	}
 	return nil
 }

@@ -194,10 +194,10 @@ func TestAPIKeys(t *testing.T) {
 	}
 
 	owner, err := db.APIKeyOwner(ctx, first.Digest)
-	if err != nil || owner.ID != alice.ID || owner.Email != "alice@example.com" || owner.KeyID != first.ID {
-		t.Fatalf("APIKeyOwner(first) = %+v, %v, want alice and the key", owner, err)
+	if err != nil || owner.KeyID != first.ID || owner.User.ID != alice.ID || owner.User.Email != "alice@example.com" {
+		t.Fatalf("APIKeyOwner(first) = %+v, %v, want first and alice", owner, err)
 	}
-	if owner.PasswordHash != "" {
+	if owner.User.PasswordHash != "" {
 		t.Fatal("APIKeyOwner returned the password hash, which nothing behind an API key needs")
 	}
 	if !slices.Equal(owner.Scopes, []string{"me:read", "me:write"}) || owner.ExpiresAt != nil {

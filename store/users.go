@@ -91,7 +91,7 @@ func (s *DB) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var ok bool
-	err := s.db.GetContext(ctx, &ok, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, id)
+	err := scanOne(s.readID(ctx, "authapi_user_exists", userExistsSQL, id))(&ok)
 	return ok, wrap(err, "user exists")
 }
 

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -54,6 +55,11 @@ type Config struct {
 	// MaxLeeway). exp gets none: a token is refused from its expiry on.
 	Leeway time.Duration
 	Now    func() time.Time // nil means time.Now
+	// CacheSize bounds how many verified tokens are remembered, so that a
+	// token used again skips parsing and the signature check (0: none).
+	// A token's claims and signature never change, so only the times are
+	// checked again on every use.
+	CacheSize int
 }
 
 // Service issues and verifies access tokens.
@@ -62,6 +68,16 @@ type Service struct {
 	kid    string
 	keys   map[string][]byte // by kid: the current secret and the previous ones
 	parser *jwt.Parser
+
+	mu       sync.RWMutex
+	verified map[string]verified // by raw token, at most cfg.CacheSize
+}
+
+// verified is what a verified token said: whom it is for, and when it is
+// valid (from nbf and iat less the leeway, until exp).
+type verified struct {
+	subject     string
+	from, until time.Time
 }
 
 // New returns a Service, or an error naming what is wrong with cfg.
@@ -86,7 +102,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, kid: KeyID(cfg.Secret), keys: map[string][]byte{KeyID(cfg.Secret): cfg.Secret}}
+	s := &Service{cfg: cfg, kid: KeyID(cfg.Secret), keys: map[string][]byte{KeyID(cfg.Secret): cfg.Secret},
+		verified: make(map[string]verified)}
 	for _, p := range cfg.Previous {
 		if _, dup := s.keys[KeyID(p)]; !dup {
 			s.keys[KeyID(p)] = p
@@ -142,6 +159,15 @@ func (s *Service) Verify(raw string) (subject string, err error) {
 	if len(raw) > maxTokenLen {
 		return "", fmt.Errorf("%w: too long", ErrInvalid)
 	}
+	if s.cfg.CacheSize > 0 {
+		s.mu.RLock()
+		v, ok := s.verified[raw]
+		s.mu.RUnlock()
+		// Outside its window, the full check below says why.
+		if now := s.cfg.Now(); ok && !now.Before(v.from) && now.Before(v.until) {
+			return v.subject, nil
+		}
+	}
 	var claims jwt.RegisteredClaims
 	_, err = s.parser.ParseWithClaims(raw, &claims, s.key)
 	switch {
@@ -157,7 +183,26 @@ func (s *Service) Verify(raw string) (subject string, err error) {
 	if claims.Subject == "" || claims.ID == "" || claims.NotBefore == nil {
 		return "", fmt.Errorf("%w: a required claim is missing", ErrInvalid)
 	}
+	if s.cfg.CacheSize > 0 {
+		from := claims.NotBefore.Time
+		if claims.IssuedAt != nil && claims.IssuedAt.After(from) {
+			from = claims.IssuedAt.Time
+		}
+		s.remember(raw, verified{subject: claims.Subject, from: from.Add(-s.cfg.Leeway), until: claims.ExpiresAt.Time})
+	}
 	return claims.Subject, nil
+}
+
+func (s *Service) remember(raw string, v verified) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.verified) >= s.cfg.CacheSize {
+		for k := range s.verified { // map order is random enough to evict by
+			delete(s.verified, k)
+			break
+		}
+	}
+	s.verified[raw] = v
 }
 
 // key picks the verification key by kid, after checking the header.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -119,15 +120,24 @@ func TestVerifyTime(t *testing.T) {
 		{"clock 3s behind the issuer (leeway)", -3 * time.Second, nil},
 		{"clock 10s behind the issuer", -10 * time.Second, token.ErrInvalid},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := &clock{epoch}
-			s := mustService(t, c, nil)
-			raw, _ := s.Issue(subject)
-			c.t = epoch.Add(tc.at)
-			if _, err := s.Verify(raw); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
-				t.Fatalf("Verify at %v = %v, want %v", tc.at, err, tc.wantErr)
-			}
-		})
+		// With a cache, the token was verified (and remembered) when
+		// issued: a later use must be judged the same.
+		for _, cache := range []int{0, 10} {
+			t.Run(fmt.Sprintf("%s, cache %d", tc.name, cache), func(t *testing.T) {
+				c := &clock{epoch}
+				s := mustService(t, c, func(cfg *token.Config) { cfg.CacheSize = cache })
+				raw, _ := s.Issue(subject)
+				if _, err := s.Verify(raw); err != nil {
+					t.Fatalf("Verify when issued = %v", err)
+				}
+				c.t = epoch.Add(tc.at)
+				for range 2 {
+					if _, err := s.Verify(raw); !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+						t.Fatalf("Verify at %v = %v, want %v", tc.at, err, tc.wantErr)
+					}
+				}
+			})
+		}
 	}
 }
 

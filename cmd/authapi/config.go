@@ -17,6 +17,8 @@ import (
 type config struct {
 	Addr             string
 	DatabaseURL      string
+	DatabaseListen   string
+	DBPrepare        string
 	DataDir          string
 	JWTSecret        string
 	JWTPrevious      list
@@ -41,8 +43,11 @@ type config struct {
 	Argon2Time       uint
 	Argon2Threads    uint
 	ShutdownTimeout  time.Duration
+	CacheSize        int
+	CacheTTL         time.Duration
 	LogLevel         string
 	LogFormat        string
+	AccessLog        string
 
 	LoginMaxFailuresPerAddress int
 	RegisterMaxPerAddress      int
@@ -89,6 +94,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 
 	str(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL; empty starts a private PostgreSQL in the data folder")
+	str(&c.DatabaseListen, "database-listen-url", "", "PostgreSQL URL for LISTEN, a session connection (not through a pooler in transaction mode); empty: the database URL")
 	str(&c.DataDir, "data-dir", "./var", "folder for the private PostgreSQL and the secrets it generates")
 	str(&c.JWTSecret, "jwt-secret", "", "HS256 secret, at least 32 bytes; generated in the data folder when empty, required with a database URL")
 	val(&c.JWTPrevious, "jwt-previous-secrets", "comma-separated secrets that still verify tokens but never sign (for rotation)")
@@ -113,6 +119,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	dur(&c.IdleTimeout, "idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	num(&c.DBMaxConns, "db-max-conns", 20, "database connections in the pool")
 	dur(&c.DBTimeout, "db-timeout", 5*time.Second, "bound on each database statement, including the wait for a connection")
+	str(&c.DBPrepare, "db-prepare", "auto", "prepare the reads of authenticated requests once per connection: on, off, or auto (on unless -database-listen-url is set, which says the database URL may be a pooler in transaction mode, where most connections would lack them)")
 	dur(&c.DBConnectTimeout, "db-connect-timeout", 60*time.Second, "how long to keep retrying the database at start-up (0: forever)")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending migrations at start-up")
 	env["migrate"] = envName("migrate")
@@ -123,8 +130,11 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	unum(&c.Argon2Time, "argon2-time", 2, "argon2id passes (OWASP minimum: 2)")
 	unum(&c.Argon2Threads, "argon2-threads", 1, "argon2id lanes")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM or SIGINT")
+	num(&c.CacheSize, "credential-cache-size", 10000, "API keys, and separately JWT users, whose verification is cached, invalidated through LISTEN/NOTIFY (0: no cache)")
+	dur(&c.CacheTTL, "credential-cache-ttl", time.Minute, "longest time a verification stays cached")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json", "json or text")
+	str(&c.AccessLog, "access-log", "all", "all: a line per request; events: leave out successful reads without an authentication event")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: %s [migrate] [flags]\n\nauthapi serves the authentication API. With `migrate`, it applies the\ndatabase migrations and exits. Every flag can also be set by the\nenvironment variable named after it; a flag wins over the variable.\n\nFlags:\n", name)
@@ -187,7 +197,10 @@ func (c *config) validate() error {
 	check(c.DBTimeout > 0, "database timeout must be positive")
 	check(c.HashWorkers >= 0 && c.HashQueue >= 0 && c.HashWait > 0, "hash pool settings must not be negative")
 	check(c.Argon2Threads >= 1 && c.Argon2Threads <= 255, "argon2id threads must be between 1 and 255")
+	check(c.DBPrepare == "auto" || c.DBPrepare == "on" || c.DBPrepare == "off", "db-prepare must be auto, on or off")
+	check(c.CacheSize >= 0 && c.CacheTTL > 0, "credential cache size must not be negative, and its TTL must be positive")
 	check(c.LogFormat == "json" || c.LogFormat == "text", "log format must be json or text")
+	check(c.AccessLog == "all" || c.AccessLog == "events", "access log must be all or events")
 	check(c.DataDir != "" || c.DatabaseURL != "", "a data folder is needed without a database URL")
 	return errors.Join(errs...)
 }

@@ -1,0 +1,342 @@
+//go:build multi
+
+// These tests run several authapi processes on one PostgreSQL, as
+// operators scale it out: no sticky routing, so any instance must honour
+// what another did, at once or within the contract's 100 ms.
+//
+// They run alone (make test-multi, with the build tag multi) rather than in
+// make test, whose other packages would share the two CPUs with the three
+// instances while they time revocations against the 100 ms.
+package multi_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"authapi/store/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// instance is one authapi process.
+type instance struct {
+	URL  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  string // its log file
+}
+
+// MustStartCluster builds authapi and starts n processes on the database
+// at dbURL, sharing their secrets, each on a free port. They stop when the
+// test ends.
+func MustStartCluster(t *testing.T, n int, dbURL string, env ...string) []*instance {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "authapi")
+	if out, err := exec.Command("go", "build", "-o", bin, "authapi/cmd/authapi").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var cluster []*instance
+	for i := range n {
+		logPath := filepath.Join(dir, fmt.Sprintf("authapi-%d.log", i))
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(),
+			"AUTH_ADDR=127.0.0.1:0",
+			"AUTH_DATABASE_URL="+dbURL,
+			"AUTH_JWT_SECRET=0123456789abcdef0123456789abcdef",
+			"AUTH_API_KEY_PEPPER=pepper pepper pepper pepper 32b!",
+			"AUTH_ARGON2_MEMORY_KIB=64", "AUTH_ARGON2_TIME=1",
+		)
+		cmd.Env = append(cmd.Env, env...)
+		cmd.Stderr = logf
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		in := &instance{cmd: cmd, done: make(chan struct{}), log: logPath}
+		go func() { cmd.Wait(); logf.Close(); close(in.done) }()
+		t.Cleanup(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-in.done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				<-in.done
+			}
+		})
+		addr := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if u, ok := strings.CutPrefix(sc.Text(), "authapi: listening on "); ok {
+					addr <- u
+				}
+			}
+			io.Copy(io.Discard, stdout)
+		}()
+		select {
+		case in.URL = <-addr:
+		case <-in.done:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("instance %d exited:\n%s", i, b)
+		case <-time.After(time.Minute):
+			t.Fatalf("instance %d did not listen within a minute", i)
+		}
+		cluster = append(cluster, in)
+	}
+	// Every instance uses its credential cache once it hears the database.
+	for i, in := range cluster {
+		for deadline := time.Now().Add(15 * time.Second); in.metric(t, "authapi_credential_cache_listening", "") != 1; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("instance %d's credential cache is not listening", i)
+			}
+		}
+	}
+	return cluster
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// do sends a request and returns its status and decoded JSON body.
+func (in *instance) do(t *testing.T, method, path, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, in.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+// metric returns one sample of the instance's /metrics, or -1.
+func (in *instance) metric(t *testing.T, name, labels string) float64 {
+	t.Helper()
+	resp, err := client.Get(in.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	if labels != "" {
+		name += "{" + labels + "}"
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(page)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
+
+// MustRegister registers name through in and returns its password.
+func MustRegister(t *testing.T, in *instance, name string) string {
+	t.Helper()
+	password := "secureP@ss123-" + name
+	if code, body := in.do(t, "POST", "/v1/auth/register", `{"username":"`+name+`","email":"`+name+`@example.com","password":"`+password+`","full_name":"N"}`); code != 200 {
+		t.Fatalf("register %s = %d %v", name, code, body)
+	}
+	return password
+}
+
+// MustLogin logs name in through in and returns the token.
+func MustLogin(t *testing.T, in *instance, name, password string) string {
+	t.Helper()
+	code, body := in.do(t, "POST", "/v1/auth/login", `{"username":"`+name+`","password":"`+password+`"}`)
+	if code != 200 {
+		t.Fatalf("login %s = %d %v", name, code, body)
+	}
+	return body["access_token"].(string)
+}
+
+// MustCreateKey creates a key through in and returns its raw key and ID.
+func MustCreateKey(t *testing.T, in *instance, token string) (raw, id string) {
+	t.Helper()
+	code, body := in.do(t, "POST", "/v1/auth/api-keys", `{"name":"k"}`, "Authorization", "Bearer "+token)
+	if code != 200 {
+		t.Fatalf("create key = %d %v", code, body)
+	}
+	return body["raw_key"].(string), body["id"].(string)
+}
+
+func TestThreeInstances(t *testing.T) {
+	const maxFailures = 3
+	c := MustStartCluster(t, 3, storetest.NewURL(t), "AUTH_LOGIN_MAX_FAILURES="+strconv.Itoa(maxFailures))
+
+	t.Run("registered through one, logged in through another", func(t *testing.T) {
+		password := MustRegister(t, c[0], "roamer")
+		token := MustLogin(t, c[1], "roamer", password)
+		raw, _ := MustCreateKey(t, c[2], token)
+		for i, in := range c {
+			if code, body := in.do(t, "GET", "/v1/me", "", "X-API-Key", raw); code != 200 || body["username"] != "roamer" {
+				t.Fatalf("GET /v1/me through instance %d = %d %v", i, code, body)
+			}
+			if code, _ := in.do(t, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+token); code != 200 {
+				t.Fatalf("GET /v1/auth/api-keys through instance %d = %d", i, code)
+			}
+		}
+		if code, _ := c[2].do(t, "POST", "/v1/auth/register", `{"username":"ROAMER","email":"other@example.com","password":"secureP@ss123","full_name":"N"}`); code != 409 {
+			t.Fatalf("registering the same name through another instance = %d, want 409", code)
+		}
+	})
+
+	t.Run("login throttling counts are shared", func(t *testing.T) {
+		password := MustRegister(t, c[0], "target")
+		for i := range maxFailures {
+			if code, _ := c[i%3].do(t, "POST", "/v1/auth/login", `{"username":"target","password":"a wrong guess"}`); code != 401 {
+				t.Fatalf("failure %d through instance %d = %d, want 401", i+1, i%3, code)
+			}
+		}
+		for i, in := range c {
+			if code, _ := in.do(t, "POST", "/v1/auth/login", `{"username":"target","password":"`+password+`"}`); code != 429 {
+				t.Fatalf("login through instance %d after %d failures spread over the instances = %d, want 429", i, maxFailures, code)
+			}
+		}
+	})
+
+	t.Run("a revoked key is refused by every instance within 100 ms", func(t *testing.T) {
+		const revocations = 100
+		token := MustLogin(t, c[1], "revoker", MustRegister(t, c[0], "revoker"))
+		hitsBefore := make([]float64, len(c))
+		for i, in := range c {
+			hitsBefore[i] = in.metric(t, "authapi_api_key_verifications_total", `result="hit"`)
+		}
+		var delays []time.Duration
+		for n := range revocations {
+			if t.Failed() {
+				break
+			}
+			raw, id := MustCreateKey(t, c[n%3], token)
+			// Every instance verifies the key twice: the second answer
+			// comes from its cache.
+			for i, in := range c {
+				for range 2 {
+					if code, _ := in.do(t, "GET", "/v1/me", "", "X-API-Key", raw); code != 200 {
+						t.Fatalf("key %d through instance %d = %d, want 200", n, i, code)
+					}
+				}
+			}
+			revoker := c[n%3]
+			if code, _ := revoker.do(t, "DELETE", "/v1/auth/api-keys/"+id, "", "Authorization", "Bearer "+token); code != 204 {
+				t.Fatalf("revoke = %d", code)
+			}
+			revoked := time.Now()
+			if code, _ := revoker.do(t, "GET", "/v1/me", "", "X-API-Key", raw); code != 401 {
+				t.Fatalf("revocation %d: the revoking instance's very next request with the key = %d, want 401", n, code)
+			}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for i, in := range c {
+				if in == revoker {
+					continue
+				}
+				wg.Go(func() {
+					for {
+						code, _ := in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+						took := time.Since(revoked)
+						if code == 401 {
+							mu.Lock()
+							delays = append(delays, took)
+							mu.Unlock()
+							return
+						}
+						if code != 200 || took > 5*time.Second {
+							t.Errorf("revocation %d: instance %d answers %d %v after the revocation", n, i, code, took)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		for i, in := range c {
+			if hits := in.metric(t, "authapi_api_key_verifications_total", `result="hit"`) - hitsBefore[i]; hits < revocations {
+				t.Errorf("instance %d answered %v key checks from its cache, want at least %d: the test did not exercise the cache", i, hits, revocations)
+			}
+		}
+		slices.Sort(delays)
+		if len(delays) == 0 {
+			t.Fatal("no delays measured")
+		}
+		median, p90, worst := delays[len(delays)/2], delays[len(delays)*9/10], delays[len(delays)-1]
+		t.Logf("propagation of %d revocations to the 2 other instances (%d measurements, from the revoker's 204 to the first 401): median %v, 90th percentile %v, worst %v",
+			revocations, len(delays), median.Round(10*time.Microsecond), p90.Round(10*time.Microsecond), worst.Round(10*time.Microsecond))
+		if worst > 100*time.Millisecond {
+			t.Errorf("the slowest revocation reached another instance after %v, want at most 100ms", worst)
+		}
+	})
+
+	t.Run("a rotation without grace ends the old key on every instance within 100 ms", func(t *testing.T) {
+		const rotations = 20
+		token := MustLogin(t, c[0], "rotor", MustRegister(t, c[2], "rotor"))
+		var worst time.Duration
+		for n := range rotations {
+			raw, id := MustCreateKey(t, c[n%3], token)
+			for _, in := range c { // twice each: the second answer is a cache hit
+				in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+				in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+			}
+			rotator := c[(n+1)%3]
+			code, body := rotator.do(t, "POST", "/v1/auth/api-keys/"+id+"/rotate", "", "Authorization", "Bearer "+token)
+			if code != 200 {
+				t.Fatalf("rotate = %d %v", code, body)
+			}
+			rotated := time.Now()
+			if code, body := rotator.do(t, "GET", "/v1/me", "", "X-API-Key", raw); code != 401 || body["type"] != "urn:authapi:problem:api-key-expired" {
+				t.Fatalf("rotation %d: the rotating instance's very next request with the old key = %d %v, want 401 expired", n, code, body)
+			}
+			for i, in := range c {
+				if code, _ := in.do(t, "GET", "/v1/me", "", "X-API-Key", body["raw_key"].(string)); code != 200 {
+					t.Fatalf("rotation %d: the new key through instance %d = %d", n, i, code)
+				}
+				for {
+					code, _ := in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+					if code == 401 {
+						worst = max(worst, time.Since(rotated))
+						break
+					}
+					if time.Since(rotated) > 5*time.Second {
+						t.Fatalf("rotation %d: instance %d still accepts the old key after 5s", n, i)
+					}
+				}
+			}
+		}
+		t.Logf("the slowest of %d rotations reached every instance after %v", rotations, worst.Round(10*time.Microsecond))
+		if worst > 100*time.Millisecond {
+			t.Errorf("the slowest rotation reached another instance after %v, want at most 100ms", worst)
+		}
+	})
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+
+	"authapi/gen"
+)
+
+// BenchmarkValidate runs the spec's validation of a valid registration, the
+// largest body, without the handler behind it.
+func BenchmarkValidate(b *testing.B) {
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := newValidator(spec, func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }, DefaultBodyLimit)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := echo.New()
+	h := v.middleware(http.MethodPost, "/v1/auth/register", spec.Paths.Find("/v1/auth/register"))(func(echo.Context) error { return nil })
+	const body = `{"username":"hershel","email":"hershel@example.com","password":"secureP@ss123","full_name":"Hershel Moshkovitz"}`
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/auth/register", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if err := h(e.NewContext(req, httptest.NewRecorder())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProblem renders a 401 problem with its challenge, the most
+// frequent error.
+func BenchmarkProblem(b *testing.B) {
+	s := &Server{log: slog.New(slog.NewJSONHandler(io.Discard, nil)), bodyLimit: DefaultBodyLimit}
+	e := echo.New()
+	req := httptest.NewRequest(http.MethodGet, "/v1/me", nil)
+	req = req.WithContext(context.WithValue(req.Context(), infoKey{}, &requestInfo{id: "0123456789abcdef0123456789abcdef"}))
+	fail := &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown", detail: "The API key is not recognised or has been revoked."}
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		s.handleError(fail.problem(), e.NewContext(req, rec))
+		if rec.Code != http.StatusUnauthorized {
+			b.Fatalf("status %d", rec.Code)
+		}
+	}
+}
+
+// BenchmarkMetricsObserve is what /metrics costs a request.
+func BenchmarkMetricsObserve(b *testing.B) {
+	m := newMetrics(&Server{cache: newCredCache(0, time.Minute)})
+	e := echo.New()
+	e.GET("/v1/me", func(echo.Context) error { return nil })
+	m.knowRoutes(e)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.observe(http.MethodGet, "/v1/me", 200, 300*time.Microsecond, "")
+		}
+	})
+}
+
+// BenchmarkCredCacheHit is a cached key's lookup, from all CPUs at once.
+func BenchmarkCredCacheHit(b *testing.B) {
+	c := newCredCache(1000, time.Minute)
+	c.Listening(true)
+	d := [32]byte{1, 2, 3}
+	_, epoch := c.key(d)
+	c.putKey(d, &keyEntry{}, epoch)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if e, _ := c.key(d); e == nil {
+				b.Fatal("miss")
+			}
+		}
+	})
+}

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own (so
+// that several servers can live in one process, as in tests), served at
+// GET /metrics.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.HistogramVec
+	logins   *prometheus.CounterVec
+	keys     *prometheus.CounterVec
+
+	// The children of requests by route and status: WithLabelValues hashes
+	// its labels on every call, a lookup here does not allocate.
+	observers                   sync.Map        // routeStatus -> prometheus.Observer
+	routes                      map[string]bool // "METHOD route" of every route
+	keyHit, keyMiss, keyRefused prometheus.Counter
+}
+
+type routeStatus struct {
+	method, route string
+	status        int
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "authapi_http_request_duration_seconds",
+		Help: "Time to serve a request, by operation (method and route) and status; its _count counts requests.",
+		// From a cached key check (tens of µs) to a queued password hash (seconds).
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"operation", "status"})
+	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authapi_logins_total",
+		Help: "Login attempts by outcome: succeeded, failed (unknown user or wrong password), throttled.",
+	}, []string{"outcome"})
+	m.keys = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authapi_api_key_verifications_total",
+		Help: "API key checks by result: hit (the credential cache answered), miss (the database did), refused (missing, malformed, unknown or revoked).",
+	}, []string{"result"})
+	m.keyHit, m.keyMiss, m.keyRefused = m.keys.WithLabelValues("hit"), m.keys.WithLabelValues("miss"), m.keys.WithLabelValues("refused")
+	for _, o := range []string{"succeeded", "failed", "throttled"} {
+		m.logins.WithLabelValues(o)
+	}
+
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	m.reg.MustRegister(
+		m.requests, m.logins, m.keys,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		gauge("authapi_password_hash_running", "Password hashes being computed.", func() float64 { return float64(s.hasher.Running()) }),
+		gauge("authapi_password_hash_queue_length", "Requests waiting for a password hashing worker.", func() float64 { return float64(s.hasher.Queued()) }),
+		gauge("authapi_db_pool_open_connections", "Open database connections, in use or idle.", func() float64 { return float64(s.store.Stats().OpenConnections) }),
+		gauge("authapi_db_pool_in_use_connections", "Database connections in use.", func() float64 { return float64(s.store.Stats().InUse) }),
+		gauge("authapi_db_pool_idle_connections", "Idle database connections.", func() float64 { return float64(s.store.Stats().Idle) }),
+		gauge("authapi_db_pool_max_open_connections", "Bound on open database connections.", func() float64 { return float64(s.store.Stats().MaxOpenConnections) }),
+		counter("authapi_db_pool_waits_total", "Times a statement waited for a free connection.", func() float64 { return float64(s.store.Stats().WaitCount) }),
+		counter("authapi_db_pool_wait_seconds_total", "Time spent waiting for a free connection.", func() float64 { return s.store.Stats().WaitDuration.Seconds() }),
+		gauge("authapi_credential_cache_listening", "1 while change notifications are heard and the credential cache is used, else 0.", func() float64 {
+			if s.cache.listening() {
+				return 1
+			}
+			return 0
+		}),
+		gauge("authapi_credential_cache_api_keys", "API keys in the credential cache.", func() float64 { k, _ := s.cache.size(); return float64(k) }),
+		gauge("authapi_credential_cache_users", "JWT users in the credential cache.", func() float64 { _, u := s.cache.size(); return float64(u) }),
+	)
+	return m
+}
+
+// handler serves the registry.
+func (m *metrics) handler() echo.HandlerFunc {
+	return echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+}
+
+// observe records a served request and its log event. Its labels are
+// bounded, whatever the client sends: a method and route that are not a
+// registered route are "unmatched" (a 404 or 405).
+func (m *metrics) observe(method, route string, status int, took time.Duration, event string) {
+	if m == nil { // a Server made without New, in tests
+		return
+	}
+	if outcome, ok := loginOutcomes[event]; ok {
+		m.logins.WithLabelValues(outcome).Inc()
+	}
+	k := routeStatus{method, route, status}
+	if !m.routes[method+" "+route] {
+		k = routeStatus{"", "unmatched", status}
+	}
+	o, ok := m.observers.Load(k)
+	if !ok {
+		op := k.route
+		if k.method != "" {
+			op = k.method + " " + k.route
+		}
+		o, _ = m.observers.LoadOrStore(k, m.requests.WithLabelValues(op, strconv.Itoa(status)))
+	}
+	o.(prometheus.Observer).Observe(took.Seconds())
+}
+
+// knowRoutes records the routes of e, once they are all added.
+func (m *metrics) knowRoutes(e *echo.Echo) {
+	m.routes = make(map[string]bool)
+	for _, r := range e.Routes() {
+		m.routes[r.Method+" "+r.Path] = true
+	}
+}
+
+// loginOutcomes maps the log events of a login to the outcome label.
+var loginOutcomes = map[string]string{"login_succeeded": "succeeded", "login_failed": "failed", "login_throttled": "throttled"}
