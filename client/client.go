@@ -7,6 +7,10 @@
 // key (from CreateAPIKey) authenticates GetCurrentUser. Each credential is
 // sent only to the operations that accept it.
 //
+// A key may be limited to some scopes and may expire (WithScopes,
+// WithExpiry); RotateAPIKey replaces one with a grace period during which
+// both work.
+//
 //	c, err := client.New("http://127.0.0.1:8080")
 //	tok, err := c.Login(ctx, "hershel", "secureP@ss123")
 //	key, err := c.UsingToken(tok.AccessToken).CreateAPIKey(ctx, "my-app-key")
@@ -27,9 +31,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -48,6 +54,18 @@ type (
 	APIKey = gen.APIKey
 	// FieldError is one invalid field of a refused request.
 	FieldError = gen.FieldError
+	// Scope is a permission of an API key.
+	Scope = gen.Scope
+)
+
+// The scopes an API key can have. A key created without WithScopes has
+// them all.
+const (
+	// ScopeMeRead reads the key owner's resources under /v1/me
+	// (GetCurrentUser).
+	ScopeMeRead Scope = gen.MeRead
+	// ScopeMeWrite will change them.
+	ScopeMeWrite Scope = gen.MeWrite
 )
 
 // RegisterRequest is a new account. It is gen.RegisterRequest with the
@@ -148,10 +166,49 @@ func (c *Client) Login(ctx context.Context, username, password string) (*AccessT
 	return decode[AccessToken]("login", http.StatusOK)(c.api.Login(ctx, gen.LoginRequest{Username: username, Password: password}))
 }
 
+// KeyOption sets a property of a new API key.
+type KeyOption func(*gen.CreateAPIKeyRequest)
+
+// WithScopes limits a new key to scopes (at least one); without it a key
+// has every scope. A key without the scope an operation needs gets a 403
+// Problem of TypeInsufficientScope there.
+func WithScopes(scopes ...Scope) KeyOption {
+	return func(r *gen.CreateAPIKeyRequest) {
+		s := append([]Scope{}, scopes...)
+		r.Scopes = &s
+	}
+}
+
+// WithExpiry makes a new key stop working at at, which must be in the
+// future and within the server's maximum key lifetime (a year by default).
+// Without it a key lives as long as the server's default lifetime, if it
+// has one, or forever. An expired key gets a 401 Problem of
+// TypeAPIKeyExpired.
+func WithExpiry(at time.Time) KeyOption {
+	return func(r *gen.CreateAPIKeyRequest) { r.ExpiresAt = &at }
+}
+
 // CreateAPIKey creates an API key named name. The raw key is in the
 // result's RawKey and nowhere else, ever. Needs a JWT.
-func (c *Client) CreateAPIKey(ctx context.Context, name string) (*CreatedAPIKey, error) {
-	return decode[CreatedAPIKey]("createApiKey", http.StatusOK)(c.api.CreateAPIKey(ctx, gen.CreateAPIKeyRequest{Name: name}, c.bearer))
+func (c *Client) CreateAPIKey(ctx context.Context, name string, opts ...KeyOption) (*CreatedAPIKey, error) {
+	req := gen.CreateAPIKeyRequest{Name: name}
+	for _, opt := range opts {
+		opt(&req)
+	}
+	return decode[CreatedAPIKey]("createApiKey", http.StatusOK)(c.api.CreateAPIKey(ctx, req, c.bearer))
+}
+
+// RotateAPIKey replaces one of the caller's working keys with a new one of
+// the same name and scopes, returned like CreateAPIKey's (the raw key is
+// shown this once). The old key keeps working for grace (at most 7 days;
+// 0 ends it at once), sent in whole seconds, rounded up; the listing shows
+// its end as ExpiresAt. A revoked, expired, unknown or foreign key is a
+// 404 Problem. Needs a JWT.
+func (c *Client) RotateAPIKey(ctx context.Context, keyID uuid.UUID, grace time.Duration) (*CreatedAPIKey, error) {
+	// Out of int32's range the server refuses the value all the same, with
+	// a 422 naming grace_seconds.
+	secs := int32(max(math.MinInt32, min(math.MaxInt32, math.Ceil(grace.Seconds()))))
+	return decode[CreatedAPIKey]("rotateApiKey", http.StatusOK)(c.api.RotateAPIKey(ctx, keyID, gen.RotateAPIKeyRequest{GraceSeconds: &secs}, c.bearer))
 }
 
 // ListAPIKeys lists the caller's API keys, newest first, revoked ones
@@ -172,7 +229,8 @@ func (c *Client) RevokeAPIKey(ctx context.Context, keyID uuid.UUID) error {
 	return err
 }
 
-// GetCurrentUser returns the user who owns the API key. Needs an API key.
+// GetCurrentUser returns the user who owns the API key. Needs an API key
+// with ScopeMeRead.
 func (c *Client) GetCurrentUser(ctx context.Context) (*User, error) {
 	return decode[User]("getCurrentUser", http.StatusOK)(c.api.GetCurrentUser(ctx, c.key))
 }

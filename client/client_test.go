@@ -221,8 +221,11 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		creds = append(creds, "key")
 	}
 	path := req.URL.Path
-	if strings.HasPrefix(path, "/v1/auth/api-keys/") {
+	if rest, ok := strings.CutPrefix(path, "/v1/auth/api-keys/"); ok {
 		path = "/v1/auth/api-keys/{key_id}"
+		if strings.HasSuffix(rest, "/rotate") {
+			path += "/rotate"
+		}
 	}
 	r.mu.Lock()
 	r.seen[req.Method+" "+path] = strings.Join(creds, "+")
@@ -248,19 +251,24 @@ func TestCredentialsGoOnlyWhereAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateAPIKey with both credentials = %v", err)
 	}
-	if err := both.RevokeAPIKey(ctx, k2.ID); err != nil {
+	k3, err := both.RotateAPIKey(ctx, k2.ID, 0)
+	if err != nil {
+		t.Fatalf("RotateAPIKey with both credentials = %v", err)
+	}
+	if err := both.RevokeAPIKey(ctx, k3.ID); err != nil {
 		t.Fatalf("RevokeAPIKey with both credentials = %v", err)
 	}
 	if _, err := both.GetCurrentUser(ctx); err != nil {
 		t.Fatalf("GetCurrentUser with both credentials = %v", err)
 	}
 	want := map[string]string{
-		"POST /v1/auth/register":            "",
-		"POST /v1/auth/login":               "",
-		"POST /v1/auth/api-keys":            "jwt",
-		"GET /v1/auth/api-keys":             "jwt",
-		"DELETE /v1/auth/api-keys/{key_id}": "jwt",
-		"GET /v1/me":                        "key",
+		"POST /v1/auth/register":                 "",
+		"POST /v1/auth/login":                    "",
+		"POST /v1/auth/api-keys":                 "jwt",
+		"GET /v1/auth/api-keys":                  "jwt",
+		"DELETE /v1/auth/api-keys/{key_id}":      "jwt",
+		"POST /v1/auth/api-keys/{key_id}/rotate": "jwt",
+		"GET /v1/me":                             "key",
 	}
 	if !reflect.DeepEqual(rec.seen, want) {
 		t.Fatalf("credentials sent = %v, want %v", rec.seen, want)

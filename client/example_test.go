@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"strings"
+	"time"
 
 	"authapi/client"
 )
@@ -61,6 +62,58 @@ func Example() {
 	// created my-app-key true
 	// me: Hershel Moshkovitz
 	// after revoking: 401 urn:authapi:problem:invalid-api-key
+}
+
+// Keys can be limited and renewed: this one may only read /v1/me and
+// expires in 90 days. Rotating it gives a new key with the same name and
+// scopes; the old one keeps working for the hour given, so that
+// deployments can switch over.
+func ExampleClient_RotateAPIKey() {
+	baseURL, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, _ := client.New(baseURL)
+	if _, err := c.RegisterUser(ctx, client.RegisterRequest{
+		Username: "hershel", Email: "hershel@example.com",
+		Password: "secureP@ss123", FullName: "Hershel Moshkovitz",
+	}); err != nil {
+		log.Fatal(err)
+	}
+	tok, err := c.Login(ctx, "hershel", "secureP@ss123")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c = c.UsingToken(tok.AccessToken)
+
+	old, err := c.CreateAPIKey(ctx, "deploy",
+		client.WithScopes(client.ScopeMeRead), client.WithExpiry(time.Now().Add(90*24*time.Hour)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	next, err := c.RotateAPIKey(ctx, old.ID, time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("new key:", next.Name, next.Scopes)
+	for _, key := range []struct{ name, raw string }{{"old", old.RawKey}, {"new", next.RawKey}} {
+		_, err := c.UsingAPIKey(key.raw).GetCurrentUser(ctx)
+		fmt.Println(key.name, "key works:", err == nil)
+	}
+	keys, err := c.ListAPIKeys(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.ID == old.ID {
+			fmt.Println("old key ends within the hour:", time.Until(*k.ExpiresAt) <= time.Hour)
+		}
+	}
+	// Output:
+	// new key: deploy [me:read]
+	// old key works: true
+	// new key works: true
+	// old key ends within the hour: true
 }
 
 // Validation failures list every invalid field.

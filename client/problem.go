@@ -20,6 +20,8 @@ const (
 	TypeInvalidCredentials   = "urn:authapi:problem:invalid-credentials"
 	TypeInvalidToken         = "urn:authapi:problem:invalid-token"
 	TypeInvalidAPIKey        = "urn:authapi:problem:invalid-api-key"
+	TypeAPIKeyExpired        = "urn:authapi:problem:api-key-expired"
+	TypeInsufficientScope    = "urn:authapi:problem:insufficient-scope"
 	TypeNotFound             = "urn:authapi:problem:not-found"
 	TypeAlreadyRegistered    = "urn:authapi:problem:already-registered"
 	TypeAPIKeyLimit          = "urn:authapi:problem:api-key-limit"

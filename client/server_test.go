@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,18 +22,41 @@ func TestMain(m *testing.M) { storetest.Main(m) }
 // and returns its base URL. cfg, if given, adjusts the server's settings.
 func MustServer(tb testing.TB, cfg ...func(*server.Config)) string {
 	tb.Helper()
+	return MustStart(tb, cfg...).URL
+}
+
+// running is an authapi started for a test.
+type running struct {
+	URL    string
+	Server *server.Server // for WriteKeyUses, which the server runs every few seconds
+	Clock  *clock         // the server's clock for key expiry, grace and last use
+}
+
+// clock is a settable time source. Access tokens keep real time.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// MustStart is MustServer that also returns the server and its clock.
+func MustStart(tb testing.TB, cfg ...func(*server.Config)) *running {
+	tb.Helper()
 	db, err := store.Open(context.Background(), storetest.NewURL(tb), store.Options{MaxConns: 10, QueryTimeout: 10 * time.Second})
 	if err != nil {
 		tb.Fatalf("store.Open = %v", err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	srv, err := newServer(db, cfg...)
+	c := &clock{t: time.Now()}
+	srv, err := newServer(db, append([]func(*server.Config){func(cfg *server.Config) { cfg.Now = c.Now }}, cfg...)...)
 	if err != nil {
 		tb.Fatalf("server.New = %v", err)
 	}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
-	return ts.URL
+	return &running{URL: ts.URL, Server: srv, Clock: c}
 }
 
 func newServer(db *store.DB, cfg ...func(*server.Config)) (*server.Server, error) {
@@ -48,6 +72,7 @@ func newServer(db *store.DB, cfg ...func(*server.Config)) (*server.Server, error
 	c := server.Config{
 		Store: db, Hasher: hasher, Tokens: tokens, Keys: apikey.NewDigester([]byte("pepper pepper pepper pepper 32b!")),
 		LoginMaxFailures: 10, LoginWindow: 15 * time.Minute, MaxActiveKeys: 100,
+		KeyMaxLifetime: 365 * 24 * time.Hour,
 	}
 	for _, f := range cfg {
 		f(&c)

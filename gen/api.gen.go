@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,6 +39,24 @@ func (e AccessTokenTokenType) Valid() bool {
 	}
 }
 
+// Defines values for Scope.
+const (
+	MeRead  Scope = "me:read"
+	MeWrite Scope = "me:write"
+)
+
+// Valid indicates whether the value is a known member of the Scope enum.
+func (e Scope) Valid() bool {
+	switch e {
+	case MeRead:
+		return true
+	case MeWrite:
+		return true
+	default:
+		return false
+	}
+}
+
 // APIKey An API key as listed. The raw key is never listed.
 type APIKey struct {
 	// CreatedAt When the key was created (RFC 3339).
@@ -45,15 +64,25 @@ type APIKey struct {
 	// Example: 2026-02-16T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
 
+	// ExpiresAt When the key stops (or stopped) working; null if it never expires. A rotated key's end of grace.
+	//
+	// Example: 2027-01-01T00:00:00Z
+	ExpiresAt *time.Time `json:"expires_at"`
+
 	// ID Key ID.
 	//
 	// Example: b2c3d4e5-6789-abcd-ef01-23456789abcd
 	ID openapi_types.UUID `json:"id"`
 
-	// IsActive False once the key is revoked.
+	// IsActive Whether the key works now; false once it is revoked or expired.
 	//
 	// Example: true
 	IsActive bool `json:"is_active"`
+
+	// LastUsedAt When the key was last used, to the minute; null until its first use. Updated within seconds of a use.
+	//
+	// Example: 2026-02-16T11:02:00Z
+	LastUsedAt *time.Time `json:"last_used_at"`
 
 	// Name Key label.
 	//
@@ -65,8 +94,13 @@ type APIKey struct {
 	// Example: rst_a1b2
 	Prefix string `json:"prefix"`
 
-	// RevokedAt When the key was revoked (RFC 3339); absent or null while it is active.
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// RevokedAt When the key was revoked (RFC 3339); null while it is not.
+	RevokedAt *time.Time `json:"revoked_at"`
+
+	// Scopes What the key may do.
+	//
+	// Example: ["me:read","me:write"]
+	Scopes []Scope `json:"scopes"`
 }
 
 // AccessToken A JWT access token.
@@ -94,10 +128,24 @@ type AccessTokenTokenType string
 
 // CreateAPIKeyRequest A new API key.
 type CreateAPIKeyRequest struct {
+	// ExpiresAt When the key stops working (RFC 3339): in the future, and at most
+	// the server's maximum key lifetime ahead (one year by default).
+	// Without it the key expires after the server's default lifetime,
+	// if one is configured, or never.
+	//
+	//
+	// Example: 2027-01-01T00:00:00Z
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
 	// Name Key label (1-100 chars). Names need not be unique.
 	//
 	// Example: my-app-key
 	Name string `json:"name"`
+
+	// Scopes What the key may do; by default every scope.
+	//
+	// Example: ["me:read"]
+	Scopes *[]Scope `json:"scopes,omitempty"`
 }
 
 // CreatedAPIKey A newly created API key, with the raw key shown this once.
@@ -106,6 +154,9 @@ type CreatedAPIKey struct {
 	//
 	// Example: 2026-02-16T10:30:00Z
 	CreatedAt time.Time `json:"created_at"`
+
+	// ExpiresAt When the key stops working; null if it never expires.
+	ExpiresAt *time.Time `json:"expires_at"`
 
 	// ID Key ID.
 	//
@@ -133,6 +184,11 @@ type CreatedAPIKey struct {
 	//
 	// Example: rst_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p60IoT2U
 	RawKey string `json:"raw_key"`
+
+	// Scopes What the key may do.
+	//
+	// Example: ["me:read","me:write"]
+	Scopes []Scope `json:"scopes"`
 }
 
 // FieldError One invalid field.
@@ -222,6 +278,20 @@ type RegisterRequest struct {
 	Username string `json:"username"`
 }
 
+// RotateAPIKeyRequest How to rotate a key.
+type RotateAPIKeyRequest struct {
+	// GraceSeconds How long the old key keeps working, in seconds (at most 7 days). 0 ends it at once.
+	//
+	// Example: 3600
+	GraceSeconds *int32 `json:"grace_seconds,omitempty"`
+}
+
+// Scope A permission of an API key. `me:read` reads the key owner's
+// resources under `/v1/me`; `me:write` will change them.
+//
+// Example: me:read
+type Scope string
+
 // User A user account.
 type User struct {
 	// Email Email address, as registered.
@@ -245,6 +315,9 @@ type User struct {
 	Username string `json:"username"`
 }
 
+// KeyID defines model for KeyID.
+type KeyID = openapi_types.UUID
+
 // APIKeyUnauthorized An RFC 9457 problem document.
 type APIKeyUnauthorized = Problem
 
@@ -256,6 +329,9 @@ type BearerUnauthorized = Problem
 
 // Conflict An RFC 9457 problem document.
 type Conflict = Problem
+
+// InsufficientScope An RFC 9457 problem document.
+type InsufficientScope = Problem
 
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
@@ -283,6 +359,9 @@ type ValidationFailed = Problem
 
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
+
+// RotateAPIKeyJSONRequestBody defines body for RotateAPIKey for application/json ContentType.
+type RotateAPIKeyJSONRequestBody = RotateAPIKeyRequest
 
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
@@ -375,7 +454,9 @@ type ClientInterface interface {
 	// CreateAPIKeyWithBody Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -385,7 +466,9 @@ type ClientInterface interface {
 	// CreateAPIKey Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -400,7 +483,37 @@ type ClientInterface interface {
 	// else, is `404`. Requires a JWT.
 	//
 	// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-	RevokeAPIKey(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RevokeAPIKey(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateAPIKeyWithBody Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKeyWithBody(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateAPIKey Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LoginWithBody Authenticate and receive a JWT token
 	//
@@ -455,8 +568,8 @@ type ClientInterface interface {
 	// GetCurrentUser Get the user who owns the API key
 	//
 	// Returns the owner of the API key sent in `X-API-Key`, in the same
-	// shape as registration returns it. Requires an API key; a JWT is not
-	// accepted here.
+	// shape as registration returns it. Requires an API key with the
+	// `me:read` scope; a JWT is not accepted here.
 	//
 	// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -483,7 +596,9 @@ func (c *Client) ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn)
 // CreateAPIKeyWithBody Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes any type of body and a specified content type.
 //
@@ -503,7 +618,9 @@ func (c *Client) CreateAPIKeyWithBody(ctx context.Context, contentType string, b
 // CreateAPIKey Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -528,8 +645,58 @@ func (c *Client) CreateAPIKey(ctx context.Context, body CreateAPIKeyJSONRequestB
 // else, is `404`. Requires a JWT.
 //
 // Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-func (c *Client) RevokeAPIKey(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) RevokeAPIKey(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeAPIKeyRequest(c.Server, keyID)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateAPIKeyWithBody Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *Client) RotateAPIKeyWithBody(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateAPIKeyRequestWithBody(c.Server, keyID, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateAPIKey Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *Client) RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateAPIKeyRequest(c.Server, keyID, body)
 	if err != nil {
 		return nil, err
 	}
@@ -633,8 +800,8 @@ func (c *Client) RegisterUser(ctx context.Context, body RegisterUserJSONRequestB
 // GetCurrentUser Get the user who owns the API key
 //
 // Returns the owner of the API key sent in `X-API-Key`, in the same
-// shape as registration returns it. Requires an API key; a JWT is not
-// accepted here.
+// shape as registration returns it. Requires an API key with the
+// `me:read` scope; a JWT is not accepted here.
 //
 // Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
 func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -717,7 +884,7 @@ func NewCreateAPIKeyRequestWithBody(server string, contentType string, body io.R
 }
 
 // NewRevokeAPIKeyRequest constructs an http.Request for the RevokeAPIKey method
-func NewRevokeAPIKeyRequest(server string, keyID openapi_types.UUID) (*http.Request, error) {
+func NewRevokeAPIKeyRequest(server string, keyID KeyID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -746,6 +913,53 @@ func NewRevokeAPIKeyRequest(server string, keyID openapi_types.UUID) (*http.Requ
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRotateAPIKeyRequest calls the generic RotateAPIKey builder with application/json body
+func NewRotateAPIKeyRequest(server string, keyID KeyID, body RotateAPIKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateAPIKeyRequestWithBody(server, keyID, "application/json", bodyReader)
+}
+
+// NewRotateAPIKeyRequestWithBody constructs an http.Request for the RotateAPIKey method, with any body, and a specified content type
+func NewRotateAPIKeyRequestWithBody(server string, keyID KeyID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/api-keys/%s/rotate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -914,7 +1128,9 @@ type ClientWithResponsesInterface interface {
 	// CreateAPIKeyWithBodyWithResponse Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -924,7 +1140,9 @@ type ClientWithResponsesInterface interface {
 	// CreateAPIKeyWithResponse Generate a new API key (shown once)
 	//
 	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. Requires a JWT.
+	// this response and nowhere else, ever: store it now. A key may be
+	// limited to some `scopes` and may expire (`expires_at`). Requires a
+	// JWT.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -941,7 +1159,37 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-	RevokeAPIKeyWithResponse(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error)
+	RevokeAPIKeyWithResponse(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error)
+
+	// RotateAPIKeyWithBodyWithResponse Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKeyWithBodyWithResponse(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error)
+
+	// RotateAPIKeyWithResponse Rotate an API key
+	//
+	// Replaces one of the caller's active keys with a new one that keeps its
+	// name, scopes and expiry, and answers like key creation (the new
+	// `raw_key` is shown this once). The old key keeps working for
+	// `grace_seconds` (default 0: it stops at once) and the listing shows it
+	// with that end time in `expires_at`. Rotating a key that is already in
+	// its grace period is allowed and never extends its end time. A
+	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+	RotateAPIKeyWithResponse(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error)
 
 	// LoginWithBodyWithResponse Authenticate and receive a JWT token
 	//
@@ -996,8 +1244,8 @@ type ClientWithResponsesInterface interface {
 	// GetCurrentUserWithResponse Get the user who owns the API key
 	//
 	// Returns the owner of the API key sent in `X-API-Key`, in the same
-	// shape as registration returns it. Requires an API key; a JWT is not
-	// accepted here.
+	// shape as registration returns it. Requires an API key with the
+	// `me:read` scope; a JWT is not accepted here.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1296,6 +1544,131 @@ func (r RevokeAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// RotateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateAPIKey
+type RotateAPIKeyResponse200Headers struct {
+	CacheControl *string
+}
+
+// RotateAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for RotateAPIKey
+type RotateAPIKeyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RotateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RotateAPIKey
+type RotateAPIKeyResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type RotateAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CreatedAPIKey
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *NotFound
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *Conflict
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateAPIKeyResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateAPIKeyResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RotateAPIKeyResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateAPIKeyResponse) GetJSON200() *CreatedAPIKey {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON404() *NotFound {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON409() *Conflict {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
 type LoginResponse200Headers struct {
 	CacheControl *string
@@ -1542,6 +1915,11 @@ type GetCurrentUserResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// GetCurrentUserResponse403Headers the declared response headers of an HTTP 403 response for GetCurrentUser
+type GetCurrentUserResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
 	RetryAfter *int32
@@ -1554,6 +1932,8 @@ type GetCurrentUserResponse struct {
 	JSON200 *User
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *APIKeyUnauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *InsufficientScope
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1562,6 +1942,8 @@ type GetCurrentUserResponse struct {
 	Headers200 *GetCurrentUserResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetCurrentUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetCurrentUserResponse403Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCurrentUserResponse503Headers
 }
@@ -1574,6 +1956,11 @@ func (r GetCurrentUserResponse) GetJSON200() *User {
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r GetCurrentUserResponse) GetApplicationProblemJSON401() *APIKeyUnauthorized {
 	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCurrentUserResponse) GetApplicationProblemJSON403() *InsufficientScope {
+	return r.ApplicationProblemJSON403
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1634,7 +2021,9 @@ func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, reqEd
 // CreateAPIKeyWithBodyWithResponse Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1650,7 +2039,9 @@ func (c *ClientWithResponses) CreateAPIKeyWithBodyWithResponse(ctx context.Conte
 // CreateAPIKeyWithResponse Generate a new API key (shown once)
 //
 // Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. Requires a JWT.
+// this response and nowhere else, ever: store it now. A key may be
+// limited to some `scopes` and may expire (`expires_at`). Requires a
+// JWT.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1673,12 +2064,54 @@ func (c *ClientWithResponses) CreateAPIKeyWithResponse(ctx context.Context, body
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyID openapi_types.UUID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error) {
+func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error) {
 	rsp, err := c.RevokeAPIKey(ctx, keyID, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParseRevokeAPIKeyResponse(rsp)
+}
+
+// RotateAPIKeyWithBodyWithResponse Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *ClientWithResponses) RotateAPIKeyWithBodyWithResponse(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error) {
+	rsp, err := c.RotateAPIKeyWithBody(ctx, keyID, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateAPIKeyResponse(rsp)
+}
+
+// RotateAPIKeyWithResponse Rotate an API key
+//
+// Replaces one of the caller's active keys with a new one that keeps its
+// name, scopes and expiry, and answers like key creation (the new
+// `raw_key` is shown this once). The old key keeps working for
+// `grace_seconds` (default 0: it stops at once) and the listing shows it
+// with that end time in `expires_at`. Rotating a key that is already in
+// its grace period is allowed and never extends its end time. A
+// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
+func (c *ClientWithResponses) RotateAPIKeyWithResponse(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error) {
+	rsp, err := c.RotateAPIKey(ctx, keyID, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateAPIKeyResponse(rsp)
 }
 
 // LoginWithBodyWithResponse Authenticate and receive a JWT token
@@ -1758,8 +2191,8 @@ func (c *ClientWithResponses) RegisterUserWithResponse(ctx context.Context, body
 // GetCurrentUserWithResponse Get the user who owns the API key
 //
 // Returns the owner of the API key sent in `X-API-Key`, in the same
-// shape as registration returns it. Requires an API key; a JWT is not
-// accepted here.
+// shape as registration returns it. Requires an API key with the
+// `me:read` scope; a JWT is not accepted here.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2057,6 +2490,128 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 	return response, nil
 }
 
+// ParseRotateAPIKeyResponse parses an HTTP response from a RotateAPIKeyWithResponse call
+func ParseRotateAPIKeyResponse(rsp *http.Response) (*RotateAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CreatedAPIKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest BearerUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateAPIKeyResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers RotateAPIKeyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RotateAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
 func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -2315,6 +2870,13 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 		}
 		response.ApplicationProblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest InsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2352,6 +2914,16 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetCurrentUserResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2377,7 +2949,10 @@ type ServerInterface interface {
 	CreateAPIKey(ctx echo.Context) error
 	// RevokeAPIKey Revoke an API key
 	// (DELETE /v1/auth/api-keys/{key_id})
-	RevokeAPIKey(ctx echo.Context, keyID openapi_types.UUID) error
+	RevokeAPIKey(ctx echo.Context, keyID KeyID) error
+	// RotateAPIKey Rotate an API key
+	// (POST /v1/auth/api-keys/{key_id}/rotate)
+	RotateAPIKey(ctx echo.Context, keyID KeyID) error
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
@@ -2416,7 +2991,7 @@ func (w *ServerInterfaceWrapper) CreateAPIKey(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) RevokeAPIKey(ctx echo.Context) error {
 	var err error
 	// ------------- Path parameter "key_id" -------------
-	var keyID openapi_types.UUID
+	var keyID KeyID
 
 	err = runtime.BindStyledParameterWithOptions("simple", "key_id", ctx.Param("key_id"), &keyID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
 	if err != nil {
@@ -2425,6 +3000,22 @@ func (w *ServerInterfaceWrapper) RevokeAPIKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RevokeAPIKey(ctx, keyID)
+	return err
+}
+
+// RotateAPIKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateAPIKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "key_id" -------------
+	var keyID KeyID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "key_id", ctx.Param("key_id"), &keyID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter key_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateAPIKey(ctx, keyID)
 	return err
 }
 
@@ -2507,6 +3098,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/auth/api-keys", wrapper.ListAPIKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/auth/api-keys", wrapper.CreateAPIKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/auth/api-keys/:key_id", wrapper.RevokeAPIKey, options.OperationMiddlewares["revokeApiKey"]...)
+	router.POST(options.BaseURL+"/v1/auth/api-keys/:key_id/rotate", wrapper.RotateAPIKey, options.OperationMiddlewares["rotateApiKey"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 
 }
@@ -2532,6 +3124,15 @@ type BearerUnauthorizedApplicationProblemPlusJSONResponse struct {
 }
 
 type ConflictApplicationProblemPlusJSONResponse Problem
+
+type InsufficientScopeResponseHeaders struct {
+	WWWAuthenticate *string
+}
+type InsufficientScopeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers InsufficientScopeResponseHeaders
+}
 
 type InternalErrorApplicationProblemPlusJSONResponse Problem
 
@@ -2815,7 +3416,7 @@ func (response CreateAPIKey503ApplicationProblemPlusJSONResponse) VisitCreateAPI
 }
 
 type RevokeAPIKeyRequestObject struct {
-	KeyID openapi_types.UUID `json:"key_id"`
+	KeyID KeyID `json:"key_id"`
 }
 
 type RevokeAPIKeyResponseObject interface {
@@ -2910,6 +3511,189 @@ type RevokeAPIKey503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RevokeAPIKey503ApplicationProblemPlusJSONResponse) VisitRevokeAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKeyRequestObject struct {
+	KeyID KeyID `json:"key_id"`
+	Body  *RotateAPIKeyJSONRequestBody
+}
+
+type RotateAPIKeyResponseObject interface {
+	VisitRotateAPIKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateAPIKey200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type RotateAPIKey200JSONResponse struct {
+	Body    CreatedAPIKey
+	Headers RotateAPIKey200ResponseHeaders
+}
+
+func (response RotateAPIKey200JSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey400ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey401ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey404ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey409ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey413ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey415ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey422ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey500ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey503ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3306,6 +4090,25 @@ func (response GetCurrentUser401ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type GetCurrentUser403ApplicationProblemPlusJSONResponse struct {
+	InsufficientScopeApplicationProblemPlusJSONResponse
+}
+
+func (response GetCurrentUser403ApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUser500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3352,6 +4155,9 @@ type StrictServerInterface interface {
 	// RevokeAPIKey Revoke an API key
 	// (DELETE /v1/auth/api-keys/{key_id})
 	RevokeAPIKey(ctx context.Context, request RevokeAPIKeyRequestObject) (RevokeAPIKeyResponseObject, error)
+	// RotateAPIKey Rotate an API key
+	// (POST /v1/auth/api-keys/{key_id}/rotate)
+	RotateAPIKey(ctx context.Context, request RotateAPIKeyRequestObject) (RotateAPIKeyResponseObject, error)
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
@@ -3445,7 +4251,7 @@ func (sh *strictHandler) CreateAPIKey(ctx echo.Context) error {
 }
 
 // RevokeAPIKey operation middleware
-func (sh *strictHandler) RevokeAPIKey(ctx echo.Context, keyID openapi_types.UUID) error {
+func (sh *strictHandler) RevokeAPIKey(ctx echo.Context, keyID KeyID) error {
 	var request RevokeAPIKeyRequestObject
 
 	request.KeyID = keyID
@@ -3463,6 +4269,57 @@ func (sh *strictHandler) RevokeAPIKey(ctx echo.Context, keyID openapi_types.UUID
 		return err
 	} else if validResponse, ok := response.(RevokeAPIKeyResponseObject); ok {
 		return validResponse.VisitRevokeAPIKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RotateAPIKey operation middleware
+func (sh *strictHandler) RotateAPIKey(ctx echo.Context, keyID KeyID) error {
+	var request RotateAPIKeyRequestObject
+
+	request.KeyID = keyID
+
+	var body RotateAPIKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateAPIKey(ctx.Request().Context(), request.(RotateAPIKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateAPIKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateAPIKeyResponseObject); ok {
+		return validResponse.VisitRotateAPIKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3589,98 +4446,116 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzdduNGcn6VDrw5K80AFP/EkTjHZy3L9lpjezxHo/E4O5CFJlAk2wK6ud0NUfREOZPbPEJu8gh5gFzk",
-	"WeI8QF4hp38ANEjwZ0by2rvJjY5IdDeqq6rr56tqvvVils0YBSqFN3zrTQEnwPW/pziewimjkrNUfU5A",
-	"xJzMJGHUG3on6RwvBIooC4RkHKKniIOYMSpAoAwvUIw5X6CYQwJUEpwKtHf+xSkaPOkfIwGxWgYdtjr7",
-	"Lc/3RDyFDKuXAM0zb/jGK5b1Ln0PbnE2S8EbVt/6XoZvvwY6kVNv2Gm3fU8uZmqEkJzQiXd353vnIPni",
-	"ZCyBr1L/espSUGQwmggkGZpjItEIxowDknxB6AThCSZ0ibqCkn7X98aMZ1h6Q49Q2esakkimyD8a9BVJ",
-	"GaHmc0UeoRImwDV9r1+/PsnlVHEnxhJOXpx9BYtVUi+mgE5enKFrWKB4itMU6AR8RHGmiJRTQEZmSE6x",
-	"1FwnIPT317BYQ75nXoY44DT7OPRwLqd4RkLPt4t9HHrfBycvzoKvYBF6dXb31N5mWErgir4fltZ680Po",
-	"XT7Sk1ZlsrTnTwHzJvGoPY/0s2rLhfoctveHKDIzVzcQ+WhO5DSkEXDO1D4IvcEpSa4kuwYaehGaT4Ei",
-	"jPRnNMcCCaASjXKJOIxzAUkrpGvYtu6tPlrzNvvgytnex6GnhIPjGISwVMDtjHBItnF66fUbOH3ne+Vp",
-	"VFswMnpFFcWMk58gUd/GjEqgUv2LZ7NUiYQwejDjbJRC9vhHoYTh7F+JSWKSLmklEYgyxb2YTSgRkCDG",
-	"0RQLNAKgiMMNu4ZEa6LEMhfesN/u+J4kUvP0zHCsWK3aTM7p0HJ4aEkaWvYGeEYCNfjOldPvOIy9offR",
-	"QWXSDsxTcfDCLGBYs/6AEYEyIgShEx9lOFVHHBIf5fSasjlV+3K249jK169fB65iryPHTjloPvuauE9x",
-	"cg5/zkHIBxARNyuhEUtKOc0hTQOzM/Ts5bfP65JpV5L5pmCAHrZZMCWzAk3SQ8llM92KW/pIPLBiN53N",
-	"rfrrTtpNic3Qh2LVs9cX69TXbsFX+kukQLkAjihDKaMT4AhuiZDiYTXaWnZN6ymj45TED6HPinKKM1A7",
-	"xSkHnCjHMyFCgpWRtrfCG755640JpImSgZ2kjCsIgSfaEzct4N1dulI+rqR8sjp2o4zt2oG79gMI+lwv",
-	"xzXThtrJlxxhXH+GDJMU4SThShurXYa0IgXtqZGGsQjTBBlnKSIk8ALNpySe7reQcuoxh+pdIY2VLza2",
-	"Hasojy4QjiW50bGG/g6nKZsbF3rne2dUuS6cfq6Wv6f4X7IM5FTFPHPlr+ec0QliFLGcI0EScA/ooWvG",
-	"CiKMK952NM3YBxHWCUU5hdsZxBIS8/aniEgllJRNJupAKuZLbaeNs1buBVSsTJnZKx6xXCIiW4ad2nCc",
-	"VjH1Qx4pxtEMCzFnPFEkEhozziGWWy2fE+PvZvjcCQ9l/pbPgbsVrSst9CmTUxRjlaCkjF3rYQJnoHn7",
-	"nMkvWE7v6z6eszKWUHEoklMi0NlnaATK2OpUY8HyOkv7FUufM4nGmoyNjKRMBmbYQ7DvOUMij6cl4Thj",
-	"NrMw5/33Qh9vzaYXeJEynFww9jXmE/gFQpRUrauzGYoGh4e9ARotJIgayzq9imXn7nzJmFlgM//U2EAy",
-	"FpixDx2tuFtQbExJRiTaG/TRV+RTNFqgBMY4T+W+ZulL4DckhlcU32CS4lH6EFxNsMQjLLSjzCkHHE/V",
-	"yk9VcmsyWySmjMt0UbebDmMtXSh3CNvIVXfgQ7F0zT784pgL4DfA1VMl+lEuFk8RV4k/SrEEvhTUaEgg",
-	"KDGBTfGMgx5o0i4Y+wbThdW2extexoz7HGOSQqL8AaHClQ6hqN8tEIqa8nedsKRcRyWJ2UxuMcBK5dXw",
-	"oBz+IHJaJgKNOcuM6YtTAlS2UOSwXocZwuThkqGYZYBGOL5+OGG9oiKfzRiXkHwDCcEXmiX3Cz+gdNWO",
-	"vVERj7OQWqBuqA4rWTlEoUxRhbSkthypck6g5wR68IMarDk2+ZWGQbBA0fKOIm2mvlOuW3/5hdbZe/Kz",
-	"i3R4LhDmgGxg8D7xe5YrGQDCEqWAhUQ9FE8xx7FU6nPnV9N1RNw8F5kAphYz13OAbrcSYMUBe2w3y+6m",
-	"HB7Y4Q8ltlIFOeBrg/WZmUMn/SNC0aaxGJbLgI0DjukEQmr4ri0orrJENMNyimaY4wyU4axyglRlhwhu",
-	"gC8KQdlFdJRfbsoBmhrgYlqFF0IvCUkL6c3geYkiqZcUDz3fm3E2Ay6JwbB0LgLJFZZNeC7QAvPUCm0H",
-	"G9Cw1+sda5y5QvK67e4gaHeDzuCi0x722sN2+0+eg+kmWEIgSbYENQ/6K1ib75FklSCVPJ19Vn/nqBv3",
-	"kj4cBoMnR8cBHsVJAON2J+j2+ofqK/WNS0Oek2QJEBw0vV5cmSRslYovcCoAMRpDyRwiXAirJE7yHMq1",
-	"R4ylgHUGp89d4+5SPIK0vsFsEeDZLDAo3haAXkkXxuS2GfwdEy4kOnKONGLjYg8+GivvD2mqMiSTec4w",
-	"l3ViuJBXuDPq1kk50rC888mBV9WMNyfBn3DwUzs4vnzbv/ud10C3Zd9uemgHO3r4FOGRNrWMI5qnqcq3",
-	"U7B5oRFka0dNVNNNvFgTn4O3K0tBuDLWbzytTNaOWt67yuO7B+yyXIyNfoRYqn2faIDrQoNWq+db408u",
-	"BrZ6gM1TA42vrrA8H+19+bJ7ONhvIe16ifFNJxbns6iERcTDvN3uxe76+huI6ioBi2fT0R9j8i15dvbq",
-	"p7POc3Imzuj5YXx6Nji7nn3/3emz41arVWd0v308qKlJpSKtq+DycaOOGMRNXJGGjb60VaecSpJqZXGB",
-	"RlEjuTdQR2d9panb6T/pH/UG/SdOuamzWm7yPf2OK2kDocZaXuiZmkvoaRpsJc58V6/D2e+2aVxN4DUS",
-	"ahxqUrZTrYvGmzhw+LLSUZgXfmVV37bYLrTXCTrttrYxYr+FnuMMlA+CRIdDI5X5kD/n8B42zjEtnbrO",
-	"/BCGt+325aNVbfG928CODJZCFEWGCrFUPvD81de1AGeJ1Xqv6xmZrPXLioXpovSXlpl+gV5U/llM2Zya",
-	"oF45lP/3zw/gn+3BU9Zb+zSsFdoq82/RN6vFzTNNL9Ew3tjG/QZWbnbdEcfzq2tYRPt/KS9t3tcQEymf",
-	"W8Sie0arlUL7SEjMpTCaH6nXRPtD+4+Pel3EMU1YFtIUpN4WpglKyIRI4SvdpgijQVBuG42wgEEXnZ6f",
-	"Br0uiqcQX4s8M8XlVQYY1RsPJk+mR+T4x/Z1J+1mPdpnh7NB+4xddF8tuaVujUfq4wYm9Y6auLQhQCjY",
-	"92GhwhcqOyhB/zr/v6VlvmdSwFVLYjO35sAQ0uT3AikynyIKKlVwM8kfGaGQGBkmTNa9aS2TrFjZbTwC",
-	"pS1etWVYlqiyeRORLfRcJy/WXNukLB9lRCoKb3C64kg2JrA1Ag+bG1xc2RmWVVQ3SeVrNiF0rTN1qgpI",
-	"MgS38VTli8Yu0S2hXYG2ry77Dyyv6gp1DgiIcw4vPhGi0+25hrVcrW6pukd/UQ/rV+rSvKvisY8yLOOp",
-	"VTumG0kmmCca3MJiSe5T4GIK6bKEf83gwTkWJeubFKiAJZqye+XHj/uHT5CFP1DC4jwDKleVpcCAGg+W",
-	"U9yrCigW8KgzsmPOvalVlfhR3bU1HewCYVp+/ecuwmHWNpnmTR33yW2QTiRkYhuS41jCO03cmZnlul3M",
-	"OdatLIQKiWncoG8mNjXBVxznnIPK6W1KbDnu6wTJRaIs24aRU2c0yNFy6NM063Dcjge4A8ejbtKPn+Aj",
-	"6I07o3bSjft4AEfjWijEScBhDJquFevabsyi9VuuyBpDX1HqI5wKZuBJYqLI6PvA2rHg7LOoqp7aTji1",
-	"2zlXllcDzE6dIGWT+sZ32OSyCVqTCg7X5YIFlti0yy8vLl4gMwDFLKmbCg0+rs/9Do+PnaSv3243pn0G",
-	"u1wN+3X1B4k8yzBflOAKoYn632pUnVVN8OdWL7om4USvzs/cFsalFz9VPNFlHsFsCUGgGFMk5kTGU8So",
-	"Lomv0+D1COzOKrvN3xbQvWZvKWO/sG1N1vPc9l9sSWdxHLO8yWwaHHtl1nerEDbai1IW4/SThGWY0MhH",
-	"lKGEiFmKFzpy2m+hVzq3fR+P9Yn9phWzzGVkia87DDzsrzknf/fR7/4+zNvt7uD3jx4ffPyHH66it/94",
-	"90/B5eO9MGztMm7/0SdOZLtX/R9cvm37g86d83T/D/VVtw7ff/xePnZ9DcH3xnmaXjVHD585okB7naBb",
-	"ohC+dtuMproNRwISMxwvieNLIw70DRPTa3ZD5E8N2rs9mLD/hKEMQxqGN2E4DkOOwvD26DAMb0/a//Wv",
-	"735+9y74+d2/hHm33T3Sf49/fvfvP//zv/33u3f/8x//eflhkUkRleAqJkFMTouKubNx0yBDWUNstj7i",
-	"fFF0fuwdBZ3uUclZfawgUT7kFSXK2mqTi2aMUClaSPv/kFY06QmiaNkxxQnJcxpjXbx4vkzWcmp3z/j2",
-	"6FeMb611KJtq9nrBodVR5Y5nU0zzDDiJP8iSbIx9e2ssx+XjD1IyfZZOXp6enaHVvH1TJFyYNUdY1ZFu",
-	"su+vRFMr+4nptnxfq/65a050ZLfU5nhf67ziqXe0Vx9gi3YC5BT3VsLSAhgJDgdPjoJjPIqDBMbtoONA",
-	"ch+AyG3Q+zKl287xB9PiRhymQRM3qZ+KM5W5IXLxUqUetuIyI1/B4iRXFG2oyOp2jejFty8v0MFN50CF",
-	"UQe2w15EBQSGxsz0dqLRAvWO1sJgKMVCIkFuVTyne0k1MIOXEDBCNSdVvF6gTsPqzknFI7MFJTVTdCg2",
-	"Yz59UUj+2esLz99ak2rcqe69ifyi/yGkG4tMteqSLmDrVA9Q0ZasrF5AqAAqiC7mhTSkumomLAs1l569",
-	"/PY5eg0jpB+hT1Wuc6oTO4leKBtNYjBXpo6edA/3hyHVt0bSCeNETjP1phmhFBJbJ3uKIsoomFTPFOuN",
-	"Ty2nhFTJwd5x2TeyiuRiFhVpExEowvLxj3MZGccbESEiH0U4TyI/pBHcztRHOhpH9jmWkZFumqJChfUj",
-	"LezaVZqmutFUyplpciB0zIqOEmxaxa1O2KAeqUhWWXTru+qiLgYRA7zhqhNdpSvCdrKxMcJG62ecJXks",
-	"tWw++gh9yebLc+aMXwv1+NEjpUX2NpKW/qNHtgLtXBzJMMUTyJT0gCYmpBiq6Z0WOlXcaVQ6A3EsWM7d",
-	"JtpWSLstdMpmCyMjt4wWFb1VVc9wK6S93YukNf01+7N7KLZllCdSpGZw8CgqN1Ts549AgWOpznTZ57rO",
-	"eizvpSgDbEXeV3dVGochUkNarZbZgDqDcs5qVw2VTqrYR/dzGyBT5ZPDQv6KbhPQGcGJkCpyjdpjbTfM",
-	"Yw44EQUzokJfNKCjtcOARhpS0vX7DUCYwSASY2LWtUtFLfTdKtyE9qJ+txvt694YI6CQ1pAqhKXp8yC0",
-	"7Nyx0bPeB8RT1ohJ6wOakhioAOfUveBsxglIzBcOjFCcM8/3boALc/Y6rXarrQaxGVD1cOj1Wu1WT8dO",
-	"cqod0YpiqC8n0JAEf627jWrNx1Zgwlf5sbKTusTkl70VjIJuV0/zxGKwIY3KasUQjXEqlLE+N5VMqx1u",
-	"rxE6N7ZLGNkbpqgoTYvhLLF0mSKqSvNrl+u67faGZriVJrg39VLpulKnCpJ2LUk6JUZTLLRSrBX9ippe",
-	"VXPTnW5lQ9oqOrVFAjuDoMX1tmXEs7m7rdZ0vvrG5RvKgXNFeVOPaO06s351v91ZN6mU70HDBbM73zs0",
-	"It88tX77Rc/qbZ/V0A7uRndaf9xQ6M2lFqMB8qyian+s3UohOeVz8USo8PKk5ui8S5VMszUVISxBuDaz",
-	"cHtGRib+UWFp0VqmrE9p4tlYBS0avrf4rMnm51PggCAV4GtbNkT6Urey85TNdzmMbneIV2LJn7Jk8T4H",
-	"8W3DMdm5RbOpQeWuHsmro3h3P1vxmzEVTkH9fUrW78nOxL0Iu2oZlppHWo6uEdHUoPKQtmKHA+9c3b2f",
-	"eem3j7dPLa9VqgmdHSzL8t0dPe9w+7zGbno1udvdPnmlbfy3bT2d2NbpLXOj1f1NpvTOXw11Dt5ew+KK",
-	"JHfGwqYgG4CHcx3LKM0ty3or3lcjkUKymdDZib4eaKI+bYh1CKtC6YUo6mQqvCFFJbUxJFKv1QsV0ZRd",
-	"JY9jgETYH8FAJ5oL+hcmEgbmvoC+NqzbyJ3LbYJlwCiE1Jh3lVL22/1oF6NuWFAa9bIV3VwGWErtrVzO",
-	"PlMvNaR/UDOXhiFUmFqBEEZa3rIldy3Z+wFOSsOWnEC/OeBabdD+TUQ7fUPv5qnlBcq/Uctg1NMJhna1",
-	"AzrV100yjVHW57bRRp2MCm/f3FGyryOpApkOqekdXOnARvoGsvnpinJpk+GaDovykuyE3IBBmIQaE/Xb",
-	"HX1mZ6ZLs8xD1YuUiSpX02iE+sZUaUNaQdY0qa64mcnF2KJMyW40PpWWy6lpXBPCmZRp0cgV9bvHFnFy",
-	"r5E1pmma2fcICau60kr9poKNSwh45/im1nv1S8SJ9eb692h1d1vVTbu52ypeQHY7b9S9JbAuwXOAmrlK",
-	"BTSO8RTptMCAKMvdZr/9QK7hbv5fXVzW7+4Qdi5fhP21rXbNSLs/QaINBocYyA1Y61jeRNjFbhfln/Wm",
-	"u0yQtQEz2XDNzq7+IAfmxbWCkDbb9iGKbFXNmrxp+YlD+ZsFZUHR4J/u76JwkDmnGmhUAeO8XslC7k+I",
-	"lDd2Q7pkyGsE6/vrkKAZcDRlOddw5HGERrBgNNlvDubMG3VR9B7m2JZH11U5q5plcynyF7Lmy608v4RB",
-	"v+fONSawY/30PqzQAt7wmxy1hP3Xt+R/03n1X7/9NhbVJt9u48QORtvU8xuLCufaJJqyAptT4EWOXeSR",
-	"RXNpVWSK/CKJVuY2pGKKZ1B1BVj7ye3CRLoZbpkiPLV+x/yCWUhVWDNTllSFOk1m848gbRG4NJz/x21I",
-	"k7h+hcS44QcUf/101W3vWAWyZPn7YGg+ZYqRwmWic6K+AXWK9Or8phlwuah6qDUKpP+3HellgRNLFB3Y",
-	"KmBrgbPUHCJMFyEFekM4o2qcX5Tf1QliHOle1aGtO5eVfNsLjwwdIxAhJVJAOkZ7UYavAfGcRgUdOquU",
-	"aCrlbHhw0Ok+abVb7VZneNQ+atv4JOfqJBzonrHyZ76GGghTnLO8eNv4g2vKDmlO+ihlE0Romd7iSclQ",
-	"fSnAHoElG3Xnr2T9RZOAYSeOdY27Zp8qM+Is/A14d5d3/xsAAP//",
+	"7F3vdttGdn+VKbI9lhyAAv9IlqiTs1GUeCMncXxkO96uoQhD4JKcCJzhzgxEMa563K99hH7pI/QB+qHP",
+	"0vQB+go98wfAgAT/yFLWu2m/+IgkZnDn3ju/+3fG77yETaaMApXC67/zxoBT4PrPU5yM4ZRRyVmmPqcg",
+	"Ek6mkjDq9b2TbIbnAsWUBUIyDvEx4iCmjAoQaILnKMGcz1HCIQUqCc4E2jl/eooOnvSOkIBETYP2W+3d",
+	"lud7IhnDBKuXAM0nXv+tV0zrXfge3ODJNAOvX33rexN88y3QkRx7/XYY+p6cT9UTQnJCR97tre+dg+Tz",
+	"k6EEvkz9mzHLQJHBaCqQZGiGiUQDGDIOSPI5oSOER5jQBeoKSnod3xsyPsHS63uEym7HkEQmivzDg54i",
+	"aUKo+VyRR6iEEXBN35s3b05yOVbcSbCEkxdn38B8mdRXY0AnL87QFcxRMsZZBnQEPqJ4ooiUY0BGZkiO",
+	"sdRcJyD091cwX0G+Z16GOOBs8lnk4VyO8ZREnm8n+yzy/hicvDgLvoF55NXZ3VVrm2IpgSv6flyY6+2P",
+	"kXfxWA9alsnCmr8AzJvEo9Y80L9VSy7UZz/c7aPYjFxeQOyjGZHjiMbAOVPrIPQaZyS9lOwKaOTFaDYG",
+	"ijDSn9EMCySASjTIJeIwzAWkrYiuYNuqt/poxdvsD5fO8j6LPCUcnCQghKUCbqaEQ7qJ0wuvX8PpWzWO",
+	"4wlIu5m/gfnZl2uV65FAZ18qfamWO+gk3bQH+8HBk8OjAA+SNIBh2A463d6++kp94/keUTNNsRx7vkfx",
+	"RI28gvklUb9x+HOulub1Jc/B5Wq5ffJcP+mu+6BxRSW+qOFG615TJQPGyc/qFQrMqAQq1Z94Os2UkhFG",
+	"96acDTKYfPqTUKt2JKr4ITHJFvYZEYgypQ8JG1EiIEWMozEWaABAEYdrdgWp3lsSy1x4/V7Y9j1JpGbb",
+	"mdGBYrZKPDmnfaszfUtS3ypMgKckUA/fujz6HYeh1/c+2atAes/8KvZemAkMa1ZDBhFoQoQgdOSjCc4U",
+	"1yH1UU6vKJtRv1iMWqDVwhY6oRG1H/QcauVECsRmFFm6kVqSH9G4aU12LYGdIzYbyjEtb968CVwcWLVW",
+	"O2SvGSr1yr/A6Tn8OQchH0D+3MyEBiwtlWAGWRYYtqFnL79/Xhd7WIn9u4K7+rH1Ui8lEWiSHkro6+lW",
+	"3NII8sC7pgnKNm4Od9B2O8Q8+lCsevbm1aq9YZfgqz2h1D4XwBFlKGN0BGqbECFF60E12hpCTespo8OM",
+	"JA+hz4pyhchqpTjjgFNlp0dESLAy0uZJeP2377whgSxVMrCDFCaDEHikHZemCbzbC1fKR5WUT5afXStj",
+	"O3fgzv0Agj7X03HNtL72iUqOMK4/wwSTDOE05Uobq1VGtCIF7agnDWMRpikyvoWIkcBzNBuTZLzbQsoH",
+	"Sjjod6mnIsqZdN6cKD/GWBGsPGQ6RziR5Fr7afo7nGVsZtyPW987oyIfDklCgMqXCZvCvfWBiNIqZDi5",
+	"Mk7iBPpqwUioV9R3bdfdtRUx5tFNe7Z6PjDP/wqGzSCJ8tyq9eiXIakWy6ZgRI8oQPrAO9a1QWdUeWg4",
+	"+0qpxT3F9JJNQI6Vaz9TvJ5xRkeIUcRyjgRJayLad81PQYTxODeJxzz7IEI5oShX7gIkElLz9mNEpBJQ",
+	"xkYjBaRq00htX40Hp7wOUCEhZWateMByiYhsGc3Xgj2tQseHhELG0RQLMWM8VSQSmjDOIZEbLZYTym5n",
+	"sNwBD6X9i/jlLkXrSgt9weQYJVjF4RljV2ZX4Alo3j5n8inL6X3N/nNW7kMVbpn9dvYlGoAykjqinrO8",
+	"ztJexdLnTKKhJmMtIymTgXnsIdj3nCGRJ+OScDxhNoA20PxIGCTeGTKOCuz2leHXwyqw3tWcfIHnGcPp",
+	"K8a+xXwEv4L3mal5dVxP0cH+fvcADeYSRI2rbQekz93xkjEzwXoWq2cDyVhgnn1oR9RdguJ0RiZEop2D",
+	"HvqGfIEGc5TCEOeZNCx9CfyaJPCa4mtMMjzIHoKrKZZ4gIX2gXLKASdjNfMxknxucjxIjBmX2bwOrQ5j",
+	"LV0odwhby1X3wYdi6Yp1+AUSCODXwNWvSvSDXMyPEQe1yAxL4AvWTyfHgjI7ts7wOXk0Tdorxr7DdG61",
+	"7d7YzJhxhoaYZJAqk0GocKVDKOp1ilxdTfk7jsdZzoOlhMlUbsBopfLq8aB8/EHktEgEGnI2MeiYZMoZ",
+	"aqHYYb32IIXJSEmGEjYBNMDJ1cMJ6zUV+XTKuIT0O0gJfjW/tyP5Ekpr7uCN8l+didQEdaDar2TlEIUm",
+	"iiqdTdi0pcoxgR4T6IcfFLBm2ITOOiGIBYoXVxRrmPpBWXf95VOts/fkZwfpyEsgzAFZ3+EuodkkVzIA",
+	"hCXKAAuJuigZY44Tnfu79avhOthpHmt96Vo4VA/vOp1KgBUH7LZdL7vr8vHAPv5QYitVkAMuAwA1su9E",
+	"9kQo2nSKi+UyYMOAYzqCiBq+awTFVQIATbEcozJ92qrCvUwF/giugc8LQdlJdMxWLspJUDYUTmjlgQg9",
+	"JaQtpBeDZ2X2Ub2k+NHzvSlXwYwkJvepw0xIL7FsqmwALbL/WqHtwyZ93u12j3brSd5O2DkIwk7QPnjV",
+	"DvvdsB+Gf/Kc6kaKJQSSTBaKLge9pRytmnVKOIjNhAnJpgLtMK7/mkK6i2aMXxE6OkY0zzJEhiqEMGyw",
+	"s7bQiXHLTFbykUAKiNgQjThOYGlRT4KwHYTtV6Fa0R0WpV5vXA+TsV5aJEmXF6eC/w/Mnt8tD+57RFwa",
+	"V7SRxXIMvBI/41cK0WbHaIgzAYjRBGxo1pD3damvrX3AWAZYZyUyLORlLrZVPvW4illSX9k3nW8gNJdg",
+	"pZxTSTKdYxsSbp5sodfTVMtYBRbKObNFOjZEWD+wUnvb/bDzkII2tYwmUWd4AFmdkMk8wNNpYPL9G4qT",
+	"aj/DkNw012MMKw4dEFdrt1z1kYpOJGSZCptN5miKuawTw4W8xO1Bp07KoS5JOp+c0pIa8fYk+BMOfg6D",
+	"o4t3vdvfeQ10W63ZTviFilXIY8U+G5Os0EPKNO0PIjCd+xFNlGFZUjbBc5SyGr/eejYLpm1jf8aJ1IVn",
+	"ImEiNlmol0V2a4JvzsyAdiVyzDmee6Z6VVTC3np6o1tDblXB3di+i/A1ptcgdmE3luu/KN/OBj9BIhVx",
+	"Jzrd/kqn0JdNks6Guxn5ZZtjfjV1zeUZFsejna9fdvYPdltIe4vEuFMntupgs6K2nBnlYdhN3Pn1NxDX",
+	"dRrmz8aDPyTke/Ls7PXPZ+3n5Eyc0fP95PTs4Oxq+scfTp8dtVqtutr0wqODmp5XOt66DC4+bVTygsWk",
+	"YaEvLRoZ5FI65ZY9RI3k7oHa+6vbBDrt3pPeYfeg98TpFWgv9wr4nn7HpbS+e2MjRuSZgnnkaRpsG4X5",
+	"rt5EYb9rKs+7OloTeI2EGoealO1Ua69xgJzi3KLSUZgVrtCyvt3RlbDeg4M1fRU4qoeGucw5mCQklmjC",
+	"hIxoFTE/EshKxGTGyRAU/CCsQiq0wyigOWBeS1ZE9A2RY5OyLAmxFCOsoi9Ue4EdWE7uR5QMkZpaBYaM",
+	"DskoLypO2ucxFdMH8WfuatbQTjtoh6E2P2K3hZ7jCQidQdex0QBQTsmfc7iD+XOsTru+G3+MopswvHi8",
+	"vA997yawTwYL8YoiQ8VbmFD0/PW39WjnLkbg2BGqdevLMkiDcbinRZgQWnxaMA++Z1hqf1bWbXE3aqGt",
+	"3mvpymhD7bJsXkYBdr/5Rdq2ijrEmM2oLZxQ40//NqOOzYHGbz9SsEZD0a0dSqzB2ALxxiDgIzjGanLz",
+	"m6aX6MLK0KZZTIG22W+OOZ5dXsE83v1LucjmfctLeKrUrQj9d8x2UzvNR0JiLoXZkrF6Tbzbt3/4qNtB",
+	"HNOUTSKagdTLUpYsJSMiha90myKMDoJy2WiABRx00On5adDtoGQMyZXIJ4smpWCAUb3hwejJ+JAc/RRe",
+	"tbPOpEt7bH96EJ6xV53XCy5Vp8Yj9XENk7qHzVz6m3TVC9Fu47TX/PQ1jvlTAllaFo7rzPielglBkyNc",
+	"BmWb2muOIyFLHwmkiD9GFITCYyfV+BMj1IbZKGWy7rvWUo2V8DuNm7a0z43SLCqT5k1EttBzjbbWhNus",
+	"XT6YEKkovMbZknOxNsNZI3C/uRfYlahhWUV1k1S+ZSNCV7quTmUaSYbgJhljOrJISjcEUkXFdnnaf2B5",
+	"VZuuc0BAknN48bkQ7U7XNQXlbHVs7Rz+hb2uUl2aV1X87KMJlsnYqh3TPbcjzFNd/cCLyZ0xcDGGbFHC",
+	"f9GlLSiPsy1K1jcpUJG3bkr/KpfoqLf/pOylTFmST4DKZWUpigSNG8tpEKmK8DYjXmdk2+x70+9QFhjq",
+	"xrhpYxcliMXXf+WmwM3cJjF1XS8M5Nab2gqdHSRcgOgljPY9QoXENGnQNxOvGD82SXLOgSZQZNAsx32d",
+	"jnBLFZZt/djpVTGlhUVnrWnU/jBMDnAbjgadtJc8wYfQHbYHYdpJevgADoc1542TgMMQNF1L6Bo2Jt30",
+	"Wy7JCqCvKPURzgQz9Ssb/cZ/DCyOBWdfxlUHjj00oFarjKg0FUinkJyxUX3hWyxyEYJWJF76qzIvRbGp",
+	"aZVfv3r1ApkHUMLSOlTo6tTqTMv+0ZGTYumFYWOSxRS3liMo3R6ARD6ZYD4vc7HEFB+sRtVZ1VQf22hF",
+	"V6R30OvzM/e0x8KLjxVPdB+AYLbGLFCCKRIzIpMxYlS3Va3S4NUluq1VdpO9LWq7mr2ljP0C25rQ89z2",
+	"Xm5IHuEkYXkTbJpC59KoH5ZrnGgnzliCs89TNsGExrrfJyVimuG59px2W+i1Ds7vYrE+t9+0EjZxGVkW",
+	"YB0G7vdW7JO/++R3fx/lYdg5ePT4073Pfv/jZfzuH2//Kbj4dCeKWts8t/v4c8cX36n+Di7ehf5B+9b5",
+	"dff39Vk3Pr776Z1s7Oois+8N8yy7bPYevnREgXbaQafMTPnabDOa6RZcCUhMl8qAXxtxoO+YGF+xayJ/",
+	"btDezc6E/SOKZBTRKLqOomEUcRRFN4f7UXRzEv7Xv77/5f374Jf3/xLlnbBzqP89+uX9v//yz//23+/f",
+	"/89//OfFh3kmhVeCK58EMVvjw9RduMlvUtbgm632OF8U3YM7h0G7c1hyVm8rSJUNeU2JQlsNuWjKCJWi",
+	"hbT9j2hFkx4girZPk02RPKcJ1tXt54tkLQaj9/RvDz+if2vRoWzM3OkG+1ZHlTmejjHNJ8BJ8kFIstb3",
+	"7a5AjotPP0jJ9F46eXl6doaWMw3rPOEC1hxhVVu6Ed91GX9DgeBrNlOsMSV/hJvLBLr2f2lrxGYOnc7V",
+	"hy6X58uKlk+WmaNNVwBVStBHTr15x9YK0BOU4rnYbaEQgfqBSBWIFjnSras9B2HvcItToUu8Knv/Fy3g",
+	"FLjucWFU18bLtpIWim2ORLl7OC0PgyI2o8AfiYhyECznCQiUU+UFxnvX7b0JxMd6qE6qxGhGsgzZyFaO",
+	"oUgg2cpScxrGidnL35ccndei6czniTlnc1eb/pVrTLRfv3DA5b62eYn8La3VB1iirRLIintLQUmRyAv2",
+	"D54cBkd4kAQpDMOg7aSQPyCDvAb1yoB+M8cfDMMac3MNOLQOfFSUoYwNkfOXKvC01e0p+QbmJ7miaE3D",
+	"lu7mjF98//IVUjtGOdF79rCjiIuULRoyc5AHDeaoe7gybWuaYwS5UdtXnyLSaTlcZWzRVzgZR7Q6x6KP",
+	"eEt8BcLgoVY099yLLmWAAika0fgmKLhlzuCI+NiOm1XlyxFIgeJe2LXHNPVpXhMdVud5y8PglUwMy5SW",
+	"mIJywTzz6Wmhac/evPL8jf0GjZzVrcCxX7RjRnRtA0Gtc0D30+nEAqDiAJyysQGhAqggklxDK6IR1R0R",
+	"wopMM/LZy++fozcwQPon9IWKrE91GkGiF8ojIAo3d86fnh4+6ezv9k0tGWcjxokcT9SbpoRSSG0PxDGK",
+	"KaNgEgumyGg8uHJIRJXc7eHzXaMbsZxP4yJIJwLFWH7600zGxs2LiRCxj2Kcp7Ef0RhupuojHQxj+zuW",
+	"sdGmLEOFEuiftHLVzrg39QSMpZyanktCh6xocMXmUKLVCRtCIhU3Kf/Bekp1URcPEaOluDpBpfRZ2Mb6",
+	"yn5NOUvzRGrZfPIJUjZ7YYxualM/P36stMheE6Cl//ixbY9yjolNMMUjmCjpAU2NA9tXw9stdKq406h0",
+	"JqE2Zzl3j/20ItppoVM2nRsZuS0ScdHqXZ1yakW0u30DTE1/zfrsGoplGeWxtnrvcVwuqFjPH4AqpABn",
+	"k69Eq8W1FGWyjZWp5VWV4NBH6pFWq2UWoPagnLHaHSBKJ5WnrU+gGecCDzLoO/6LDR+M4EREFbm2e0Pj",
+	"hvnZeDaF41Loi04fau0wKUqdwNTHOtekXU3GKzUQs6p7O26hH5aTm2gn7nU68a5u1TUCimgtL1r4isq1",
+	"LBqJbaxmas7JmDVWQPQGzUgCVICz615wNuUEJOZzJ2lV7DPP966BC7P32q2wFaqH2BSo+rHvdVthq6s9",
+	"dTnWhm9JMbRTDQ3u+Le6+bl2XMoKTPiIwkzhpC7BOncKUNAH7LI8tRn/iMZlxaxvmlLjFjo3LQhWO9zW",
+	"Z3RusEsY2RumlPbwLLV0mUhCeAt3RHTCcE1v/lJP/tt6j8OqHgW33YDmWWbctK0vy6iK8qa8Xu+oXdXQ",
+	"aqVfK6YXtXK3lu02aBriikprs8uuW/zLTvzlrOsGWW+d3C+Oyy5VWxvb+msH8pbfuHhJUeDcUrTucEzt",
+	"RiP96l7YXjWo1KS9hksTbn1v3yjX+qH1k8F6VHfzqIZzcK7fqjXVdbreGjGaBLXdEtryawNWSE5ZdzzS",
+	"mnBSM6nexa3vTdmKSieWIFx0LgyskZHxtJTDXRxdUDhXGhM2VO6RLkvZuoPJUs3GwAFBJsDXqNlH+l4n",
+	"7b+yWQudlPX/AURUnxoEnSgRbAIott6snkw9ZLYk2omrvRnvuuAR0RXo4bYqemWp5QuWzrdHDq2Ilkb1",
+	"ZyWIE22mAp1YUQvS/rulUUG1AvrFZsdVvX4WAVIsxgOGdZJleWtfGD1ZpMNUiWwC/1FZJHRJWAaY29ut",
+	"T+k0NXze1qM13dR2P3z+KPC8NfAWbT93a6zZgM53E0DqXkqwjKoLvXktZ58S0dT/95A4uwVYOlf53A+a",
+	"e+HR5qHlNStqQHsLVF488K3H7W8e13gEUw3udDYPXjpr+NdteZwIxOnudmOK3XVm6NZfdkj33pnLxG6N",
+	"dcpANqSjzrXbI3RLtS3QLnkuujpR7xYv8rjKiOlAQwU8c1HUzpUTSoruikbHVb1WT1T4vHaWPEl0Gsbc",
+	"IWjNmUb/lIE5ZKqvEdId386lCcq8MQoRNaaR6MxML97GDzYsKC2Ze/3b22axV4/smevhlCwXALrX7BZa",
+	"W+/chPZX4ZP1DL3rh5ZXYPxG96BRBMdl++Adt2dqL7prrdE9PIdphpMV+8693UjvIIMJ6lG9E0zphUgR",
+	"UZNJNrbQ5MmUEZ/bqJ+KGXCBMnJlFK+8ZUm3/VKYRXSdJds1PmpjxUd5sxGNa1WkGO0UZwLCfoUZFit2",
+	"ywahAh3U69Q6Imq7sLBONSF9ikRH/ZVT2kK69GUgo8QE53ItQiNKpDBnWtEUOGGp+d2klJ3EwY205ShR",
+	"vq6FTiJqN6Vzj5m97E9hzZBxICNabODt0cWp2N0LXT7Av26o83UPwnBr56ip2ni7fKPkdt7oA/pj3Owe",
+	"nYIydbvfrD92V1j+fwfuYxkPW22/s/HQefPVluIr2yMtzCFu2yqxvhnYQG3RVBBRc1Bl6agq0heQGYQr",
+	"pzbpYtMcW96RNSLXYI/+qWfiXtjW4Dc1Z5XKpK56kTJT5Ww6ta++MQ12Ea3qzToDYa+vMYOLZ4sOM3at",
+	"iz1ZOZ0axjUhnEmZFT34ca9zZMs37hUxjTlPzex7wGnVErTUelPVfMv67dZIW2ub/zUSAPVTyHc4E+ye",
+	"6TWdGu6Z2qL+tfVC3ePUq3KYTtVjBhxM89sx0pkvU5FYPCjw14/vDVfz/c2hb6+zhXFZvOTqY6N2DaTd",
+	"eyg1YHBIQPnaBh3LI9vb4HbRu7EausscsAYw40zXcHb5HlXMi1PCxilexvY+im1LjIW8cfmJQ3llYdkN",
+	"ZIqJ7nW2HGTOqa7aKR99Vm9DQe7Nr+VtXBFdAPIawUWWeQocjVnOdW3vKEYDmDOa7jbH3OaNuqPpHnBs",
+	"e5tWtShVDUfNfUS/EpovdmH/GoB+z5Xr1O6WzU/3YYUW8JorOWt51Y+P5L9p7/lvH78Notp8iNv1uAVo",
+	"m2a8xgr9uYZEU6PXrZ5FSqZIwxbngqqOjdgvcp0KbiMqxngKVUufxU9uJybSTRXQxStgIaJV56lO5hxb",
+	"i2SvpFf+zlRBrPKBmvD0DyBtq1WJqP/HwaVJjh8h3drwv23ood1tdtTiPeYfPwJ22z2XSxiyvCkezcZM",
+	"iUC47Hc26Xe6w3SpzXKhIqvfzq+LZNmykO2JO50L1H/b84tlgxKWKN6zXTytOZ5kZt9iOo8o0GvCGVXP",
+	"+UX7nO4J50ifbOrbvrGyE8+enESGjgEInXGEbIh24gm+AsRzGhd06EBWorGU0/7eXrvzpBW2wla7fxge",
+	"htYlyrnaY3v6hEF5sXhfl0gUZy2v3jVeza+gT3PaRxkbIULLiBqPSobrI6R2cy3A4q2/lGgomvwMO3Gi",
+	"e9RqkOi0ylcTfwfe7cXt/wYAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -298,4 +298,45 @@ func TestThreeInstances(t *testing.T) {
 			t.Errorf("the slowest revocation reached another instance after %v, want at most 100ms", worst)
 		}
 	})
+
+	t.Run("a rotation without grace ends the old key on every instance within 100 ms", func(t *testing.T) {
+		const rotations = 20
+		token := MustLogin(t, c[0], "rotor", MustRegister(t, c[2], "rotor"))
+		var worst time.Duration
+		for n := range rotations {
+			raw, id := MustCreateKey(t, c[n%3], token)
+			for _, in := range c { // twice each: the second answer is a cache hit
+				in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+				in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+			}
+			rotator := c[(n+1)%3]
+			code, body := rotator.do(t, "POST", "/v1/auth/api-keys/"+id+"/rotate", "", "Authorization", "Bearer "+token)
+			if code != 200 {
+				t.Fatalf("rotate = %d %v", code, body)
+			}
+			rotated := time.Now()
+			if code, body := rotator.do(t, "GET", "/v1/me", "", "X-API-Key", raw); code != 401 || body["type"] != "urn:authapi:problem:api-key-expired" {
+				t.Fatalf("rotation %d: the rotating instance's very next request with the old key = %d %v, want 401 expired", n, code, body)
+			}
+			for i, in := range c {
+				if code, _ := in.do(t, "GET", "/v1/me", "", "X-API-Key", body["raw_key"].(string)); code != 200 {
+					t.Fatalf("rotation %d: the new key through instance %d = %d", n, i, code)
+				}
+				for {
+					code, _ := in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+					if code == 401 {
+						worst = max(worst, time.Since(rotated))
+						break
+					}
+					if time.Since(rotated) > 5*time.Second {
+						t.Fatalf("rotation %d: instance %d still accepts the old key after 5s", n, i)
+					}
+				}
+			}
+		}
+		t.Logf("the slowest of %d rotations reached every instance after %v", rotations, worst.Round(10*time.Microsecond))
+		if worst > 100*time.Millisecond {
+			t.Errorf("the slowest rotation reached another instance after %v, want at most 100ms", worst)
+		}
+	})
 }

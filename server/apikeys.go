@@ -4,11 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
 
 	"authapi/apikey"
 	"authapi/gen"
 	"authapi/store"
 )
+
+// maxGrace bounds a rotation's grace period (the spec says so too).
+const maxGrace = 7 * 24 * time.Hour
 
 // CreateAPIKey makes a key for the caller and shows it this once.
 // (POST /v1/auth/api-keys)
@@ -17,22 +24,96 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
+	expires, err := s.expiry(now, req.Body.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	var scopes []string
+	if req.Body.Scopes != nil {
+		for _, sc := range *req.Body.Scopes {
+			scopes = append(scopes, string(sc))
+		}
+	}
+	k, raw, err := s.newKey(p.userID)
+	if err != nil {
+		return nil, err
+	}
+	k.Name, k.Scopes, k.ExpiresAt = req.Body.Name, scopes, expires
+	if expires != nil {
+		// Whole seconds, rounded up: the lifetime a rotation renews.
+		secs := int64((expires.Sub(now) + time.Second - 1) / time.Second)
+		k.LifetimeSeconds = &secs
+	}
+	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys)
+	if errors.Is(err, store.ErrNotFound) { // the user was deleted since the token was checked
+		return nil, userGone()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.CreateAPIKey200JSONResponse{Body: createdBody(k, raw)}, nil
+}
+
+// expiry checks a requested expiry against the lifetime bound, or applies
+// the default lifetime when there is none.
+func (s *Server) expiry(now time.Time, requested *time.Time) (*time.Time, error) {
+	switch {
+	case requested == nil && s.cfg.KeyDefaultLifetime > 0:
+		t := now.Add(s.cfg.KeyDefaultLifetime)
+		return &t, nil
+	case requested == nil:
+		return nil, nil
+	case !requested.After(now):
+		return nil, validationProblem([]gen.FieldError{{Field: "expires_at", Message: "must be in the future"}})
+	case s.cfg.KeyMaxLifetime > 0 && requested.After(now.Add(s.cfg.KeyMaxLifetime)):
+		return nil, validationProblem([]gen.FieldError{{Field: "expires_at",
+			Message: "must be at most " + days(s.cfg.KeyMaxLifetime) + " ahead"}})
+	}
+	// PostgreSQL keeps microseconds; flooring here, not rounding there,
+	// keeps the stored expiry and the lifetime derived from it exact.
+	t := requested.UTC().Truncate(time.Microsecond)
+	return &t, nil
+}
+
+// days words a lifetime for a person.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		if n := int(d / (24 * time.Hour)); n != 1 {
+			return fmt.Sprintf("%d days", n)
+		}
+		return "1 day"
+	}
+	return d.String()
+}
+
+// newKey draws a key for user: the stored part and the raw key.
+func (s *Server) newKey(user uuid.UUID) (*store.APIKey, string, error) {
 	raw, err := apikey.Generate(rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	k := &store.APIKey{UserID: p.userID, Name: req.Body.Name, Prefix: apikey.DisplayPrefix(raw), Digest: s.keys.Digest(raw)}
-	err = s.store.CreateAPIKey(ctx, k, s.cfg.MaxActiveKeys)
-	if errors.Is(err, store.ErrNotFound) { // the user was deleted since the token was checked
-		return nil, (&authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
-			detail: "The user of this access token no longer exists."}).problem()
-	}
-	if err != nil {
-		return nil, err
-	}
-	return gen.CreateAPIKey200JSONResponse{Body: gen.CreatedAPIKey{
+	return &store.APIKey{UserID: user, Prefix: apikey.DisplayPrefix(raw), Digest: s.keys.Digest(raw)}, raw, nil
+}
+
+func createdBody(k *store.APIKey, raw string) gen.CreatedAPIKey {
+	return gen.CreatedAPIKey{
 		ID: k.ID, Name: k.Name, RawKey: raw, Prefix: k.Prefix, IsActive: true, CreatedAt: k.CreatedAt,
-	}}, nil
+		ExpiresAt: k.ExpiresAt, Scopes: scopesBody(k.Scopes),
+	}
+}
+
+func scopesBody(scopes []string) []gen.Scope {
+	out := make([]gen.Scope, len(scopes))
+	for i, sc := range scopes {
+		out[i] = gen.Scope(sc)
+	}
+	return out
+}
+
+func userGone() *Problem {
+	return (&authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
+		detail: "The user of this access token no longer exists."}).problem()
 }
 
 // ListAPIKeys lists the caller's keys, newest first.
@@ -46,9 +127,13 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
 	body := make([]gen.APIKey, len(keys))
 	for i, k := range keys {
-		body[i] = gen.APIKey{ID: k.ID, Name: k.Name, Prefix: k.Prefix, IsActive: k.Active(), CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+		body[i] = gen.APIKey{
+			ID: k.ID, Name: k.Name, Prefix: k.Prefix, IsActive: k.ActiveAt(now), CreatedAt: k.CreatedAt,
+			RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, Scopes: scopesBody(k.Scopes),
+		}
 	}
 	return gen.ListAPIKeys200JSONResponse{Body: body}, nil
 }
@@ -71,4 +156,52 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 	// hear of it from the database (credcache.go).
 	s.cache.dropKey(digest)
 	return gen.RevokeAPIKey204Response{}, nil
+}
+
+// RotateAPIKey replaces one of the caller's working keys with a new one of
+// the same name, scopes and lifetime; the old one works until the grace
+// period ends.
+// (POST /v1/auth/api-keys/{key_id}/rotate)
+func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestObject) (gen.RotateAPIKeyResponseObject, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var grace time.Duration
+	if req.Body != nil && req.Body.GraceSeconds != nil {
+		grace = time.Duration(*req.Body.GraceSeconds) * time.Second
+	}
+	if grace < 0 || grace > maxGrace { // the spec's bounds, checked already
+		return nil, validationProblem([]gen.FieldError{{Field: "grace_seconds", Message: "is out of range"}})
+	}
+	now := s.now()
+	next, raw, err := s.newKey(p.userID)
+	if err != nil {
+		return nil, err
+	}
+	// The new key lives as long as the old one was created to live,
+	// counted from now, within the lifetime bound: rotation renews a key.
+	lifetime := func(old *store.APIKey) *time.Time {
+		if old.LifetimeSeconds == nil {
+			return nil
+		}
+		d := time.Duration(*old.LifetimeSeconds) * time.Second
+		if max := s.cfg.KeyMaxLifetime; max > 0 && d > max {
+			d = max
+		}
+		end := now.Add(d)
+		return &end
+	}
+	old, err := s.store.RotateAPIKey(ctx, req.KeyID, now, now.Add(grace), next, s.cfg.MaxActiveKeys, lifetime)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errKeyNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The old key's end moved: this instance drops what it cached at once
+	// (with no grace it must stop on the very next request); the others
+	// hear of it from the database.
+	s.cache.dropKey(old.Digest)
+	return gen.RotateAPIKey200JSONResponse{Body: createdBody(next, raw)}, nil
 }

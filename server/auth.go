@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/google/uuid"
@@ -27,15 +29,18 @@ const (
 // principal is who a request acts as.
 type principal struct {
 	userID uuid.UUID
-	me     []byte // with an API key: GET /v1/me's response body
+	me     []byte    // with an API key: GET /v1/me's response body
+	keyID  uuid.UUID // the API key, when one authenticated the request
+	scopes []string  // the API key's scopes
 }
 
 // authFailure is a refused credential: 401, with a challenge.
 type authFailure struct {
-	scheme string // schemeBearer or schemeAPIKey
-	sent   bool   // a credential was sent (and refused), rather than missing
-	detail string // for the client
-	reason string // for the log: missing, malformed, expired, unknown...
+	scheme  string // schemeBearer or schemeAPIKey
+	sent    bool   // a credential was sent (and refused), rather than missing
+	detail  string // for the client
+	reason  string // for the log: missing, malformed, expired, unknown...
+	expired bool   // an API key that was valid but has expired: its own problem type
 }
 
 func (f *authFailure) Error() string { return "authentication failed: " + f.reason }
@@ -49,6 +54,8 @@ func (f *authFailure) problem() *Problem {
 		p = newProblem(http.StatusUnauthorized, "unauthenticated", "Authentication required", f.detail)
 	case f.scheme == schemeBearer:
 		p = newProblem(http.StatusUnauthorized, "invalid-token", "Invalid access token", f.detail)
+	case f.expired:
+		p = newProblem(http.StatusUnauthorized, "api-key-expired", "API key expired", f.detail)
 	default:
 		p = newProblem(http.StatusUnauthorized, "invalid-api-key", "Invalid API key", f.detail)
 	}
@@ -95,7 +102,31 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	}
 	info.principal = p
 	info.userID = p.userID.String()
+	if p.keyID != uuid.Nil {
+		if missing := missingScope(s.scopes[in.RequestValidationInput.Route.Operation], p.scopes); missing != "" {
+			info.event, info.reason = "auth_failed", in.SecuritySchemeName+": lacks scope "+missing
+			return insufficientScope(missing)
+		}
+		s.uses.record(p.keyID, s.now())
+	}
 	return nil
+}
+
+// missingScope returns a scope of required that granted lacks, or "".
+func missingScope(required, granted []string) string {
+	for _, r := range required {
+		if !slices.Contains(granted, r) {
+			return r
+		}
+	}
+	return ""
+}
+
+// insufficientScope is the 403 of RFC 6750 section 3.1, for API keys.
+func insufficientScope(scope string) *Problem {
+	return newProblem(http.StatusForbidden, "insufficient-scope", "Insufficient scope",
+		"This API key lacks the "+scope+" scope; create a key with it.").
+		with("WWW-Authenticate", fmt.Sprintf(`APIKey realm="authapi", header="%s", error="insufficient_scope", scope=%q`, apiKeyHeader, scope))
 }
 
 // checkBearer verifies the JWT in the Authorization header, and that its
@@ -171,7 +202,14 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 		s.cache.putKey([32]byte(digest), e, epoch)
 		s.metrics.keyMiss.Inc()
 	}
-	return &principal{userID: e.owner.User.ID, me: e.me}, nil
+	// Expiry is judged on every use, cache hits included, by the server's
+	// clock: the cache holds unrevoked keys, expired or not.
+	if exp := e.owner.ExpiresAt; exp != nil && !s.now().Before(*exp) {
+		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "expired", expired: true,
+			detail: "The API key expired at " + exp.UTC().Format(time.RFC3339) +
+				"; send a current key in the X-API-Key header (create one, or rotate keys before they expire)."}
+	}
+	return &principal{userID: e.owner.User.ID, me: e.me, keyID: e.owner.KeyID, scopes: e.owner.Scopes}, nil
 }
 
 // encodedUser is GET /v1/me's 200 response with its body encoded

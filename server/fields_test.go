@@ -208,7 +208,7 @@ func TestKeyNameRules(t *testing.T) {
 		{"missing", `{}`, false},
 		{"number", `{"name":5}`, false},
 		{"duplicate names are fine", `{"name":"k"}`, true},
-		{"unknown fields are ignored", `{"name":"k2","scopes":["admin"],"user_id":"someone else"}`, true},
+		{"unknown fields are ignored", `{"name":"k2","colour":"blue","user_id":"someone else"}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do(tc.ok, "POST", "/v1/auth/api-keys", tc.body, "Authorization", "Bearer "+u.Token)

@@ -110,7 +110,8 @@ func newEnv(t testing.TB, opts ...options) *env {
 		// Off, unlike the binary's default of 50 an hour: tests register
 		// many users from 127.0.0.1. The tests of the limit turn it on.
 		RegisterMaxPerAddress: 0,
-		CredentialCacheSize:   1000,
+		KeyMaxLifetime:        365 * 24 * time.Hour, Now: c.Now,
+		CredentialCacheSize: 1000,
 	}
 	for _, o := range opts {
 		if o.token != nil {
@@ -215,7 +216,9 @@ func (vt *validatingTransport) RoundTrip(req *http.Request) (*http.Response, err
 		if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {
 			vt.t.Errorf("request %s %s breaks the spec: %v", req.Method, req.URL.Path, err)
 		}
-		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+		if reqBody != nil { // a nil body must stay nil, or it would go out chunked
+			req.Body = io.NopCloser(bytes.NewReader(reqBody))
+		}
 	}
 
 	resp, err := http.DefaultTransport.RoundTrip(req)

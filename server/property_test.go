@@ -3,10 +3,16 @@ package server_test
 // Property tests against the spec, the Schemathesis idea in Go: requests
 // are generated from the schemas in openapi.yaml, valid ones and ones that
 // break each constraint, and sent to a real server. Valid requests must be
-// accepted (or get the 401/404/409 that the state at that moment demands,
-// as a model of that state predicts), invalid ones a 422 problem naming
-// exactly the broken field and never echoing its value; every response is
-// checked against the spec by the harness's validating transport.
+// accepted (or get the 401/403/404/409 that the state at that moment
+// demands, as a model of that state predicts), invalid ones a 422 problem
+// naming exactly the broken field and never echoing its value; every
+// response is checked against the spec by the harness's validating
+// transport.
+//
+// The server's clock is the harness's settable one, and moving it is one of
+// the steps, so that keys expire and rotated keys reach the end of their
+// grace while the model watches. Access tokens keep real time, so that
+// moving the clock a week ahead does not log everyone out.
 //
 // rapid draws the values. The seed is fixed and the number of checks
 // bounded so that `make test` stays fast and repeatable; -rapid.seed,
@@ -18,12 +24,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -33,6 +41,7 @@ import (
 
 	"authapi"
 	"authapi/server"
+	"authapi/token"
 )
 
 // propertyFlags fixes rapid's seed and bounds its work, unless the command
@@ -107,7 +116,8 @@ func lengthOK(s string, schema *openapi3.Schema) bool {
 
 // formatOK checks what a format adds to a pattern. Only the formats the
 // spec's request schemas use are known; another one fails the test, so a
-// new format gets a generator before it gets used.
+// new format gets a generator before it gets used. (date-time has a
+// generator of its own, dateTime.)
 func formatOK(tb testing.TB, format, s string) bool {
 	switch format {
 	case "", "password":
@@ -147,18 +157,138 @@ func stringGen(tb testing.TB, schema *openapi3.Schema) *rapid.Generator[string] 
 	return g.Filter(func(s string) bool { return lengthOK(s, schema) && formatOK(tb, schema.Format, s) })
 }
 
-// objectGen generates JSON objects valid under schema: every required
-// property, and each optional one or not.
-func objectGen(tb testing.TB, schema *openapi3.Schema) *rapid.Generator[map[string]any] {
+// drawer draws request values from schemas, and ways to break them. What
+// a date-time field accepts is more than its schema says: the handler
+// checks it against the server's clock. windows says how far ahead of now
+// each one may be (after now, at most that far), and a date-time field
+// without a window fails the test, so that a new one gets thought about.
+type drawer struct {
+	tb      testing.TB
+	now     func() time.Time
+	windows map[string]time.Duration // date-time property -> the most it may be ahead of now
+}
+
+// supported fails the test on a keyword the generators do not honour: a
+// value they drew might break it and be refused for a reason the test
+// cannot see.
+func (d *drawer) supported(name string, s *openapi3.Schema) {
+	d.tb.Helper()
+	if len(s.AllOf)+len(s.AnyOf)+len(s.OneOf) > 0 || s.Not != nil || s.MultipleOf != nil ||
+		s.ExclusiveMin.IsSet() || s.ExclusiveMax.IsSet() || s.Nullable {
+		d.tb.Fatalf("no generator for property %s: it uses allOf, anyOf, oneOf, not, multipleOf, an exclusive bound or nullable", name)
+	}
+}
+
+// value generates JSON values valid under the schema of property name.
+func (d *drawer) value(name string, s *openapi3.Schema) *rapid.Generator[any] {
+	d.tb.Helper()
+	d.supported(name, s)
+	switch {
+	case len(s.Enum) > 0:
+		return rapid.SampledFrom(s.Enum)
+	case s.Type.Is("string") && s.Format == "date-time":
+		return asAny(d.dateTime(name))
+	case s.Type.Is("string"):
+		return asAny(stringGen(d.tb, s))
+	case s.Type.Is("integer"):
+		lo, hi := intBounds(d.tb, name, s)
+		return asAny(rapid.OneOf(rapid.Just(lo), rapid.Just(hi), rapid.Int64Range(lo, hi)))
+	case s.Type.Is("array"):
+		return asAny(d.array(name, s))
+	}
+	d.tb.Fatalf("no generator for property %s of type %v", name, s.Type)
+	return nil
+}
+
+func asAny[V any](g *rapid.Generator[V]) *rapid.Generator[any] {
+	return rapid.Map(g, func(v V) any { return v })
+}
+
+// intBounds are the least and greatest integers the schema allows.
+func intBounds(tb testing.TB, name string, s *openapi3.Schema) (int64, int64) {
 	tb.Helper()
-	names := make([]string, 0, len(schema.Properties))
-	gens := map[string]*rapid.Generator[string]{}
-	for name, p := range schema.Properties {
-		if p.Value.Type.Is("string") {
-			gens[name] = stringGen(tb, p.Value)
-		} else {
-			tb.Fatalf("no generator for property %q of type %v", name, p.Value.Type)
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	switch s.Format {
+	case "int32":
+		lo, hi = math.MinInt32, math.MaxInt32
+	case "", "int64":
+	default:
+		tb.Fatalf("no generator for integer format %q of %s", s.Format, name)
+	}
+	if s.Min != nil {
+		lo = max(lo, int64(math.Ceil(*s.Min)))
+	}
+	if s.Max != nil {
+		hi = min(hi, int64(math.Floor(*s.Max)))
+	}
+	if lo > hi {
+		tb.Fatalf("%s allows no integer: minimum %d, maximum %d", name, lo, hi)
+	}
+	return lo, hi
+}
+
+// array generates arrays valid under s: its lengths, its items, and
+// distinct items if it says so.
+func (d *drawer) array(name string, s *openapi3.Schema) *rapid.Generator[[]any] {
+	d.tb.Helper()
+	items := s.Items.Value
+	lo, hi := int(s.MinItems), int(s.MinItems)+5
+	if s.MaxItems != nil {
+		hi = int(*s.MaxItems)
+	}
+	if s.UniqueItems && len(items.Enum) > 0 {
+		// Distinct members of an enum: a prefix of a permutation of it.
+		hi = min(hi, len(items.Enum))
+		if lo > hi {
+			d.tb.Fatalf("%s needs %d distinct items of an enum of %d", name, lo, len(items.Enum))
 		}
+		return rapid.Custom(func(t *rapid.T) []any {
+			perm := rapid.Permutation(items.Enum).Draw(t, name+" order")
+			return slices.Clone(perm[:rapid.IntRange(lo, hi).Draw(t, name+" length")])
+		})
+	}
+	elem := d.value(name+".N", items)
+	if s.UniqueItems {
+		return rapid.SliceOfNDistinct(elem, lo, hi, func(v any) string { b, _ := json.Marshal(v); return string(b) })
+	}
+	return rapid.SliceOfN(elem, lo, hi)
+}
+
+// dateTime generates instants in the window of property name, written in
+// the ways RFC 3339 allows.
+func (d *drawer) dateTime(name string) *rapid.Generator[string] {
+	d.tb.Helper()
+	ahead, ok := d.windows[name]
+	if !ok {
+		d.tb.Fatalf("no window for the date-time property %s: say how far from the server's clock it may be", name)
+	}
+	most := int64(ahead / time.Second)
+	return rapid.Custom(func(t *rapid.T) string {
+		// Whole seconds from 1: writing fewer fractional digits moves an
+		// instant back by less than a second, so it stays after now.
+		s := rapid.OneOf(rapid.Just(int64(1)), rapid.Just(most), rapid.Int64Range(1, most)).Draw(t, name+" seconds ahead")
+		return rfc3339(t, name, d.now().Add(time.Duration(s)*time.Second))
+	})
+}
+
+// rfc3339 writes at with a drawn zone offset and 0 to 9 fractional digits
+// (fewer digits truncate it).
+func rfc3339(t *rapid.T, name string, at time.Time) string {
+	zone := rapid.SampledFrom([]*time.Location{
+		time.UTC, time.FixedZone("+05:30", 5*3600+30*60), time.FixedZone("-08:00", -8*3600), time.FixedZone("+14:00", 14*3600),
+	}).Draw(t, name+" zone")
+	frac := rapid.SampledFrom([]string{"", ".000", ".000000", ".000000000"}).Draw(t, name+" fraction")
+	return at.In(zone).Format("2006-01-02T15:04:05" + frac + "Z07:00")
+}
+
+// object generates JSON objects valid under schema: every required
+// property, and each optional one or not.
+func (d *drawer) object(schema *openapi3.Schema) *rapid.Generator[map[string]any] {
+	d.tb.Helper()
+	names := make([]string, 0, len(schema.Properties))
+	gens := map[string]*rapid.Generator[any]{}
+	for name, p := range schema.Properties {
+		gens[name] = d.value(name, p.Value)
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -173,68 +303,210 @@ func objectGen(tb testing.TB, schema *openapi3.Schema) *rapid.Generator[map[stri
 	})
 }
 
-// breakage is one way to make a valid value invalid: it names the field
-// and the constraint, and returns the broken value (ok false: remove the
-// field).
+// breakage is one way to make a valid value invalid. field and constraint
+// name it for the tally (an array's items are broken under the array's
+// name); apply returns the broken value (present false: remove the field)
+// and the field the refusal must name, which for an item is its position,
+// like scopes.1.
 type breakage struct {
 	field, constraint string
-	apply             func(t *rapid.T, valid string) (broken any, present bool)
+	apply             func(t *rapid.T, valid any) (broken any, present bool, named string)
 }
 
-// breakages lists every constraint of a string field that can be broken.
-func breakages(field string, schema *openapi3.Schema, required, typed bool) []breakage {
+// replace is a breakage that swaps the valid value for another.
+func replace(field, constraint string, f func(t *rapid.T, valid any) any) breakage {
+	return breakage{field, constraint, func(t *rapid.T, v any) (any, bool, string) { return f(t, v), true, field }}
+}
+
+// wrongTypes are JSON values of every type but the schema's.
+func wrongTypes(s *openapi3.Schema) []any {
+	var out []any
+	for _, c := range []struct {
+		v     any
+		types []string // the schema types it is valid for
+	}{
+		{"text", []string{"string"}},
+		{42, []string{"integer", "number"}},
+		{4.5, []string{"number"}},
+		{true, []string{"boolean"}},
+		{nil, nil}, // no request schema is nullable (supported checks)
+		{[]any{"x"}, []string{"array"}},
+		{map[string]any{"a": "b"}, []string{"object"}},
+	} {
+		if !slices.ContainsFunc(c.types, s.Type.Is) {
+			out = append(out, c.v)
+		}
+	}
+	return out
+}
+
+// breakages lists every constraint of a field that can be broken.
+func (d *drawer) breakages(field string, s *openapi3.Schema, required, typed bool) []breakage {
 	var out []breakage
 	if required {
-		out = append(out, breakage{field, "required", func(*rapid.T, string) (any, bool) { return nil, false }})
+		out = append(out, breakage{field, "required", func(*rapid.T, any) (any, bool, string) { return nil, false, field }})
 	}
 	if typed {
-		out = append(out, breakage{field, "type", func(t *rapid.T, _ string) (any, bool) {
-			return rapid.SampledFrom([]any{42, 4.5, true, nil, []any{"x"}, map[string]any{"a": "b"}}).Draw(t, "wrong type"), true
-		}})
+		wrong := wrongTypes(s)
+		out = append(out, replace(field, "type", func(t *rapid.T, _ any) any {
+			return rapid.SampledFrom(wrong).Draw(t, "wrong type")
+		}))
 	}
-	if schema.MinLength > 0 {
-		out = append(out, breakage{field, "minLength", func(_ *rapid.T, v string) (any, bool) {
-			return string([]rune(v)[:schema.MinLength-1]), true
-		}})
+	if len(s.Enum) > 0 {
+		out = append(out, replace(field, "enum", func(t *rapid.T, _ any) any {
+			// Near misses, none of them part of the "must be one of"
+			// message, so that the echo check stays meaningful.
+			others := slices.DeleteFunc([]any{"ME:READ", "me:read ", "me.read", "me:delete", "admin", "*", ""}, func(v any) bool {
+				return slices.Contains(s.Enum, v)
+			})
+			return rapid.SampledFrom(others).Draw(t, "not in the enum")
+		}))
 	}
-	if schema.MaxLength != nil {
-		out = append(out, breakage{field, "maxLength", func(_ *rapid.T, v string) (any, bool) {
-			r := []rune(v)
-			for uint64(len(r)) <= *schema.MaxLength {
+	switch {
+	case s.Type.Is("string"):
+		out = append(out, d.stringBreakages(field, s)...)
+	case s.Type.Is("integer"):
+		lo, hi := intBounds(d.tb, field, s)
+		if s.Min != nil {
+			out = append(out, replace(field, "minimum", func(t *rapid.T, _ any) any {
+				return lo - rapid.Int64Range(1, 1<<40).Draw(t, "below by")
+			}))
+		}
+		if s.Max != nil {
+			out = append(out, replace(field, "maximum", func(t *rapid.T, _ any) any {
+				return hi + rapid.Int64Range(1, 1<<40).Draw(t, "above by")
+			}))
+		}
+	case s.Type.Is("array"):
+		out = append(out, d.arrayBreakages(field, s)...)
+	}
+	return out
+}
+
+func (d *drawer) stringBreakages(field string, s *openapi3.Schema) []breakage {
+	var out []breakage
+	if s.MinLength > 0 {
+		out = append(out, replace(field, "minLength", func(_ *rapid.T, v any) any {
+			return string([]rune(v.(string))[:s.MinLength-1])
+		}))
+	}
+	if s.MaxLength != nil {
+		out = append(out, replace(field, "maxLength", func(_ *rapid.T, v any) any {
+			r := []rune(v.(string))
+			if len(r) == 0 {
+				r = []rune{'a'}
+			}
+			for uint64(len(r)) <= *s.MaxLength {
 				r = append(r, r[len(r)-1])
 			}
-			return string(r), true
-		}})
+			return string(r)
+		}))
 	}
-	if schema.Pattern != "" {
-		re := regexp.MustCompile(schema.Pattern)
-		out = append(out, breakage{field, "pattern", func(t *rapid.T, v string) (any, bool) {
+	if s.Pattern != "" {
+		re := regexp.MustCompile(s.Pattern)
+		out = append(out, replace(field, "pattern", func(t *rapid.T, v any) any {
 			// Replace one character with one the pattern refuses there.
-			r := []rune(v)
+			r := []rune(v.(string))
 			i := rapid.IntRange(0, len(r)-1).Draw(t, "position")
 			for _, c := range rapid.Permutation([]rune{' ', '!', '\x00', '@', 'é', '\t', '.'}).Draw(t, "replacements") {
 				b := slices.Clone(r)
 				b[i] = c
 				if s := string(b); !re.MatchString(s) {
-					return s, true
+					return s
 				}
 			}
-			t.Skipf("no single-character change breaks %q at %d", v, i)
-			return nil, false
-		}})
+			t.Skipf("no single-character change breaks %q at %d", string(r), i)
+			return nil
+		}))
 	}
-	switch schema.Format {
+	switch s.Format {
 	case "email":
-		out = append(out, breakage{field, "format", func(t *rapid.T, v string) (any, bool) {
-			_, domain, _ := strings.Cut(v, "@")
-			return strings.Repeat("a", 65) + "@" + domain, true // a local part longer than RFC 5321 allows
-		}})
+		out = append(out, replace(field, "format", func(t *rapid.T, v any) any {
+			_, domain, _ := strings.Cut(v.(string), "@")
+			return strings.Repeat("a", 65) + "@" + domain // a local part longer than RFC 5321 allows
+		}))
 	case "uuid":
-		out = append(out, breakage{field, "format", func(t *rapid.T, v string) (any, bool) {
-			r := []rune(v)
+		out = append(out, replace(field, "format", func(t *rapid.T, v any) any {
+			r := []rune(v.(string))
 			i := rapid.SampledFrom([]int{0, 7, 9, 14, 19, 24, 35}).Draw(t, "position")
 			r[i] = rapid.SampledFrom([]rune{'g', 'z', '-', '_', ' '}).Draw(t, "character")
-			return string(r), true
+			return string(r)
+		}))
+	case "date-time":
+		out = append(out, d.dateTimeBreakages(field)...)
+	}
+	return out
+}
+
+// dateTimeBreakages break the RFC 3339 shape and the window of a
+// date-time. A leap second (23:59:60) is one: no clock the server reads
+// has it, so it is refused as a malformed date-time.
+func (d *drawer) dateTimeBreakages(field string) []breakage {
+	ahead := d.windows[field]
+	most := int64(ahead / time.Second)
+	return []breakage{
+		replace(field, "format", func(t *rapid.T, v any) any {
+			s := v.(string) // 2006-01-02T15:04:05[.999999999](Z|±07:00)
+			return rapid.SampledFrom([]func() string{
+				func() string { return s[:10] + " " + s[11:] },           // a space for the T
+				func() string { return s[:19] },                          // no offset
+				func() string { return s[:10] },                          // a date alone
+				func() string { return s[:5] + "13" + s[7:] },            // month 13
+				func() string { return s[:5] + "02-30" + s[10:] },        // 30 February
+				func() string { return s[:11] + "24" + s[13:] },          // hour 24
+				func() string { return s[:11] + "23:59:60" + s[19:] },    // a leap second
+				func() string { return strings.ReplaceAll(s, "-", "/") }, // another separator
+			}).Draw(t, "malformation")()
+		}),
+		replace(field, "future", func(t *rapid.T, _ any) any {
+			back := rapid.OneOf(rapid.Just(int64(0)), rapid.Int64Range(0, most)).Draw(t, "seconds back")
+			return rfc3339(t, field, d.now().Add(-time.Duration(back)*time.Second))
+		}),
+		replace(field, "window", func(t *rapid.T, _ any) any {
+			// From a second past the window's end: fewer digits move it
+			// back by less than that.
+			past := rapid.OneOf(rapid.Just(int64(1)), rapid.Int64Range(1, most)).Draw(t, "seconds past the window")
+			return rfc3339(t, field, d.now().Add(ahead+time.Duration(past)*time.Second))
+		}),
+	}
+}
+
+func (d *drawer) arrayBreakages(field string, s *openapi3.Schema) []breakage {
+	var out []breakage
+	if s.MinItems > 0 {
+		out = append(out, replace(field, "minItems", func(_ *rapid.T, v any) any {
+			return slices.Clone(v.([]any)[:s.MinItems-1])
+		}))
+	}
+	if s.MaxItems != nil {
+		out = append(out, replace(field, "maxItems", func(_ *rapid.T, v any) any {
+			a := slices.Clone(v.([]any))
+			for i := 0; uint64(len(a)) <= *s.MaxItems; i++ {
+				a = append(a, a[i])
+			}
+			return a
+		}))
+	}
+	if s.UniqueItems {
+		out = append(out, replace(field, "uniqueItems", func(t *rapid.T, v any) any {
+			a := slices.Clone(v.([]any))
+			i := rapid.IntRange(0, len(a)-1).Draw(t, "duplicated")
+			if s.MaxItems == nil || uint64(len(a)) < *s.MaxItems {
+				return slices.Insert(a, rapid.IntRange(0, len(a)).Draw(t, "at"), a[i])
+			}
+			if len(a) < 2 {
+				t.Skipf("%s can hold one item only: no room for a duplicate", field)
+			}
+			a[(i+rapid.IntRange(1, len(a)-1).Draw(t, "overwritten after"))%len(a)] = a[i]
+			return a
+		}))
+	}
+	for _, ib := range d.breakages(field+".N", s.Items.Value, false, true) {
+		out = append(out, breakage{field, "items " + ib.constraint, func(t *rapid.T, v any) (any, bool, string) {
+			a := slices.Clone(v.([]any))
+			i := rapid.IntRange(0, len(a)-1).Draw(t, "item")
+			a[i], _, _ = ib.apply(t, a[i])
+			return a, true, fmt.Sprintf("%s.%d", field, i)
 		}})
 	}
 	return out
@@ -242,28 +514,43 @@ func breakages(field string, schema *openapi3.Schema, required, typed bool) []br
 
 // propModel is what the server should hold, as the requests so far made it.
 type propModel struct {
-	users  map[string]*propUser // by lower-cased username
-	emails map[string]bool      // lower-cased
-	keys   map[string]*propKey  // by ID
-	maxKey int                  // the server's active key cap
+	users       map[string]*propUser // by lower-cased username
+	emails      map[string]bool      // lower-cased
+	keys        map[string]*propKey  // by ID
+	maxKey      int                  // the server's active key cap
+	maxLifetime time.Duration        // the server's bound on a key's expiry
+	allScopes   []string             // a key's scopes when it is created without any, sorted
+	meScopes    []string             // what GET /v1/me requires, from its x-required-scopes
 }
 
 type propUser struct {
 	id, username, email, password, fullName, token string
-	keys                                           []*propKey
+	keys                                           []*propKey // in creation order
 }
 
 type propKey struct {
 	id, name, raw string
-	active        bool
+	scopes        []string // sorted
+	createdAt     time.Time
+	lifetime      *time.Duration // what it was created to live, in whole seconds; a rotation renews it
+	expiresAt     *time.Time     // its own expiry, or the end of its grace after a rotation
+	lastUsed      *time.Time     // to the minute
+	revoked       bool
+	rotated       bool // replaced by a rotation: it works until its grace ends
 	owner         *propUser
 	seq           int // creation order: IDs are random, so they cannot order draws
 }
 
-func (u *propUser) activeKeys() int {
+// activeAt says whether the key works at now.
+func (k *propKey) activeAt(now time.Time) bool {
+	return !k.revoked && (k.expiresAt == nil || now.Before(*k.expiresAt))
+}
+
+// activeKeys counts u's keys that work at now, but except.
+func (u *propUser) activeKeys(now time.Time, except *propKey) int {
 	n := 0
 	for _, k := range u.keys {
-		if k.active {
+		if k != except && k.activeAt(now) {
 			n++
 		}
 	}
@@ -291,17 +578,27 @@ func (m *propModel) allKeys() []*propKey {
 	return out
 }
 
+func (m *propModel) sortedUsers() []*propUser {
+	out := make([]*propUser, 0, len(m.users))
+	for _, u := range m.users {
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].username < out[j].username })
+	return out
+}
+
 // propEnv is a server, the model of its state, and the spec's operations.
 type propEnv struct {
 	*env
 	m    *propModel
+	d    *drawer
 	ops  map[string]*openapi3.Operation
 	seen map[string]int // outcomes met: "operation outcome"
 }
 
 // send makes one request; onSpec says whether it should satisfy the spec
 // (the transport then checks it does). A violation the transport reports
-// fails the property too, so that rapid shrinks it.
+// fails the property too, so that rapid shrinks it. A nil body sends none.
 func (p *propEnv) send(t *rapid.T, onSpec bool, method, path string, body any, header ...string) *response {
 	var raw string
 	if body != nil {
@@ -354,29 +651,49 @@ func (p *propEnv) checkBrokenBodies(t *rapid.T, opID, method, path string, valid
 	sort.Strings(names)
 	for _, name := range names {
 		prop := schema.Properties[name].Value
-		for _, b := range breakages(name, prop, slices.Contains(schema.Required, name), true) {
+		for _, b := range p.d.breakages(name, prop, slices.Contains(schema.Required, name), true) {
 			body := map[string]any{}
 			for k, v := range valid {
 				body[k] = v
 			}
-			v, _ := valid[name].(string)
-			if v == "" {
-				v = stringGen(p.t, prop).Draw(t, name+" to break")
+			v, ok := valid[name]
+			if !ok {
+				v = p.d.value(name, prop).Draw(t, name+" to break")
 			}
-			broken, present := b.apply(t, v)
+			broken, present, named := b.apply(t, v)
 			if present {
 				body[name] = broken
 			} else {
 				delete(body, name)
 			}
-			what := fmt.Sprintf("%s with %s breaking %s", opID, name, b.constraint)
+			what := fmt.Sprintf("%s with %s breaking %s", opID, b.field, b.constraint)
 			r := p.send(t, false, method, path, body, header...)
-			expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", name)
+			expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", named)
 			expectNoEcho(t, what, r, broken)
 			p.seen[what]++
 		}
 	}
 }
+
+// checkBrokenKeyIDs sends an operation on /v1/auth/api-keys/{key_id}...
+// with each constraint of key_id broken, and expects a 422 naming it. It
+// returns a valid key_id.
+func (p *propEnv) checkBrokenKeyIDs(t *rapid.T, opID, method string, path func(id string) string, u *propUser) string {
+	schema := pathParam(p.ops[opID], "key_id")
+	valid := stringGen(p.t, schema).Draw(t, "key_id")
+	for _, b := range p.d.breakages("key_id", schema, false, false) {
+		broken, _, _ := b.apply(t, valid)
+		what := opID + " with key_id breaking " + b.constraint
+		r := p.send(t, false, method, path(pathEscape(broken.(string))), nil, "Authorization", "Bearer "+u.token)
+		expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", "key_id")
+		expectNoEcho(t, what, r, broken)
+		p.seen[what]++
+	}
+	return valid
+}
+
+func keyPath(id string) string    { return "/v1/auth/api-keys/" + id }
+func rotatePath(id string) string { return "/v1/auth/api-keys/" + id + "/rotate" }
 
 // propOp is one operation's property: broken sends requests that break
 // each constraint of its inputs (and lack its credential), valid sends one
@@ -387,7 +704,7 @@ type propOp struct {
 
 func operationChecks(p *propEnv) map[string]propOp {
 	body := func(t *rapid.T, opID string) map[string]any {
-		return objectGen(p.t, bodySchema(p.ops[opID])).Draw(t, opID+" body")
+		return p.d.object(bodySchema(p.ops[opID])).Draw(t, opID+" body")
 	}
 	user := func(t *rapid.T) *propUser { return rapid.SampledFrom(p.m.loggedIn()).Draw(t, "user") }
 	return map[string]propOp{
@@ -428,26 +745,52 @@ func operationChecks(p *propEnv) map[string]propOp {
 		},
 		"revokeApiKey": {
 			broken: func(t *rapid.T) {
-				u := user(t)
-				schema := pathParam(p.ops["revokeApiKey"], "key_id")
-				valid := stringGen(p.t, schema).Draw(t, "key_id")
-				for _, b := range breakages("key_id", schema, false, false) {
-					broken, _ := b.apply(t, valid)
-					what := "revokeApiKey with key_id breaking " + b.constraint
-					r := p.send(t, false, "DELETE", "/v1/auth/api-keys/"+pathEscape(broken.(string)), nil, "Authorization", "Bearer "+u.token)
-					expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", "key_id")
-					expectNoEcho(t, what, r, broken)
-					p.seen[what]++
-				}
-				r := p.send(t, true, "DELETE", "/v1/auth/api-keys/"+valid, nil)
+				valid := p.checkBrokenKeyIDs(t, "revokeApiKey", "DELETE", keyPath, user(t))
+				r := p.send(t, true, "DELETE", keyPath(valid), nil)
 				expectProblem(t, "revokeApiKey without a token", r, 401, "urn:authapi:problem:unauthenticated")
 			},
 			valid: func(t *rapid.T) {
-				id := stringGen(p.t, pathParam(p.ops["revokeApiKey"], "key_id")).Draw(t, "key_id")
-				if rapid.Bool().Draw(t, "a known key") {
-					id = rapid.SampledFrom(p.m.allKeys()).Draw(t, "known key").id
+				u := user(t)
+				p.revoke(t, u, p.drawKeyID(t, u))
+			},
+		},
+		"rotateApiKey": {
+			broken: func(t *rapid.T) {
+				u := user(t)
+				id := p.checkBrokenKeyIDs(t, "rotateApiKey", "POST", rotatePath, u)
+				if working := slices.DeleteFunc(slices.Clone(u.keys), func(k *propKey) bool { return !k.activeAt(p.Clock.Now()) }); len(working) > 0 {
+					// A refused body must not rotate a key that could be.
+					id = rapid.SampledFrom(working).Draw(t, "own key").id
 				}
-				p.revoke(t, user(t), id)
+				p.checkBrokenBodies(t, "rotateApiKey", "POST", rotatePath(id), body(t, "rotateApiKey"), "Authorization", "Bearer "+u.token)
+				r := p.send(t, true, "POST", rotatePath(id), nil)
+				expectProblem(t, "rotateApiKey without a token", r, 401, "urn:authapi:problem:unauthenticated")
+				if k := rapid.SampledFrom(p.m.allKeys()).Draw(t, "a key instead of a token"); k.activeAt(p.Clock.Now()) {
+					r := p.send(t, true, "POST", rotatePath(k.id), nil, "X-API-Key", k.raw)
+					expectProblem(t, "rotateApiKey with an API key", r, 401, "urn:authapi:problem:unauthenticated")
+				}
+			},
+			valid: func(t *rapid.T) {
+				u := user(t)
+				id := p.drawKeyID(t, u)
+				switch rapid.SampledFrom([]string{"drawn", "over the cap", "just revoked"}).Draw(t, "which key") {
+				case "over the cap":
+					id = p.overCap(t, u, func() map[string]any { return body(t, "createApiKey") })
+				case "just revoked":
+					if own := slices.DeleteFunc(slices.Clone(u.keys), func(k *propKey) bool { return k.revoked }); len(own) > 0 {
+						id = rapid.SampledFrom(own).Draw(t, "key to revoke").id
+						p.revoke(t, u, id)
+					}
+				}
+				var b map[string]any // the body is optional: none at all is valid
+				if rapid.Bool().Draw(t, "with a body") {
+					b = body(t, "rotateApiKey")
+				}
+				now := p.Clock.Now()
+				if old := p.rotate(t, u, id, b); old != nil && old.activeAt(now) && rapid.Bool().Draw(t, "wait for the grace to end") {
+					p.Clock.Add(old.expiresAt.Sub(now) - rapid.SampledFrom([]time.Duration{0, time.Nanosecond}).Draw(t, "short of it by"))
+					p.me(t, old)
+				}
 			},
 		},
 		"getCurrentUser": {
@@ -460,6 +803,54 @@ func operationChecks(p *propEnv) map[string]propOp {
 			valid: func(t *rapid.T) { p.me(t, rapid.SampledFrom(p.m.allKeys()).Draw(t, "key")) },
 		},
 	}
+}
+
+// overCap fills u's keys up to the cap and rotates one with a grace
+// period, which leaves u one key over the cap until the grace ends (the old
+// key leaves room for its replacement). It returns another of u's working
+// keys, whose rotation is then refused.
+func (p *propEnv) overCap(t *rapid.T, u *propUser, createBody func() map[string]any) string {
+	for u.activeKeys(p.Clock.Now(), nil) < p.m.maxKey {
+		p.createKey(t, u, createBody())
+	}
+	working := func() []*propKey {
+		return slices.DeleteFunc(slices.Clone(u.keys), func(k *propKey) bool { return !k.activeAt(p.Clock.Now()) })
+	}
+	first := rapid.SampledFrom(working()).Draw(t, "key rotated with a grace")
+	_, most := intBounds(p.t, "grace_seconds", bodySchema(p.ops["rotateApiKey"]).Properties["grace_seconds"].Value)
+	p.rotate(t, u, first.id, map[string]any{"grace_seconds": rapid.Int64Range(1, most).Draw(t, "grace_seconds")})
+	return rapid.SampledFrom(slices.DeleteFunc(working(), func(k *propKey) bool { return k == first })).Draw(t, "another key").id
+}
+
+// drawKeyID picks a key_id to act on as u: one of u's working, revoked or
+// expired keys, someone else's, or an unknown one, so that each outcome
+// comes up; the model, not the pick, says what the server must answer.
+func (p *propEnv) drawKeyID(t *rapid.T, u *propUser) string {
+	now := p.Clock.Now()
+	var own, revoked, expired, foreign []*propKey
+	for _, k := range p.m.allKeys() {
+		switch {
+		case k.owner != u:
+			foreign = append(foreign, k)
+		case k.revoked:
+			revoked = append(revoked, k)
+		case !k.activeAt(now):
+			expired = append(expired, k)
+		default:
+			own = append(own, k)
+		}
+	}
+	switch kind := rapid.IntRange(0, 5).Draw(t, "kind of key"); {
+	case kind <= 1 && len(own) > 0:
+		return rapid.SampledFrom(own).Draw(t, "own key").id
+	case kind == 2 && len(revoked) > 0:
+		return rapid.SampledFrom(revoked).Draw(t, "revoked key").id
+	case kind == 3 && len(expired) > 0:
+		return rapid.SampledFrom(expired).Draw(t, "expired key").id
+	case kind == 4 && len(foreign) > 0:
+		return rapid.SampledFrom(foreign).Draw(t, "foreign key").id
+	}
+	return stringGen(p.t, pathParam(p.ops["revokeApiKey"], "key_id")).Draw(t, "unknown key_id")
 }
 
 // pathEscape keeps a broken key_id in the path, whatever it holds.
@@ -483,13 +874,22 @@ func recase(t *rapid.T, s string) string {
 	return string(r)
 }
 
-func (m *propModel) sortedUsers() []*propUser {
-	out := make([]*propUser, 0, len(m.users))
-	for _, u := range m.users {
-		out = append(out, u)
+// wait moves the server's clock: by up to two days, or to the very end of
+// some key's life, or a nanosecond before it.
+func (p *propEnv) wait(t *rapid.T) {
+	now := p.Clock.Now()
+	var ending []*propKey
+	for _, k := range p.m.allKeys() {
+		if !k.revoked && k.expiresAt != nil && k.expiresAt.After(now) {
+			ending = append(ending, k)
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].username < out[j].username })
-	return out
+	d := time.Duration(rapid.Int64Range(1, 2*24*3600).Draw(t, "seconds to wait")) * time.Second
+	if len(ending) > 0 && rapid.Bool().Draw(t, "to a key's end") {
+		k := rapid.SampledFrom(ending).Draw(t, "key to wait for")
+		d = k.expiresAt.Sub(now) - rapid.SampledFrom([]time.Duration{0, time.Nanosecond}).Draw(t, "short of it by")
+	}
+	p.Clock.Add(d)
 }
 
 // The valid requests, one per operation, each checked against the model.
@@ -535,24 +935,71 @@ func (p *propEnv) login(t *rapid.T, body map[string]any) {
 	u.token = tok
 }
 
+// created checks the answer of a create or a rotation, which both make a
+// key: 200, an active key of that name, scopes and expiry, and its prefix.
+func (p *propEnv) created(t *rapid.T, what string, r *response, u *propUser, name string, scopes []string, expires *time.Time, lifetime *time.Duration) *propKey {
+	raw, _ := r.JSON["raw_key"].(string)
+	if r.Status != 200 || r.JSON["name"] != name || r.JSON["is_active"] != true || len(raw) < 8 || r.JSON["prefix"] != raw[:8] {
+		t.Fatalf("%s = %d %s, want 200 with the name %q, an active key and its prefix", what, r.Status, r.Body, name)
+	}
+	if got := scopesOf(r.JSON["scopes"]); !slices.Equal(got, scopes) {
+		t.Fatalf("%s has scopes %v, want %v", what, got, scopes)
+	}
+	if got, want := timeOf(t, r.JSON["expires_at"]), formatTime(expires); got != want {
+		t.Fatalf("%s expires at %s, want %s", what, got, want)
+	}
+	created, err := time.Parse(time.RFC3339Nano, fmt.Sprint(r.JSON["created_at"]))
+	if err != nil {
+		t.Fatalf("%s: created_at %v: %v", what, r.JSON["created_at"], err)
+	}
+	for _, k := range p.m.keys {
+		if k.raw == raw {
+			t.Fatalf("%s gave a raw key given before", what)
+		}
+	}
+	k := &propKey{id: r.JSON["id"].(string), name: name, raw: raw, scopes: scopes, createdAt: created, expiresAt: expires, lifetime: lifetime, owner: u, seq: len(p.m.keys)}
+	u.keys = append(u.keys, k)
+	p.m.keys[k.id] = k
+	return k
+}
+
 func (p *propEnv) createKey(t *rapid.T, u *propUser, body map[string]any) {
+	now := p.Clock.Now()
 	r := p.send(t, true, "POST", "/v1/auth/api-keys", body, "Authorization", "Bearer "+u.token)
-	if u.activeKeys() >= p.m.maxKey {
+	if u.activeKeys(now, nil) >= p.m.maxKey {
 		expectProblem(t, "createApiKey at the cap", r, 409, "urn:authapi:problem:api-key-limit")
 		p.seen["createApiKey 409"]++
 		return
 	}
-	raw, _ := r.JSON["raw_key"].(string)
-	if r.Status != 200 || r.JSON["name"] != body["name"] || r.JSON["is_active"] != true || len(raw) < 8 || r.JSON["prefix"] != raw[:8] {
-		t.Fatalf("createApiKey(%v) = %d %s, want 200 with the name, an active key and its prefix", body, r.Status, r.Body)
+	scopes := p.m.allScopes
+	if s, ok := body["scopes"]; ok {
+		scopes = scopesOf(s)
 	}
+	var expires *time.Time
+	if s, ok := body["expires_at"].(string); ok {
+		at, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("expires_at %q drawn as valid: %v", s, err)
+		}
+		at = at.Truncate(time.Microsecond) // PostgreSQL's precision, never rounded up
+		expires = &at
+	}
+	var lifetime *time.Duration
+	if expires != nil {
+		life := (expires.Sub(now) + time.Second - 1).Truncate(time.Second) // whole seconds, rounded up
+		lifetime = &life
+	}
+	p.created(t, fmt.Sprintf("createApiKey(%v)", body), r, u, body["name"].(string), scopes, expires, lifetime)
 	p.seen["createApiKey 200"]++
-	k := &propKey{id: r.JSON["id"].(string), name: body["name"].(string), raw: raw, active: true, owner: u, seq: len(p.m.keys)}
-	u.keys = append(u.keys, k)
-	p.m.keys[k.id] = k
 }
 
 func (p *propEnv) listKeys(t *rapid.T, u *propUser) {
+	// Last uses are written in the background, every few seconds; here,
+	// now.
+	if err := p.Srv.WriteKeyUses(ctx); err != nil {
+		t.Fatalf("WriteKeyUses = %v", err)
+	}
+	now := p.Clock.Now()
 	r := p.send(t, true, "GET", "/v1/auth/api-keys", nil, "Authorization", "Bearer "+u.token)
 	var listed []map[string]any
 	if r.Status != 200 || json.Unmarshal(r.Body, &listed) != nil {
@@ -560,19 +1007,21 @@ func (p *propEnv) listKeys(t *rapid.T, u *propUser) {
 	}
 	var got, want []string
 	for _, k := range listed {
-		got = append(got, fmt.Sprintf("%v %v %v", k["id"], k["name"], k["is_active"]))
+		got = append(got, fmt.Sprintf("%v %v active=%v revoked=%v expires=%s used=%s scopes=%v",
+			k["id"], k["name"], k["is_active"], k["revoked_at"] != nil, timeOf(t, k["expires_at"]), timeOf(t, k["last_used_at"]), scopesOf(k["scopes"])))
 	}
-	for _, k := range u.keys {
-		want = append(want, fmt.Sprintf("%v %v %v", k.id, k.name, k.active))
+	for _, k := range slices.Backward(u.keys) { // newest first
+		want = append(want, fmt.Sprintf("%v %v active=%v revoked=%v expires=%s used=%s scopes=%v",
+			k.id, k.name, k.activeAt(now), k.revoked, formatTime(k.expiresAt), formatTime(k.lastUsed), k.scopes))
 	}
-	if !slices.Equal(sorted(got), sorted(want)) {
-		t.Fatalf("listApiKeys as %q = %v, want %v", u.username, got, want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("listApiKeys as %q =\n%s\nwant\n%s", u.username, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	p.seen["listApiKeys 200"]++
 }
 
 func (p *propEnv) revoke(t *rapid.T, u *propUser, id string) {
-	r := p.send(t, true, "DELETE", "/v1/auth/api-keys/"+id, nil, "Authorization", "Bearer "+u.token)
+	r := p.send(t, true, "DELETE", keyPath(id), nil, "Authorization", "Bearer "+u.token)
 	k := p.m.keys[id]
 	if k == nil || k.owner != u {
 		expectProblem(t, "revokeApiKey of a key that is not the caller's", r, 404, "urn:authapi:problem:not-found")
@@ -583,40 +1032,171 @@ func (p *propEnv) revoke(t *rapid.T, u *propUser, id string) {
 		t.Fatalf("revokeApiKey(%s) = %d %s, want 204", id, r.Status, r.Body)
 	}
 	p.seen["revokeApiKey 204"]++
-	k.active = false
+	k.revoked = true
+}
+
+// rotate rotates key id as u with body (nil: none) and, when it worked,
+// tries the old key and the new one, and returns the old one.
+func (p *propEnv) rotate(t *rapid.T, u *propUser, id string, body map[string]any) *propKey {
+	var grace time.Duration
+	if g, ok := body["grace_seconds"]; ok {
+		grace = time.Duration(g.(int64)) * time.Second
+	}
+	var payload any // a nil map would be sent as null
+	if body != nil {
+		payload = body
+	}
+	now := p.Clock.Now()
+	r := p.send(t, true, "POST", rotatePath(id), payload, "Authorization", "Bearer "+u.token)
+	k := p.m.keys[id]
+	for _, c := range []struct {
+		why  string
+		when bool
+	}{
+		{"unknown", k == nil},
+		{"foreign", k != nil && k.owner != u},
+		{"revoked", k != nil && k.revoked},
+		{"expired", k != nil && !k.activeAt(now)},
+	} {
+		if c.when {
+			expectProblem(t, "rotateApiKey of a "+c.why+" key", r, 404, "urn:authapi:problem:not-found")
+			p.seen["rotateApiKey 404 "+c.why]++
+			return nil
+		}
+	}
+	if u.activeKeys(now, k) >= p.m.maxKey {
+		expectProblem(t, "rotateApiKey over the cap", r, 409, "urn:authapi:problem:api-key-limit")
+		p.seen["rotateApiKey 409"]++
+		return nil
+	}
+	// The new key lives as long as the old one was created to live,
+	// counted from now, within the lifetime bound.
+	var expires *time.Time
+	if k.lifetime != nil {
+		end := now.Add(min(*k.lifetime, p.m.maxLifetime)).Truncate(time.Microsecond)
+		expires = &end
+	}
+	next := p.created(t, fmt.Sprintf("rotateApiKey(%s, %v)", id, body), r, u, k.name, k.scopes, expires, k.lifetime)
+	p.seen["rotateApiKey 200"]++
+	// The old key ends when its grace does, unless it ends sooner anyway.
+	if end := now.Add(grace).Truncate(time.Microsecond); k.expiresAt == nil || end.Before(*k.expiresAt) {
+		k.expiresAt = &end
+	}
+	k.rotated = true
+
+	p.me(t, k)
+	p.me(t, next)
+	return k
 }
 
 func (p *propEnv) me(t *rapid.T, k *propKey) {
+	now := p.Clock.Now()
 	r := p.send(t, true, "GET", "/v1/me", nil, "X-API-Key", k.raw)
-	if !k.active {
+	missing := slices.DeleteFunc(slices.Clone(p.m.meScopes), func(s string) bool { return slices.Contains(k.scopes, s) })
+	switch {
+	case k.revoked:
 		expectProblem(t, "getCurrentUser with a revoked key", r, 401, "urn:authapi:problem:invalid-api-key")
-		p.seen["getCurrentUser 401"]++
-		return
+		p.seen["getCurrentUser 401 revoked"]++
+	case !k.activeAt(now):
+		expectProblem(t, "getCurrentUser with an expired key", r, 401, "urn:authapi:problem:api-key-expired")
+		p.seen["getCurrentUser 401 expired"]++
+		if k.rotated {
+			p.seen["getCurrentUser 401 after a rotation's grace"]++
+		}
+	case len(missing) > 0:
+		expectProblem(t, "getCurrentUser with a key without "+strings.Join(missing, ", "), r, 403, "urn:authapi:problem:insufficient-scope")
+		p.seen["getCurrentUser 403"]++
+	default:
+		if r.Status != 200 || r.JSON["id"] != k.owner.id || r.JSON["username"] != k.owner.username {
+			t.Fatalf("getCurrentUser with %q's key = %d %s", k.owner.username, r.Status, r.Body)
+		}
+		p.seen["getCurrentUser 200"]++
+		if k.rotated {
+			p.seen["getCurrentUser 200 in a rotation's grace"]++
+		}
+		minute := now.UTC().Truncate(time.Minute)
+		if k.lastUsed == nil || minute.After(*k.lastUsed) {
+			k.lastUsed = &minute
+		}
 	}
-	if r.Status != 200 || r.JSON["id"] != k.owner.id || r.JSON["username"] != k.owner.username {
-		t.Fatalf("getCurrentUser with %q's key = %d %s", k.owner.username, r.Status, r.Body)
+}
+
+// scopesOf reads a JSON list of scopes, sorted: their order is no part of
+// the contract.
+func scopesOf(v any) []string {
+	list, _ := v.([]any)
+	out := []string{}
+	for _, s := range list {
+		out = append(out, fmt.Sprint(s))
 	}
-	p.seen["getCurrentUser 200"]++
+	return sorted(out)
+}
+
+// timeOf reads a JSON date-time, or null, as formatTime writes it.
+func timeOf(t *rapid.T, v any) string {
+	if v == nil {
+		return "null"
+	}
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(v))
+	if err != nil {
+		t.Fatalf("date-time %v: %v", v, err)
+	}
+	return formatTime(&at)
+}
+
+func formatTime(at *time.Time) string {
+	if at == nil {
+		return "null"
+	}
+	return at.UTC().Format(time.RFC3339Nano)
+}
+
+// requiredScopes reads an operation's x-required-scopes, sorted.
+func requiredScopes(tb testing.TB, op *openapi3.Operation) []string {
+	tb.Helper()
+	var out []string
+	list, _ := op.Extensions["x-required-scopes"].([]any)
+	for _, s := range list {
+		out = append(out, fmt.Sprint(s))
+	}
+	if len(out) == 0 {
+		tb.Fatalf("%s declares no x-required-scopes", op.OperationID)
+	}
+	return sorted(out)
 }
 
 // TestSpecProperties runs each operation's property, then all of them
-// interleaved.
+// interleaved, with the clock moving in between.
 func TestSpecProperties(t *testing.T) {
 	propertyFlags(t)
-	e := newEnv(t, options{server: func(c *server.Config) {
-		c.LoginMaxFailures = 0 // wrong passwords are drawn freely
-		c.MaxActiveKeys = 4    // low, so that the cap's 409 comes up
-	}})
-	p := &propEnv{env: e, ops: loadOperations(t), seen: map[string]int{}, m: &propModel{
-		users: map[string]*propUser{}, emails: map[string]bool{}, keys: map[string]*propKey{}, maxKey: 4,
-	}}
+	const maxKeys, maxLifetime = 4, 365 * 24 * time.Hour
+	e := newEnv(t, options{
+		server: func(c *server.Config) {
+			c.LoginMaxFailures = 0 // wrong passwords are drawn freely
+			c.MaxActiveKeys = maxKeys
+			c.KeyMaxLifetime, c.KeyDefaultLifetime = maxLifetime, 0
+		},
+		token: func(c *token.Config) { c.Now = time.Now },
+	})
+	ops := loadOperations(t)
+	var allScopes []string
+	for _, s := range bodySchema(ops["createApiKey"]).Properties["scopes"].Value.Items.Value.Enum {
+		allScopes = append(allScopes, fmt.Sprint(s))
+	}
+	p := &propEnv{env: e, ops: ops, seen: map[string]int{},
+		d: &drawer{tb: t, now: e.Clock.Now, windows: map[string]time.Duration{"expires_at": maxLifetime}},
+		m: &propModel{
+			users: map[string]*propUser{}, emails: map[string]bool{}, keys: map[string]*propKey{},
+			maxKey: maxKeys, maxLifetime: maxLifetime, allScopes: sorted(allScopes),
+			meScopes: requiredScopes(t, ops["getCurrentUser"]),
+		}}
 	// Two users with a token and a key each, so that every operation has
 	// someone to act as from the start.
 	for _, name := range []string{"alice", "bob"} {
 		u := e.MustLogin(name)
 		k := e.MustCreateKey(u, name+"-key")
 		pu := &propUser{id: u.ID, username: name, email: name + "@example.com", password: u.Password, fullName: "Full Name of " + name, token: u.Token}
-		pk := &propKey{id: k.ID.String(), name: k.Name, raw: k.RawKey, active: true, owner: pu, seq: len(p.m.keys)}
+		pk := &propKey{id: k.ID.String(), name: k.Name, raw: k.RawKey, scopes: p.m.allScopes, createdAt: k.CreatedAt, owner: pu, seq: len(p.m.keys)}
 		pu.keys = []*propKey{pk}
 		p.m.users[name], p.m.emails[pu.email], p.m.keys[pk.id] = pu, true, pk
 	}
@@ -643,10 +1223,11 @@ func TestSpecProperties(t *testing.T) {
 			})
 		})
 	}
-	// The valid requests of every operation in random order, so that state
-	// builds up: keys created, revoked, capped; users registered, logged in.
+	// The valid requests of every operation in random order, and the clock
+	// moving, so that state builds up: keys created, used, rotated,
+	// revoked, expired, capped; users registered, logged in.
 	t.Run("interleaved", func(t *testing.T) {
-		actions := map[string]func(*rapid.T){}
+		actions := map[string]func(*rapid.T){"wait": p.wait}
 		for id, c := range checks {
 			actions[id] = c.valid
 		}
@@ -658,19 +1239,23 @@ func TestSpecProperties(t *testing.T) {
 	want := []string{
 		"registerUser 200", "registerUser 409", "login 200", "login 401",
 		"createApiKey 200", "createApiKey 409", "listApiKeys 200",
-		"revokeApiKey 204", "revokeApiKey 404", "getCurrentUser 200", "getCurrentUser 401",
+		"revokeApiKey 204", "revokeApiKey 404",
+		"rotateApiKey 200", "rotateApiKey 409", "rotateApiKey 404 unknown", "rotateApiKey 404 foreign",
+		"rotateApiKey 404 revoked", "rotateApiKey 404 expired",
+		"getCurrentUser 200", "getCurrentUser 200 in a rotation's grace", "getCurrentUser 401 revoked",
+		"getCurrentUser 401 expired", "getCurrentUser 401 after a rotation's grace", "getCurrentUser 403",
 	}
 	for _, id := range ids {
 		op := p.ops[id]
 		if schema := bodySchema(op); schema != nil {
 			for name, prop := range schema.Properties {
-				for _, b := range breakages(name, prop.Value, slices.Contains(schema.Required, name), true) {
-					want = append(want, fmt.Sprintf("%s with %s breaking %s", id, name, b.constraint))
+				for _, b := range p.d.breakages(name, prop.Value, slices.Contains(schema.Required, name), true) {
+					want = append(want, fmt.Sprintf("%s with %s breaking %s", id, b.field, b.constraint))
 				}
 			}
 		}
 		for _, param := range op.Parameters {
-			for _, b := range breakages(param.Value.Name, param.Value.Schema.Value, false, false) {
+			for _, b := range p.d.breakages(param.Value.Name, param.Value.Schema.Value, false, false) {
 				want = append(want, fmt.Sprintf("%s with %s breaking %s", id, param.Value.Name, b.constraint))
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
 	"authapi"
@@ -55,6 +56,13 @@ type Config struct {
 	MaxActiveKeys int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// KeyMaxLifetime bounds how far ahead a key's expiry may be (0: no bound).
+	KeyMaxLifetime time.Duration
+	// KeyDefaultLifetime is the lifetime of a key created without an expiry
+	// (0: such keys never expire).
+	KeyDefaultLifetime time.Duration
+	// Now is the clock for key expiry, rotation and last use (nil: time.Now).
+	Now func() time.Time
 	// HeaderLimit bounds the request line and headers in bytes
 	// (0: DefaultHeaderLimit); beyond it, 431.
 	HeaderLimit int
@@ -88,6 +96,9 @@ type Server struct {
 	log       *slog.Logger
 	bodyLimit int64
 	cfg       Config
+	now       func() time.Time
+	scopes    map[*openapi3.Operation][]string // x-required-scopes of each operation
+	uses      *keyUses
 	cache     *credCache
 	metrics   *metrics
 	echo      *echo.Echo
@@ -119,15 +130,21 @@ func New(cfg Config) (*Server, error) {
 	if (cfg.LoginMaxFailures > 0 || cfg.LoginMaxFailuresPerAddress > 0) && cfg.LoginWindow <= 0 {
 		return nil, errors.New("server: a login failure limit needs a positive window")
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	s := &Server{
 		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
-		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg,
+		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg, now: cfg.Now, uses: newKeyUses(),
 		cache: newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
 	}
 	s.metrics = newMetrics(s)
 	spec, err := gen.GetSwagger()
 	if err != nil {
 		return nil, fmt.Errorf("server: load the embedded spec: %w", err)
+	}
+	if s.scopes, err = requiredScopes(spec); err != nil {
+		return nil, err
 	}
 	v, err := newValidator(spec, s.authenticate, cfg.BodyLimit)
 	if err != nil {
@@ -175,21 +192,60 @@ func (s *Server) ListenForChanges(ctx context.Context, url string) {
 	store.ListenForChanges(ctx, url, s.cache, s.log)
 }
 
-// ForgetOldAttempts deletes, every interval until ctx ends, the login
-// failures and registration attempts that have left their throttling
-// windows.
-func (s *Server) ForgetOldAttempts(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Background runs the server's periodic work until ctx ends: writing the
+// API keys' last use (every few seconds, so that a use shows within five)
+// and deleting the login failures and registration attempts that have
+// left their throttling windows. It writes the last uses once more before
+// it returns.
+func (s *Server) Background(ctx context.Context) {
+	uses := time.NewTicker(2 * time.Second)
+	defer uses.Stop()
+	attempts := time.NewTicker(time.Minute)
+	defer attempts.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.WriteKeyUses(fctx); err != nil {
+				s.log.Warn("write API key last use", "error", err)
+			}
 			return
-		case <-t.C:
+		case <-uses.C:
+			if err := s.WriteKeyUses(ctx); err != nil {
+				s.log.Warn("write API key last use", "error", err)
+			}
+		case <-attempts.C:
 			s.forget(ctx, "login failures", s.store.ForgetLoginFailures, s.cfg.LoginWindow)
 			s.forget(ctx, "registration attempts", s.store.ForgetRegistrationAttempts, RegisterWindow)
 		}
 	}
+}
+
+// requiredScopes reads each operation's x-required-scopes, so that an
+// operation gets its scope check by declaring it in the spec.
+func requiredScopes(spec *openapi3.T) (map[*openapi3.Operation][]string, error) {
+	out := make(map[*openapi3.Operation][]string)
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			raw, ok := op.Extensions["x-required-scopes"]
+			if !ok {
+				continue
+			}
+			list, ok := raw.([]any)
+			if !ok {
+				return nil, fmt.Errorf("server: %s %s: x-required-scopes is not a list", method, path)
+			}
+			for _, v := range list {
+				scope, ok := v.(string)
+				if !ok {
+					return nil, fmt.Errorf("server: %s %s: x-required-scopes holds a non-string", method, path)
+				}
+				out[op] = append(out[op], scope)
+			}
+		}
+	}
+	return out, nil
 }
 
 // forget runs one of the store's Forget methods and logs what it did.

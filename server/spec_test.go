@@ -39,7 +39,7 @@ func TestSpecJSONIsTheYAML(t *testing.T) {
 		return out
 	}
 	yamlIDs, jsonIDs := ids(docs["/openapi.yaml"]), ids(docs["/openapi.json"])
-	if len(yamlIDs) != 6 || !slices.Equal(yamlIDs, jsonIDs) {
+	if len(yamlIDs) == 0 || !slices.Equal(yamlIDs, jsonIDs) {
 		t.Fatalf("operations in /openapi.json = %v, want those of /openapi.yaml: %v", jsonIDs, yamlIDs)
 	}
 	y, _ := json.Marshal(docs["/openapi.yaml"])

@@ -13,12 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
+	echomiddleware "github.com/oapi-codegen/echo-middleware"
 
 	"authapi/gen"
 )
@@ -33,8 +35,19 @@ import (
 // and path parameters make kin-openapi's route.
 type validator struct {
 	spec      *openapi3.T
-	options   *openapi3filter.Options
+	options   *echomiddleware.Options
 	bodyLimit int64
+}
+
+// matched is the routers.Router of one request: the route Echo matched,
+// with its path parameters, so that the validator does not route again.
+type matched struct {
+	route  *routers.Route
+	params map[string]string
+}
+
+func (m matched) FindRoute(*http.Request) (*routers.Route, map[string]string, error) {
+	return m.route, m.params, nil
 }
 
 func newValidator(spec *openapi3.T, auth openapi3filter.AuthenticationFunc, bodyLimit int64) (*validator, error) {
@@ -42,13 +55,21 @@ func newValidator(spec *openapi3.T, auth openapi3filter.AuthenticationFunc, body
 	return &validator{
 		spec:      spec,
 		bodyLimit: bodyLimit,
-		options: &openapi3filter.Options{
-			MultiError:         true,
-			AuthenticationFunc: auth,
-			// Defaults would be written back into the body from the
-			// validated value, which decodeJSON alters for counting.
-			SkipSettingDefaults:     true,
-			SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(formats)},
+		options: &echomiddleware.Options{
+			Options: openapi3filter.Options{
+				MultiError:         true,
+				AuthenticationFunc: auth,
+				// Defaults would be written back into the body from the
+				// validated value, which decodeJSON alters for counting.
+				SkipSettingDefaults:     true,
+				SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(formats)},
+			},
+			// Keep kin-openapi's MultiError whole; classify (which can see
+			// the request) makes the problem.
+			MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
+				return &echo.HTTPError{Code: http.StatusUnprocessableEntity, Internal: me}
+			},
+			SilenceServersWarning: true,
 		},
 	}, nil
 }
@@ -60,6 +81,12 @@ var formats = map[string]openapi3.StringFormatValidator{
 	// not RFC 9562 versions, yet a client may well send one, and an unknown
 	// well-formed ID is a 404, not a 422.
 	"uuid": openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`),
+	// What Go's time package can read, which the handler must: kin-openapi's
+	// own check lets through what no clock has (a leap second, 23:59:60).
+	"date-time": openapi3.NewCallbackValidator(func(s string) error {
+		_, err := time.Parse(time.RFC3339Nano, s)
+		return err
+	}),
 	// The spec's pattern checks the shape; RFC 5321 also bounds the local part.
 	"email": openapi3.NewCallbackValidator(func(s string) error {
 		local, _, ok := strings.Cut(s, "@")
@@ -76,7 +103,8 @@ var emailShape = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 // spec's path item at path.
 func (v *validator) middleware(method, path string, item *openapi3.PathItem) echo.MiddlewareFunc {
 	route := &routers.Route{Spec: v.spec, Path: path, PathItem: item, Method: method, Operation: item.GetOperation(method)}
-	hasBody := route.Operation.RequestBody != nil
+	takesBody := route.Operation.RequestBody != nil
+	bodyRequired := takesBody && route.Operation.RequestBody.Value != nil && route.Operation.RequestBody.Value.Required
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
@@ -93,14 +121,25 @@ func (v *validator) middleware(method, path string, item *openapi3.PathItem) ech
 					params[names[i]] = value
 				}
 			}
-			if hasBody {
+			if takesBody {
 				if req.ContentLength > v.bodyLimit {
 					return bodyTooLarge(v.bodyLimit)
 				}
 				req.Body = http.MaxBytesReader(c.Response(), req.Body, v.bodyLimit)
 			}
-			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: v.options}
-			if p := v.classify(req, hasBody, openapi3filter.ValidateRequest(req.Context(), in)); p != nil {
+			// Through oapi-codegen's Echo validator, with the route Echo
+			// already matched rather than a second router.
+			var result error
+			if herr := echomiddleware.ValidateRequestFromContext(c, matched{route, params}, v.options); herr != nil {
+				result = herr
+				if herr.Internal != nil { // the MultiError, kept whole by MultiErrorHandler
+					result = herr.Internal
+				}
+			}
+			// kin-openapi has read the body and set ContentLength to its
+			// size: an optional body that was left out needs no content type.
+			hasBody := bodyRequired || takesBody && req.ContentLength > 0
+			if p := v.classify(req, hasBody, result); p != nil {
 				return p
 			}
 			if hasBody {
@@ -138,6 +177,7 @@ func (v *validator) classify(req *http.Request, hasBody bool, result error) erro
 			secErr  *openapi3filter.SecurityRequirementsError
 			reqErr  *openapi3filter.RequestError
 			textErr *invalidTextError
+			litErr  *literalError
 			parse   *openapi3filter.ParseError
 			schema  *openapi3.SchemaError
 		)
@@ -149,6 +189,10 @@ func (v *validator) classify(req *http.Request, hasBody bool, result error) erro
 		case errors.As(err, &secErr):
 			if authErr == nil && len(secErr.Errors) > 0 {
 				authErr = secErr.Errors[0] // not a credential problem: the database, say
+			}
+		case errors.As(err, &litErr):
+			for _, f := range litErr.fields {
+				fields = append(fields, gen.FieldError{Field: f, Message: "must be a whole number written without a fraction or exponent"})
 			}
 		case errors.As(err, &textErr):
 			for _, f := range textErr.fields {
@@ -277,10 +321,25 @@ func schemaMessage(se *openapi3.SchemaError) string {
 			vals[i] = fmt.Sprint(v)
 		}
 		return "must be one of: " + strings.Join(vals, ", ")
+	case "minItems":
+		return fmt.Sprintf("must list at least %d %s", s.MinItems, plural(s.MinItems, "item"))
+	case "maxItems":
+		if s.MaxItems != nil {
+			return fmt.Sprintf("must list at most %d %s", *s.MaxItems, plural(*s.MaxItems, "item"))
+		}
+	case "uniqueItems":
+		return "must not list an item twice"
 	case "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
 		return "is out of range"
 	}
 	return "is invalid"
+}
+
+func plural(n uint64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func formatMessage(format string) string {
@@ -317,6 +376,48 @@ func (e *invalidTextError) Error() string {
 	return "invalid text in " + strings.Join(e.fields, ", ")
 }
 
+// literalError lists integer fields written with a fraction or an
+// exponent (1e3, 1000.0): JSON Schema counts them as integers, but the
+// handler's decoder cannot, so they are refused here, by name, rather than
+// failing there as if the JSON were malformed.
+type literalError struct{ fields []string }
+
+func (e *literalError) Error() string {
+	return "non-integer literal in " + strings.Join(e.fields, ", ")
+}
+
+// fractionalIntegers appends the path of every integer-typed value in v
+// written with a fraction or an exponent.
+func fractionalIntegers(v any, schema *openapi3.Schema, path string, bad *[]string) {
+	if schema == nil {
+		return
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch x := v.(type) {
+	case json.Number:
+		if schema.Type.Is(openapi3.TypeInteger) && strings.ContainsAny(string(x), ".eE") {
+			*bad = append(*bad, orBody(path))
+		}
+	case map[string]any:
+		for k, e := range x {
+			if prop := schema.Properties[k]; prop != nil {
+				fractionalIntegers(e, prop.Value, join(k), bad)
+			}
+		}
+	case []any:
+		if schema.Items != nil {
+			for i, e := range x {
+				fractionalIntegers(e, schema.Items.Value, join(strconv.Itoa(i)), bad)
+			}
+		}
+	}
+}
+
 var registerOnce sync.Once
 
 // registerJSONDecoder replaces kin-openapi's JSON body decoder (a process-
@@ -338,7 +439,7 @@ func registerJSONDecoder() {
 //     neither white space nor a letter or digit, so lengths count code
 //     points and the spec's patterns judge alike. Only the validator sees
 //     this copy: the handler decodes the original body.
-func decodeJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+func decodeJSON(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
 	data, err := io.ReadAll(body)
 	if err != nil {
 		return nil, err
@@ -356,6 +457,12 @@ func decodeJSON(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3
 	invalidText(data, &bad)
 	if len(bad) > 0 {
 		return nil, &invalidTextError{fields: bad}
+	}
+	if schema != nil {
+		fractionalIntegers(v, schema.Value, "", &bad)
+		if len(bad) > 0 {
+			return nil, &literalError{fields: bad}
+		}
 	}
 	return countableCopy(v), nil
 }

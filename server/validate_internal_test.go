@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 )
@@ -150,5 +151,49 @@ func TestPanicIsAProblem(t *testing.T) {
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ok", nil))
 	if rec.Code != 200 {
 		t.Fatalf("after a panic, /ok = %d", rec.Code)
+	}
+}
+
+// TestScopesComeFromTheSpec: an operation gets a scope check by declaring
+// x-required-scopes, nothing else.
+func TestScopesComeFromTheSpec(t *testing.T) {
+	spec, err := openapi3.NewLoader().LoadFromData([]byte(`
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /v1/me/things:
+    post:
+      x-required-scopes: [me:write]
+      responses: {"204": {description: ok}}
+    get:
+      responses: {"200": {description: ok}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := requiredScopes(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := spec.Paths.Find("/v1/me/things")
+	if !slices.Equal(got[item.Post], []string{"me:write"}) || got[item.Get] != nil {
+		t.Fatalf("requiredScopes = %v, want me:write on POST only", got)
+	}
+	for _, tc := range []struct {
+		required, granted []string
+		missing           string
+	}{
+		{nil, nil, ""},
+		{[]string{"me:read"}, []string{"me:read", "me:write"}, ""},
+		{[]string{"me:write"}, []string{"me:read"}, "me:write"},
+		{[]string{"me:read", "me:write"}, []string{"me:read"}, "me:write"},
+	} {
+		if got := missingScope(tc.required, tc.granted); got != tc.missing {
+			t.Errorf("missingScope(%v, %v) = %q, want %q", tc.required, tc.granted, got, tc.missing)
+		}
+	}
+	item.Post.Extensions["x-required-scopes"] = "me:write"
+	if _, err := requiredScopes(spec); err == nil {
+		t.Fatal("a scope list that is not a list was accepted")
 	}
 }

@@ -6,26 +6,40 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // APIKey is a stored API key. The raw key is never stored, only its digest.
 type APIKey struct {
-	ID        uuid.UUID  `db:"id"`
-	UserID    uuid.UUID  `db:"user_id"`
-	Name      string     `db:"name"`
-	Prefix    string     `db:"prefix"`
-	Digest    []byte     `db:"digest"`
-	CreatedAt time.Time  `db:"created_at"`
-	RevokedAt *time.Time `db:"revoked_at"`
+	ID         uuid.UUID      `db:"id"`
+	UserID     uuid.UUID      `db:"user_id"`
+	Name       string         `db:"name"`
+	Prefix     string         `db:"prefix"`
+	Digest     []byte         `db:"digest"`
+	Scopes     pq.StringArray `db:"scopes"`
+	CreatedAt  time.Time      `db:"created_at"`
+	RevokedAt  *time.Time     `db:"revoked_at"`
+	ExpiresAt  *time.Time     `db:"expires_at"`
+	LastUsedAt *time.Time     `db:"last_used_at"`
+	// LifetimeSeconds is the lifetime the key was created with, which a
+	// rotation renews (nil: the key never expires).
+	LifetimeSeconds *int64 `db:"lifetime_seconds"`
 }
 
-// Active reports whether the key has not been revoked.
-func (k *APIKey) Active() bool { return k.RevokedAt == nil }
+// ActiveAt reports whether the key works at now: not revoked, not expired.
+func (k *APIKey) ActiveAt(now time.Time) bool {
+	return k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
+}
+
+// keyColumns are the columns APIKey scans, in order.
+const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revoked_at, expires_at, last_used_at, lifetime_seconds`
 
 // CreateAPIKey inserts k for k.UserID and sets its ID and CreatedAt. When
-// maxActive > 0 and the user already has that many active keys, it returns
-// a *ConflictError. It returns ErrNotFound when the user does not exist.
-func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, maxActive int) error {
+// maxActive > 0 and the user already has that many keys working at now
+// (neither revoked nor expired), it returns a *ConflictError. It returns
+// ErrNotFound when the user does not exist.
+func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -44,7 +58,8 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, maxActive int) error {
 	}
 	var active int
 	if maxActive > 0 {
-		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL`, k.UserID)
+		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
+			WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`, k.UserID, *floorMicro(&now))
 		if err != nil {
 			return wrap(err, "create api key")
 		}
@@ -52,13 +67,110 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, maxActive int) error {
 	if maxActive > 0 && active >= maxActive {
 		return &ConflictError{Reason: fmt.Sprintf("you already have %d active API keys, the most allowed; revoke one first", active)}
 	}
-	err = tx.QueryRowxContext(ctx,
-		`INSERT INTO api_keys (user_id, name, prefix, digest) VALUES ($1, $2, $3, $4)
-		 RETURNING id, created_at`, k.UserID, k.Name, k.Prefix, k.Digest).Scan(&k.ID, &k.CreatedAt)
-	if err != nil {
+	if err := insertKey(ctx, tx, k); err != nil {
 		return wrap(err, "create api key")
 	}
 	return wrap(tx.Commit(), "create api key")
+}
+
+func insertKey(ctx context.Context, tx *sqlx.Tx, k *APIKey) error {
+	if len(k.Scopes) == 0 {
+		k.Scopes = AllScopes
+	}
+	k.ExpiresAt = floorMicro(k.ExpiresAt)
+	return tx.QueryRowxContext(ctx,
+		`INSERT INTO api_keys (user_id, name, prefix, digest, scopes, expires_at, lifetime_seconds) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		 RETURNING id, created_at`, k.UserID, k.Name, k.Prefix, k.Digest, k.Scopes, k.ExpiresAt, k.LifetimeSeconds).Scan(&k.ID, &k.CreatedAt)
+}
+
+// floorMicro truncates t to PostgreSQL's precision. PostgreSQL would
+// round, and rounding up could let a key work a moment past its end.
+func floorMicro(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	f := t.Truncate(time.Microsecond)
+	return &f
+}
+
+// AllScopes are every scope a key can have, a new key's default.
+var AllScopes = pq.StringArray{"me:read", "me:write"}
+
+// RotateAPIKey replaces the user's key oldID, which must work at now, by
+// next (for next.UserID, whose Name and Scopes it fills in from the old
+// key), and ends the old key at graceEnd, or at its own expiry if that is
+// sooner. next inherits the old key's name, scopes and lifetime; lifetime,
+// when not nil, computes next's expiry from the old key. The cap counts active keys other than the one replaced. It returns
+// ErrNotFound when no such working key is the user's, and a
+// *ConflictError when the cap is reached.
+func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd time.Time, next *APIKey, maxActive int, lifetime func(old *APIKey) *time.Time) (*APIKey, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	defer tx.Rollback()
+	var one int
+	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, next.UserID); err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	var old APIKey
+	err = tx.GetContext(ctx, &old, `SELECT `+keyColumns+` FROM api_keys
+		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
+		FOR UPDATE`, oldID, next.UserID, *floorMicro(&now))
+	if err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	if maxActive > 0 {
+		var active int
+		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
+			WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)`,
+			next.UserID, oldID, *floorMicro(&now))
+		if err != nil {
+			return nil, wrap(err, "rotate api key")
+		}
+		if active >= maxActive {
+			return nil, &ConflictError{Reason: fmt.Sprintf("you already have %d other active API keys, the most allowed; revoke one first", active)}
+		}
+	}
+	next.Name, next.Scopes, next.LifetimeSeconds = old.Name, old.Scopes, old.LifetimeSeconds
+	if lifetime != nil {
+		next.ExpiresAt = lifetime(&old)
+	}
+	if err := insertKey(ctx, tx, next); err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	// Never extend: a second rotation within the grace period keeps the
+	// sooner end.
+	err = tx.GetContext(ctx, &old.ExpiresAt, `UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2)
+		WHERE id = $1 RETURNING expires_at`, oldID, *floorMicro(&graceEnd))
+	if err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	return &old, wrap(tx.Commit(), "rotate api key")
+}
+
+// RecordKeyUses sets last_used_at of each key to its time, truncated to the
+// minute, unless the row already says that minute or later: several
+// instances reporting one use write the row once.
+func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) error {
+	if len(uses) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(uses))
+	times := make([]string, 0, len(uses))
+	for id, t := range uses {
+		ids = append(ids, id.String())
+		times = append(times, t.UTC().Truncate(time.Minute).Format(time.RFC3339))
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err := s.db.ExecContext(ctx, `UPDATE api_keys k SET last_used_at = u.at
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
+		pq.Array(ids), pq.Array(times))
+	return wrap(err, "record key uses")
 }
 
 // ListAPIKeys returns the user's keys, newest first, revoked ones included.
@@ -74,7 +186,8 @@ func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error
 	keys := []APIKey{}
 	for rows.Next() {
 		var k APIKey
-		if err := rows.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &k.Digest, &k.CreatedAt, &k.RevokedAt); err != nil {
+		if err := rows.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &k.Digest, &k.Scopes, &k.CreatedAt, &k.RevokedAt,
+			&k.ExpiresAt, &k.LastUsedAt, &k.LifetimeSeconds); err != nil {
 			return nil, wrap(err, "list api keys")
 		}
 		keys = append(keys, k)
@@ -100,22 +213,25 @@ func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID) (digest 
 	return digest, nil
 }
 
-// KeyOwner is what an active API key authenticates as: the key and its
-// owner. It is what the server caches per key digest, so that a later field
-// the server must check on every use (an expiry, say) belongs here.
+// KeyOwner is what an unrevoked API key authenticates as: the key, its
+// limits and its owner (without the password hash). It is what the server
+// caches per key digest, and checks on every use (the expiry, the scopes).
 type KeyOwner struct {
-	KeyID uuid.UUID
-	User  User
+	KeyID     uuid.UUID
+	User      User
+	Scopes    pq.StringArray
+	ExpiresAt *time.Time
 }
 
-// APIKeyOwner returns the active key with digest and its owner (without
-// the password hash), or ErrNotFound when no active key has it.
+// APIKeyOwner returns the unrevoked key with digest and its owner, expired
+// or not (the caller judges expiry with its own clock, so that it can say
+// "expired" rather than "unknown"), or ErrNotFound.
 func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (*KeyOwner, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var o KeyOwner
 	err := scanOne(s.readDigest(ctx, "authapi_key_owner", keyOwnerSQL, digest))(
-		&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt)
+		&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt, &o.Scopes, &o.ExpiresAt)
 	if err != nil {
 		return nil, wrap(err, "api key owner")
 	}

@@ -38,11 +38,11 @@ import (
 // through the extended protocol.
 
 const (
-	keyOwnerSQL = `SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at
+	keyOwnerSQL = `SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at, k.scopes, k.expires_at
 		 FROM api_keys k JOIN users u ON u.id = k.user_id
 		 WHERE k.digest = $1 AND k.revoked_at IS NULL`
 	userExistsSQL = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
-	listKeysSQL   = `SELECT id, user_id, name, prefix, digest, created_at, revoked_at
+	listKeysSQL   = `SELECT ` + keyColumns + `
 		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`
 )
 

@@ -38,7 +38,7 @@ func MustCreateKey(tb testing.TB, db *store.DB, user uuid.UUID, name string) *st
 	tb.Helper()
 	k := &store.APIKey{UserID: user, Name: name, Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, 0); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
 		tb.Fatalf("CreateAPIKey(%q) = %v", name, err)
 	}
 	return k
@@ -189,7 +189,7 @@ func TestAPIKeys(t *testing.T) {
 	if len(keys) != 2 || keys[0].ID != second.ID || keys[1].ID != first.ID {
 		t.Fatalf("ListAPIKeys(alice) = %+v, want second then first", keys)
 	}
-	if !keys[0].Active() || keys[0].Name != "second" || keys[0].Prefix != "rst_abcd" {
+	if !keys[0].ActiveAt(time.Now()) || keys[0].Name != "second" || keys[0].Prefix != "rst_abcd" {
 		t.Fatalf("ListAPIKeys(alice)[0] = %+v", keys[0])
 	}
 
@@ -199,6 +199,9 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if owner.User.PasswordHash != "" {
 		t.Fatal("APIKeyOwner returned the password hash, which nothing behind an API key needs")
+	}
+	if !slices.Equal(owner.Scopes, []string{"me:read", "me:write"}) || owner.ExpiresAt != nil {
+		t.Fatalf("a new key's scopes and expiry = %v, %v, want every scope and none", owner.Scopes, owner.ExpiresAt)
 	}
 
 	// Another user's key is not found, and stays active.
@@ -220,7 +223,7 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatalf("APIKeyOwner(revoked) = %v, want ErrNotFound", err)
 	}
 	keys, _ = db.ListAPIKeys(ctx, alice.ID)
-	if len(keys) != 2 || keys[1].Active() || keys[1].RevokedAt == nil {
+	if len(keys) != 2 || keys[1].ActiveAt(time.Now()) || keys[1].RevokedAt == nil {
 		t.Fatalf("after revoking, ListAPIKeys = %+v, want the revoked key kept, inactive, with its time", keys)
 	}
 	revokedAt := *keys[1].RevokedAt
@@ -245,7 +248,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 	u := MustCreateUser(t, db, "dup")
 	k := MustCreateKey(t, db, u.ID, "one")
 	again := &store.APIKey{UserID: u.ID, Name: "two", Prefix: "rst_abcd", Digest: k.Digest}
-	if err := db.CreateAPIKey(ctx, again, 0); err == nil {
+	if err := db.CreateAPIKey(ctx, again, time.Now(), 0); err == nil {
 		t.Fatal("two keys with one digest were stored")
 	}
 }
@@ -253,7 +256,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 func TestCreateAPIKeyForMissingUser(t *testing.T) {
 	db := storetest.NewDB(t)
 	k := &store.APIKey{UserID: uuid.New(), Name: "x", Prefix: "rst_abcd", Digest: make([]byte, 32)}
-	if err := db.CreateAPIKey(ctx, k, 0); !errors.Is(err, store.ErrNotFound) {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("CreateAPIKey(unknown user) = %v, want ErrNotFound", err)
 	}
 }
@@ -273,7 +276,7 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			k := &store.APIKey{UserID: u.ID, Name: "k", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 			rand.Read(k.Digest)
-			err := db.CreateAPIKey(ctx, k, limit)
+			err := db.CreateAPIKey(ctx, k, time.Now(), limit)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -297,7 +300,7 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 	}
 	k := &store.APIKey{UserID: u.ID, Name: "after", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, limit); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), limit); err != nil {
 		t.Fatalf("CreateAPIKey after a revocation = %v, want room for one", err)
 	}
 }

@@ -28,6 +28,8 @@ type config struct {
 	LoginMaxFailures int
 	LoginWindow      time.Duration
 	MaxActiveKeys    int
+	KeyMaxLifetime   time.Duration
+	KeyDefaultLife   time.Duration
 	BodyLimit        int64
 	TrustedProxies   prefixes
 	DBMaxConns       int
@@ -104,6 +106,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	dur(&c.LoginWindow, "login-window", 15*time.Minute, "window of the login failure limits")
 	num(&c.RegisterMaxPerAddress, "register-max-per-address", 50, "registration attempts per client address per hour before 429 (0: off)")
 	num(&c.MaxActiveKeys, "max-active-keys", 100, "active API keys per user (0: no cap)")
+	dur(&c.KeyMaxLifetime, "key-max-lifetime", 365*24*time.Hour, "how far ahead an API key's expiry may be (0: no bound)")
+	dur(&c.KeyDefaultLife, "key-default-lifetime", 0, "lifetime of an API key created without an expiry (0: such keys never expire)")
 	fs.Int64Var(&c.BodyLimit, "max-body-bytes", 64<<10, "largest request body")
 	env["max-body-bytes"] = envName("max-body-bytes")
 	num(&c.HeaderLimit, "max-header-bytes", 8<<10, "largest request line and headers (431 beyond)")
@@ -179,6 +183,8 @@ func (c *config) validate() error {
 	check((c.LoginMaxFailures == 0 && c.LoginMaxFailuresPerAddress == 0) || c.LoginWindow > 0, "login window must be positive")
 	check(c.RegisterMaxPerAddress >= 0, "registration limit per address must not be negative")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
+	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0, "key lifetimes must not be negative")
+	check(c.KeyMaxLifetime == 0 || c.KeyDefaultLife <= c.KeyMaxLifetime, "the default key lifetime must not exceed the maximum")
 	check(c.BodyLimit > 0, "body limit must be positive")
 	check(c.HeaderLimit >= 1<<10, "header limit must be at least 1024 bytes")
 	check(c.ReadHeaderTimeout > 0 && c.ReadTimeout > 0 && c.WriteTimeout > 0 && c.IdleTimeout > 0, "server timeouts must be positive")

@@ -124,9 +124,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "authapi: listening on http://%s\n", ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_postgres", cfg.DatabaseURL == "")
 
-	bg, cancelBG := context.WithCancel(ctx)
-	defer cancelBG()
-	go srv.ForgetOldAttempts(bg, time.Minute)
+	// The background work outlives the drain (its last act is to write
+	// the keys' last uses), and ends before the database closes.
+	bg, cancelBG := context.WithCancel(context.Background())
+	bgDone := make(chan struct{})
+	go func() { defer close(bgDone); srv.Background(bg) }()
+	defer func() { cancelBG(); <-bgDone }()
 	listenURL := cfg.DatabaseListen
 	if listenURL == "" {
 		listenURL = dbURL
@@ -252,17 +255,18 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		return nil, err
 	}
 	return server.New(server.Config{
-		Store:            db,
-		Hasher:           hasher,
-		Tokens:           tokens,
-		Keys:             apikey.NewDigester(pepper),
-		Logger:           log,
-		BodyLimit:        cfg.BodyLimit,
-		LoginMaxFailures: cfg.LoginMaxFailures,
-		LoginWindow:      cfg.LoginWindow,
-		MaxActiveKeys:    cfg.MaxActiveKeys,
-		TrustedProxies:   cfg.TrustedProxies,
-
+		Store:                      db,
+		Hasher:                     hasher,
+		Tokens:                     tokens,
+		Keys:                       apikey.NewDigester(pepper),
+		Logger:                     log,
+		BodyLimit:                  cfg.BodyLimit,
+		LoginMaxFailures:           cfg.LoginMaxFailures,
+		LoginWindow:                cfg.LoginWindow,
+		MaxActiveKeys:              cfg.MaxActiveKeys,
+		KeyMaxLifetime:             cfg.KeyMaxLifetime,
+		KeyDefaultLifetime:         cfg.KeyDefaultLife,
+		TrustedProxies:             cfg.TrustedProxies,
 		LoginMaxFailuresPerAddress: cfg.LoginMaxFailuresPerAddress,
 		RegisterMaxPerAddress:      cfg.RegisterMaxPerAddress,
 		HeaderLimit:                cfg.HeaderLimit,

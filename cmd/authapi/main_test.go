@@ -108,6 +108,23 @@ func post(t *testing.T, url, body, bearer string) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
+// lastUsed returns the last_used_at of the caller's only key.
+func lastUsed(t *testing.T, url, token string) any {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+"/v1/auth/api-keys", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var keys []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&keys); err != nil || len(keys) != 1 {
+		t.Fatalf("listing = %v %v", keys, err)
+	}
+	return keys[0]["last_used_at"]
+}
+
 func get(t *testing.T, url, header, value string) int {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
@@ -147,6 +164,18 @@ func TestRunWithDatabaseURL(t *testing.T) {
 	}
 	if code := get(t, s.URL+"/v1/me", "X-API-Key", key["raw_key"].(string)); code != 200 {
 		t.Fatalf("GET /v1/me = %d", code)
+	}
+	// The use shows in the listing within five seconds, written in the
+	// background.
+	used := time.Now()
+	for {
+		if lastUsed(t, s.URL, tok["access_token"].(string)) != nil {
+			break
+		}
+		if time.Since(used) > 5*time.Second {
+			t.Fatal("last_used_at still null 5s after a use")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if strings.Contains(s.stderr.String(), secret) {
 		t.Fatal("the log contains the JWT secret")

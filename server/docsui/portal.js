@@ -43,15 +43,17 @@
     }
   }
 
-  // Captures the access_token of a login and the raw_key of a new key.
+  // Captures the access_token of a login and the raw_key of a new key,
+  // created or the replacement of a rotated one.
   function capture(res) {
     if (!el("capture").checked || !res.ok || !res.body || typeof res.body !== "object") {
       return res;
     }
     const path = new URL(res.url, window.location.href).pathname;
+    const makesKey = path === "/v1/auth/api-keys" || /^\/v1\/auth\/api-keys\/[^/]+\/rotate$/.test(path);
     if (path === "/v1/auth/login" && typeof res.body.access_token === "string") {
       setCredential(BEARER, res.body.access_token);
-    } else if (path === "/v1/auth/api-keys" && typeof res.body.raw_key === "string") {
+    } else if (makesKey && typeof res.body.raw_key === "string") {
       setCredential(API_KEY, res.body.raw_key);
     }
     return res;

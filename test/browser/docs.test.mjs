@@ -92,12 +92,15 @@ test("the docs portal walks the reference flow", async () => {
     assert.deepEqual(await badges(), want, `auth bar ${when}`);
   };
 
-  // execute sends one operation with body (if any) and returns the status
-  // and body the page shows for it.
-  const execute = async (opId, body) => {
+  // execute sends one operation with body (if any) and path parameters
+  // and returns the status and body the page shows for it.
+  const execute = async (opId, body, params = {}) => {
     const op = page.locator(`[id$="-${opId}"].opblock`);
     if (!(await op.locator(".opblock-body").isVisible())) {
       await op.locator(".opblock-summary").first().click();
+    }
+    for (const [name, value] of Object.entries(params)) {
+      await op.locator(`tr[data-param-name="${name}"] input`).fill(value);
     }
     if (body !== undefined) {
       await op.locator("textarea.body-param__text").fill(JSON.stringify(body, null, 2));
@@ -177,6 +180,18 @@ test("the docs portal walks the reference flow", async () => {
   const shot = path.join(artifactDir, "docs-portal.png");
   await page.screenshot({ path: shot });
   console.log(`screenshot: ${shot}`);
+
+  // Rotate the key from the page: the replacement's raw_key is captured
+  // in place of the old one, which works on through its grace period.
+  const rotated = await execute("rotateApiKey", { grace_seconds: 60 }, { key_id: created.json.id });
+  assert.equal(rotated.status, 200, `rotate key: ${rotated.text}`);
+  assert.equal(rotated.json.name, "browser-key");
+  assert.notEqual(rotated.json.raw_key, rawKey);
+  const keyInBar = () => page.evaluate(() => window.ui.getState().getIn(["auth", "authorized", "apiKeyAuth", "value"]));
+  await page.waitForFunction((want) => window.ui.getState().getIn(["auth", "authorized", "apiKeyAuth", "value"]) === want, rotated.json.raw_key, { timeout: 5_000 }).catch(() => {});
+  assert.equal(await keyInBar(), rotated.json.raw_key, "the key set after a rotation");
+  const meAfter = await execute("getCurrentUser");
+  assert.equal(meAfter.status, 200, `/v1/me with the replacement key: ${meAfter.text}`);
 
   const violations = await page.evaluate(() => window.__cspViolations);
   assert.deepEqual(violations, [], "Content-Security-Policy violations");

@@ -14,6 +14,8 @@ export type User = Schemas["User"];
 export type AccessToken = Schemas["AccessToken"];
 export type CreatedAPIKey = Schemas["CreatedAPIKey"];
 export type APIKey = Schemas["APIKey"];
+/** A permission of an API key: "me:read" (GET /v1/me) or "me:write". */
+export type Scope = Schemas["Scope"];
 export type FieldError = Schemas["FieldError"];
 export type ProblemDocument = Schemas["Problem"];
 
@@ -49,6 +51,18 @@ export class Problem extends Error {
   field(name: string): string | undefined {
     return this.errors.find((e) => e.field === name)?.message;
   }
+}
+
+/** Limits of a new API key. */
+export interface KeyOptions {
+  /** What the key may do (at least one scope); by default every scope. */
+  scopes?: Scope[];
+  /**
+   * When the key stops working: in the future, at most the server's
+   * maximum key lifetime ahead (a year by default). Without it the key
+   * lives as long as the server's default lifetime, if any, or forever.
+   */
+  expiresAt?: Date | string;
 }
 
 export interface Options {
@@ -124,9 +138,38 @@ export class Authapi {
     return unwrap(await this.raw.POST("/v1/auth/login", { body: { username, password } }));
   }
 
-  /** Creates an API key; its raw_key is shown this once. Needs a JWT. */
-  async createApiKey(name: string): Promise<CreatedAPIKey> {
-    return unwrap(await this.raw.POST("/v1/auth/api-keys", { body: { name }, headers: this.bearer() }));
+  /**
+   * Creates an API key; its raw_key is shown this once. A key without the
+   * scope an operation needs gets a 403 Problem there
+   * ("urn:authapi:problem:insufficient-scope"), an expired one a 401
+   * ("urn:authapi:problem:api-key-expired"). Needs a JWT.
+   */
+  async createApiKey(name: string, options: KeyOptions = {}): Promise<CreatedAPIKey> {
+    const { scopes, expiresAt } = options;
+    const body = {
+      name,
+      ...(scopes !== undefined && { scopes }),
+      ...(expiresAt !== undefined && { expires_at: expiresAt instanceof Date ? expiresAt.toISOString() : expiresAt }),
+    };
+    return unwrap(await this.raw.POST("/v1/auth/api-keys", { body, headers: this.bearer() }));
+  }
+
+  /**
+   * Replaces one of the caller's working keys with a new one of the same
+   * name and scopes (its raw_key is shown this once). The old key keeps
+   * working for graceSeconds (at most 7 days; by default 0, it stops at
+   * once); the listing shows its end as expires_at. A revoked, expired,
+   * unknown or foreign key is a 404 Problem. Needs a JWT.
+   */
+  async rotateApiKey(keyId: string, graceSeconds?: number): Promise<CreatedAPIKey> {
+    return unwrap(
+      await this.raw.POST("/v1/auth/api-keys/{key_id}/rotate", {
+        params: { path: { key_id: keyId } },
+        // No body at all is the server's default, no grace.
+        ...(graceSeconds !== undefined && { body: { grace_seconds: graceSeconds } }),
+        headers: this.bearer(),
+      }),
+    );
   }
 
   /** Lists the caller's API keys, newest first. Needs a JWT. */
@@ -143,7 +186,7 @@ export class Authapi {
     if (out.response.status !== 204) unwrap(out);
   }
 
-  /** The user who owns the API key. Needs an API key. */
+  /** The user who owns the API key. Needs an API key with the "me:read" scope. */
   async getCurrentUser(): Promise<User> {
     return unwrap(await this.raw.GET("/v1/me", { headers: this.key() }));
   }

@@ -68,7 +68,9 @@ export interface paths {
         /**
          * Generate a new API key (shown once)
          * @description Creates an API key for the caller. The full key is in `raw_key` of
-         *     this response and nowhere else, ever: store it now. Requires a JWT.
+         *     this response and nowhere else, ever: store it now. A key may be
+         *     limited to some `scopes` and may expire (`expires_at`). Requires a
+         *     JWT.
          */
         post: operations["createApiKey"];
         delete?: never;
@@ -100,6 +102,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/api-keys/{key_id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an API key
+         * @description Replaces one of the caller's active keys with a new one that keeps its
+         *     name, scopes and expiry, and answers like key creation (the new
+         *     `raw_key` is shown this once). The old key keeps working for
+         *     `grace_seconds` (default 0: it stops at once) and the listing shows it
+         *     with that end time in `expires_at`. Rotating a key that is already in
+         *     its grace period is allowed and never extends its end time. A
+         *     revoked, expired, unknown or foreign key is `404`. Requires a JWT.
+         */
+        post: operations["rotateApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -110,8 +138,8 @@ export interface paths {
         /**
          * Get the user who owns the API key
          * @description Returns the owner of the API key sent in `X-API-Key`, in the same
-         *     shape as registration returns it. Requires an API key; a JWT is not
-         *     accepted here.
+         *     shape as registration returns it. Requires an API key with the
+         *     `me:read` scope; a JWT is not accepted here.
          */
         get: operations["getCurrentUser"];
         put?: never;
@@ -173,7 +201,40 @@ export interface components {
              * @example my-app-key
              */
             name: string;
+            /**
+             * @description What the key may do; by default every scope.
+             * @example [
+             *       "me:read"
+             *     ]
+             */
+            scopes?: components["schemas"]["Scope"][];
+            /**
+             * Format: date-time
+             * @description When the key stops working (RFC 3339): in the future, and at most
+             *     the server's maximum key lifetime ahead (one year by default).
+             *     Without it the key expires after the server's default lifetime,
+             *     if one is configured, or never.
+             * @example 2027-01-01T00:00:00Z
+             */
+            expires_at?: string;
         };
+        /** @description How to rotate a key. */
+        RotateAPIKeyRequest: {
+            /**
+             * Format: int32
+             * @description How long the old key keeps working, in seconds (at most 7 days). 0 ends it at once.
+             * @default 0
+             * @example 3600
+             */
+            grace_seconds?: number;
+        };
+        /**
+         * @description A permission of an API key. `me:read` reads the key owner's
+         *     resources under `/v1/me`; `me:write` will change them.
+         * @example me:read
+         * @enum {string}
+         */
+        Scope: "me:read" | "me:write";
         /** @description A user account. */
         User: {
             /**
@@ -238,7 +299,7 @@ export interface components {
              */
             prefix: string;
             /**
-             * @description False once the key is revoked.
+             * @description Whether the key works now; false once it is revoked or expired.
              * @example true
              */
             is_active: boolean;
@@ -250,10 +311,30 @@ export interface components {
             created_at: string;
             /**
              * Format: date-time
-             * @description When the key was revoked (RFC 3339); absent or null while it is active.
+             * @description When the key was revoked (RFC 3339); null while it is not.
              * @example null
              */
-            revoked_at?: string | null;
+            revoked_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the key stops (or stopped) working; null if it never expires. A rotated key's end of grace.
+             * @example 2027-01-01T00:00:00Z
+             */
+            expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the key was last used, to the minute; null until its first use. Updated within seconds of a use.
+             * @example 2026-02-16T11:02:00Z
+             */
+            last_used_at: string | null;
+            /**
+             * @description What the key may do.
+             * @example [
+             *       "me:read",
+             *       "me:write"
+             *     ]
+             */
+            scopes: components["schemas"]["Scope"][];
         };
         /** @description A newly created API key, with the raw key shown this once. */
         CreatedAPIKey: {
@@ -290,6 +371,20 @@ export interface components {
              * @example 2026-02-16T10:30:00Z
              */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When the key stops working; null if it never expires.
+             * @example null
+             */
+            expires_at: string | null;
+            /**
+             * @description What the key may do.
+             * @example [
+             *       "me:read",
+             *       "me:write"
+             *     ]
+             */
+            scopes: components["schemas"]["Scope"][];
         };
         /** @description An RFC 9457 problem document. */
         Problem: {
@@ -396,7 +491,11 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The API key is missing, malformed, unknown or revoked. */
+        /**
+         * @description The API key is missing, malformed, unknown, revoked or expired. An
+         *     expired key has its own problem type,
+         *     `urn:authapi:problem:api-key-expired`.
+         */
         APIKeyUnauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WWWAuthenticateAPIKey"];
@@ -414,7 +513,25 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No such API key among the caller's keys. */
+        /** @description The API key is valid but lacks the scope this operation needs. */
+        InsufficientScope: {
+            headers: {
+                "WWW-Authenticate": components["headers"]["WWWAuthenticateAPIKey"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:authapi:problem:insufficient-scope",
+                 *       "title": "Insufficient scope",
+                 *       "status": 403,
+                 *       "detail": "This API key lacks the me:read scope."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No such API key among the caller's keys (for rotation, no such active key). */
         NotFound: {
             headers: {
                 [name: string]: unknown;
@@ -433,8 +550,8 @@ export interface components {
         };
         /**
          * @description Registration: the username or the email address is already
-         *     registered (the detail and `errors` say which). Key creation: the
-         *     caller has as many active keys as allowed.
+         *     registered (the detail and `errors` say which). Key creation and
+         *     rotation: the caller has as many active keys as allowed.
          */
         Conflict: {
             headers: {
@@ -577,7 +694,13 @@ export interface components {
             };
         };
     };
-    parameters: never;
+    parameters: {
+        /**
+         * @description The API key's ID.
+         * @example b2c3d4e5-6789-abcd-ef01-23456789abcd
+         */
+        KeyID: string;
+    };
     requestBodies: never;
     headers: {
         /** @description Always `no-store`; responses may carry credentials (RFC 6749 section 5.1). */
@@ -714,7 +837,14 @@ export interface operations {
                      *         "name": "my-app-key",
                      *         "prefix": "rst_a1b2",
                      *         "is_active": true,
-                     *         "created_at": "2026-02-16T10:30:00Z"
+                     *         "created_at": "2026-02-16T10:30:00Z",
+                     *         "revoked_at": null,
+                     *         "expires_at": null,
+                     *         "last_used_at": "2026-02-16T11:02:00Z",
+                     *         "scopes": [
+                     *           "me:read",
+                     *           "me:write"
+                     *         ]
                      *       }
                      *     ]
                      */
@@ -735,11 +865,6 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "name": "my-app-key"
-                 *     }
-                 */
                 "application/json": components["schemas"]["CreateAPIKeyRequest"];
             };
         };
@@ -758,7 +883,12 @@ export interface operations {
                      *       "raw_key": "rst_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p60IoT2U",
                      *       "prefix": "rst_a1b2",
                      *       "is_active": true,
-                     *       "created_at": "2026-02-16T10:30:00Z"
+                     *       "created_at": "2026-02-16T10:30:00Z",
+                     *       "expires_at": null,
+                     *       "scopes": [
+                     *         "me:read",
+                     *         "me:write"
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["CreatedAPIKey"];
@@ -780,10 +910,10 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description API key ID to revoke.
+                 * @description The API key's ID.
                  * @example b2c3d4e5-6789-abcd-ef01-23456789abcd
                  */
-                key_id: string;
+                key_id: components["parameters"]["KeyID"];
             };
             cookie?: never;
         };
@@ -799,6 +929,51 @@ export interface operations {
             };
             401: components["responses"]["BearerUnauthorized"];
             404: components["responses"]["NotFound"];
+            422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The API key's ID.
+                 * @example b2c3d4e5-6789-abcd-ef01-23456789abcd
+                 */
+                key_id: components["parameters"]["KeyID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "grace_seconds": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["RotateAPIKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The replacement key. `raw_key` is shown this once. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedAPIKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["BearerUnauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -832,6 +1007,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["APIKeyUnauthorized"];
+            403: components["responses"]["InsufficientScope"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -35,6 +35,39 @@ async function problem(fn) {
   assert.fail("no Problem thrown");
 }
 
+/**
+ * Registers name and returns a client holding its JWT.
+ * @param {string} name
+ */
+async function loggedIn(name) {
+  const api = new Authapi({ baseUrl: server.url });
+  await api.registerUser({ username: name, email: `${name}@example.com`, password: "secureP@ss123", full_name: "N" });
+  api.setToken((await api.login(name, "secureP@ss123")).access_token);
+  return api;
+}
+
+/**
+ * GET /v1/me with key, through a copy of api.
+ * @param {string} key
+ */
+function me(key) {
+  return new Authapi({ baseUrl: server.url, apiKey: key }).getCurrentUser();
+}
+
+/**
+ * The caller's key id as listed.
+ * @param {Authapi} api
+ * @param {string} id
+ */
+async function listed(api, id) {
+  const key = (await api.listApiKeys()).find((k) => k.id === id);
+  assert.ok(key, `key ${id} is not listed`);
+  return key;
+}
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 test("the reference flow", async () => {
   const api = new Authapi({ baseUrl: server.url });
 
@@ -117,6 +150,83 @@ test("refusals are Problems", async () => {
   assert.deepEqual(malformed.errors.map((e) => e.field), ["key_id"]);
 });
 
+test("scopes", async () => {
+  const api = await loggedIn("scoper");
+  const all = await api.createApiKey("all");
+  assert.deepEqual(all.scopes, ["me:read", "me:write"]);
+  const readOnly = await api.createApiKey("read", { scopes: ["me:read"] });
+  const writeOnly = await api.createApiKey("write", { scopes: ["me:write"] });
+  assert.deepEqual([readOnly.scopes, writeOnly.scopes], [["me:read"], ["me:write"]]);
+  assert.equal((await me(all.raw_key)).username, "scoper");
+  assert.equal((await me(readOnly.raw_key)).username, "scoper");
+
+  const denied = await problem(() => me(writeOnly.raw_key));
+  assert.equal(denied.status, 403);
+  assert.equal(denied.type, "urn:authapi:problem:insufficient-scope");
+  assert.deepEqual((await listed(api, writeOnly.id)).scopes, ["me:write"]);
+
+  const unknown = await problem(() => api.createApiKey("bad", { scopes: ["me:read", /** @type {any} */ ("admin")] }));
+  assert.equal(unknown.status, 422);
+  assert.deepEqual(unknown.errors.map((e) => e.field), ["scopes.1"]);
+  const none = await problem(() => api.createApiKey("none", { scopes: [] }));
+  assert.deepEqual(none.errors.map((e) => e.field), ["scopes"]);
+});
+
+test("expiry", async () => {
+  const api = await loggedIn("expiring");
+  const past = await problem(() => api.createApiKey("past", { expiresAt: new Date(Date.now() - 60_000) }));
+  assert.equal(past.status, 422);
+  assert.deepEqual(past.errors.map((e) => e.field), ["expires_at"]);
+
+  // The live server's clock cannot be moved: this key lives two seconds.
+  const expiresAt = new Date(Date.now() + 2000);
+  const key = await api.createApiKey("short", { expiresAt });
+  assert.equal(Date.parse(key.expires_at ?? ""), expiresAt.getTime());
+  assert.equal((await me(key.raw_key)).username, "expiring");
+  assert.equal((await listed(api, key.id)).is_active, true);
+
+  await sleep(expiresAt.getTime() - Date.now() + 50);
+  const expired = await problem(() => me(key.raw_key));
+  assert.equal(expired.status, 401);
+  assert.equal(expired.type, "urn:authapi:problem:api-key-expired");
+  const after = await listed(api, key.id);
+  assert.equal(after.is_active, false);
+  assert.equal(Date.parse(after.expires_at ?? ""), expiresAt.getTime());
+});
+
+test("rotation", async () => {
+  const api = await loggedIn("rotator");
+  const old = await api.createApiKey("deploy", { scopes: ["me:read"] });
+  const asked = Date.now();
+  const next = await api.rotateApiKey(old.id, 3600);
+  assert.equal(next.name, "deploy");
+  assert.deepEqual(next.scopes, ["me:read"]);
+  assert.notEqual(next.id, old.id);
+  assert.notEqual(next.raw_key, old.raw_key);
+  // During the grace period both keys work, and the old one shows its end.
+  assert.equal((await me(old.raw_key)).username, "rotator");
+  assert.equal((await me(next.raw_key)).username, "rotator");
+  const graceEnd = Date.parse((await listed(api, old.id)).expires_at ?? "");
+  assert.ok(graceEnd >= asked + 3_600_000 - 1000 && graceEnd <= Date.now() + 3_600_000 + 1000, `grace ends at ${new Date(graceEnd).toISOString()}`);
+
+  // Without a grace period (no body at all) the old key stops at once.
+  const third = await api.rotateApiKey(next.id);
+  const stopped = await problem(() => me(next.raw_key));
+  assert.equal(stopped.status, 401);
+  assert.equal(stopped.type, "urn:authapi:problem:api-key-expired");
+  assert.equal((await me(third.raw_key)).username, "rotator");
+
+  const tooLong = await problem(() => api.rotateApiKey(third.id, 7 * 24 * 3600 + 1));
+  assert.equal(tooLong.status, 422);
+  assert.deepEqual(tooLong.errors.map((e) => e.field), ["grace_seconds"]);
+  await api.revokeApiKey(third.id);
+  for (const id of [third.id, next.id, "00000000-0000-4000-8000-000000000000"]) {
+    const gone = await problem(() => api.rotateApiKey(id, 60));
+    assert.equal(gone.status, 404, `rotating ${id}`);
+    assert.equal(gone.type, "urn:authapi:problem:not-found");
+  }
+});
+
 test("each credential goes only where it is accepted", async () => {
   /** @type {Record<string, string>} */
   const seen = {};
@@ -124,7 +234,7 @@ test("each credential goes only where it is accepted", async () => {
   const recording = async (input, init) => {
     const req = new Request(input, init);
     const creds = [req.headers.has("Authorization") && "jwt", req.headers.has("X-API-Key") && "key"].filter(Boolean);
-    const path = new URL(req.url).pathname.replace(/^\/v1\/auth\/api-keys\/.+/, "/v1/auth/api-keys/{key_id}");
+    const path = new URL(req.url).pathname.replace(/^\/v1\/auth\/api-keys\/[^/]+/, "/v1/auth/api-keys/{key_id}");
     seen[`${req.method} ${path}`] = creds.join("+");
     return fetch(req);
   };
@@ -138,7 +248,8 @@ test("each credential goes only where it is accepted", async () => {
   api.setToken((await api.login("both", "secureP@ss123")).access_token);
   const k2 = await api.createApiKey("k2");
   await api.listApiKeys();
-  await api.revokeApiKey(k2.id);
+  const k3 = await api.rotateApiKey(k2.id, 0);
+  await api.revokeApiKey(k3.id);
   await api.getCurrentUser();
   assert.deepEqual(seen, {
     "POST /v1/auth/register": "",
@@ -146,6 +257,7 @@ test("each credential goes only where it is accepted", async () => {
     "POST /v1/auth/api-keys": "jwt",
     "GET /v1/auth/api-keys": "jwt",
     "DELETE /v1/auth/api-keys/{key_id}": "jwt",
+    "POST /v1/auth/api-keys/{key_id}/rotate": "jwt",
     "GET /v1/me": "key",
   });
 });

@@ -1,0 +1,189 @@
+package store_test
+
+import (
+	"crypto/rand"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lib/pq"
+
+	"authapi/store"
+	"authapi/store/storetest"
+)
+
+func newDigestKey(user uuid.UUID) *store.APIKey {
+	k := &store.APIKey{UserID: user, Prefix: "rst_abcd", Digest: make([]byte, 32)}
+	rand.Read(k.Digest)
+	return k
+}
+
+func TestKeyScopesAndExpiryPersist(t *testing.T) {
+	db := storetest.NewDB(t)
+	u := MustCreateUser(t, db, "scoped")
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	k := newDigestKey(u.ID)
+	k.Name, k.Scopes, k.ExpiresAt = "ro", pq.StringArray{"me:read"}, &exp
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	o, err := db.APIKeyOwner(ctx, k.Digest)
+	if err != nil || !slices.Equal(o.Scopes, []string{"me:read"}) || o.ExpiresAt == nil || !o.ExpiresAt.Equal(exp) {
+		t.Fatalf("APIKeyOwner = %+v, %v, want scope me:read and expiry %v", o, err, exp)
+	}
+	bad := newDigestKey(u.ID)
+	bad.Name, bad.Scopes = "x", pq.StringArray{"admin"}
+	if err := db.CreateAPIKey(ctx, bad, time.Now(), 0); err == nil {
+		t.Fatal("a key with an unknown scope was stored")
+	}
+	// An expired key is still found: the caller tells "expired" from "unknown".
+	past := time.Now().Add(-time.Hour)
+	old := newDigestKey(u.ID)
+	old.Name, old.ExpiresAt = "old", &past
+	db.CreateAPIKey(ctx, old, time.Now(), 0)
+	if o, err := db.APIKeyOwner(ctx, old.Digest); err != nil || o.ExpiresAt == nil {
+		t.Fatalf("APIKeyOwner(expired) = %v, %v, want it found with its expiry", o, err)
+	}
+}
+
+func TestRotateAPIKey(t *testing.T) {
+	db := storetest.NewDB(t)
+	u, other := MustCreateUser(t, db, "rotor"), MustCreateUser(t, db, "other")
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	exp := now.Add(30 * 24 * time.Hour)
+	old := newDigestKey(u.ID)
+	life := int64(30 * 24 * 3600)
+	old.Name, old.Scopes, old.ExpiresAt, old.LifetimeSeconds = "ci", pq.StringArray{"me:read"}, &exp, &life
+	if err := db.CreateAPIKey(ctx, old, time.Now(), 0); err != nil {
+		t.Fatal(err)
+	}
+	var seen *store.APIKey // what renew was given
+	renew := func(o *store.APIKey) *time.Time {
+		seen = o
+		t := now.Add(time.Duration(*o.LifetimeSeconds) * time.Second)
+		return &t
+	}
+
+	next := newDigestKey(u.ID)
+	got, err := db.RotateAPIKey(ctx, old.ID, now, now.Add(time.Hour), next, 0, renew)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen == nil || seen.LifetimeSeconds == nil || *seen.LifetimeSeconds != life || next.LifetimeSeconds == nil || *next.LifetimeSeconds != life {
+		t.Fatalf("the lifetime was not carried over: old %+v, new %+v", seen, next)
+	}
+	if next.Name != "ci" || !slices.Equal(next.Scopes, []string{"me:read"}) || next.ExpiresAt == nil || !next.ExpiresAt.Equal(exp) {
+		t.Fatalf("the new key = %+v, want the old name and scopes and a renewed lifetime", next)
+	}
+	if got.ExpiresAt == nil || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("the old key now ends at %v, want the end of grace %v", got.ExpiresAt, now.Add(time.Hour))
+	}
+	// Again within the grace period: allowed, and the end never moves later.
+	third := newDigestKey(u.ID)
+	got, err = db.RotateAPIKey(ctx, old.ID, now.Add(time.Minute), now.Add(2*time.Hour), third, 0, renew)
+	if err != nil || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Fatalf("second rotation = %v, %v, want the first end of grace kept", got.ExpiresAt, err)
+	}
+	// A shorter grace shortens it.
+	fourth := newDigestKey(u.ID)
+	got, _ = db.RotateAPIKey(ctx, old.ID, now.Add(time.Minute), now.Add(10*time.Minute), fourth, 0, renew)
+	if !got.ExpiresAt.Equal(now.Add(10 * time.Minute)) {
+		t.Fatalf("rotation with a shorter grace ends at %v, want %v", got.ExpiresAt, now.Add(10*time.Minute))
+	}
+	for _, tc := range []struct {
+		name string
+		user uuid.UUID
+		key  uuid.UUID
+		at   time.Time
+	}{
+		{"another user's key", other.ID, next.ID, now},
+		{"an unknown key", u.ID, uuid.New(), now},
+		{"a key past its end", u.ID, old.ID, now.Add(11 * time.Minute)},
+	} {
+		k := newDigestKey(tc.user)
+		if _, err := db.RotateAPIKey(ctx, tc.key, tc.at, tc.at, k, 0, renew); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("rotating %s = %v, want ErrNotFound", tc.name, err)
+		}
+	}
+	db.RevokeAPIKey(ctx, u.ID, next.ID)
+	if _, err := db.RotateAPIKey(ctx, next.ID, now, now, newDigestKey(u.ID), 0, renew); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("rotating a revoked key = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRotationRespectsTheCap(t *testing.T) {
+	db := storetest.NewDB(t)
+	u := MustCreateUser(t, db, "full")
+	a, b := newDigestKey(u.ID), newDigestKey(u.ID)
+	a.Name, b.Name = "a", "b"
+	db.CreateAPIKey(ctx, a, time.Now(), 0)
+	db.CreateAPIKey(ctx, b, time.Now(), 0)
+	now := time.Now()
+	// At the cap, replacing a key is still allowed: the old one is not counted.
+	if _, err := db.RotateAPIKey(ctx, a.ID, now, now, newDigestKey(u.ID), 2, nil); err != nil {
+		t.Fatalf("rotation at the cap = %v, want it allowed", err)
+	}
+	// With a grace period the old key stays active; with a cap of 1 and two
+	// other active keys there is no room for a replacement.
+	if _, err := db.RotateAPIKey(ctx, b.ID, now, now.Add(time.Hour), newDigestKey(u.ID), 1, nil); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("rotation past the cap = %v, want a conflict", err)
+	}
+}
+
+// TestCapCountsWorkingKeys: an expired key leaves room, from the very
+// instant it expires and not a nanosecond earlier, as the server's clock
+// tells it (PostgreSQL would round a nanosecond to the next microsecond).
+func TestCapCountsWorkingKeys(t *testing.T) {
+	db := storetest.NewDB(t)
+	u := MustCreateUser(t, db, "expiring")
+	end := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	a, b := newDigestKey(u.ID), newDigestKey(u.ID)
+	a.Name, a.ExpiresAt, b.Name = "a", &end, "b"
+	for _, k := range []*store.APIKey{a, b} {
+		if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	named := func(name string) *store.APIKey { k := newDigestKey(u.ID); k.Name = name; return k }
+	justBefore := end.Add(-time.Nanosecond)
+	if err := db.CreateAPIKey(ctx, named("c"), justBefore, 2); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateAPIKey a nanosecond before a key expires, at the cap = %v, want a conflict", err)
+	}
+	if err := db.CreateAPIKey(ctx, named("c"), end, 2); err != nil {
+		t.Fatalf("CreateAPIKey once a key has expired = %v, want room for it", err)
+	}
+	if _, err := db.RotateAPIKey(ctx, a.ID, justBefore, justBefore, named("d"), 0, nil); err != nil {
+		t.Fatalf("RotateAPIKey a nanosecond before the key expires = %v, want it rotated", err)
+	}
+}
+
+func TestRecordKeyUses(t *testing.T) {
+	db := storetest.NewDB(t)
+	u := MustCreateUser(t, db, "user")
+	k := MustCreateKey(t, db, u.ID, "k")
+	lastUsed := func() *time.Time {
+		keys, _ := db.ListAPIKeys(ctx, u.ID)
+		return keys[0].LastUsedAt
+	}
+	if lastUsed() != nil {
+		t.Fatal("a new key has a last use")
+	}
+	at := time.Date(2026, 3, 1, 10, 30, 45, 0, time.UTC)
+	if err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at, uuid.New(): at}); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastUsed(); got == nil || !got.Equal(at.Truncate(time.Minute)) {
+		t.Fatalf("last_used_at = %v, want %v (to the minute)", got, at.Truncate(time.Minute))
+	}
+	// An older report (another instance, late) never moves it back.
+	db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at.Add(-time.Hour)})
+	if got := lastUsed(); !got.Equal(at.Truncate(time.Minute)) {
+		t.Fatalf("an older use moved last_used_at back to %v", got)
+	}
+	db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at.Add(time.Minute)})
+	if got := lastUsed(); !got.Equal(at.Add(time.Minute).Truncate(time.Minute)) {
+		t.Fatalf("a later use left last_used_at at %v", got)
+	}
+}
