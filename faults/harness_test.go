@@ -25,6 +25,7 @@ import (
 
 	_ "github.com/lib/pq"
 
+	"authapi/internal/syncbuf"
 	"authapi/pglocal"
 )
 
@@ -251,7 +252,7 @@ type authapi struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	URL    string // http://127.0.0.1:port once listening
-	Log    *lockedBuffer
+	Log    *syncbuf.Buffer
 	listen chan string
 	exited chan struct{}
 	state  *os.ProcessState // once exited
@@ -290,7 +291,7 @@ func launch(t *testing.T, env map[string]string, args ...string) *authapi {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	a := &authapi{t: t, cmd: cmd, Log: &lockedBuffer{}, listen: make(chan string, 1), exited: make(chan struct{})}
+	a := &authapi{t: t, cmd: cmd, Log: &syncbuf.Buffer{}, listen: make(chan string, 1), exited: make(chan struct{})}
 	cmd.Stderr = a.Log
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -386,23 +387,6 @@ func (a *authapi) LogLines(msg string) []map[string]any {
 // Client returns an HTTP client for the process.
 func (a *authapi) Client() *client {
 	return newClient(a.URL)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // client speaks to one authapi.

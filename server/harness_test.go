@@ -24,6 +24,7 @@ import (
 	"authapi"
 	"authapi/apikey"
 	"authapi/gen"
+	"authapi/internal/syncbuf"
 	"authapi/password"
 	"authapi/server"
 	"authapi/store"
@@ -55,7 +56,7 @@ type env struct {
 	Clock  *clock
 	Client *gen.ClientWithResponses
 	HTTP   *http.Client // for hand-made requests; validates like Client
-	Logs   *syncBuffer
+	Logs   *syncbuf.Buffer
 }
 
 // options tweak an env's server.
@@ -102,7 +103,7 @@ func newEnv(t testing.TB, opts ...options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := server.Config{
 		Store: db, Hasher: hasher, Keys: apikey.NewDigester([]byte("pepper pepper pepper pepper 32b!")),
 		Logger:           slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -269,19 +270,6 @@ func (vt *validatingTransport) checkProblem(req *http.Request, resp *http.Respon
 		vt.t.Errorf("%d to %s %s: problem status %v", resp.StatusCode, req.Method, req.URL.Path, m["status"])
 	}
 }
-
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // response is a hand-made request's outcome.
 type response struct {

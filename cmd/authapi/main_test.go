@@ -14,10 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"authapi/internal/syncbuf"
 	"authapi/migrations"
 	"authapi/store/storetest"
 )
@@ -40,7 +40,7 @@ type started struct {
 	URL    string
 	cancel context.CancelFunc
 	done   chan error
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 }
 
 // MustRun calls run with a fake environment and waits until it listens.
@@ -48,7 +48,7 @@ func MustRun(t *testing.T, env map[string]string, args ...string) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &started{cancel: cancel, done: make(chan error, 1), stderr: &lockedBuffer{}}
+	s := &started{cancel: cancel, done: make(chan error, 1), stderr: &syncbuf.Buffer{}}
 	go func() {
 		s.done <- run(ctx, append([]string{"authapi"}, args...), func(k string) string { return env[k] }, pw, s.stderr)
 		pw.Close()
@@ -358,15 +358,3 @@ func latestMigration(t *testing.T) int64 {
 	}
 	return latest
 }
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
