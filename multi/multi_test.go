@@ -227,6 +227,62 @@ func TestThreeInstances(t *testing.T) {
 		}
 	})
 
+	t.Run("a listing through any instance shows a change once it is answered", func(t *testing.T) {
+		const rounds = 60
+		token := MustLogin(t, c[2], "lister", MustRegister(t, c[0], "lister"))
+		// listed returns whether the key with id is listed through in,
+		// and whether as active.
+		listed := func(in *instance, id string) (found, active bool) {
+			t.Helper()
+			req, _ := http.NewRequest("GET", in.URL+"/v1/auth/api-keys", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var keys []struct {
+				ID       string `json:"id"`
+				IsActive bool   `json:"is_active"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&keys); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("list = %d %v", resp.StatusCode, err)
+			}
+			for _, k := range keys {
+				if k.ID == id {
+					return true, k.IsActive
+				}
+			}
+			return false, false
+		}
+		for n := range rounds {
+			if t.Failed() {
+				break
+			}
+			writer := c[n%3]
+			for _, in := range c { // every instance has the listing cached
+				listed(in, "")
+				if in.metric(t, "authapi_credential_cache_key_listings", "") < 1 {
+					t.Fatal("the listing was not cached")
+				}
+			}
+			_, id := MustCreateKey(t, writer, token)
+			for i, in := range c {
+				if found, active := listed(in, id); !found || !active {
+					t.Fatalf("round %d: a key created through instance %d is not listed as active through instance %d right after", n, n%3, i)
+				}
+			}
+			if code, _ := writer.do(t, "DELETE", "/v1/auth/api-keys/"+id, "", "Authorization", "Bearer "+token); code != 204 {
+				t.Fatalf("revoke = %d", code)
+			}
+			for i, in := range c {
+				if _, active := listed(in, id); active {
+					t.Fatalf("round %d: a key revoked through instance %d is listed as active through instance %d right after", n, n%3, i)
+				}
+			}
+		}
+	})
+
 	t.Run("a revoked key is refused by every instance within 100 ms", func(t *testing.T) {
 		const revocations = 100
 		token := MustLogin(t, c[1], "revoker", MustRegister(t, c[0], "revoker"))

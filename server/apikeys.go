@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -52,6 +54,7 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
+	s.keysChanged(p.userID, nil)
 	return gen.CreateAPIKey200JSONResponse{Body: createdBody(k, raw)}, nil
 }
 
@@ -123,19 +126,49 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 	if err != nil {
 		return nil, err
 	}
+	// Served from the cache when it can be: the listing changes only
+	// through writes every instance hears of (credcache.go), or by a key
+	// reaching its expiry, when the entry ends. A change made through
+	// another instance may still be on its way: hear all that committed
+	// before this request first.
+	now := s.now()
+	e, epoch := s.cache.list(p.userID, now)
+	if e != nil && s.heardAll(ctx) {
+		if e, epoch = s.cache.list(p.userID, now); e != nil {
+			return encodedJSON(e.body), nil
+		}
+	}
 	keys, err := s.store.ListAPIKeys(ctx, p.userID)
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	var changes time.Time // the first expiry still to come
 	body := make([]gen.APIKey, len(keys))
 	for i, k := range keys {
+		active := k.ActiveAt(now)
+		if active && k.ExpiresAt != nil && (changes.IsZero() || k.ExpiresAt.Before(changes)) {
+			changes = *k.ExpiresAt
+		}
 		body[i] = gen.APIKey{
-			ID: k.ID, Name: k.Name, Prefix: k.Prefix, IsActive: k.ActiveAt(now), CreatedAt: k.CreatedAt,
+			ID: k.ID, Name: k.Name, Prefix: k.Prefix, IsActive: active, CreatedAt: k.CreatedAt,
 			RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, Scopes: scopesBody(k.Scopes),
 		}
 	}
-	return gen.ListAPIKeys200JSONResponse{Body: body}, nil
+	// Encoded as gen.ListAPIKeys200JSONResponse would.
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(body); err != nil {
+		return nil, err
+	}
+	s.cache.putList(p.userID, buf.Bytes(), changes, epoch)
+	return encodedJSON(buf.Bytes()), nil
+}
+
+// keysChanged is called after a committed change to user's keys: this
+// instance forgets what the change made stale at once (with no grace, a
+// revoked or rotated key must fail on the very next request); the others
+// hear of it from the database.
+func (s *Server) keysChanged(user uuid.UUID, digest []byte) {
+	s.cache.Changed(store.Change{Digest: digest, KeysOf: user})
 }
 
 // RevokeAPIKey revokes one of the caller's keys.
@@ -152,9 +185,7 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	// This instance refuses the key from the very next request; the others
-	// hear of it from the database (credcache.go).
-	s.cache.dropKey(digest)
+	s.keysChanged(p.userID, digest)
 	return gen.RevokeAPIKey204Response{}, nil
 }
 
@@ -199,9 +230,7 @@ func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	// The old key's end moved: this instance drops what it cached at once
-	// (with no grace it must stop on the very next request); the others
-	// hear of it from the database.
-	s.cache.dropKey(old.Digest)
+	// The old key's end moved, and there is a new key.
+	s.keysChanged(p.userID, old.Digest)
 	return gen.RotateAPIKey200JSONResponse{Body: createdBody(next, raw)}, nil
 }

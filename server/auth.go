@@ -212,11 +212,17 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 	return &principal{userID: e.owner.User.ID, me: e.me, keyID: e.owner.KeyID, scopes: e.owner.Scopes}, nil
 }
 
-// encodedUser is GET /v1/me's 200 response with its body encoded
-// beforehand, as gen.GetCurrentUser200JSONResponse would write it.
-type encodedUser []byte
+// encodedJSON is a 200 response with its JSON body encoded beforehand, as
+// gen's 200 JSON responses would write it: GET /v1/me's and GET
+// /v1/auth/api-keys', from the credential cache.
+type encodedJSON []byte
 
-func (body encodedUser) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+func (body encodedJSON) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+	return body.write(w)
+}
+func (body encodedJSON) VisitListAPIKeysResponse(w http.ResponseWriter) error { return body.write(w) }
+
+func (body encodedJSON) write(w http.ResponseWriter) error {
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(body)

@@ -16,11 +16,14 @@ import (
 //   - API key digest -> the key's owner (only active keys; failures are
 //     never cached, so a guesser gains nothing and a revoked key is never
 //     remembered as valid);
-//   - user ID -> that the user exists (for JWTs).
+//   - user ID -> that the user exists (for JWTs);
+//   - user ID -> the encoded listing of the user's keys (GET
+//     /v1/auth/api-keys), until the listing would change by itself (a key
+//     reaching its expiry) or the lifetime ends.
 //
 // It is correct only while it hears of every change: the instance that
 // revokes a key drops it at once, and every instance drops what the
-// database announces (store.ListenForChanges). While the notification
+// database announces (store.Changes). While the notification
 // connection is down the cache is emptied and bypassed, since changes may
 // be missed; entries also expire after a lifetime, as a backstop.
 //
@@ -28,17 +31,41 @@ import (
 // invalidation may come in between (the read saw the key before its
 // revocation committed, the notification arrived before the fill). Every
 // invalidation therefore bumps an epoch, and a fill is dropped when the
-// epoch moved since its read began.
+// epoch moved since its read began. Credentials and listings have an epoch
+// each: a key's creation or use changes a listing, never what a key grants,
+// and should not cost the credentials' fills.
+//
+// A cached listing is served only after store.Changes.Sync: a listing must
+// show every change answered before it was asked for, through whichever
+// instance, and a notification takes about a millisecond to arrive.
 type credCache struct {
 	max int           // entries per map; 0 disables the cache
 	ttl time.Duration // lifetime of an entry
 	now func() time.Time
 
 	mu      sync.RWMutex
-	enabled bool // notifications are being heard
-	epoch   uint64
+	enabled bool   // notifications are being heard
+	epoch   uint64 // of keys and users
+	lEpoch  uint64 // of listings
 	keys    map[[32]byte]*keyEntry
 	users   map[uuid.UUID]time.Time // user -> when the entry expires
+	lists   map[uuid.UUID]*listEntry
+	listLen int // bytes of the cached listings
+}
+
+// Bounds of the listing cache: a listing is small (a user has at most the
+// active-key cap's keys working, plus revoked ones), but an unusual one
+// should not crowd out the rest.
+const (
+	maxListingBytes  = 64 << 10 // longer listings are not cached
+	maxListingsBytes = 32 << 20 // all cached listings together
+)
+
+// listEntry is one user's cached key listing.
+type listEntry struct {
+	body    []byte    // the 200 response's body, encoded
+	expires time.Time // the end of the entry's lifetime
+	until   time.Time // by the server's clock, the first listed key's expiry to come (zero: none)
 }
 
 // keyEntry is one cached API key. A later check that must run on every use
@@ -55,6 +82,7 @@ func newCredCache(max int, ttl time.Duration) *credCache {
 		max: max, ttl: ttl, now: time.Now,
 		keys:  make(map[[32]byte]*keyEntry),
 		users: make(map[uuid.UUID]time.Time),
+		lists: make(map[uuid.UUID]*listEntry),
 	}
 }
 
@@ -74,7 +102,7 @@ func (c *credCache) key(digest [32]byte) (e *keyEntry, epoch uint64) {
 
 // putKey caches e, made from a database read begun at epoch.
 func (c *credCache) putKey(digest [32]byte, e *keyEntry, epoch uint64) {
-	c.fill(epoch, func() {
+	c.fill(&c.epoch, epoch, func() {
 		makeRoom(c.keys, c.max)
 		e.expires = c.now().Add(c.ttl)
 		c.keys[digest] = e
@@ -82,14 +110,15 @@ func (c *credCache) putKey(digest [32]byte, e *keyEntry, epoch uint64) {
 }
 
 // fill runs put with the lock held, unless the cache is off or bypassed,
-// or an invalidation came since the database read begun at epoch.
-func (c *credCache) fill(epoch uint64, put func()) {
+// or an invalidation came since the database read begun at epoch (of the
+// current epoch cur).
+func (c *credCache) fill(cur *uint64, epoch uint64, put func()) {
 	if c.max <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.enabled && c.epoch == epoch {
+	if c.enabled && *cur == epoch {
 		put()
 	}
 }
@@ -120,37 +149,63 @@ func (c *credCache) userExists(id uuid.UUID) (known bool, epoch uint64) {
 
 // putUser caches that a database read begun at epoch found the user.
 func (c *credCache) putUser(id uuid.UUID, epoch uint64) {
-	c.fill(epoch, func() {
+	c.fill(&c.epoch, epoch, func() {
 		makeRoom(c.users, c.max)
 		c.users[id] = c.now().Add(c.ttl)
 	})
 }
 
-// dropKey forgets the key with digest.
-func (c *credCache) dropKey(digest []byte) {
-	if c.max <= 0 || len(digest) != 32 {
-		return
+// list returns the cached listing of user's keys, if any, as it stands at
+// now (the server's clock), and the epoch to pass to putList after a miss.
+// The entry must not be changed.
+func (c *credCache) list(user uuid.UUID, now time.Time) (e *listEntry, epoch uint64) {
+	if c.max <= 0 {
+		return nil, 0
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.epoch++
-	delete(c.keys, [32]byte(digest))
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e := c.lists[user]; e != nil && c.enabled && c.now().Before(e.expires) && (e.until.IsZero() || now.Before(e.until)) {
+		return e, c.lEpoch
+	}
+	return nil, c.lEpoch
 }
 
-// dropUser forgets the user and every key of theirs.
-func (c *credCache) dropUser(id uuid.UUID) {
-	if c.max <= 0 {
+// putList caches body as user's listing, made from a database read begun
+// at epoch, for the entries' lifetime, and only while the server's clock
+// is before until (zero: no bound): a listed key's expiry changes what the
+// listing says.
+func (c *credCache) putList(user uuid.UUID, body []byte, until time.Time, epoch uint64) {
+	if len(body) > maxListingBytes {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.epoch++
-	delete(c.users, id)
-	for d, e := range c.keys {
-		if e.owner.User.ID == id {
-			delete(c.keys, d)
+	c.fill(&c.lEpoch, epoch, func() {
+		c.dropListLocked(user)
+		for len(c.lists) > 0 && (len(c.lists) >= c.max || c.listLen+len(body) > maxListingsBytes) {
+			for u := range c.lists {
+				c.dropListLocked(u)
+				break
+			}
 		}
+		c.lists[user] = &listEntry{body: body, expires: c.now().Add(c.ttl), until: until}
+		c.listLen += len(body)
+	})
+}
+
+func (c *credCache) dropListLocked(user uuid.UUID) {
+	if e := c.lists[user]; e != nil {
+		c.listLen -= len(e.body)
+		delete(c.lists, user)
 	}
+}
+
+// dropKey forgets the key with digest.
+func (c *credCache) dropKey(digest []byte) {
+	c.Changed(store.Change{Digest: digest})
+}
+
+// dropList forgets user's key listing.
+func (c *credCache) dropList(user uuid.UUID) {
+	c.Changed(store.Change{KeysOf: user})
 }
 
 // Listening implements store.ChangeHandler: whatever the cache holds may be
@@ -159,31 +214,50 @@ func (c *credCache) dropUser(id uuid.UUID) {
 func (c *credCache) Listening(ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.epoch++
 	c.enabled = ok
-	clear(c.keys)
-	clear(c.users)
+	c.clearLocked()
 }
 
-// Changed implements store.ChangeHandler.
+// Changed implements store.ChangeHandler; the server also reports its own
+// changes through it, at once.
 func (c *credCache) Changed(ch store.Change) {
-	switch {
-	case ch.Digest != nil:
-		c.dropKey(ch.Digest)
-	case ch.UserID != uuid.Nil:
-		c.dropUser(ch.UserID)
-	default:
-		c.flush()
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch.All || ch.Digest != nil || ch.UserID != uuid.Nil {
+		c.epoch++
+	}
+	c.lEpoch++
+	if ch.All {
+		c.clearLocked()
+	}
+	if len(ch.Digest) == 32 {
+		delete(c.keys, [32]byte(ch.Digest))
+	}
+	if id := ch.UserID; id != uuid.Nil {
+		delete(c.users, id)
+		c.dropListLocked(id)
+		for d, e := range c.keys {
+			if e.owner.User.ID == id {
+				delete(c.keys, d)
+			}
+		}
+	}
+	if ch.KeysOf != uuid.Nil {
+		c.dropListLocked(ch.KeysOf)
 	}
 }
 
-// flush forgets everything.
-func (c *credCache) flush() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// clearLocked forgets every credential.
+func (c *credCache) clearLocked() {
 	c.epoch++
+	c.lEpoch++
 	clear(c.keys)
 	clear(c.users)
+	clear(c.lists)
+	c.listLen = 0
 }
 
 // listening reports whether the cache is in use.
@@ -193,9 +267,11 @@ func (c *credCache) listening() bool {
 	return c.enabled
 }
 
-// size returns the number of cached keys and users.
-func (c *credCache) size() (keys, users int) {
+// cacheStats describes the cache's content.
+type cacheStats struct{ keys, users, lists int }
+
+func (c *credCache) stats() cacheStats {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return len(c.keys), len(c.users)
+	return cacheStats{keys: len(c.keys), users: len(c.users), lists: len(c.lists)}
 }

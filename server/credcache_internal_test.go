@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestCredCacheFill(t *testing.T) {
 		{"not listening", false, func(*credCache, [32]byte, *store.KeyOwner) {}, false},
 		{"this key revoked meanwhile", true, func(c *credCache, d [32]byte, _ *store.KeyOwner) { c.dropKey(d[:]) }, false},
 		{"another key revoked meanwhile", true, func(c *credCache, _ [32]byte, _ *store.KeyOwner) { c.dropKey(make([]byte, 32)) }, false},
-		{"the user deleted meanwhile", true, func(c *credCache, _ [32]byte, o *store.KeyOwner) { c.dropUser(o.User.ID) }, false},
+		{"the user deleted meanwhile", true, func(c *credCache, _ [32]byte, o *store.KeyOwner) { c.Changed(store.Change{UserID: o.User.ID}) }, false},
 		{"everything truncated meanwhile", true, func(c *credCache, _ [32]byte, _ *store.KeyOwner) { c.Changed(store.Change{All: true}) }, false},
 		{"notifications resumed meanwhile", true, func(c *credCache, _ [32]byte, _ *store.KeyOwner) { c.Listening(true) }, false},
 	} {
@@ -98,8 +99,8 @@ func TestCredCacheBoundsAndLifetime(t *testing.T) {
 		_, e = c.userExists(uuid.New())
 		c.putUser(uuid.New(), e)
 	}
-	if k, u := c.size(); k != 3 || u != 3 {
-		t.Fatalf("size after 10 fills = %d keys, %d users, want 3 and 3", k, u)
+	if st := c.stats(); st.keys != 3 || st.users != 3 {
+		t.Fatalf("size after 10 fills = %d keys, %d users, want 3 and 3", st.keys, st.users)
 	}
 	_, e := c.key([32]byte{42})
 	c.putKey([32]byte{42}, &keyEntry{owner: *mustOwner(t)}, e)
@@ -119,5 +120,122 @@ func TestCredCacheDisabled(t *testing.T) {
 	c.putKey([32]byte{1}, &keyEntry{owner: *mustOwner(t)}, e)
 	if got, _ := c.key([32]byte{1}); got != nil {
 		t.Fatalf("a cache of size 0 served %+v", got)
+	}
+}
+
+// TestCredCacheListings covers the cached key listings: what drops one, and
+// a fill racing an invalidation.
+func TestCredCacheListings(t *testing.T) {
+	owner, other := uuid.New(), uuid.New()
+	for _, tc := range []struct {
+		name      string
+		change    func(c *credCache)
+		wantOwner bool // the owner's listing is still cached
+		wantOther bool
+	}{
+		{"nothing", func(*credCache) {}, true, true},
+		{"the owner's keys changed", func(c *credCache) { c.dropList(owner) }, false, true},
+		{"a key of the owner's notified", func(c *credCache) { c.Changed(store.Change{Digest: make([]byte, 32), KeysOf: owner}) }, false, true},
+		{"the owner deleted", func(c *credCache) { c.Changed(store.Change{UserID: owner}) }, false, true},
+		{"a key of unknown owner notified", func(c *credCache) { c.Changed(store.Change{Digest: make([]byte, 32)}) }, true, true},
+		{"all notified", func(c *credCache) { c.Changed(store.Change{All: true}) }, false, false},
+		{"notifications lost", func(c *credCache) { c.Listening(false) }, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Now()
+			c := newCredCache(10, time.Minute)
+			c.Listening(true)
+			_, e := c.list(owner, now)
+			c.putList(owner, []byte("[1]"), time.Time{}, e)
+			c.putList(other, []byte("[2]"), time.Time{}, e)
+			tc.change(c)
+			if got, _ := c.list(owner, now); (got != nil) != tc.wantOwner {
+				t.Errorf("owner's listing = %+v, want cached %v", got, tc.wantOwner)
+			}
+			if got, _ := c.list(other, now); (got != nil) != tc.wantOther {
+				t.Errorf("other's listing = %+v, want cached %v", got, tc.wantOther)
+			}
+		})
+	}
+
+	t.Run("a fill after an invalidation", func(t *testing.T) {
+		c := newCredCache(10, time.Minute)
+		c.Listening(true)
+		_, e := c.list(owner, time.Now())
+		c.dropList(owner) // a key created between the read and the fill
+		c.putList(owner, []byte("[]"), time.Time{}, e)
+		if got, _ := c.list(owner, time.Now()); got != nil {
+			t.Fatalf("a listing read before a change was cached after it: %s", got.body)
+		}
+	})
+}
+
+func TestCredCacheListingLifetime(t *testing.T) {
+	start := time.Now()
+	cacheNow := start
+	c := newCredCache(3, time.Minute)
+	c.now = func() time.Time { return cacheNow }
+	c.Listening(true)
+	user := uuid.New()
+	put := func(body string, until time.Time) {
+		_, e := c.list(user, start)
+		c.putList(user, []byte(body), until, e)
+	}
+
+	// A listed key expiring changes the listing: the entry ends then, by
+	// the server's clock (which may not be the cache's).
+	serverNow := start.Add(-time.Hour)
+	put("[expiring]", serverNow.Add(10*time.Second))
+	if got, _ := c.list(user, serverNow.Add(9*time.Second)); got == nil {
+		t.Fatal("the listing was not cached before the key's expiry")
+	}
+	if got, _ := c.list(user, serverNow.Add(10*time.Second)); got != nil {
+		t.Fatal("the listing was served at a listed key's expiry")
+	}
+
+	put("[]", time.Time{})
+	cacheNow = start.Add(time.Minute)
+	if got, _ := c.list(user, start); got != nil {
+		t.Fatal("a listing was served after the entry's lifetime")
+	}
+
+	// Bounds: entries, and the size of one listing.
+	cacheNow = start
+	for range 10 {
+		_, e := c.list(uuid.New(), start)
+		c.putList(uuid.New(), []byte("[]"), time.Time{}, e)
+	}
+	if st := c.stats(); st.lists != 3 || c.listLen != 3*len("[]") {
+		t.Fatalf("after 10 fills: %d listings of %d bytes, want 3 of 6", st.lists, c.listLen)
+	}
+	put(strings.Repeat(" ", maxListingBytes+1), time.Time{})
+	if got, _ := c.list(user, start); got != nil {
+		t.Fatalf("a listing of %d bytes was cached", len(got.body))
+	}
+}
+
+// TestCredCacheEpochs checks that a change to a listing alone (a key
+// created, renamed or used) does not cost a credential's fill, and that
+// one to a credential does cost a listing's.
+func TestCredCacheEpochs(t *testing.T) {
+	c := newCredCache(10, time.Minute)
+	c.Listening(true)
+	d, o, user := [32]byte{9}, mustOwner(t), uuid.New()
+	_, ke := c.key(d)
+	_, le := c.list(user, time.Now())
+	c.Changed(store.Change{KeysOf: uuid.New()})
+	c.putKey(d, &keyEntry{owner: *o}, ke)
+	if got, _ := c.key(d); got == nil {
+		t.Fatal("a listing's change dropped a key's fill")
+	}
+	c.putList(user, []byte("[]"), time.Time{}, le)
+	if got, _ := c.list(user, time.Now()); got != nil {
+		t.Fatal("a listing filled across a listing's change")
+	}
+	_, le = c.list(user, time.Now())
+	c.Changed(store.Change{Digest: make([]byte, 32)})
+	c.putList(user, []byte("[]"), time.Time{}, le)
+	if got, _ := c.list(user, time.Now()); got != nil {
+		t.Fatal("a listing filled across a key's change of unknown owner")
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"authapi/server"
 	"authapi/store/storetest"
 )
@@ -110,6 +112,62 @@ func TestCredentialCacheHearsSQL(t *testing.T) {
 			return e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token).Status
 		})
 	})
+}
+
+// TestKeyListingCacheHearsSQL changes a cached key listing behind the
+// server's back: the triggers tell it, and the very next listing shows the
+// change (the server syncs with the notifications before it serves one
+// from the cache).
+func TestKeyListingCacheHearsSQL(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		sql  string // $1 is the key's ID, $2 the user's
+		want func(body string) bool
+	}{
+		{"key renamed", `UPDATE api_keys SET name = 'renamed' WHERE id = $1 AND user_id = $2`,
+			func(b string) bool { return strings.Contains(b, `"name":"renamed"`) }},
+		{"key used", `UPDATE api_keys SET last_used_at = '2026-01-02T03:04:00Z' WHERE id = $1 AND user_id = $2`,
+			func(b string) bool { return strings.Contains(b, `"last_used_at":"2026-01-02T03:04:00Z"`) }},
+		{"key revoked", `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2`,
+			func(b string) bool { return strings.Contains(b, `"is_active":false`) }},
+		{"key added", `INSERT INTO api_keys (user_id, name, prefix, digest) SELECT user_id, 'added', prefix, sha256(digest) FROM api_keys WHERE id = $1 AND user_id = $2`,
+			func(b string) bool { return strings.Contains(b, `"name":"added"`) }},
+		{"key deleted", `DELETE FROM api_keys WHERE id = $1 AND user_id = $2`,
+			func(b string) bool { return b == "[]\n" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := e.MustLogin(uniqueName())
+			key := e.MustCreateKey(u, "k")
+			list := func() string {
+				r := e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token)
+				if r.Status != 200 {
+					t.Fatalf("GET /v1/auth/api-keys = %d %s", r.Status, r.Body)
+				}
+				return string(r.Body)
+			}
+			// A fill is dropped when a change is heard meanwhile, such as
+			// the key's creation: list until the listing is cached.
+			before := list()
+			for i := 0; i < 100 && !e.Srv.ListingCached(uuid.MustParse(u.ID)); i++ {
+				time.Sleep(time.Millisecond)
+				before = list()
+			}
+			if tc.want(before) {
+				t.Fatalf("the listing already says what the change should make it say: %s", before)
+			}
+			if !e.Srv.ListingCached(uuid.MustParse(u.ID)) {
+				t.Fatal("the listing was not cached")
+			}
+			if list() != before {
+				t.Fatal("a second listing differs from the first with nothing changed")
+			}
+			e.MustExec(tc.sql, key.ID, u.ID)
+			if after := list(); !tc.want(after) {
+				t.Fatalf("the listing right after the change: %s", after)
+			}
+		})
+	}
 }
 
 var nameSeq atomic.Int64

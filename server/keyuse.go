@@ -64,9 +64,15 @@ func (u *keyUses) putBack(uses map[uuid.UUID]time.Time) {
 // WriteKeyUses writes the key uses recorded since the last call.
 func (s *Server) WriteKeyUses(ctx context.Context) error {
 	uses := s.uses.take(s.now())
-	if err := s.store.RecordKeyUses(ctx, uses); err != nil {
+	owners, err := s.store.RecordKeyUses(ctx, uses)
+	if err != nil {
 		s.uses.putBack(uses)
 		return err
+	}
+	// The listings show the uses: this instance's at once, the others'
+	// when they hear of it.
+	for _, u := range owners {
+		s.cache.dropList(u)
 	}
 	return nil
 }

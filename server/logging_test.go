@@ -19,7 +19,7 @@ func TestQuietReads(t *testing.T) {
 		e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token)
 		e.do(false, "GET", "/healthz", "")
 		reads := e.Logs.String()[before:]
-		e.do(true, "GET", "/v1/me", "", "X-API-Key", key.RawKey[:41]+"x")
+		e.do(true, "GET", "/v1/me", "", "X-API-Key", otherLast(key.RawKey))
 		e.do(true, "POST", "/v1/auth/api-keys", `{"name":"k2"}`, "Authorization", "Bearer "+u.Token)
 		e.do(true, "POST", "/v1/auth/login", `{"username":"reader","password":"wrong password"}`)
 		e.do(false, "GET", "/nope", "")
@@ -34,4 +34,13 @@ func TestQuietReads(t *testing.T) {
 			}
 		}
 	}
+}
+
+// otherLast returns raw with its last character changed.
+func otherLast(raw string) string {
+	last := "x"
+	if strings.HasSuffix(raw, last) {
+		last = "y"
+	}
+	return raw[:len(raw)-1] + last
 }

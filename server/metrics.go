@@ -77,8 +77,9 @@ func newMetrics(s *Server) *metrics {
 			}
 			return 0
 		}),
-		gauge("authapi_credential_cache_api_keys", "API keys in the credential cache.", func() float64 { k, _ := s.cache.size(); return float64(k) }),
-		gauge("authapi_credential_cache_users", "JWT users in the credential cache.", func() float64 { _, u := s.cache.size(); return float64(u) }),
+		gauge("authapi_credential_cache_api_keys", "API keys in the credential cache.", func() float64 { return float64(s.cache.stats().keys) }),
+		gauge("authapi_credential_cache_users", "JWT users in the credential cache.", func() float64 { return float64(s.cache.stats().users) }),
+		gauge("authapi_credential_cache_key_listings", "Users whose key listing is in the credential cache.", func() float64 { return float64(s.cache.stats().lists) }),
 	)
 	return m
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -100,6 +101,7 @@ type Server struct {
 	scopes    map[*openapi3.Operation][]string // x-required-scopes of each operation
 	uses      *keyUses
 	cache     *credCache
+	changes   atomic.Pointer[store.Changes] // set by ListenForChanges
 	metrics   *metrics
 	echo      *echo.Echo
 }
@@ -189,7 +191,16 @@ func (s *Server) ListenForChanges(ctx context.Context, url string) {
 	if s.cache.max <= 0 {
 		return
 	}
-	store.ListenForChanges(ctx, url, s.cache, s.log)
+	c := s.store.Changes(url, s.cache, s.log)
+	s.changes.Store(c)
+	c.Run(ctx)
+}
+
+// heardAll reports whether every change to credentials committed before
+// now has been heard (store.Changes.Sync); false when that cannot be told.
+func (s *Server) heardAll(ctx context.Context) bool {
+	c := s.changes.Load()
+	return c != nil && c.Sync(ctx) == nil
 }
 
 // Background runs the server's periodic work until ctx ends: writing the

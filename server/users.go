@@ -126,7 +126,7 @@ func (s *Server) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserRequest
 	if p.me == nil {
 		return nil, errors.New("server: /v1/me reached without an API key's user")
 	}
-	return encodedUser(p.me), nil
+	return encodedJSON(p.me), nil
 }
 
 func userBody(u *store.User) gen.User {

@@ -153,10 +153,11 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 
 // RecordKeyUses sets last_used_at of each key to its time, truncated to the
 // minute, unless the row already says that minute or later: several
-// instances reporting one use write the row once.
-func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) error {
+// instances reporting one use write the row once. It returns the owners of
+// the keys it changed.
+func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, err error) {
 	if len(uses) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]string, 0, len(uses))
 	times := make([]string, 0, len(uses))
@@ -166,11 +167,12 @@ func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) er
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	_, err := s.db.ExecContext(ctx, `UPDATE api_keys k SET last_used_at = u.at
+	err = s.db.SelectContext(ctx, &owners, `UPDATE api_keys k SET last_used_at = u.at
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
-		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`,
+		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)
+		RETURNING k.user_id`,
 		pq.Array(ids), pq.Array(times))
-	return wrap(err, "record key uses")
+	return owners, wrap(err, "record key uses")
 }
 
 // ListAPIKeys returns the user's keys, newest first, revoked ones included.

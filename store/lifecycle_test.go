@@ -171,14 +171,18 @@ func TestRecordKeyUses(t *testing.T) {
 		t.Fatal("a new key has a last use")
 	}
 	at := time.Date(2026, 3, 1, 10, 30, 45, 0, time.UTC)
-	if err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at, uuid.New(): at}); err != nil {
-		t.Fatal(err)
+	owners, err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at, uuid.New(): at})
+	if err != nil || len(owners) != 1 || owners[0] != u.ID {
+		t.Fatalf("RecordKeyUses = %v, %v, want the owner of the one known key", owners, err)
 	}
 	if got := lastUsed(); got == nil || !got.Equal(at.Truncate(time.Minute)) {
 		t.Fatalf("last_used_at = %v, want %v (to the minute)", got, at.Truncate(time.Minute))
 	}
-	// An older report (another instance, late) never moves it back.
-	db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at.Add(-time.Hour)})
+	// An older report (another instance, late) never moves it back, and
+	// changes no listing.
+	if owners, _ := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at.Add(-time.Hour)}); len(owners) != 0 {
+		t.Fatalf("an older use reported owners %v, want none", owners)
+	}
 	if got := lastUsed(); !got.Equal(at.Truncate(time.Minute)) {
 		t.Fatalf("an older use moved last_used_at back to %v", got)
 	}

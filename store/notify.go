@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,12 +20,15 @@ import (
 // migration 00003 announce changes to credentials.
 const ChangesChannel = "authapi_credentials"
 
-// Change is a committed change that may take away what a credential grants.
-// Exactly one of its fields is set.
+// Change is a committed change to credentials: one that may take away what
+// a credential grants, or that changes a user's key listing. Exactly one of
+// All, Digest, UserID and KeysOf is set, except that KeysOf comes with
+// Digest when the key's owner is known.
 type Change struct {
 	All    bool      // anything may have changed (a TRUNCATE, or a payload not understood)
 	Digest []byte    // the API key with this digest was revoked, deleted or changed
 	UserID uuid.UUID // the user was deleted or changed, and with it their keys
+	KeysOf uuid.UUID // the listing of this user's keys changed (a key added, changed or used)
 }
 
 // ChangeHandler is told of changes, and of whether it can rely on being
@@ -45,18 +52,151 @@ const (
 	listenPingTimeout  = 2 * time.Second
 	listenMinReconnect = 100 * time.Millisecond
 	listenMaxReconnect = 5 * time.Second
+	// syncTimeout bounds the wait for a Sync marker to come back; it takes
+	// about a millisecond (BENCHMARKS.md).
+	syncTimeout = time.Second
 )
 
-// ListenForChanges keeps a session connection to url LISTENing on
-// ChangesChannel and reports to h until ctx ends. url must reach PostgreSQL
-// directly or through a pooler in session mode: LISTEN needs a session of
-// its own, which a pooler in transaction mode does not give. Connection
-// losses are retried for ever, with h told through Listening.
-func ListenForChanges(ctx context.Context, url string, h ChangeHandler, log *slog.Logger) {
+// Changes hears the changes the triggers announce and reports them to a
+// ChangeHandler (Run), and can tell when every change committed before a
+// moment has been reported (Sync).
+type Changes struct {
+	db      *DB
+	url     string
+	h       ChangeHandler
+	log     *slog.Logger
+	channel string // this listener's own channel, for Sync's markers
+
+	mu        sync.Mutex
+	listening bool
+	seq       uint64
+	sent      *syncRound // the round whose marker is on its way, if any
+	next      *syncRound // who waits for the round after it, if anyone
+}
+
+// syncRound is one marker sent for Sync, and who waits for it.
+type syncRound struct {
+	seq  uint64
+	done chan struct{}
+	err  error
+}
+
+// Sync's errors.
+var (
+	ErrNotListening = errors.New("store: change notifications are not being heard")
+	errSyncTimeout  = errors.New("store: a sync marker did not come back in time")
+)
+
+// Changes returns a listener that will report to h, once Run, the changes
+// announced on ChangesChannel through a session connection to url. url must
+// reach this database directly or through a pooler in session mode: LISTEN
+// needs a session of its own, which a pooler in transaction mode does not
+// give.
+func (s *DB) Changes(url string, h ChangeHandler, log *slog.Logger) *Changes {
+	var b [8]byte
+	rand.Read(b[:])
+	return &Changes{db: s, url: url, h: h, log: log, channel: "authapi_sync_" + hex.EncodeToString(b[:])}
+}
+
+// Sync returns nil once every change committed before it was called has
+// been reported to the handler, or an error (ErrNotListening, a timeout,
+// ctx's) when it cannot tell. It sends a marker through the database on
+// this listener's own channel: PostgreSQL delivers notifications in commit
+// order, so when the marker comes back, whatever committed before it has
+// come too. Concurrent calls share markers: one is on its way at a time,
+// and every call made meanwhile waits for the next.
+func (c *Changes) Sync(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.listening {
+		c.mu.Unlock()
+		return ErrNotListening
+	}
+	if c.next == nil {
+		c.next = &syncRound{done: make(chan struct{})}
+	}
+	r := c.next
+	if c.sent == nil {
+		c.sendLocked()
+	}
+	c.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendLocked sends the next round's marker.
+func (c *Changes) sendLocked() {
+	r := c.next
+	c.next, c.sent = nil, r
+	c.seq++
+	r.seq = c.seq
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.db.timeout)
+		defer cancel()
+		// One round trip, and no wait for a disk flush: the marker is
+		// worth nothing after a crash. The names are ours, not input.
+		_, err := c.db.db.ExecContext(ctx, fmt.Sprintf(
+			`BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('%s', '%d'); COMMIT`, c.channel, r.seq))
+		if err == nil {
+			t := time.NewTimer(syncTimeout)
+			defer t.Stop()
+			select {
+			case <-r.done:
+				return
+			case <-t.C:
+				err = errSyncTimeout
+			}
+		}
+		c.finish(r.seq, err)
+	}()
+}
+
+// finish ends the round seq, if it is still on its way, and sends the
+// next one if anyone waits.
+func (c *Changes) finish(seq uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sent == nil || c.sent.seq != seq {
+		return
+	}
+	c.sent.err = err
+	close(c.sent.done)
+	c.sent = nil
+	if c.next != nil {
+		if c.listening {
+			c.sendLocked()
+		} else {
+			c.next.err = ErrNotListening
+			close(c.next.done)
+			c.next = nil
+		}
+	}
+}
+
+// setListening records whether changes are heard; rounds on their way
+// when they stop are failed, since their markers may never come.
+func (c *Changes) setListening(ok bool) {
+	c.mu.Lock()
+	c.listening = ok
+	sent := c.sent
+	c.mu.Unlock()
+	if !ok && sent != nil {
+		c.finish(sent.seq, ErrNotListening)
+	}
+}
+
+// Run keeps the session connection LISTENing and reports to the handler
+// until ctx ends. Connection losses are retried for ever, with the
+// handler told through Listening.
+func (c *Changes) Run(ctx context.Context) {
+	h, log := c.h, c.log
 	var (
 		mu         sync.Mutex
 		connected  bool // lib/pq's connection is up
-		subscribed bool // the first LISTEN succeeded (lib/pq repeats it on reconnection)
+		subscribed bool // the first LISTENs succeeded (lib/pq repeats them on reconnection)
 		healthy    = true
 		reported   bool
 	)
@@ -64,10 +204,11 @@ func ListenForChanges(ctx context.Context, url string, h ChangeHandler, log *slo
 		ok := connected && subscribed && healthy
 		if ok != reported {
 			reported = ok
+			c.setListening(ok)
 			h.Listening(ok)
 		}
 	}
-	l := pq.NewListener(url, listenMinReconnect, listenMaxReconnect, func(ev pq.ListenerEventType, err error) {
+	l := pq.NewListener(c.url, listenMinReconnect, listenMaxReconnect, func(ev pq.ListenerEventType, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev {
@@ -88,11 +229,13 @@ func ListenForChanges(ctx context.Context, url string, h ChangeHandler, log *slo
 	go func() {
 		// Blocks until connected; fails only for good (a closed listener,
 		// or PostgreSQL refusing LISTEN).
-		if err := l.Listen(ChangesChannel); err != nil {
-			if ctx.Err() == nil {
-				log.Error("credential change notifications: LISTEN failed; the credential cache stays bypassed", "error", err)
+		for _, channel := range []string{ChangesChannel, c.channel} {
+			if err := l.Listen(channel); err != nil {
+				if ctx.Err() == nil {
+					log.Error("credential change notifications: LISTEN failed; the credential cache stays bypassed", "error", err)
+				}
+				return
 			}
-			return
 		}
 		mu.Lock()
 		subscribed = true
@@ -144,19 +287,34 @@ func ListenForChanges(ctx context.Context, url string, h ChangeHandler, log *slo
 			if !ok {
 				return
 			}
-			if n != nil { // nil marks a reconnection, which the callback handled
+			switch {
+			case n == nil: // a reconnection, which the callback handled
+			case n.Channel == c.channel:
+				// Every change committed before the marker was reported.
+				if seq, err := strconv.ParseUint(n.Extra, 10, 64); err == nil {
+					c.finish(seq, nil)
+				}
+			default:
 				h.Changed(parseChange(n.Extra))
 			}
 		}
 	}
 }
 
-// parseChange reads a payload of the triggers; anything else means
-// everything may have changed.
+// parseChange reads a payload of the triggers (migrations 00003 and 00005);
+// anything else means everything may have changed.
 func parseChange(payload string) Change {
-	if s, ok := strings.CutPrefix(payload, "key:"); ok {
-		if d, err := hex.DecodeString(s); err == nil {
-			return Change{Digest: d}
+	if s, ok := strings.CutPrefix(payload, "key:"); ok { // key:<hex digest>:<owner>
+		digest, owner, _ := strings.Cut(s, ":")
+		d, err := hex.DecodeString(digest)
+		id, ierr := uuid.Parse(owner)
+		if err == nil && ierr == nil {
+			return Change{Digest: d, KeysOf: id}
+		}
+	}
+	if s, ok := strings.CutPrefix(payload, "keys:"); ok {
+		if id, err := uuid.Parse(s); err == nil {
+			return Change{KeysOf: id}
 		}
 	}
 	if s, ok := strings.CutPrefix(payload, "user:"); ok {
