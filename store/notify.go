@@ -52,8 +52,8 @@ const (
 	listenPingTimeout  = 2 * time.Second
 	listenMinReconnect = 100 * time.Millisecond
 	listenMaxReconnect = 5 * time.Second
-	// syncTimeout bounds the wait for a Sync marker to come back; it takes
-	// about a millisecond (BENCHMARKS.md).
+	// syncTimeout bounds a Sync marker's round trip, which takes about a
+	// millisecond (BENCHMARKS.md).
 	syncTimeout = time.Second
 )
 
@@ -134,19 +134,19 @@ func (c *Changes) sendLocked() {
 	c.seq++
 	r.seq = c.seq
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.db.timeout)
+		// A round that takes longer fails its callers, who then read the
+		// database; the bound keeps an outage from doubling their wait.
+		ctx, cancel := context.WithTimeout(context.Background(), min(c.db.timeout, syncTimeout))
 		defer cancel()
 		// One round trip, and no wait for a disk flush: the marker is
 		// worth nothing after a crash. The names are ours, not input.
 		_, err := c.db.db.ExecContext(ctx, fmt.Sprintf(
 			`BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('%s', '%d'); COMMIT`, c.channel, r.seq))
 		if err == nil {
-			t := time.NewTimer(syncTimeout)
-			defer t.Stop()
 			select {
 			case <-r.done:
 				return
-			case <-t.C:
+			case <-ctx.Done():
 				err = errSyncTimeout
 			}
 		}
