@@ -44,8 +44,10 @@ DROP TRIGGER api_keys_notify_delete ON api_keys;
 CREATE TRIGGER api_keys_notify_insert
     AFTER INSERT ON api_keys FOR EACH ROW
     EXECUTE FUNCTION authapi_notify_keys();
+-- An update that changes nothing (revoking a revoked key) says nothing.
 CREATE TRIGGER api_keys_notify_update
     AFTER UPDATE ON api_keys FOR EACH ROW
+    WHEN (OLD.* IS DISTINCT FROM NEW.*)
     EXECUTE FUNCTION authapi_notify_keys();
 CREATE TRIGGER api_keys_notify_delete
     AFTER DELETE ON api_keys FOR EACH ROW

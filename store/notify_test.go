@@ -115,6 +115,10 @@ func TestChangeNotifications(t *testing.T) {
 	if got, want := rec.take(t, sub, 1), (store.Change{Digest: digest, KeysOf: u.ID}); !changeEqual(got[0], want) {
 		t.Fatalf("a revocation announced %+v, want %+v", got, want)
 	}
+	if _, err := db.RevokeAPIKey(ctx, u.ID, next.ID); err != nil {
+		t.Fatal(err)
+	}
+	rec.take(t, sub, 0) // revoking a revoked key changes nothing
 
 	// An operator's SQL is announced too.
 	for _, tc := range []struct {
