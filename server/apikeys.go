@@ -131,10 +131,9 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 	// reaching its expiry, when the entry ends. A change made through
 	// another instance may still be on its way: hear all that committed
 	// before this request first.
-	now := s.now()
-	e, epoch := s.cache.list(p.userID, now)
+	e, epoch := s.cache.list(p.userID, s.now())
 	if e != nil && s.heardAll(ctx) {
-		if e, epoch = s.cache.list(p.userID, now); e != nil {
+		if e, epoch = s.cache.list(p.userID, s.now()); e != nil {
 			return encodedJSON(e.body), nil
 		}
 	}
@@ -142,6 +141,7 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 	if err != nil {
 		return nil, err
 	}
+	now := s.now()
 	var changes time.Time // the first expiry still to come
 	body := make([]gen.APIKey, len(keys))
 	for i, k := range keys {
