@@ -134,9 +134,11 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 	e, epoch := s.cache.list(p.userID, s.now())
 	if e != nil && s.heardAll(ctx) {
 		if e, epoch = s.cache.list(p.userID, s.now()); e != nil {
+			s.metrics.listCached.Inc()
 			return encodedJSON(e.body), nil
 		}
 	}
+	s.metrics.listRead.Inc()
 	keys, err := s.store.ListAPIKeys(ctx, p.userID)
 	if err != nil {
 		return nil, err

@@ -19,12 +19,14 @@ type metrics struct {
 	requests *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	keys     *prometheus.CounterVec
+	listings *prometheus.CounterVec
 
 	// The children of requests by route and status: WithLabelValues hashes
 	// its labels on every call, a lookup here does not allocate.
 	observers                   sync.Map        // routeStatus -> prometheus.Observer
 	routes                      map[string]bool // "METHOD route" of every route
 	keyHit, keyMiss, keyRefused prometheus.Counter
+	listCached, listRead        prometheus.Counter
 }
 
 type routeStatus struct {
@@ -49,6 +51,11 @@ func newMetrics(s *Server) *metrics {
 		Help: "API key checks by result: hit (the credential cache answered), miss (the database did), refused (missing, malformed, unknown or revoked).",
 	}, []string{"result"})
 	m.keyHit, m.keyMiss, m.keyRefused = m.keys.WithLabelValues("hit"), m.keys.WithLabelValues("miss"), m.keys.WithLabelValues("refused")
+	m.listings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authapi_key_listings_total",
+		Help: "Key listings served, by source: cache (after hearing every change committed before the request) or database.",
+	}, []string{"source"})
+	m.listCached, m.listRead = m.listings.WithLabelValues("cache"), m.listings.WithLabelValues("database")
 	for _, o := range []string{"succeeded", "failed", "throttled"} {
 		m.logins.WithLabelValues(o)
 	}
@@ -60,7 +67,7 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	m.reg.MustRegister(
-		m.requests, m.logins, m.keys,
+		m.requests, m.logins, m.keys, m.listings,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		gauge("authapi_password_hash_running", "Password hashes being computed.", func() float64 { return float64(s.hasher.Running()) }),

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 // metricValue returns the value of the sample of name with exactly the
@@ -36,6 +38,15 @@ func TestMetrics(t *testing.T) {
 	e.do(true, "POST", "/v1/auth/login", `{"username":"nobody","password":"wrong password"}`)
 	e.do(false, "GET", "/no/such/path/"+strconv.Itoa(1), "")
 	e.do(false, "BREW", "/v1/me", "")
+	// A listing is read from the database until its fill sticks (the key's
+	// creation, heard meanwhile, may drop the first), then from the cache.
+	lists := 0
+	for ; lists < 100 && (lists == 0 || !e.Srv.ListingCached(uuid.MustParse(u.ID))); lists++ {
+		e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token)
+	}
+	for range 2 {
+		e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token)
+	}
 
 	r := e.do(false, "GET", "/metrics", "")
 	if r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
@@ -69,6 +80,9 @@ func TestMetrics(t *testing.T) {
 		{"authapi_db_pool_wait_seconds_total", "", -2},
 		{"authapi_credential_cache_listening", "", 1},
 		{"authapi_credential_cache_api_keys", "", 1},
+		{"authapi_credential_cache_key_listings", "", 1},
+		{"authapi_key_listings_total", `source="database"`, float64(lists)},
+		{"authapi_key_listings_total", `source="cache"`, 2},
 		{"go_goroutines", "", -2},
 	} {
 		got := metricValue(page, tc.name, tc.labels)
