@@ -189,6 +189,7 @@ func TestCredentialCacheWithoutNotifications(t *testing.T) {
 	if me(key.RawKey) != 200 {
 		t.Fatal("the key does not work")
 	}
+	e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token)
 	if n, _ := e.Srv.CacheSize(); n != 1 {
 		t.Fatalf("cached keys = %d, want 1", n)
 	}
@@ -201,6 +202,10 @@ func TestCredentialCacheWithoutNotifications(t *testing.T) {
 	e.MustExec(`UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID)
 	if got := me(key.RawKey); got != 401 {
 		t.Fatalf("a key revoked in SQL while notifications were cut = %d, want 401 at once", got)
+	}
+	// The listing, cached before the cut, is read from the database.
+	if r := e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token); r.Status != 200 || !strings.Contains(string(r.Body), `"is_active":false`) {
+		t.Fatalf("the listing while notifications were cut = %d %s, want the key revoked in SQL", r.Status, r.Body)
 	}
 	other := e.MustCreateKey(u, "other")
 	for range 2 {

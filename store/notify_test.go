@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,4 +145,80 @@ func TestChangeNotifications(t *testing.T) {
 
 func changeEqual(a, b store.Change) bool {
 	return a.All == b.All && string(a.Digest) == string(b.Digest) && a.UserID == b.UserID && a.KeysOf == b.KeysOf
+}
+
+// TestSyncSeesEveryEarlierCommit checks Sync's promise under concurrency:
+// while keys are created one after another, many callers sync over and
+// over, and each finds every creation committed before its call reported.
+func TestSyncSeesEveryEarlierCommit(t *testing.T) {
+	url := storetest.NewURL(t)
+	db, err := store.Open(ctx, url, store.Options{MaxConns: 8, QueryTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u := MustCreateUser(t, db, "busy")
+	heard := &countingHandler{user: u.ID}
+	sub := db.Changes(storetest.DirectURL(url), heard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { sub.Run(lctx); close(done) }()
+	defer func() { stop(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); sub.Sync(ctx) != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not listening after 10s")
+		}
+	}
+
+	const creations, callers = 200, 16
+	var committed atomic.Int64
+	var syncs atomic.Int64
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for range creations {
+			MustCreateKey(t, db, u.ID, "k")
+			committed.Add(1)
+		}
+	}()
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-writerDone:
+					return
+				default:
+				}
+				before := committed.Load()
+				if err := sub.Sync(ctx); err != nil {
+					t.Errorf("Sync = %v", err)
+					return
+				}
+				syncs.Add(1)
+				if got := heard.n.Load(); got < before {
+					t.Errorf("Sync returned with %d creations heard of, %d committed before the call", got, before)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if syncs.Load() < callers {
+		t.Fatalf("only %d syncs ran", syncs.Load())
+	}
+	t.Logf("%d syncs by %d callers during %d creations", syncs.Load(), callers, creations)
+}
+
+// countingHandler counts the changes to one user's listing.
+type countingHandler struct {
+	user uuid.UUID
+	n    atomic.Int64
+}
+
+func (c *countingHandler) Listening(bool) {}
+func (c *countingHandler) Changed(ch store.Change) {
+	if ch.KeysOf == c.user {
+		c.n.Add(1)
+	}
 }
