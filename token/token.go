@@ -180,12 +180,13 @@ func (s *Service) Verify(raw string) (subject string, err error) {
 	if !s.cfg.Now().Before(claims.ExpiresAt.Time) {
 		return "", fmt.Errorf("%w: exp has passed", ErrExpired)
 	}
-	if claims.Subject == "" || claims.ID == "" || claims.NotBefore == nil {
+	// The parser checks iat only when it is there.
+	if claims.Subject == "" || claims.ID == "" || claims.NotBefore == nil || claims.IssuedAt == nil {
 		return "", fmt.Errorf("%w: a required claim is missing", ErrInvalid)
 	}
 	if s.cfg.CacheSize > 0 {
 		from := claims.NotBefore.Time
-		if claims.IssuedAt != nil && claims.IssuedAt.After(from) {
+		if claims.IssuedAt.After(from) {
 			from = claims.IssuedAt.Time
 		}
 		s.remember(raw, verified{subject: claims.Subject, from: from.Add(-s.cfg.Leeway), until: claims.ExpiresAt.Time})

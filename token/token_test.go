@@ -165,6 +165,7 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		}},
 		{"no exp", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("exp"), goodHeader()) }},
 		{"no nbf", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("nbf"), goodHeader()) }},
+		{"no iat", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("iat"), goodHeader()) }},
 		{"no sub", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("sub"), goodHeader()) }},
 		{"no jti", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("jti"), goodHeader()) }},
 		{"no iss", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("iss"), goodHeader()) }},
