@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 )
 
 // ChangesChannel is the notification channel on which the triggers of
-// migration 00003 announce changes to credentials.
+// migrations 00003 and 00005 announce changes to credentials and keys.
 const ChangesChannel = "authapi_credentials"
 
 // Change is a committed change to credentials: one that may take away what
@@ -40,7 +39,9 @@ type ChangeHandler interface {
 	// missed. It is called from one goroutine at a time and should return
 	// quickly.
 	Listening(ok bool)
-	// Changed reports one change, at most milliseconds after its commit.
+	// Changed reports one change, normally about a millisecond after its
+	// commit; while the connection is silently lost, not until the pings
+	// notice (Listening(false), within seconds).
 	Changed(Change)
 }
 
@@ -138,10 +139,10 @@ func (c *Changes) sendLocked() {
 		// database; the bound keeps an outage from doubling their wait.
 		ctx, cancel := context.WithTimeout(context.Background(), min(c.db.timeout, syncTimeout))
 		defer cancel()
-		// One round trip, and no wait for a disk flush: the marker is
-		// worth nothing after a crash. The names are ours, not input.
-		_, err := c.db.db.ExecContext(ctx, fmt.Sprintf(
-			`BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('%s', '%d'); COMMIT`, c.channel, r.seq))
+		// One statement, and no wait for a disk flush at its commit: the
+		// marker is worth nothing after a crash.
+		_, err := c.db.db.ExecContext(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`,
+			c.channel, strconv.FormatUint(r.seq, 10))
 		if err == nil {
 			select {
 			case <-r.done:
@@ -165,15 +166,22 @@ func (c *Changes) finish(seq uint64, err error) {
 	c.sent.err = err
 	close(c.sent.done)
 	c.sent = nil
-	if c.next != nil {
-		if c.listening {
-			c.sendLocked()
-		} else {
-			c.next.err = ErrNotListening
-			close(c.next.done)
-			c.next = nil
-		}
+	if c.next == nil {
+		return
 	}
+	switch {
+	case err != nil:
+		// Whatever held this round up would hold the next: its callers
+		// read the database now rather than wait a second round.
+		c.next.err = err
+	case !c.listening:
+		c.next.err = ErrNotListening
+	default:
+		c.sendLocked()
+		return
+	}
+	close(c.next.done)
+	c.next = nil
 }
 
 // setListening records whether changes are heard; rounds on their way
@@ -198,17 +206,18 @@ func (c *Changes) Run(ctx context.Context) {
 		connected  bool // lib/pq's connection is up
 		subscribed bool // the first LISTENs succeeded (lib/pq repeats them on reconnection)
 		healthy    = true
+		stopped    bool // Run has returned
 		reported   bool
 	)
 	report := func() { // with mu held
-		ok := connected && subscribed && healthy
+		ok := connected && subscribed && healthy && !stopped
 		if ok != reported {
 			reported = ok
 			c.setListening(ok)
 			h.Listening(ok)
 		}
 	}
-	l := pq.NewListener(c.url, listenMinReconnect, listenMaxReconnect, func(ev pq.ListenerEventType, err error) {
+	l := pq.NewDialListener(newListenDialer(), c.url, listenMinReconnect, listenMaxReconnect, func(ev pq.ListenerEventType, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev {
@@ -225,7 +234,19 @@ func (c *Changes) Run(ctx context.Context) {
 		}
 		report()
 	})
-	defer l.Close()
+	defer func() {
+		// Nothing is heard from now on: say so, so that the cache is not
+		// trusted, and let lib/pq's goroutine deliver what it still holds.
+		mu.Lock()
+		stopped = true
+		report()
+		mu.Unlock()
+		l.Close()
+		go func() {
+			for range l.Notify {
+			}
+		}()
+	}()
 	go func() {
 		// Blocks until connected; fails only for good (a closed listener,
 		// or PostgreSQL refusing LISTEN).
