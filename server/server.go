@@ -76,8 +76,9 @@ type Config struct {
 	// events are always logged.
 	QuietReads bool
 	// CredentialCacheSize bounds the API keys, and separately the JWT
-	// users, whose verification is remembered (0: no cache). The cache is
-	// used only while ListenForChanges hears the database.
+	// users and the users' key listings, that are remembered (0: no
+	// cache). The cache is used only while ListenForChanges hears the
+	// database.
 	CredentialCacheSize int
 	// CredentialCacheTTL bounds how long an entry is remembered
 	// (0: DefaultCredentialCacheTTL).
