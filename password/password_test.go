@@ -33,7 +33,10 @@ func TestHashFormat(t *testing.T) {
 	if !phc.MatchString(enc) {
 		t.Fatalf("Hash() = %q, want an argon2id PHC string with OWASP parameters", enc)
 	}
-	again, _ := h.Hash(context.Background(), "secureP@ss123")
+	again, err := h.Hash(context.Background(), "secureP@ss123")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if again == enc {
 		t.Fatal("two hashes of one password are equal: the salt is not random")
 	}

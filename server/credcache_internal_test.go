@@ -194,6 +194,9 @@ func TestCredCacheListingLifetime(t *testing.T) {
 	}
 
 	put("[]", time.Time{})
+	if got, _ := c.list(user, start); got == nil || string(got.body) != "[]" {
+		t.Fatal("the listing was not cached before its lifetime ended")
+	}
 	cacheNow = start.Add(time.Minute)
 	if got, _ := c.list(user, start); got != nil {
 		t.Fatal("a listing was served after the entry's lifetime")

@@ -88,7 +88,26 @@ func TestCredentialCacheHearsSQL(t *testing.T) {
 			e.MustRegister("other")
 			u := e.MustLogin(uniqueName())
 			key := e.MustCreateKey(u, "k")
-			e.do(true, "GET", "/v1/me", "", "X-API-Key", key.RawKey)
+			// With the cache emptied, the key is the only one it can
+			// hold; a fill is dropped when a change is heard meanwhile
+			// (such as the previous subtest's), so use it until cached.
+			e.Srv.FlushCache()
+			for i := 0; i < 100; i++ {
+				r := e.do(true, "GET", "/v1/me", "", "X-API-Key", key.RawKey)
+				if r.Status != 200 {
+					t.Fatalf("GET /v1/me = %d %s, want 200", r.Status, r.Body)
+				}
+				if r.JSON[tc.field] == tc.want {
+					t.Fatalf("%s is already %q before the change", tc.field, tc.want)
+				}
+				if n, _ := e.Srv.CacheSize(); n == 1 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if n, _ := e.Srv.CacheSize(); n != 1 {
+				t.Fatalf("cached keys = %d, want 1: the key was not cached", n)
+			}
 			e.MustExec(tc.sql, key.ID, u.ID)
 			eventually(t, time.Second, 1, func() int {
 				if e.do(true, "GET", "/v1/me", "", "X-API-Key", key.RawKey).JSON[tc.field] == tc.want {
@@ -101,11 +120,21 @@ func TestCredentialCacheHearsSQL(t *testing.T) {
 	}
 	t.Run("JWT user deleted", func(t *testing.T) {
 		u := e.MustLogin(uniqueName())
-		if r := e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token); r.Status != 200 {
-			t.Fatalf("GET /v1/auth/api-keys = %d, want 200", r.Status)
+		// With the cache emptied, this user is the only one it can hold;
+		// a fill is dropped when a change is heard meanwhile, so list
+		// until cached.
+		e.Srv.FlushCache()
+		for i := 0; i < 100; i++ {
+			if r := e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token); r.Status != 200 {
+				t.Fatalf("GET /v1/auth/api-keys = %d, want 200", r.Status)
+			}
+			if _, n := e.Srv.CacheSize(); n == 1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
-		if _, n := e.Srv.CacheSize(); n == 0 {
-			t.Fatal("the JWT's user was not cached")
+		if _, n := e.Srv.CacheSize(); n != 1 {
+			t.Fatalf("cached users = %d, want 1: the JWT's user was not cached", n)
 		}
 		e.MustExec(`DELETE FROM users WHERE id = $1`, u.ID)
 		eventually(t, time.Second, 401, func() int {
@@ -189,9 +218,20 @@ func TestCredentialCacheWithoutNotifications(t *testing.T) {
 	if me(key.RawKey) != 200 {
 		t.Fatal("the key does not work")
 	}
-	e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token)
 	if n, _ := e.Srv.CacheSize(); n != 1 {
 		t.Fatalf("cached keys = %d, want 1", n)
+	}
+	// A fill is dropped when a change is heard meanwhile, such as the
+	// key's creation: list until the listing is cached.
+	userID := uuid.MustParse(u.ID)
+	for i := 0; i < 100 && !e.Srv.ListingCached(userID); i++ {
+		if r := e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token); r.Status != 200 {
+			t.Fatalf("GET /v1/auth/api-keys = %d %s, want 200", r.Status, r.Body)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !e.Srv.ListingCached(userID) {
+		t.Fatal("the listing was not cached before the cut")
 	}
 
 	p.Cut()
@@ -206,6 +246,9 @@ func TestCredentialCacheWithoutNotifications(t *testing.T) {
 	// The listing, cached before the cut, is read from the database.
 	if r := e.do(true, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+u.Token); r.Status != 200 || !strings.Contains(string(r.Body), `"is_active":false`) {
 		t.Fatalf("the listing while notifications were cut = %d %s, want the key revoked in SQL", r.Status, r.Body)
+	}
+	if e.Srv.ListingCached(userID) {
+		t.Fatal("the listing was cached while notifications were cut: the cache must be bypassed")
 	}
 	other := e.MustCreateKey(u, "other")
 	for range 2 {

@@ -124,11 +124,18 @@ func TestKeyLastUse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// use uses k, which must work.
+	use := func() {
+		t.Helper()
+		if r := e.me(k.RawKey); r.Status != 200 {
+			t.Fatalf("GET /v1/me = %d %s, want 200", r.Status, r.Body)
+		}
+	}
 	write()
 	if got := e.listed(u, k.ID); got.LastUsedAt != nil {
 		t.Fatalf("last_used_at before any use = %v, want null", got.LastUsedAt)
 	}
-	e.me(k.RawKey)
+	use()
 	write()
 	minute := e.Clock.Now().UTC().Truncate(time.Minute)
 	if got := e.listed(u, k.ID); got.LastUsedAt == nil || !got.LastUsedAt.Equal(minute) {
@@ -142,9 +149,11 @@ func TestKeyLastUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	db.Exec(`UPDATE api_keys SET last_used_at = NULL WHERE id = $1`, k.ID)
+	if _, err := db.Exec(`UPDATE api_keys SET last_used_at = NULL WHERE id = $1`, k.ID); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 5; i++ {
-		e.me(k.RawKey)
+		use()
 	}
 	write()
 	if got := e.listed(u, k.ID); got.LastUsedAt != nil {
@@ -152,14 +161,16 @@ func TestKeyLastUse(t *testing.T) {
 	}
 	// The next minute writes again.
 	e.Clock.Add(time.Minute)
-	e.me(k.RawKey)
+	use()
 	write()
 	if got := e.listed(u, k.ID); got.LastUsedAt == nil || !got.LastUsedAt.Equal(minute.Add(time.Minute)) {
 		t.Fatalf("last_used_at a minute later = %v, want %v", got.LastUsedAt, minute.Add(time.Minute))
 	}
 	// A refused use is no use.
 	other := e.MustCreateKey(u, "unused")
-	e.do(true, "GET", "/v1/me", "", "X-API-Key", otherLast(other.RawKey))
+	if r := e.do(true, "GET", "/v1/me", "", "X-API-Key", otherLast(other.RawKey)); r.Status != 401 {
+		t.Fatalf("GET /v1/me with a malformed key = %d %s, want 401", r.Status, r.Body)
+	}
 	write()
 	if got := e.listed(u, other.ID); got.LastUsedAt != nil {
 		t.Fatalf("a malformed key counted as a use of another: %v", got.LastUsedAt)

@@ -42,8 +42,14 @@ func TestSpecJSONIsTheYAML(t *testing.T) {
 	if len(yamlIDs) == 0 || !slices.Equal(yamlIDs, jsonIDs) {
 		t.Fatalf("operations in /openapi.json = %v, want those of /openapi.yaml: %v", jsonIDs, yamlIDs)
 	}
-	y, _ := json.Marshal(docs["/openapi.yaml"])
-	j, _ := json.Marshal(docs["/openapi.json"])
+	y, err := json.Marshal(docs["/openapi.yaml"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(docs["/openapi.json"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(y, j) {
 		t.Fatalf("/openapi.json differs from /openapi.yaml:\n%s\n%s", j, y)
 	}

@@ -2,12 +2,13 @@ package store_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,17 +149,24 @@ func changeEqual(a, b store.Change) bool {
 }
 
 // TestSyncSeesEveryEarlierCommit checks Sync's promise under concurrency:
-// while keys are created one after another, many callers sync over and
-// over, and each finds every creation committed before its call reported.
+// many callers each create a key for a user of their own and then sync,
+// over and over, and each must find every creation it committed before
+// its call reported. A Sync that joined the marker already on its way,
+// rather than waiting for the next one, would return when a marker sent
+// before the caller's commit came back, with that commit not yet heard.
 func TestSyncSeesEveryEarlierCommit(t *testing.T) {
 	url := storetest.NewURL(t)
-	db, err := store.Open(ctx, url, store.Options{MaxConns: 8, QueryTimeout: 10 * time.Second})
+	db, err := store.Open(ctx, url, store.Options{MaxConns: 20, QueryTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	u := MustCreateUser(t, db, "busy")
-	heard := &countingHandler{user: u.ID}
+	const callers, rounds = 16, 30
+	users := make([]uuid.UUID, callers)
+	for i := range users {
+		users[i] = MustCreateUser(t, db, fmt.Sprintf("busy%d", i)).ID
+	}
+	heard := &countingHandler{n: map[uuid.UUID]int{}}
 	sub := db.Changes(storetest.DirectURL(url), heard, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -170,55 +178,45 @@ func TestSyncSeesEveryEarlierCommit(t *testing.T) {
 		}
 	}
 
-	const creations, callers = 200, 16
-	var committed atomic.Int64
-	var syncs atomic.Int64
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for range creations {
-			MustCreateKey(t, db, u.ID, "k")
-			committed.Add(1)
-		}
-	}()
 	var wg sync.WaitGroup
-	for range callers {
+	for _, user := range users {
 		wg.Go(func() {
-			for {
-				select {
-				case <-writerDone:
+			for created := 1; created <= rounds; created++ {
+				k := &store.APIKey{UserID: user, Name: "k", Prefix: "rst_abcd", Digest: make([]byte, 32)}
+				rand.Read(k.Digest)
+				if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+					t.Errorf("CreateAPIKey = %v", err)
 					return
-				default:
 				}
-				before := committed.Load()
 				if err := sub.Sync(ctx); err != nil {
 					t.Errorf("Sync = %v", err)
 					return
 				}
-				syncs.Add(1)
-				if got := heard.n.Load(); got < before {
-					t.Errorf("Sync returned with %d creations heard of, %d committed before the call", got, before)
+				if got := heard.of(user); got < created {
+					t.Errorf("Sync returned with %d of user %v's creations heard of, %d committed before the call", got, user, created)
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if syncs.Load() < callers {
-		t.Fatalf("only %d syncs ran", syncs.Load())
-	}
-	t.Logf("%d syncs by %d callers during %d creations", syncs.Load(), callers, creations)
 }
 
-// countingHandler counts the changes to one user's listing.
+// countingHandler counts the changes to each user's listing.
 type countingHandler struct {
-	user uuid.UUID
-	n    atomic.Int64
+	mu sync.Mutex
+	n  map[uuid.UUID]int
 }
 
 func (c *countingHandler) Listening(bool) {}
 func (c *countingHandler) Changed(ch store.Change) {
-	if ch.KeysOf == c.user {
-		c.n.Add(1)
-	}
+	c.mu.Lock()
+	c.n[ch.KeysOf]++
+	c.mu.Unlock()
+}
+
+func (c *countingHandler) of(user uuid.UUID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[user]
 }

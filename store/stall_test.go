@@ -62,10 +62,13 @@ func TestStalledDatabaseFailsFast(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	for _, handshake := range []bool{false, true} {
 		t.Run("handshake="+strconv.FormatBool(handshake), func(t *testing.T) {
+			// stalledServer may call t.Fatal, which must not run in the
+			// goroutine below.
+			stalled := stalledServer(t, handshake)
 			start := time.Now()
 			done := make(chan error, 1)
 			go func() {
-				db, err := store.Open(ctx, stalledServer(t, handshake), store.Options{QueryTimeout: timeout})
+				db, err := store.Open(ctx, stalled, store.Options{QueryTimeout: timeout})
 				if err == nil {
 					db.Close()
 				}

@@ -97,7 +97,10 @@ func TestIssueCarriesTheClaims(t *testing.T) {
 	if claims["exp"].(float64)-claims["iat"].(float64) != 3600 {
 		t.Errorf("exp - iat = %v, want 3600", claims["exp"].(float64)-claims["iat"].(float64))
 	}
-	other, _ := s.Issue(subject)
+	other, err := s.Issue(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if other == raw {
 		t.Error("two tokens are identical: jti is not unique")
 	}
@@ -210,13 +213,19 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 func TestRotation(t *testing.T) {
 	c := &clock{epoch}
 	before := mustService(t, c, func(cfg *token.Config) { cfg.Secret = older })
-	oldToken, _ := before.Issue(subject)
+	oldToken, err := before.Issue(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	after := mustService(t, c, func(cfg *token.Config) { cfg.Previous = [][]byte{older} })
 	if got, err := after.Verify(oldToken); err != nil || got != subject {
 		t.Fatalf("Verify(token from the previous secret) = %q, %v, want it accepted", got, err)
 	}
-	newToken, _ := after.Issue(subject)
+	newToken, err := after.Issue(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := before.Verify(newToken); err == nil {
 		t.Fatal("a token signed after rotation verifies with the old secret alone: the previous secret signed it")
 	}
