@@ -21,11 +21,15 @@ import (
 // changes records what Changes.Run reports.
 type changes struct {
 	mu        sync.Mutex
-	listening bool
+	listening []bool // every Listening call
 	got       []store.Change
 }
 
-func (c *changes) Listening(ok bool) { c.mu.Lock(); c.listening = ok; c.mu.Unlock() }
+func (c *changes) Listening(ok bool) {
+	c.mu.Lock()
+	c.listening = append(c.listening, ok)
+	c.mu.Unlock()
+}
 func (c *changes) Changed(ch store.Change) {
 	c.mu.Lock()
 	c.got = append(c.got, ch)
@@ -51,36 +55,48 @@ func (c *changes) take(tb testing.TB, sub *store.Changes, n int) []store.Change 
 	return got
 }
 
+// listening is a Changes running on a fresh database for a test.
+type listening struct {
+	db   *store.DB
+	sub  *store.Changes
+	stop func() // ends Run and waits for it; also at the test's end
+}
+
+// mustListen opens a pool of maxConns on a fresh database and runs its
+// Changes, reporting to h, until the test ends or stop; it returns once
+// Sync answers, that is once changes are heard.
+func mustListen(tb testing.TB, maxConns int, h store.ChangeHandler) *listening {
+	tb.Helper()
+	url := storetest.NewURL(tb)
+	db, err := store.Open(ctx, url, store.Options{MaxConns: maxConns, QueryTimeout: 10 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	sub := db.Changes(storetest.DirectURL(url), h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := sub.Sync(ctx); !errors.Is(err, store.ErrNotListening) {
+		tb.Fatalf("Sync before Run = %v, want ErrNotListening", err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { sub.Run(rctx); close(done) }()
+	l := &listening{db: db, sub: sub, stop: func() { cancel(); <-done }}
+	tb.Cleanup(l.stop) // before db.Close: cleanups run last first
+	for deadline := time.Now().Add(10 * time.Second); sub.Sync(ctx) != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatal("not listening after 10s")
+		}
+	}
+	return l
+}
+
 // TestChangeNotifications checks what every write to keys and users
 // announces, through Changes.Run: the server's cache is only as right
 // as these are.
 func TestChangeNotifications(t *testing.T) {
-	url := storetest.NewURL(t)
-	db, err := store.Open(ctx, url, store.Options{MaxConns: 4, QueryTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	rec := &changes{}
-	sub := db.Changes(storetest.DirectURL(url), rec, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := sub.Sync(ctx); !errors.Is(err, store.ErrNotListening) {
-		t.Fatalf("Sync before Run = %v, want ErrNotListening", err)
-	}
-	lctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { sub.Run(lctx); close(done) }()
-	defer func() { stop(); <-done }()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		rec.mu.Lock()
-		ok := rec.listening
-		rec.mu.Unlock()
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not listening after 10s")
-		}
-	}
+	l := mustListen(t, 4, rec)
+	db, sub := l.db, l.sub
 
 	u := MustCreateUser(t, db, "noisy")
 	k := MustCreateKey(t, db, u.ID, "k")
@@ -155,27 +171,13 @@ func changeEqual(a, b store.Change) bool {
 // rather than waiting for the next one, would return when a marker sent
 // before the caller's commit came back, with that commit not yet heard.
 func TestSyncSeesEveryEarlierCommit(t *testing.T) {
-	url := storetest.NewURL(t)
-	db, err := store.Open(ctx, url, store.Options{MaxConns: 20, QueryTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	const callers, rounds = 16, 30
+	heard := &countingHandler{n: map[uuid.UUID]int{}}
+	l := mustListen(t, 20, heard)
+	db, sub := l.db, l.sub
 	users := make([]uuid.UUID, callers)
 	for i := range users {
 		users[i] = MustCreateUser(t, db, fmt.Sprintf("busy%d", i)).ID
-	}
-	heard := &countingHandler{n: map[uuid.UUID]int{}}
-	sub := db.Changes(storetest.DirectURL(url), heard, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	lctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { sub.Run(lctx); close(done) }()
-	defer func() { stop(); <-done }()
-	for deadline := time.Now().Add(10 * time.Second); sub.Sync(ctx) != nil; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not listening after 10s")
-		}
 	}
 
 	var wg sync.WaitGroup
@@ -219,4 +221,42 @@ func (c *countingHandler) of(user uuid.UUID) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[user]
+}
+
+// TestChangesRunStops checks that when Run returns, the handler is told
+// nothing is heard any longer, and Sync says so: a cache must not be
+// trusted with nobody listening.
+func TestChangesRunStops(t *testing.T) {
+	rec := &changes{}
+	l := mustListen(t, 2, rec)
+	l.stop()
+	rec.mu.Lock()
+	got := append([]bool(nil), rec.listening...)
+	rec.mu.Unlock()
+	if len(got) != 2 || !got[0] || got[1] {
+		t.Fatalf("Listening calls = %v, want [true false]", got)
+	}
+	if err := l.sub.Sync(ctx); !errors.Is(err, store.ErrNotListening) {
+		t.Fatalf("Sync after Run returned = %v, want ErrNotListening", err)
+	}
+}
+
+// TestSyncFailsWhenItCannotSendItsMarker: with notifications heard but the
+// marker not sendable (here the pool is closed; in production, a stalled
+// or exhausted one), every caller gets an error within the round's bound,
+// so that it reads the database instead, and none waits a second round.
+func TestSyncFailsWhenItCannotSendItsMarker(t *testing.T) {
+	l := mustListen(t, 2, &changes{})
+	l.db.Close()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			begin := time.Now()
+			err := l.sub.Sync(ctx)
+			if took := time.Since(begin); err == nil || errors.Is(err, store.ErrNotListening) || took > 2*time.Second {
+				t.Errorf("Sync with the pool closed = %v after %v, want the marker's error within 2s", err, took)
+			}
+		})
+	}
+	wg.Wait()
 }
