@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"authapi/token"
+	"authapi/token/tokentest"
 )
 
 // The harness's JWT secret, and another for rotation.
@@ -21,25 +22,6 @@ var (
 	testSecret  = []byte("0123456789abcdef0123456789abcdef")
 	otherSecret = []byte("another secret, also 32 bytes!!!")
 )
-
-// MustForge signs claims and header fields of the test's choosing; a nil
-// header value deletes the field.
-func MustForge(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims, header map[string]any) string {
-	tb.Helper()
-	t := jwt.NewWithClaims(method, claims)
-	for k, v := range header {
-		if v == nil {
-			delete(t.Header, k)
-		} else {
-			t.Header[k] = v
-		}
-	}
-	s, err := t.SignedString(key)
-	if err != nil {
-		tb.Fatalf("SignedString = %v", err)
-	}
-	return s
-}
 
 // jwtHeader decodes the header of a compact JWT.
 func jwtHeader(tb testing.TB, raw string) map[string]any {
@@ -90,7 +72,7 @@ func TestTokensThroughTheServer(t *testing.T) {
 	t.Run("control", func(t *testing.T) {
 		// The forge with nothing wrong passes, so each refusal below is for
 		// the reason its case names.
-		if r := list(MustForge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(nil))); r.Status != 200 {
+		if r := list(tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(nil))); r.Status != 200 {
 			t.Fatalf("a well-formed forged token = %d %s, want 200", r.Status, r.Body)
 		}
 	})
@@ -107,18 +89,18 @@ func TestTokensThroughTheServer(t *testing.T) {
 		name string
 		raw  string
 	}{
-		{"alg none", MustForge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil), header(nil))},
-		{"HS384 with the right secret", MustForge(t, jwt.SigningMethodHS384, testSecret, claims(nil), header(nil))},
-		{"HS512 with the right secret", MustForge(t, jwt.SigningMethodHS512, testSecret, claims(nil), header(nil))},
-		{"RS256", MustForge(t, jwt.SigningMethodRS256, rsaKey, claims(nil), header(nil))},
-		{"ES256", MustForge(t, jwt.SigningMethodES256, ecKey, claims(nil), header(nil))},
-		{"no exp", MustForge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"exp": nil}), header(nil))},
-		{"wrong iss", MustForge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"iss": "someone-else"}), header(nil))},
-		{"wrong aud", MustForge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"aud": "another-api"}), header(nil))},
-		{"nbf beyond the leeway", MustForge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"nbf": now.Add(10 * time.Second).Unix()}), header(nil))},
-		{"typ JWT", MustForge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(map[string]any{"typ": "JWT"}))},
-		{"no kid", MustForge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(map[string]any{"kid": nil}))},
-		{"a secret not configured", MustForge(t, jwt.SigningMethodHS256, otherSecret, claims(nil), header(map[string]any{"kid": token.KeyID(otherSecret)}))},
+		{"alg none", tokentest.Forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(nil), header(nil))},
+		{"HS384 with the right secret", tokentest.Forge(t, jwt.SigningMethodHS384, testSecret, claims(nil), header(nil))},
+		{"HS512 with the right secret", tokentest.Forge(t, jwt.SigningMethodHS512, testSecret, claims(nil), header(nil))},
+		{"RS256", tokentest.Forge(t, jwt.SigningMethodRS256, rsaKey, claims(nil), header(nil))},
+		{"ES256", tokentest.Forge(t, jwt.SigningMethodES256, ecKey, claims(nil), header(nil))},
+		{"no exp", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"exp": nil}), header(nil))},
+		{"wrong iss", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"iss": "someone-else"}), header(nil))},
+		{"wrong aud", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"aud": "another-api"}), header(nil))},
+		{"nbf beyond the leeway", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"nbf": now.Add(10 * time.Second).Unix()}), header(nil))},
+		{"typ JWT", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(map[string]any{"typ": "JWT"}))},
+		{"no kid", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(map[string]any{"kid": nil}))},
+		{"a secret not configured", tokentest.Forge(t, jwt.SigningMethodHS256, otherSecret, claims(nil), header(map[string]any{"kid": token.KeyID(otherSecret)}))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := list(tc.raw)
@@ -129,7 +111,7 @@ func TestTokensThroughTheServer(t *testing.T) {
 	}
 	t.Run("nbf within the leeway", func(t *testing.T) {
 		// 5 s of skew between instances is allowed.
-		raw := MustForge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"nbf": now.Add(3 * time.Second).Unix(), "iat": now.Add(3 * time.Second).Unix()}), header(nil))
+		raw := tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"nbf": now.Add(3 * time.Second).Unix(), "iat": now.Add(3 * time.Second).Unix()}), header(nil))
 		if r := list(raw); r.Status != 200 {
 			t.Fatalf("a token valid in 3 s = %d, want 200 within the 5 s leeway", r.Status)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"authapi/token"
+	"authapi/token/tokentest"
 )
 
 var (
@@ -37,24 +38,6 @@ func mustService(tb testing.TB, c *clock, mod func(*token.Config)) *token.Servic
 	s, err := token.New(cfg)
 	if err != nil {
 		tb.Fatalf("New = %v", err)
-	}
-	return s
-}
-
-// forge signs claims and header fields of our choosing.
-func forge(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims, header map[string]any) string {
-	tb.Helper()
-	t := jwt.NewWithClaims(method, claims)
-	for k, v := range header {
-		if v == nil {
-			delete(t.Header, k)
-		} else {
-			t.Header[k] = v
-		}
-	}
-	s, err := t.SignedString(key)
-	if err != nil {
-		tb.Fatalf("SignedString = %v", err)
 	}
 	return s
 }
@@ -158,37 +141,47 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		raw  func() string
 	}{
 		{"alg none", func() string {
-			return forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims(), goodHeader())
+			return tokentest.Forge(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, goodClaims(), goodHeader())
 		}},
-		{"HS384 with the right secret", func() string { return forge(t, jwt.SigningMethodHS384, secret, goodClaims(), goodHeader()) }},
-		{"HS512 with the right secret", func() string { return forge(t, jwt.SigningMethodHS512, secret, goodClaims(), goodHeader()) }},
-		{"RS256", func() string { return forge(t, jwt.SigningMethodRS256, rsaKey, goodClaims(), goodHeader()) }},
+		{"HS384 with the right secret", func() string { return tokentest.Forge(t, jwt.SigningMethodHS384, secret, goodClaims(), goodHeader()) }},
+		{"HS512 with the right secret", func() string { return tokentest.Forge(t, jwt.SigningMethodHS512, secret, goodClaims(), goodHeader()) }},
+		{"RS256", func() string { return tokentest.Forge(t, jwt.SigningMethodRS256, rsaKey, goodClaims(), goodHeader()) }},
 		{"wrong secret", func() string {
-			return forge(t, jwt.SigningMethodHS256, []byte("another secret that is 32 bytes!"), goodClaims(), goodHeader())
+			return tokentest.Forge(t, jwt.SigningMethodHS256, []byte("another secret that is 32 bytes!"), goodClaims(), goodHeader())
 		}},
-		{"no exp", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("exp"), goodHeader()) }},
-		{"no nbf", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("nbf"), goodHeader()) }},
-		{"no iat", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("iat"), goodHeader()) }},
-		{"no sub", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("sub"), goodHeader()) }},
-		{"no jti", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("jti"), goodHeader()) }},
-		{"no iss", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("iss"), goodHeader()) }},
-		{"wrong iss", func() string { return forge(t, jwt.SigningMethodHS256, secret, with("iss", "evil"), goodHeader()) }},
-		{"no aud", func() string { return forge(t, jwt.SigningMethodHS256, secret, without("aud"), goodHeader()) }},
-		{"wrong aud", func() string { return forge(t, jwt.SigningMethodHS256, secret, with("aud", "other"), goodHeader()) }},
+		{"no exp", func() string { return tokentest.Forge(t, jwt.SigningMethodHS256, secret, without("exp"), goodHeader()) }},
+		{"no nbf", func() string { return tokentest.Forge(t, jwt.SigningMethodHS256, secret, without("nbf"), goodHeader()) }},
+		{"no iat", func() string { return tokentest.Forge(t, jwt.SigningMethodHS256, secret, without("iat"), goodHeader()) }},
+		{"no sub", func() string { return tokentest.Forge(t, jwt.SigningMethodHS256, secret, without("sub"), goodHeader()) }},
+		{"no jti", func() string { return tokentest.Forge(t, jwt.SigningMethodHS256, secret, without("jti"), goodHeader()) }},
+		{"no iss", func() string { return tokentest.Forge(t, jwt.SigningMethodHS256, secret, without("iss"), goodHeader()) }},
+		{"wrong iss", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, with("iss", "evil"), goodHeader())
+		}},
+		{"no aud", func() string { return tokentest.Forge(t, jwt.SigningMethodHS256, secret, without("aud"), goodHeader()) }},
+		{"wrong aud", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, with("aud", "other"), goodHeader())
+		}},
 		{"nbf in the future", func() string {
-			return forge(t, jwt.SigningMethodHS256, secret, with("nbf", epoch.Add(time.Minute).Unix()), goodHeader())
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, with("nbf", epoch.Add(time.Minute).Unix()), goodHeader())
 		}},
 		{"iat in the future", func() string {
-			return forge(t, jwt.SigningMethodHS256, secret, with("iat", epoch.Add(time.Minute).Unix()), goodHeader())
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, with("iat", epoch.Add(time.Minute).Unix()), goodHeader())
 		}},
 		{"expired", func() string {
-			return forge(t, jwt.SigningMethodHS256, secret, with("exp", epoch.Add(-time.Second).Unix()), goodHeader())
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, with("exp", epoch.Add(-time.Second).Unix()), goodHeader())
 		}},
-		{"typ JWT", func() string { return forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("typ", "JWT")) }},
-		{"no typ", func() string { return forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("typ", nil)) }},
-		{"no kid", func() string { return forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", nil)) }},
+		{"typ JWT", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("typ", "JWT"))
+		}},
+		{"no typ", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("typ", nil))
+		}},
+		{"no kid", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", nil))
+		}},
 		{"unknown kid", func() string {
-			return forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", "0000000000000000"))
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", "0000000000000000"))
 		}},
 		{"empty", func() string { return "" }},
 		{"garbage", func() string { return "not.a.jwt" }},
@@ -205,7 +198,7 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 	// The control: the same forge with nothing wrong passes, so the cases
 	// above fail for the reason they name.
 	s := mustService(t, &clock{epoch}, nil)
-	if _, err := s.Verify(forge(t, jwt.SigningMethodHS256, secret, goodClaims(), goodHeader())); err != nil {
+	if _, err := s.Verify(tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), goodHeader())); err != nil {
 		t.Fatalf("Verify(well-formed forge) = %v, want nil", err)
 	}
 }
