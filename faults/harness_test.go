@@ -3,7 +3,6 @@
 package faults_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -13,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,7 +23,7 @@ import (
 
 	_ "github.com/lib/pq"
 
-	"authapi/internal/syncbuf"
+	"authapi/internal/authproc"
 	"authapi/pglocal"
 )
 
@@ -48,11 +46,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin = filepath.Join(dir, "authapi")
-	build := exec.Command("go", "build", "-o", bin, "authapi/cmd/authapi")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "faults: go build authapi:", err)
+	if bin, err = authproc.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
 		return 1
 	}
 	code := m.Run()
@@ -248,15 +243,7 @@ func MustCount(t *testing.T, db *sql.DB, query string, args ...any) int {
 }
 
 // authapi is one authapi process.
-type authapi struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	URL    string // http://127.0.0.1:port once listening
-	Log    *syncbuf.Buffer
-	listen chan string
-	exited chan struct{}
-	state  *os.ProcessState // once exited
-}
+type authapi struct{ *authproc.Process }
 
 // baseEnv is what every process gets unless the test says otherwise:
 // cheap argon2id parameters (the code path is the same) and fixed secrets.
@@ -286,102 +273,13 @@ func baseEnv(extra map[string]string) map[string]string {
 // launch starts authapi with env (and PATH) and returns at once.
 func launch(t *testing.T, env map[string]string, args ...string) *authapi {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	a := &authapi{t: t, cmd: cmd, Log: &syncbuf.Buffer{}, listen: make(chan string, 1), exited: make(chan struct{})}
-	cmd.Stderr = a.Log
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Should the test binary die, its servers die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start authapi: %v", err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "authapi: listening on "); ok {
-				a.listen <- u
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		cmd.Wait()
-		a.state = cmd.ProcessState
-		close(a.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-a.exited:
-		default:
-			cmd.Process.Kill()
-			<-a.exited
-		}
-		if t.Failed() {
-			t.Logf("authapi (pid %d) log:\n%s", cmd.Process.Pid, a.Log)
-		}
-	})
-	return a
+	return &authapi{authproc.Launch(t, bin, env, args...)}
 }
 
 // MustStartAuthAPI launches authapi and waits until it listens.
 func MustStartAuthAPI(t *testing.T, env map[string]string, args ...string) *authapi {
 	t.Helper()
-	a := launch(t, env, args...)
-	if err := a.WaitListening(time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
-
-// WaitListening waits until the process listens, and sets URL.
-func (a *authapi) WaitListening(timeout time.Duration) error {
-	select {
-	case u := <-a.listen:
-		a.URL = u
-		return nil
-	case <-a.exited:
-		return fmt.Errorf("authapi exited before listening (%v):\n%s", a.state, a.Log)
-	case <-time.After(timeout):
-		return fmt.Errorf("authapi did not listen within %v:\n%s", timeout, a.Log)
-	}
-}
-
-// Pid is the process ID.
-func (a *authapi) Pid() int { return a.cmd.Process.Pid }
-
-// Signal sends sig to the process.
-func (a *authapi) Signal(sig syscall.Signal) {
-	a.t.Helper()
-	if err := a.cmd.Process.Signal(sig); err != nil {
-		a.t.Fatalf("signal authapi: %v", err)
-	}
-}
-
-// Wait waits at most timeout for the process to exit and returns its state.
-func (a *authapi) Wait(timeout time.Duration) (*os.ProcessState, error) {
-	select {
-	case <-a.exited:
-		return a.state, nil
-	case <-time.After(timeout):
-		return nil, fmt.Errorf("authapi did not exit within %v", timeout)
-	}
-}
-
-// LogLines returns the JSON log lines whose msg is msg.
-func (a *authapi) LogLines(msg string) []map[string]any {
-	var lines []map[string]any
-	for line := range strings.Lines(a.Log.String()) {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-			lines = append(lines, m)
-		}
-	}
-	return lines
+	return &authapi{authproc.MustStart(t, bin, env, args...)}
 }
 
 // Client returns an HTTP client for the process.

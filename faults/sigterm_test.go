@@ -76,7 +76,7 @@ func TestSigtermUnderLoad(t *testing.T) {
 	var acceptedAfterRefusal, dials int
 	for alive := true; alive; {
 		select {
-		case <-a.exited:
+		case <-a.Exited():
 			alive = false
 		default:
 		}

@@ -21,8 +21,9 @@ func TestStartBeforeDatabase(t *testing.T) {
 		a := launch(t, baseEnv(map[string]string{"AUTH_DATABASE_URL": db.URL, "AUTH_DB_CONNECT_TIMEOUT": "1m"}))
 		time.Sleep(3 * time.Second)
 		select {
-		case <-a.exited:
-			t.Fatalf("authapi exited while waiting for the database (%v):\n%s", a.state, a.Log)
+		case <-a.Exited():
+			state, _ := a.Wait(time.Second)
+			t.Fatalf("authapi exited while waiting for the database (%v):\n%s", state, a.Log)
 		default:
 		}
 		retries := a.LogLines("database not reachable yet; retrying")

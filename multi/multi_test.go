@@ -10,100 +10,53 @@
 package multi_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"authapi/internal/authproc"
 	"authapi/store/storetest"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }
 
 // instance is one authapi process.
-type instance struct {
-	URL  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string // its log file
-}
+type instance struct{ *authproc.Process }
 
 // MustStartCluster builds authapi and starts n processes on the database
-// at dbURL, sharing their secrets, each on a free port. They stop when the
-// test ends.
+// at dbURL, sharing their secrets, each on a free port; env (KEY=VALUE)
+// adds settings. They stop gracefully when the test ends.
 func MustStartCluster(t *testing.T, n int, dbURL string, env ...string) []*instance {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "authapi")
-	if out, err := exec.Command("go", "build", "-o", bin, "authapi/cmd/authapi").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := authproc.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{
+		"AUTH_ADDR":              "127.0.0.1:0",
+		"AUTH_DATABASE_URL":      dbURL,
+		"AUTH_JWT_SECRET":        "0123456789abcdef0123456789abcdef",
+		"AUTH_API_KEY_PEPPER":    "pepper pepper pepper pepper 32b!",
+		"AUTH_ARGON2_MEMORY_KIB": "64",
+		"AUTH_ARGON2_TIME":       "1",
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		settings[k] = v
 	}
 	var cluster []*instance
-	for i := range n {
-		logPath := filepath.Join(dir, fmt.Sprintf("authapi-%d.log", i))
-		logf, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(),
-			"AUTH_ADDR=127.0.0.1:0",
-			"AUTH_DATABASE_URL="+dbURL,
-			"AUTH_JWT_SECRET=0123456789abcdef0123456789abcdef",
-			"AUTH_API_KEY_PEPPER=pepper pepper pepper pepper 32b!",
-			"AUTH_ARGON2_MEMORY_KIB=64", "AUTH_ARGON2_TIME=1",
-		)
-		cmd.Env = append(cmd.Env, env...)
-		cmd.Stderr = logf
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		in := &instance{cmd: cmd, done: make(chan struct{}), log: logPath}
-		go func() { cmd.Wait(); logf.Close(); close(in.done) }()
-		t.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-in.done:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				<-in.done
-			}
-		})
-		addr := make(chan string, 1)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if u, ok := strings.CutPrefix(sc.Text(), "authapi: listening on "); ok {
-					addr <- u
-				}
-			}
-			io.Copy(io.Discard, stdout)
-		}()
-		select {
-		case in.URL = <-addr:
-		case <-in.done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("instance %d exited:\n%s", i, b)
-		case <-time.After(time.Minute):
-			t.Fatalf("instance %d did not listen within a minute", i)
-		}
+	for range n {
+		in := &instance{authproc.MustStart(t, bin, settings)}
+		t.Cleanup(func() { in.Stop(30 * time.Second) }) // before the kill authproc registered
 		cluster = append(cluster, in)
 	}
 	// Every instance uses its credential cache once it hears the database.

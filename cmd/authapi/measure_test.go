@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -21,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"authapi/internal/authproc"
 	"authapi/password"
 	"authapi/store/storetest"
 )
@@ -57,11 +55,7 @@ func mustBuild(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "authapi")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		binPath, buildErr = authproc.Build(dir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -71,39 +65,26 @@ func mustBuild(t *testing.T) string {
 
 // process is the binary running on its own database.
 type process struct {
-	URL   string
+	*authproc.Process
 	DBURL string
-	cmd   *exec.Cmd
 }
 
-// MustStartBinary runs the built binary with the defaults but for env, and
-// waits until it listens. X-Forwarded-For from the harness is believed, so
-// that it can speak from many addresses.
+// MustStartBinary runs the built binary with the defaults but for env
+// (KEY=VALUE), and waits until it listens. X-Forwarded-For from the harness
+// is believed, so that it can speak from many addresses.
 func MustStartBinary(t *testing.T, env ...string) *process {
 	t.Helper()
 	p := &process{DBURL: storetest.NewURL(t)}
-	p.cmd = exec.Command(mustBuild(t))
-	p.cmd.Env = append(os.Environ(), "AUTH_ADDR=127.0.0.1:0", "AUTH_DATABASE_URL="+p.DBURL, "AUTH_DATABASE_LISTEN_URL="+storetest.DirectURL(p.DBURL), "AUTH_JWT_SECRET="+secret,
-		"AUTH_TRUSTED_PROXIES=127.0.0.1/32", "AUTH_LOG_LEVEL=warn")
-	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stderr = os.Stderr
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	settings := map[string]string{
+		"AUTH_ADDR": "127.0.0.1:0", "AUTH_DATABASE_URL": p.DBURL, "AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(p.DBURL),
+		"AUTH_JWT_SECRET": secret, "AUTH_TRUSTED_PROXIES": "127.0.0.1/32", "AUTH_LOG_LEVEL": "warn",
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		settings[k] = v
 	}
-	t.Cleanup(func() {
-		p.cmd.Process.Signal(os.Interrupt)
-		p.cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("the binary did not say where it listens: %v", err)
-	}
-	go io.Copy(io.Discard, stdout)
-	p.URL = strings.TrimSpace(strings.TrimPrefix(line, "authapi: listening on "))
+	p.Process = authproc.MustStart(t, mustBuild(t), settings)
+	t.Cleanup(func() { p.Stop(30 * time.Second) })
 	return p
 }
 
@@ -118,7 +99,7 @@ func (p *process) status(t *testing.T, field string) int {
 }
 
 func (p *process) statusKiB(field string) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return 0, err
 	}
@@ -127,7 +108,7 @@ func (p *process) statusKiB(field string) (int, error) {
 			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
 		}
 	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, p.cmd.Process.Pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, p.Pid())
 }
 
 // MustInsertUsers creates users user0..user(n-1) with one password, hashed

@@ -1,0 +1,164 @@
+// Package authproc runs authapi binaries for tests that need real
+// processes (the fault suite, the multi-instance tests): it builds the
+// binary, starts it, finds the address it listens on and stops it at the
+// test's end.
+package authproc
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"authapi/internal/syncbuf"
+)
+
+// Build builds cmd/authapi into dir and returns the binary's path.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "authapi")
+	if out, err := exec.Command("go", "build", "-o", bin, "authapi/cmd/authapi").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build authapi: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Process is one authapi process.
+type Process struct {
+	URL string          // http://127.0.0.1:port once listening
+	Log *syncbuf.Buffer // its standard error: the log
+
+	tb     testing.TB
+	cmd    *exec.Cmd
+	listen chan string
+	exited chan struct{}
+	state  *os.ProcessState // once exited
+}
+
+// listeningPrefix starts the line cmd/authapi prints on standard output
+// once it accepts connections.
+const listeningPrefix = "authapi: listening on "
+
+// Launch starts bin with env (and PATH only from this process) and returns
+// at once. A process still running when the test ends is killed; its log
+// is printed if the test failed.
+func Launch(tb testing.TB, bin string, env map[string]string, args ...string) *Process {
+	tb.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &Process{Log: &syncbuf.Buffer{}, tb: tb, cmd: cmd, listen: make(chan string, 1), exited: make(chan struct{})}
+	cmd.Stderr = p.Log
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Should the test binary die, its servers die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start authapi: %v", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), listeningPrefix); ok {
+				p.listen <- u
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+		p.state = cmd.ProcessState
+		close(p.exited)
+	}()
+	tb.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			cmd.Process.Kill()
+			<-p.exited
+		}
+		if tb.Failed() {
+			tb.Logf("authapi (pid %d) log:\n%s", cmd.Process.Pid, p.Log)
+		}
+	})
+	return p
+}
+
+// MustStart launches bin and waits until it listens.
+func MustStart(tb testing.TB, bin string, env map[string]string, args ...string) *Process {
+	tb.Helper()
+	p := Launch(tb, bin, env, args...)
+	if err := p.WaitListening(time.Minute); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// WaitListening waits until the process listens, and sets URL.
+func (p *Process) WaitListening(timeout time.Duration) error {
+	select {
+	case u := <-p.listen:
+		p.URL = u
+		return nil
+	case <-p.exited:
+		return fmt.Errorf("authapi exited before listening (%v):\n%s", p.state, p.Log)
+	case <-time.After(timeout):
+		return fmt.Errorf("authapi did not listen within %v:\n%s", timeout, p.Log)
+	}
+}
+
+// Pid is the process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Exited is closed when the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.tb.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.tb.Fatalf("signal authapi: %v", err)
+	}
+}
+
+// Wait waits at most timeout for the process to exit and returns its state.
+func (p *Process) Wait(timeout time.Duration) (*os.ProcessState, error) {
+	select {
+	case <-p.exited:
+		return p.state, nil
+	case <-time.After(timeout):
+		return nil, fmt.Errorf("authapi did not exit within %v", timeout)
+	}
+}
+
+// Stop sends SIGTERM and waits for a graceful exit, killing the process
+// after timeout.
+func (p *Process) Stop(timeout time.Duration) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// LogLines returns the JSON log lines whose msg is msg.
+func (p *Process) LogLines(msg string) []map[string]any {
+	var lines []map[string]any
+	for line := range strings.Lines(p.Log.String()) {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
