@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"authapi/apikey"
-	"authapi/password"
 	"authapi/server"
+	"authapi/server/servertest"
 	"authapi/store"
 	"authapi/store/storetest"
-	"authapi/token"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }
@@ -50,34 +48,19 @@ func MustStart(tb testing.TB, cfg ...func(*server.Config)) *running {
 	}
 	tb.Cleanup(func() { db.Close() })
 	c := &clock{t: time.Now()}
-	srv, err := newServer(db, append([]func(*server.Config){func(cfg *server.Config) { cfg.Now = c.Now }}, cfg...)...)
+	scfg := servertest.Config(tb, db, nil)
+	scfg.LoginMaxFailures, scfg.LoginWindow, scfg.MaxActiveKeys = 10, 15*time.Minute, 100
+	scfg.KeyMaxLifetime, scfg.Now = 365*24*time.Hour, c.Now
+	for _, f := range cfg {
+		f(&scfg)
+	}
+	srv, err := server.New(scfg)
 	if err != nil {
 		tb.Fatalf("server.New = %v", err)
 	}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
 	return &running{URL: ts.URL, Server: srv, Clock: c}
-}
-
-func newServer(db *store.DB, cfg ...func(*server.Config)) (*server.Server, error) {
-	// Cheap argon2id parameters keep the tests fast; the code path is the same.
-	hasher, err := password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, password.DefaultPool)
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := token.New(token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, Leeway: 5 * time.Second})
-	if err != nil {
-		return nil, err
-	}
-	c := server.Config{
-		Store: db, Hasher: hasher, Tokens: tokens, Keys: apikey.NewDigester([]byte("pepper pepper pepper pepper 32b!")),
-		LoginMaxFailures: 10, LoginWindow: 15 * time.Minute, MaxActiveKeys: 100,
-		KeyMaxLifetime: 365 * 24 * time.Hour,
-	}
-	for _, f := range cfg {
-		f(&c)
-	}
-	return server.New(c)
 }
 
 // exampleTB lends storetest a testing.TB for Examples, which have none.

@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"authapi/apikey"
-	"authapi/password"
 	"authapi/server"
+	"authapi/server/servertest"
 	"authapi/store"
 	"authapi/store/storetest"
 	"authapi/token"
@@ -44,18 +42,8 @@ func newBenchServer(b *testing.B) *benchServer {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	hasher, err := password.NewHasher(cheap, password.DefaultPool)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tokens, err := token.New(token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, CacheSize: 1000})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := server.Config{
-		Store: db, Hasher: hasher, Tokens: tokens, Keys: apikey.NewDigester([]byte("pepper pepper pepper pepper 32b!")),
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	}
+	cfg := servertest.Config(b, db, func(tc *token.Config) { tc.CacheSize = 1000 })
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	benchConfig(&cfg)
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -22,20 +22,16 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"authapi"
-	"authapi/apikey"
 	"authapi/gen"
 	"authapi/internal/syncbuf"
-	"authapi/password"
 	"authapi/server"
+	"authapi/server/servertest"
 	"authapi/store"
 	"authapi/store/storetest"
 	"authapi/token"
 )
 
 func TestMain(m *testing.M) { storetest.Main(m) }
-
-// cheap argon2id parameters keep the suite fast; the code path is the same.
-var cheap = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
 // clock is a settable time source for the token service.
 type clock struct {
@@ -98,32 +94,25 @@ func newEnv(t testing.TB, opts ...options) *env {
 	}
 	t.Cleanup(func() { db.Close() })
 	c := &clock{t: time.Now()}
-	tcfg := token.Config{Secret: []byte("0123456789abcdef0123456789abcdef"), Issuer: "authapi", Audience: "authapi", TTL: time.Hour, Leeway: 5 * time.Second, Now: c.Now, CacheSize: 1000}
-	hasher, err := password.NewHasher(cheap, password.DefaultPool)
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncbuf.Buffer{}
-	cfg := server.Config{
-		Store: db, Hasher: hasher, Keys: apikey.NewDigester([]byte("pepper pepper pepper pepper 32b!")),
-		Logger:           slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		LoginMaxFailures: 10, LoginMaxFailuresPerAddress: 100, LoginWindow: 15 * time.Minute, MaxActiveKeys: 100,
-		// Off, unlike the binary's default of 50 an hour: tests register
-		// many users from 127.0.0.1. The tests of the limit turn it on.
-		RegisterMaxPerAddress: 0,
-		KeyMaxLifetime:        365 * 24 * time.Hour, Now: c.Now,
-		CredentialCacheSize: 1000,
-	}
-	for _, o := range opts {
-		if o.token != nil {
-			o.token(&tcfg)
+	cfg := servertest.Config(t, db, func(tc *token.Config) {
+		tc.Now, tc.CacheSize = c.Now, 1000
+		for _, o := range opts {
+			if o.token != nil {
+				o.token(tc)
+			}
 		}
+	})
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.LoginMaxFailures, cfg.LoginMaxFailuresPerAddress, cfg.LoginWindow, cfg.MaxActiveKeys = 10, 100, 15*time.Minute, 100
+	// Off, unlike the binary's default of 50 an hour: tests register many
+	// users from 127.0.0.1. The tests of the limit turn it on.
+	cfg.RegisterMaxPerAddress = 0
+	cfg.KeyMaxLifetime, cfg.Now, cfg.CredentialCacheSize = 365*24*time.Hour, c.Now, 1000
+	for _, o := range opts {
 		if o.server != nil {
 			o.server(&cfg)
 		}
-	}
-	if cfg.Tokens, err = token.New(tcfg); err != nil {
-		t.Fatal(err)
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

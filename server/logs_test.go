@@ -12,6 +12,7 @@ import (
 
 	"authapi/apikey"
 	"authapi/server"
+	"authapi/server/servertest"
 )
 
 // logLine is one request line of the server's JSON log.
@@ -41,7 +42,7 @@ func requestLines(t *testing.T, logs string) map[string]logLine {
 // password, token, key, digest, hash or server secret appears anywhere.
 func TestAuthenticationLog(t *testing.T) {
 	e := newEnv(t, trustLoopbackProxy, options{server: func(c *server.Config) { c.LoginMaxFailures = 2 }})
-	const pepper = "pepper pepper pepper pepper 32b!" // the harness's
+	pepper := string(servertest.Pepper)
 	n := 0
 	send := func(method, path, body string, header ...string) (string, *response) {
 		n++

@@ -13,13 +13,14 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"authapi/server/servertest"
 	"authapi/token"
 	"authapi/token/tokentest"
 )
 
 // The harness's JWT secret, and another for rotation.
 var (
-	testSecret  = []byte("0123456789abcdef0123456789abcdef")
+	testSecret  = servertest.JWTSecret
 	otherSecret = []byte("another secret, also 32 bytes!!!")
 )
 
