@@ -207,7 +207,10 @@ func (vt *validatingTransport) RoundTrip(req *http.Request) (*http.Response, err
 			vt.t.Errorf("request %s %s breaks the spec: %v", req.Method, req.URL.Path, err)
 		}
 		if reqBody != nil { // a nil body must stay nil, or it would go out chunked
+			// The validator may have replaced the body with one carrying
+			// the schema's defaults; the client's request goes out as sent.
 			req.Body = io.NopCloser(bytes.NewReader(reqBody))
+			req.ContentLength = int64(len(reqBody))
 		}
 	}
 

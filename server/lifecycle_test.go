@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -338,5 +339,76 @@ func TestKeyScopes(t *testing.T) {
 		if k.Name == "all" && len(k.Scopes) != 2 || k.Name == "read" && (len(k.Scopes) != 1 || k.Scopes[0] != gen.MeRead) {
 			t.Errorf("listed %q with scopes %v", k.Name, k.Scopes)
 		}
+	}
+}
+
+// TestConcurrentDuplicateRotationAndRevocation sends the same rotation
+// (without grace) and the same revocation many times at once: one rotation
+// wins and the others find no working key (404), so one key replaces the
+// old one; every revocation succeeds, and the key is revoked once.
+func TestConcurrentDuplicateRotationAndRevocation(t *testing.T) {
+	e := newEnv(t)
+	u := e.MustLogin("duplicated")
+	k := e.MustCreateKey(u, "k")
+	const n = 8
+	statuses := func(call func() (int, error)) map[int]int {
+		got := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				status, err := call()
+				if err != nil {
+					t.Error(err)
+				}
+				got[i] = status
+			})
+		}
+		wg.Wait()
+		count := map[int]int{}
+		for _, s := range got {
+			count[s]++
+		}
+		return count
+	}
+
+	rotated := statuses(func() (int, error) {
+		r, err := e.Client.RotateAPIKeyWithResponse(ctx, k.ID, gen.RotateAPIKeyJSONRequestBody{}, bearer(t, u.Token))
+		if err != nil {
+			return 0, err
+		}
+		return r.StatusCode(), nil
+	})
+	if rotated[200] != 1 || rotated[404] != n-1 {
+		t.Fatalf("%d concurrent rotations of one key: statuses %v, want one 200 and %d 404s", n, rotated, n-1)
+	}
+	keys, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, u.Token))
+	if err != nil || keys.JSON200 == nil {
+		t.Fatalf("list = %v", err)
+	}
+	if got := len(*keys.JSON200); got != 2 {
+		t.Fatalf("keys after the rotations = %d, want the old one and one new one", got)
+	}
+	if r := e.me(k.RawKey); r.Status != 401 {
+		t.Fatalf("the rotated key without grace = %d, want 401", r.Status)
+	}
+
+	next := (*keys.JSON200)[0] // newest first
+	revoked := statuses(func() (int, error) {
+		r, err := e.Client.RevokeAPIKeyWithResponse(ctx, next.ID, bearer(t, u.Token))
+		if err != nil {
+			return 0, err
+		}
+		return r.StatusCode(), nil
+	})
+	if revoked[204] != n {
+		t.Fatalf("%d concurrent revocations of one key: statuses %v, want %d 204s", n, revoked, n)
+	}
+	first := e.listed(u, next.ID).RevokedAt
+	if first == nil {
+		t.Fatal("the key is not listed as revoked")
+	}
+	e.do(true, "DELETE", "/v1/auth/api-keys/"+next.ID.String(), "", "Authorization", "Bearer "+u.Token)
+	if again := e.listed(u, next.ID).RevokedAt; again == nil || !again.Equal(*first) {
+		t.Fatalf("a later revocation moved revoked_at from %v to %v", first, again)
 	}
 }
