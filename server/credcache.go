@@ -198,16 +198,6 @@ func (c *credCache) dropListLocked(user uuid.UUID) {
 	}
 }
 
-// dropKey forgets the key with digest.
-func (c *credCache) dropKey(digest []byte) {
-	c.Changed(store.Change{Digest: digest})
-}
-
-// dropList forgets user's key listing.
-func (c *credCache) dropList(user uuid.UUID) {
-	c.Changed(store.Change{KeysOf: user})
-}
-
 // Listening implements store.ChangeHandler: whatever the cache holds may be
 // stale when notifications stop, and when they resume (some may have been
 // missed in between), so both empty it.

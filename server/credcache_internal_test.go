@@ -27,8 +27,8 @@ func TestCredCacheFill(t *testing.T) {
 	}{
 		{"listening", true, func(*credCache, [32]byte, *store.KeyOwner) {}, true},
 		{"not listening", false, func(*credCache, [32]byte, *store.KeyOwner) {}, false},
-		{"this key revoked meanwhile", true, func(c *credCache, d [32]byte, _ *store.KeyOwner) { c.dropKey(d[:]) }, false},
-		{"another key revoked meanwhile", true, func(c *credCache, _ [32]byte, _ *store.KeyOwner) { c.dropKey(make([]byte, 32)) }, false},
+		{"this key revoked meanwhile", true, func(c *credCache, d [32]byte, _ *store.KeyOwner) { c.Changed(store.Change{Digest: d[:]}) }, false},
+		{"another key revoked meanwhile", true, func(c *credCache, _ [32]byte, _ *store.KeyOwner) { c.Changed(store.Change{Digest: make([]byte, 32)}) }, false},
 		{"the user deleted meanwhile", true, func(c *credCache, _ [32]byte, o *store.KeyOwner) { c.Changed(store.Change{UserID: o.User.ID}) }, false},
 		{"everything truncated meanwhile", true, func(c *credCache, _ [32]byte, _ *store.KeyOwner) { c.Changed(store.Change{All: true}) }, false},
 		{"notifications resumed meanwhile", true, func(c *credCache, _ [32]byte, _ *store.KeyOwner) { c.Listening(true) }, false},
@@ -61,7 +61,7 @@ func TestCredCacheInvalidation(t *testing.T) {
 		wantUserCached bool
 	}{
 		{"nothing", func(*credCache) {}, true, true, true},
-		{"revoked here", func(c *credCache) { c.dropKey(d1[:]) }, false, true, true},
+		{"revoked here", func(c *credCache) { c.Changed(store.Change{Digest: d1[:], KeysOf: owner.User.ID}) }, false, true, true},
 		{"key notified", func(c *credCache) { c.Changed(store.Change{Digest: d1[:]}) }, false, true, true},
 		{"user notified", func(c *credCache) { c.Changed(store.Change{UserID: owner.User.ID}) }, false, true, false},
 		{"all notified", func(c *credCache) { c.Changed(store.Change{All: true}) }, false, false, false},
@@ -134,7 +134,7 @@ func TestCredCacheListings(t *testing.T) {
 		wantOther bool
 	}{
 		{"nothing", func(*credCache) {}, true, true},
-		{"the owner's keys changed", func(c *credCache) { c.dropList(owner) }, false, true},
+		{"the owner's keys changed", func(c *credCache) { c.Changed(store.Change{KeysOf: owner}) }, false, true},
 		{"a key of the owner's notified", func(c *credCache) { c.Changed(store.Change{Digest: make([]byte, 32), KeysOf: owner}) }, false, true},
 		{"the owner deleted", func(c *credCache) { c.Changed(store.Change{UserID: owner}) }, false, true},
 		{"a key of unknown owner notified", func(c *credCache) { c.Changed(store.Change{Digest: make([]byte, 32)}) }, true, true},
@@ -162,7 +162,7 @@ func TestCredCacheListings(t *testing.T) {
 		c := newCredCache(10, time.Minute)
 		c.Listening(true)
 		_, e := c.list(owner, time.Now())
-		c.dropList(owner) // a key created between the read and the fill
+		c.Changed(store.Change{KeysOf: owner}) // a key created between the read and the fill
 		c.putList(owner, []byte("[]"), time.Time{}, e)
 		if got, _ := c.list(owner, time.Now()); got != nil {
 			t.Fatalf("a listing read before a change was cached after it: %s", got.body)

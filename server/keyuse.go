@@ -72,7 +72,7 @@ func (s *Server) WriteKeyUses(ctx context.Context) error {
 	// The listings show the uses: this instance's at once, the others'
 	// when they hear of it.
 	for _, u := range owners {
-		s.cache.dropList(u)
+		s.keysChanged(u, nil)
 	}
 	return nil
 }
