@@ -315,8 +315,20 @@ type User struct {
 	Username string `json:"username"`
 }
 
+// ForwardedMethod defines model for ForwardedMethod.
+type ForwardedMethod = string
+
+// ForwardedURI defines model for ForwardedURI.
+type ForwardedURI = string
+
 // KeyID defines model for KeyID.
 type KeyID = openapi_types.UUID
+
+// OriginalMethod defines model for OriginalMethod.
+type OriginalMethod = string
+
+// OriginalURI defines model for OriginalURI.
+type OriginalURI = string
 
 // APIKeyUnauthorized An RFC 9457 problem document.
 type APIKeyUnauthorized = Problem
@@ -329,6 +341,9 @@ type BearerUnauthorized = Problem
 
 // Conflict An RFC 9457 problem document.
 type Conflict = Problem
+
+// ForwardedRequestForbidden An RFC 9457 problem document.
+type ForwardedRequestForbidden = Problem
 
 // InsufficientScope An RFC 9457 problem document.
 type InsufficientScope = Problem
@@ -356,6 +371,26 @@ type UnsupportedMediaType = Problem
 
 // ValidationFailed An RFC 9457 problem document.
 type ValidationFailed = Problem
+
+// VerifyAPIKeyParams defines parameters for VerifyAPIKey.
+type VerifyAPIKeyParams struct {
+	// XForwardedMethod The method of the request the gateway holds, as the client sent it
+	// (methods are case-sensitive). Required unless `X-Original-Method`
+	// is sent; when both are, they must be equal.
+	XForwardedMethod *ForwardedMethod `json:"X-Forwarded-Method,omitempty"`
+
+	// XOriginalMethod The same as `X-Forwarded-Method`, under the name nginx examples use.
+	XOriginalMethod *OriginalMethod `json:"X-Original-Method,omitempty"`
+
+	// XForwardedURI The request target of the request the gateway holds, exactly as
+	// the client sent it (path and query, still percent-encoded: nginx's
+	// `$request_uri`). Required unless `X-Original-URI` is sent; when
+	// both are, they must be equal.
+	XForwardedURI *ForwardedURI `json:"X-Forwarded-Uri,omitempty"`
+
+	// XOriginalURI The same as `X-Forwarded-Uri`, under the name nginx examples use.
+	XOriginalURI *OriginalURI `json:"X-Original-URI,omitempty"`
+}
 
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
@@ -564,6 +599,48 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
 	RegisterUser(ctx context.Context, body RegisterUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyAPIKey Verify an API key for a gateway's forward auth
+	//
+	// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
+	// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
+	// request it is holding may reach the product: the request's API key
+	// in `X-API-Key`, its method in `X-Forwarded-Method` (or
+	// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
+	// (or `X-Original-URI`). A gateway sends GET whatever the original
+	// method; this operation has no HEAD.
+	//
+	// **Allowed** (`200`, no body): the key is valid, the path is
+	// `/v1/me` or under `/v1/me/`, and the key has the scope the method
+	// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
+	// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
+	// headers say who the request acts as; the gateway copies them to
+	// the upstream.
+	//
+	// **Refused**: a missing, malformed, unknown, revoked or expired key
+	// gets the very `401` that `GET /v1/me` gives for it, and a key
+	// without the scope the very `403` (`insufficient-scope`). A path
+	// outside `/v1/me`, or one that could be read as outside it, is `403`
+	// `urn:authapi:problem:path-not-allowed`. The path is judged after
+	// dropping the query, decoding percent-encoding once and resolving
+	// `.` and `..` segments; it is refused when any reading an upstream
+	// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
+	// as in `//v1/me`, or next to a `..`), and when it holds an encoded
+	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
+	// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
+	// (`..;`). The key is judged first, then the path, then the scope.
+	//
+	// Forwarded headers that are missing, repeated, malformed, or that
+	// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
+	// with different values) are a gateway configuration error: `422`
+	// naming them.
+	//
+	// The check, its cache, its revocation guarantees (the next request
+	// to the revoking instance, within 100 ms on the others), metrics and
+	// log events are those of `GET /v1/me`.
+	//
+	// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
+	VerifyAPIKey(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCurrentUser Get the user who owns the API key
 	//
@@ -787,6 +864,58 @@ func (c *Client) RegisterUserWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
 func (c *Client) RegisterUser(ctx context.Context, body RegisterUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRegisterUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyAPIKey Verify an API key for a gateway's forward auth
+//
+// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
+// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
+// request it is holding may reach the product: the request's API key
+// in `X-API-Key`, its method in `X-Forwarded-Method` (or
+// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
+// (or `X-Original-URI`). A gateway sends GET whatever the original
+// method; this operation has no HEAD.
+//
+// **Allowed** (`200`, no body): the key is valid, the path is
+// `/v1/me` or under `/v1/me/`, and the key has the scope the method
+// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
+// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
+// headers say who the request acts as; the gateway copies them to
+// the upstream.
+//
+// **Refused**: a missing, malformed, unknown, revoked or expired key
+// gets the very `401` that `GET /v1/me` gives for it, and a key
+// without the scope the very `403` (`insufficient-scope`). A path
+// outside `/v1/me`, or one that could be read as outside it, is `403`
+// `urn:authapi:problem:path-not-allowed`. The path is judged after
+// dropping the query, decoding percent-encoding once and resolving
+// `.` and `..` segments; it is refused when any reading an upstream
+// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
+// as in `//v1/me`, or next to a `..`), and when it holds an encoded
+// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
+// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
+// (`..;`). The key is judged first, then the path, then the scope.
+//
+// Forwarded headers that are missing, repeated, malformed, or that
+// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
+// with different values) are a gateway configuration error: `422`
+// naming them.
+//
+// The check, its cache, its revocation guarantees (the next request
+// to the revoking instance, within 100 ms on the others), metrics and
+// log events are those of `GET /v1/me`.
+//
+// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
+func (c *Client) VerifyAPIKey(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyAPIKeyRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1044,6 +1173,81 @@ func NewRegisterUserRequestWithBody(server string, contentType string, body io.R
 	return req, nil
 }
 
+// NewVerifyAPIKeyRequest constructs an http.Request for the VerifyAPIKey method
+func NewVerifyAPIKeyRequest(server string, params *VerifyAPIKeyParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XForwardedMethod != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Forwarded-Method", *params.XForwardedMethod, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Forwarded-Method", headerParam0)
+		}
+
+		if params.XOriginalMethod != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Original-Method", *params.XOriginalMethod, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Original-Method", headerParam1)
+		}
+
+		if params.XForwardedURI != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Forwarded-Uri", *params.XForwardedURI, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Forwarded-Uri", headerParam2)
+		}
+
+		if params.XOriginalURI != nil {
+			var headerParam3 string
+
+			headerParam3, err = runtime.StyleParamWithOptions("simple", false, "X-Original-URI", *params.XOriginalURI, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Original-URI", headerParam3)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetCurrentUserRequest constructs an http.Request for the GetCurrentUser method
 func NewGetCurrentUserRequest(server string) (*http.Request, error) {
 	var err error
@@ -1240,6 +1444,50 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
 	RegisterUserWithResponse(ctx context.Context, body RegisterUserJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterUserResponse, error)
+
+	// VerifyAPIKeyWithResponse Verify an API key for a gateway's forward auth
+	//
+	// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
+	// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
+	// request it is holding may reach the product: the request's API key
+	// in `X-API-Key`, its method in `X-Forwarded-Method` (or
+	// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
+	// (or `X-Original-URI`). A gateway sends GET whatever the original
+	// method; this operation has no HEAD.
+	//
+	// **Allowed** (`200`, no body): the key is valid, the path is
+	// `/v1/me` or under `/v1/me/`, and the key has the scope the method
+	// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
+	// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
+	// headers say who the request acts as; the gateway copies them to
+	// the upstream.
+	//
+	// **Refused**: a missing, malformed, unknown, revoked or expired key
+	// gets the very `401` that `GET /v1/me` gives for it, and a key
+	// without the scope the very `403` (`insufficient-scope`). A path
+	// outside `/v1/me`, or one that could be read as outside it, is `403`
+	// `urn:authapi:problem:path-not-allowed`. The path is judged after
+	// dropping the query, decoding percent-encoding once and resolving
+	// `.` and `..` segments; it is refused when any reading an upstream
+	// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
+	// as in `//v1/me`, or next to a `..`), and when it holds an encoded
+	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
+	// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
+	// (`..;`). The key is judged first, then the path, then the scope.
+	//
+	// Forwarded headers that are missing, repeated, malformed, or that
+	// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
+	// with different values) are a gateway configuration error: `422`
+	// naming them.
+	//
+	// The check, its cache, its revocation guarantees (the next request
+	// to the revoking instance, within 100 ms on the others), metrics and
+	// log events are those of `GET /v1/me`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
+	VerifyAPIKeyWithResponse(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error)
 
 	// GetCurrentUserWithResponse Get the user who owns the API key
 	//
@@ -1905,6 +2153,121 @@ func (r RegisterUserResponse) ContentType() string {
 	return ""
 }
 
+// VerifyAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for VerifyAPIKey
+type VerifyAPIKeyResponse200Headers struct {
+	CacheControl     *string
+	XAuthapiKeyID    openapi_types.UUID
+	XAuthapiScopes   string
+	XAuthapiUserID   openapi_types.UUID
+	XAuthapiUsername string
+}
+
+// VerifyAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for VerifyAPIKey
+type VerifyAPIKeyResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// VerifyAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for VerifyAPIKey
+type VerifyAPIKeyResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+// VerifyAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for VerifyAPIKey
+type VerifyAPIKeyResponse429Headers struct {
+	RetryAfter *int32
+}
+
+// VerifyAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for VerifyAPIKey
+type VerifyAPIKeyResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type VerifyAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *APIKeyUnauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *ForwardedRequestForbidden
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VerifyAPIKeyResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *VerifyAPIKeyResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *VerifyAPIKeyResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *VerifyAPIKeyResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyAPIKeyResponse503Headers
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r VerifyAPIKeyResponse) GetApplicationProblemJSON401() *APIKeyUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r VerifyAPIKeyResponse) GetApplicationProblemJSON403() *ForwardedRequestForbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r VerifyAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r VerifyAPIKeyResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r VerifyAPIKeyResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyAPIKeyResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetCurrentUserResponse200Headers the declared response headers of an HTTP 200 response for GetCurrentUser
 type GetCurrentUserResponse200Headers struct {
 	CacheControl *string
@@ -2186,6 +2549,56 @@ func (c *ClientWithResponses) RegisterUserWithResponse(ctx context.Context, body
 		return nil, err
 	}
 	return ParseRegisterUserResponse(rsp)
+}
+
+// VerifyAPIKeyWithResponse Verify an API key for a gateway's forward auth
+//
+// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
+// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
+// request it is holding may reach the product: the request's API key
+// in `X-API-Key`, its method in `X-Forwarded-Method` (or
+// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
+// (or `X-Original-URI`). A gateway sends GET whatever the original
+// method; this operation has no HEAD.
+//
+// **Allowed** (`200`, no body): the key is valid, the path is
+// `/v1/me` or under `/v1/me/`, and the key has the scope the method
+// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
+// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
+// headers say who the request acts as; the gateway copies them to
+// the upstream.
+//
+// **Refused**: a missing, malformed, unknown, revoked or expired key
+// gets the very `401` that `GET /v1/me` gives for it, and a key
+// without the scope the very `403` (`insufficient-scope`). A path
+// outside `/v1/me`, or one that could be read as outside it, is `403`
+// `urn:authapi:problem:path-not-allowed`. The path is judged after
+// dropping the query, decoding percent-encoding once and resolving
+// `.` and `..` segments; it is refused when any reading an upstream
+// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
+// as in `//v1/me`, or next to a `..`), and when it holds an encoded
+// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
+// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
+// (`..;`). The key is judged first, then the path, then the scope.
+//
+// Forwarded headers that are missing, repeated, malformed, or that
+// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
+// with different values) are a gateway configuration error: `422`
+// naming them.
+//
+// The check, its cache, its revocation guarantees (the next request
+// to the revoking instance, within 100 ms on the others), metrics and
+// log events are those of `GET /v1/me`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
+func (c *ClientWithResponses) VerifyAPIKeyWithResponse(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error) {
+	rsp, err := c.VerifyAPIKey(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyAPIKeyResponse(rsp)
 }
 
 // GetCurrentUserWithResponse Get the user who owns the API key
@@ -2842,6 +3255,151 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	return response, nil
 }
 
+// ParseVerifyAPIKeyResponse parses an HTTP response from a VerifyAPIKeyWithResponse call
+func ParseVerifyAPIKeyResponse(rsp *http.Response) (*VerifyAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest APIKeyUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ForwardedRequestForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VerifyAPIKeyResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Authapi-Key-Id"); len(values) > 0 {
+			var value openapi_types.UUID
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-Key-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			}
+			headers.XAuthapiKeyID = value
+		}
+		if values := rsp.Header.Values("X-Authapi-Scopes"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-Scopes", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XAuthapiScopes = value
+		}
+		if values := rsp.Header.Values("X-Authapi-User-Id"); len(values) > 0 {
+			var value openapi_types.UUID
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-User-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			}
+			headers.XAuthapiUserID = value
+		}
+		if values := rsp.Header.Values("X-Authapi-Username"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-Username", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XAuthapiUsername = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers VerifyAPIKeyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers VerifyAPIKeyResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers VerifyAPIKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetCurrentUserResponse parses an HTTP response from a GetCurrentUserWithResponse call
 func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -2959,6 +3517,9 @@ type ServerInterface interface {
 	// RegisterUser Create a new user account
 	// (POST /v1/auth/register)
 	RegisterUser(ctx echo.Context) error
+	// VerifyAPIKey Verify an API key for a gateway's forward auth
+	// (GET /v1/auth/verify)
+	VerifyAPIKey(ctx echo.Context, params VerifyAPIKeyParams) error
 	// GetCurrentUser Get the user who owns the API key
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
@@ -3037,6 +3598,80 @@ func (w *ServerInterfaceWrapper) RegisterUser(ctx echo.Context) error {
 	return err
 }
 
+// VerifyAPIKey converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifyAPIKey(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params VerifyAPIKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-Forwarded-Method" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Forwarded-Method")]; found {
+		var XForwardedMethod ForwardedMethod
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Forwarded-Method, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Forwarded-Method", valueList[0], &XForwardedMethod, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Forwarded-Method: %s", err))
+		}
+
+		params.XForwardedMethod = &XForwardedMethod
+	}
+	// ------------- Optional header parameter "X-Original-Method" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Original-Method")]; found {
+		var XOriginalMethod OriginalMethod
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Original-Method, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Original-Method", valueList[0], &XOriginalMethod, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Original-Method: %s", err))
+		}
+
+		params.XOriginalMethod = &XOriginalMethod
+	}
+	// ------------- Optional header parameter "X-Forwarded-Uri" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Forwarded-Uri")]; found {
+		var XForwardedURI ForwardedURI
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Forwarded-Uri, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Forwarded-Uri", valueList[0], &XForwardedURI, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Forwarded-Uri: %s", err))
+		}
+
+		params.XForwardedURI = &XForwardedURI
+	}
+	// ------------- Optional header parameter "X-Original-URI" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Original-URI")]; found {
+		var XOriginalURI OriginalURI
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-Original-URI, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Original-URI", valueList[0], &XOriginalURI, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-Original-URI: %s", err))
+		}
+
+		params.XOriginalURI = &XOriginalURI
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifyAPIKey(ctx, params)
+	return err
+}
+
 // GetCurrentUser converts echo context to params.
 func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 	var err error
@@ -3099,6 +3734,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/auth/api-keys", wrapper.CreateAPIKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/auth/api-keys/:key_id", wrapper.RevokeAPIKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.POST(options.BaseURL+"/v1/auth/api-keys/:key_id/rotate", wrapper.RotateAPIKey, options.OperationMiddlewares["rotateApiKey"]...)
+	router.GET(options.BaseURL+"/v1/auth/verify", wrapper.VerifyAPIKey, options.OperationMiddlewares["verifyApiKey"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
 
 }
@@ -3124,6 +3760,15 @@ type BearerUnauthorizedApplicationProblemPlusJSONResponse struct {
 }
 
 type ConflictApplicationProblemPlusJSONResponse Problem
+
+type ForwardedRequestForbiddenResponseHeaders struct {
+	WWWAuthenticate *string
+}
+type ForwardedRequestForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ForwardedRequestForbiddenResponseHeaders
+}
 
 type InsufficientScopeResponseHeaders struct {
 	WWWAuthenticate *string
@@ -4040,6 +4685,146 @@ func (response RegisterUser503ApplicationProblemPlusJSONResponse) VisitRegisterU
 	return err
 }
 
+type VerifyAPIKeyRequestObject struct {
+	Params VerifyAPIKeyParams
+}
+
+type VerifyAPIKeyResponseObject interface {
+	VisitVerifyAPIKeyResponse(w http.ResponseWriter) error
+}
+
+type VerifyAPIKey200ResponseHeaders struct {
+	CacheControl     *string
+	XAuthapiKeyID    openapi_types.UUID
+	XAuthapiScopes   string
+	XAuthapiUserID   openapi_types.UUID
+	XAuthapiUsername string
+}
+
+type VerifyAPIKey200Response struct {
+	Headers VerifyAPIKey200ResponseHeaders
+}
+
+func (response VerifyAPIKey200Response) VisitVerifyAPIKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.Header().Set("X-Authapi-Key-Id", fmt.Sprint(response.Headers.XAuthapiKeyID))
+	w.Header().Set("X-Authapi-Scopes", fmt.Sprint(response.Headers.XAuthapiScopes))
+	w.Header().Set("X-Authapi-User-Id", fmt.Sprint(response.Headers.XAuthapiUserID))
+	w.Header().Set("X-Authapi-Username", fmt.Sprint(response.Headers.XAuthapiUsername))
+	w.WriteHeader(200)
+	return nil
+}
+
+type VerifyAPIKey401ApplicationProblemPlusJSONResponse struct {
+	APIKeyUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyAPIKey401ApplicationProblemPlusJSONResponse) VisitVerifyAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyAPIKey403ApplicationProblemPlusJSONResponse struct {
+	ForwardedRequestForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyAPIKey403ApplicationProblemPlusJSONResponse) VisitVerifyAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyAPIKey422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyAPIKey422ApplicationProblemPlusJSONResponse) VisitVerifyAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyAPIKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyAPIKey429ApplicationProblemPlusJSONResponse) VisitVerifyAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyAPIKey500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyAPIKey500ApplicationProblemPlusJSONResponse) VisitVerifyAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyAPIKey503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyAPIKey503ApplicationProblemPlusJSONResponse) VisitVerifyAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUserRequestObject struct {
 }
 
@@ -4164,6 +4949,9 @@ type StrictServerInterface interface {
 	// RegisterUser Create a new user account
 	// (POST /v1/auth/register)
 	RegisterUser(ctx context.Context, request RegisterUserRequestObject) (RegisterUserResponseObject, error)
+	// VerifyAPIKey Verify an API key for a gateway's forward auth
+	// (GET /v1/auth/verify)
+	VerifyAPIKey(ctx context.Context, request VerifyAPIKeyRequestObject) (VerifyAPIKeyResponseObject, error)
 	// GetCurrentUser Get the user who owns the API key
 	// (GET /v1/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
@@ -4418,6 +5206,31 @@ func (sh *strictHandler) RegisterUser(ctx echo.Context) error {
 	return nil
 }
 
+// VerifyAPIKey operation middleware
+func (sh *strictHandler) VerifyAPIKey(ctx echo.Context, params VerifyAPIKeyParams) error {
+	var request VerifyAPIKeyRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyAPIKey(ctx.Request().Context(), request.(VerifyAPIKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyAPIKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifyAPIKeyResponseObject); ok {
+		return validResponse.VisitVerifyAPIKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCurrentUser operation middleware
 func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 	var request GetCurrentUserRequestObject
@@ -4446,116 +5259,148 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vdttGdn+VKbI9lhyAAv9IlqiTs1GUeCMncXxkO96uoQhD4JKcCJzhzgxEMa563K99hH7pI/QB+qHP",
-	"0vQB+go98wfAgAT/yFLWu2m/+IgkZnDn3ju/+3fG77yETaaMApXC67/zxoBT4PrPU5yM4ZRRyVmmPqcg",
-	"Ek6mkjDq9b2TbIbnAsWUBUIyDvEx4iCmjAoQaILnKMGcz1HCIQUqCc4E2jl/eooOnvSOkIBETYP2W+3d",
-	"lud7IhnDBKuXAM0nXv+tV0zrXfge3ODJNAOvX33rexN88y3QkRx7/XYY+p6cT9UTQnJCR97tre+dg+Tz",
-	"k6EEvkz9mzHLQJHBaCqQZGiGiUQDGDIOSPI5oSOER5jQBeoKSnod3xsyPsHS63uEym7HkEQmivzDg54i",
-	"aUKo+VyRR6iEEXBN35s3b05yOVbcSbCEkxdn38B8mdRXY0AnL87QFcxRMsZZBnQEPqJ4ooiUY0BGZkiO",
-	"sdRcJyD091cwX0G+Z16GOOBs8lnk4VyO8ZREnm8n+yzy/hicvDgLvoF55NXZ3VVrm2IpgSv6flyY6+2P",
-	"kXfxWA9alsnCmr8AzJvEo9Y80L9VSy7UZz/c7aPYjFxeQOyjGZHjiMbAOVPrIPQaZyS9lOwKaOTFaDYG",
-	"ijDSn9EMCySASjTIJeIwzAWkrYiuYNuqt/poxdvsD5fO8j6LPCUcnCQghKUCbqaEQ7qJ0wuvX8PpWzWO",
-	"4wlIu5m/gfnZl2uV65FAZ18qfamWO+gk3bQH+8HBk8OjAA+SNIBh2A463d6++kp94/keUTNNsRx7vkfx",
-	"RI28gvklUb9x+HOulub1Jc/B5Wq5ffJcP+mu+6BxRSW+qOFG615TJQPGyc/qFQrMqAQq1Z94Os2UkhFG",
-	"96acDTKYfPqTUKt2JKr4ITHJFvYZEYgypQ8JG1EiIEWMozEWaABAEYdrdgWp3lsSy1x4/V7Y9j1JpGbb",
-	"mdGBYrZKPDmnfaszfUtS3ypMgKckUA/fujz6HYeh1/c+2atAes/8KvZemAkMa1ZDBhFoQoQgdOSjCc4U",
-	"1yH1UU6vKJtRv1iMWqDVwhY6oRG1H/QcauVECsRmFFm6kVqSH9G4aU12LYGdIzYbyjEtb968CVwcWLVW",
-	"O2SvGSr1yr/A6Tn8OQchH0D+3MyEBiwtlWAGWRYYtqFnL79/Xhd7WIn9u4K7+rH1Ui8lEWiSHkro6+lW",
-	"3NII8sC7pgnKNm4Od9B2O8Q8+lCsevbm1aq9YZfgqz2h1D4XwBFlKGN0BGqbECFF60E12hpCTespo8OM",
-	"JA+hz4pyhchqpTjjgFNlp0dESLAy0uZJeP2377whgSxVMrCDFCaDEHikHZemCbzbC1fKR5WUT5afXStj",
-	"O3fgzv0Agj7X03HNtL72iUqOMK4/wwSTDOE05Uobq1VGtCIF7agnDWMRpikyvoWIkcBzNBuTZLzbQsoH",
-	"Sjjod6mnIsqZdN6cKD/GWBGsPGQ6RziR5Fr7afo7nGVsZtyPW987oyIfDklCgMqXCZvCvfWBiNIqZDi5",
-	"Mk7iBPpqwUioV9R3bdfdtRUx5tFNe7Z6PjDP/wqGzSCJ8tyq9eiXIakWy6ZgRI8oQPrAO9a1QWdUeWg4",
-	"+0qpxT3F9JJNQI6Vaz9TvJ5xRkeIUcRyjgRJayLad81PQYTxODeJxzz7IEI5oShX7gIkElLz9mNEpBJQ",
-	"xkYjBaRq00htX40Hp7wOUCEhZWateMByiYhsGc3Xgj2tQseHhELG0RQLMWM8VSQSmjDOIZEbLZYTym5n",
-	"sNwBD6X9i/jlLkXrSgt9weQYJVjF4RljV2ZX4Alo3j5n8inL6X3N/nNW7kMVbpn9dvYlGoAykjqinrO8",
-	"ztJexdLnTKKhJmMtIymTgXnsIdj3nCGRJ+OScDxhNoA20PxIGCTeGTKOCuz2leHXwyqw3tWcfIHnGcPp",
-	"K8a+xXwEv4L3mal5dVxP0cH+fvcADeYSRI2rbQekz93xkjEzwXoWq2cDyVhgnn1oR9RdguJ0RiZEop2D",
-	"HvqGfIEGc5TCEOeZNCx9CfyaJPCa4mtMMjzIHoKrKZZ4gIX2gXLKASdjNfMxknxucjxIjBmX2bwOrQ5j",
-	"LV0odwhby1X3wYdi6Yp1+AUSCODXwNWvSvSDXMyPEQe1yAxL4AvWTyfHgjI7ts7wOXk0Tdorxr7DdG61",
-	"7d7YzJhxhoaYZJAqk0GocKVDKOp1ilxdTfk7jsdZzoOlhMlUbsBopfLq8aB8/EHktEgEGnI2MeiYZMoZ",
-	"aqHYYb32IIXJSEmGEjYBNMDJ1cMJ6zUV+XTKuIT0O0gJfjW/tyP5Ekpr7uCN8l+didQEdaDar2TlEIUm",
-	"iiqdTdi0pcoxgR4T6IcfFLBm2ITOOiGIBYoXVxRrmPpBWXf95VOts/fkZwfpyEsgzAFZ3+EuodkkVzIA",
-	"hCXKAAuJuigZY44Tnfu79avhOthpHmt96Vo4VA/vOp1KgBUH7LZdL7vr8vHAPv5QYitVkAMuAwA1su9E",
-	"9kQo2nSKi+UyYMOAYzqCiBq+awTFVQIATbEcozJ92qrCvUwF/giugc8LQdlJdMxWLspJUDYUTmjlgQg9",
-	"JaQtpBeDZ2X2Ub2k+NHzvSlXwYwkJvepw0xIL7FsqmwALbL/WqHtwyZ93u12j3brSd5O2DkIwk7QPnjV",
-	"DvvdsB+Gf/Kc6kaKJQSSTBaKLge9pRytmnVKOIjNhAnJpgLtMK7/mkK6i2aMXxE6OkY0zzJEhiqEMGyw",
-	"s7bQiXHLTFbykUAKiNgQjThOYGlRT4KwHYTtV6Fa0R0WpV5vXA+TsV5aJEmXF6eC/w/Mnt8tD+57RFwa",
-	"V7SRxXIMvBI/41cK0WbHaIgzAYjRBGxo1pD3damvrX3AWAZYZyUyLORlLrZVPvW4illSX9k3nW8gNJdg",
-	"pZxTSTKdYxsSbp5sodfTVMtYBRbKObNFOjZEWD+wUnvb/bDzkII2tYwmUWd4AFmdkMk8wNNpYPL9G4qT",
-	"aj/DkNw012MMKw4dEFdrt1z1kYpOJGSZCptN5miKuawTw4W8xO1Bp07KoS5JOp+c0pIa8fYk+BMOfg6D",
-	"o4t3vdvfeQ10W63ZTviFilXIY8U+G5Os0EPKNO0PIjCd+xFNlGFZUjbBc5SyGr/eejYLpm1jf8aJ1IVn",
-	"ImEiNlmol0V2a4JvzsyAdiVyzDmee6Z6VVTC3np6o1tDblXB3di+i/A1ptcgdmE3luu/KN/OBj9BIhVx",
-	"Jzrd/kqn0JdNks6Guxn5ZZtjfjV1zeUZFsejna9fdvYPdltIe4vEuFMntupgs6K2nBnlYdhN3Pn1NxDX",
-	"dRrmz8aDPyTke/Ls7PXPZ+3n5Eyc0fP95PTs4Oxq+scfTp8dtVqtutr0wqODmp5XOt66DC4+bVTygsWk",
-	"YaEvLRoZ5FI65ZY9RI3k7oHa+6vbBDrt3pPeYfeg98TpFWgv9wr4nn7HpbS+e2MjRuSZgnnkaRpsG4X5",
-	"rt5EYb9rKs+7OloTeI2EGoealO1Ua69xgJzi3KLSUZgVrtCyvt3RlbDeg4M1fRU4qoeGucw5mCQklmjC",
-	"hIxoFTE/EshKxGTGyRAU/CCsQiq0wyigOWBeS1ZE9A2RY5OyLAmxFCOsoi9Ue4EdWE7uR5QMkZpaBYaM",
-	"DskoLypO2ucxFdMH8WfuatbQTjtoh6E2P2K3hZ7jCQidQdex0QBQTsmfc7iD+XOsTru+G3+MopswvHi8",
-	"vA997yawTwYL8YoiQ8VbmFD0/PW39WjnLkbg2BGqdevLMkiDcbinRZgQWnxaMA++Z1hqf1bWbXE3aqGt",
-	"3mvpymhD7bJsXkYBdr/5Rdq2ijrEmM2oLZxQ40//NqOOzYHGbz9SsEZD0a0dSqzB2ALxxiDgIzjGanLz",
-	"m6aX6MLK0KZZTIG22W+OOZ5dXsE83v1LucjmfctLeKrUrQj9d8x2UzvNR0JiLoXZkrF6Tbzbt3/4qNtB",
-	"HNOUTSKagdTLUpYsJSMiha90myKMDoJy2WiABRx00On5adDtoGQMyZXIJ4smpWCAUb3hwejJ+JAc/RRe",
-	"tbPOpEt7bH96EJ6xV53XCy5Vp8Yj9XENk7qHzVz6m3TVC9Fu47TX/PQ1jvlTAllaFo7rzPielglBkyNc",
-	"BmWb2muOIyFLHwmkiD9GFITCYyfV+BMj1IbZKGWy7rvWUo2V8DuNm7a0z43SLCqT5k1EttBzjbbWhNus",
-	"XT6YEKkovMbZknOxNsNZI3C/uRfYlahhWUV1k1S+ZSNCV7quTmUaSYbgJhljOrJISjcEUkXFdnnaf2B5",
-	"VZuuc0BAknN48bkQ7U7XNQXlbHVs7Rz+hb2uUl2aV1X87KMJlsnYqh3TPbcjzFNd/cCLyZ0xcDGGbFHC",
-	"f9GlLSiPsy1K1jcpUJG3bkr/KpfoqLf/pOylTFmST4DKZWUpigSNG8tpEKmK8DYjXmdk2+x70+9QFhjq",
-	"xrhpYxcliMXXf+WmwM3cJjF1XS8M5Nab2gqdHSRcgOgljPY9QoXENGnQNxOvGD82SXLOgSZQZNAsx32d",
-	"jnBLFZZt/djpVTGlhUVnrWnU/jBMDnAbjgadtJc8wYfQHbYHYdpJevgADoc1542TgMMQNF1L6Bo2Jt30",
-	"Wy7JCqCvKPURzgQz9Ssb/cZ/DCyOBWdfxlUHjj00oFarjKg0FUinkJyxUX3hWyxyEYJWJF76qzIvRbGp",
-	"aZVfv3r1ApkHUMLSOlTo6tTqTMv+0ZGTYumFYWOSxRS3liMo3R6ARD6ZYD4vc7HEFB+sRtVZ1VQf22hF",
-	"V6R30OvzM/e0x8KLjxVPdB+AYLbGLFCCKRIzIpMxYlS3Va3S4NUluq1VdpO9LWq7mr2ljP0C25rQ89z2",
-	"Xm5IHuEkYXkTbJpC59KoH5ZrnGgnzliCs89TNsGExrrfJyVimuG59px2W+i1Ds7vYrE+t9+0EjZxGVkW",
-	"YB0G7vdW7JO/++R3fx/lYdg5ePT4073Pfv/jZfzuH2//Kbj4dCeKWts8t/v4c8cX36n+Di7ehf5B+9b5",
-	"dff39Vk3Pr776Z1s7Oois+8N8yy7bPYevnREgXbaQafMTPnabDOa6RZcCUhMl8qAXxtxoO+YGF+xayJ/",
-	"btDezc6E/SOKZBTRKLqOomEUcRRFN4f7UXRzEv7Xv77/5f374Jf3/xLlnbBzqP89+uX9v//yz//23+/f",
-	"/89//OfFh3kmhVeCK58EMVvjw9RduMlvUtbgm632OF8U3YM7h0G7c1hyVm8rSJUNeU2JQlsNuWjKCJWi",
-	"hbT9j2hFkx4girZPk02RPKcJ1tXt54tkLQaj9/RvDz+if2vRoWzM3OkG+1ZHlTmejjHNJ8BJ8kFIstb3",
-	"7a5AjotPP0jJ9F46eXl6doaWMw3rPOEC1hxhVVu6Ed91GX9DgeBrNlOsMSV/hJvLBLr2f2lrxGYOnc7V",
-	"hy6X58uKlk+WmaNNVwBVStBHTr15x9YK0BOU4rnYbaEQgfqBSBWIFjnSras9B2HvcItToUu8Knv/Fy3g",
-	"FLjucWFU18bLtpIWim2ORLl7OC0PgyI2o8AfiYhyECznCQiUU+UFxnvX7b0JxMd6qE6qxGhGsgzZyFaO",
-	"oUgg2cpScxrGidnL35ccndei6czniTlnc1eb/pVrTLRfv3DA5b62eYn8La3VB1iirRLIintLQUmRyAv2",
-	"D54cBkd4kAQpDMOg7aSQPyCDvAb1yoB+M8cfDMMac3MNOLQOfFSUoYwNkfOXKvC01e0p+QbmJ7miaE3D",
-	"lu7mjF98//IVUjtGOdF79rCjiIuULRoyc5AHDeaoe7gybWuaYwS5UdtXnyLSaTlcZWzRVzgZR7Q6x6KP",
-	"eEt8BcLgoVY099yLLmWAAika0fgmKLhlzuCI+NiOm1XlyxFIgeJe2LXHNPVpXhMdVud5y8PglUwMy5SW",
-	"mIJywTzz6Wmhac/evPL8jf0GjZzVrcCxX7RjRnRtA0Gtc0D30+nEAqDiAJyysQGhAqggklxDK6IR1R0R",
-	"wopMM/LZy++fozcwQPon9IWKrE91GkGiF8ojIAo3d86fnh4+6ezv9k0tGWcjxokcT9SbpoRSSG0PxDGK",
-	"KaNgEgumyGg8uHJIRJXc7eHzXaMbsZxP4yJIJwLFWH7600zGxs2LiRCxj2Kcp7Ef0RhupuojHQxj+zuW",
-	"sdGmLEOFEuiftHLVzrg39QSMpZyanktCh6xocMXmUKLVCRtCIhU3Kf/Bekp1URcPEaOluDpBpfRZ2Mb6",
-	"yn5NOUvzRGrZfPIJUjZ7YYxualM/P36stMheE6Cl//ixbY9yjolNMMUjmCjpAU2NA9tXw9stdKq406h0",
-	"JqE2Zzl3j/20ItppoVM2nRsZuS0ScdHqXZ1yakW0u30DTE1/zfrsGoplGeWxtnrvcVwuqFjPH4AqpABn",
-	"k69Eq8W1FGWyjZWp5VWV4NBH6pFWq2UWoPagnLHaHSBKJ5WnrU+gGecCDzLoO/6LDR+M4EREFbm2e0Pj",
-	"hvnZeDaF41Loi04fau0wKUqdwNTHOtekXU3GKzUQs6p7O26hH5aTm2gn7nU68a5u1TUCimgtL1r4isq1",
-	"LBqJbaxmas7JmDVWQPQGzUgCVICz615wNuUEJOZzJ2lV7DPP966BC7P32q2wFaqH2BSo+rHvdVthq6s9",
-	"dTnWhm9JMbRTDQ3u+Le6+bl2XMoKTPiIwkzhpC7BOncKUNAH7LI8tRn/iMZlxaxvmlLjFjo3LQhWO9zW",
-	"Z3RusEsY2RumlPbwLLV0mUhCeAt3RHTCcE1v/lJP/tt6j8OqHgW33YDmWWbctK0vy6iK8qa8Xu+oXdXQ",
-	"aqVfK6YXtXK3lu02aBriikprs8uuW/zLTvzlrOsGWW+d3C+Oyy5VWxvb+msH8pbfuHhJUeDcUrTucEzt",
-	"RiP96l7YXjWo1KS9hksTbn1v3yjX+qH1k8F6VHfzqIZzcK7fqjXVdbreGjGaBLXdEtryawNWSE5ZdzzS",
-	"mnBSM6nexa3vTdmKSieWIFx0LgyskZHxtJTDXRxdUDhXGhM2VO6RLkvZuoPJUs3GwAFBJsDXqNlH+l4n",
-	"7b+yWQudlPX/AURUnxoEnSgRbAIott6snkw9ZLYk2omrvRnvuuAR0RXo4bYqemWp5QuWzrdHDq2Ilkb1",
-	"ZyWIE22mAp1YUQvS/rulUUG1AvrFZsdVvX4WAVIsxgOGdZJleWtfGD1ZpMNUiWwC/1FZJHRJWAaY29ut",
-	"T+k0NXze1qM13dR2P3z+KPC8NfAWbT93a6zZgM53E0DqXkqwjKoLvXktZ58S0dT/95A4uwVYOlf53A+a",
-	"e+HR5qHlNStqQHsLVF488K3H7W8e13gEUw3udDYPXjpr+NdteZwIxOnudmOK3XVm6NZfdkj33pnLxG6N",
-	"dcpANqSjzrXbI3RLtS3QLnkuujpR7xYv8rjKiOlAQwU8c1HUzpUTSoruikbHVb1WT1T4vHaWPEl0Gsbc",
-	"IWjNmUb/lIE5ZKqvEdId386lCcq8MQoRNaaR6MxML97GDzYsKC2Ze/3b22axV4/smevhlCwXALrX7BZa",
-	"W+/chPZX4ZP1DL3rh5ZXYPxG96BRBMdl++Adt2dqL7prrdE9PIdphpMV+8693UjvIIMJ6lG9E0zphUgR",
-	"UZNJNrbQ5MmUEZ/bqJ+KGXCBMnJlFK+8ZUm3/VKYRXSdJds1PmpjxUd5sxGNa1WkGO0UZwLCfoUZFit2",
-	"ywahAh3U69Q6Imq7sLBONSF9ikRH/ZVT2kK69GUgo8QE53ItQiNKpDBnWtEUOGGp+d2klJ3EwY205ShR",
-	"vq6FTiJqN6Vzj5m97E9hzZBxICNabODt0cWp2N0LXT7Av26o83UPwnBr56ip2ni7fKPkdt7oA/pj3Owe",
-	"nYIydbvfrD92V1j+fwfuYxkPW22/s/HQefPVluIr2yMtzCFu2yqxvhnYQG3RVBBRc1Bl6agq0heQGYQr",
-	"pzbpYtMcW96RNSLXYI/+qWfiXtjW4Dc1Z5XKpK56kTJT5Ww6ta++MQ12Ea3qzToDYa+vMYOLZ4sOM3at",
-	"iz1ZOZ0axjUhnEmZFT34ca9zZMs37hUxjTlPzex7wGnVErTUelPVfMv67dZIW2ub/zUSAPVTyHc4E+ye",
-	"6TWdGu6Z2qL+tfVC3ePUq3KYTtVjBhxM89sx0pkvU5FYPCjw14/vDVfz/c2hb6+zhXFZvOTqY6N2DaTd",
-	"eyg1YHBIQPnaBh3LI9vb4HbRu7EausscsAYw40zXcHb5HlXMi1PCxilexvY+im1LjIW8cfmJQ3llYdkN",
-	"ZIqJ7nW2HGTOqa7aKR99Vm9DQe7Nr+VtXBFdAPIawUWWeQocjVnOdW3vKEYDmDOa7jbH3OaNuqPpHnBs",
-	"e5tWtShVDUfNfUS/EpovdmH/GoB+z5Xr1O6WzU/3YYUW8JorOWt51Y+P5L9p7/lvH78Notp8iNv1uAVo",
-	"m2a8xgr9uYZEU6PXrZ5FSqZIwxbngqqOjdgvcp0KbiMqxngKVUufxU9uJybSTRXQxStgIaJV56lO5hxb",
-	"i2SvpFf+zlRBrPKBmvD0DyBtq1WJqP/HwaVJjh8h3drwv23ood1tdtTiPeYfPwJ22z2XSxiyvCkezcZM",
-	"iUC47Hc26Xe6w3SpzXKhIqvfzq+LZNmykO2JO50L1H/b84tlgxKWKN6zXTytOZ5kZt9iOo8o0GvCGVXP",
-	"+UX7nO4J50ifbOrbvrGyE8+enESGjgEInXGEbIh24gm+AsRzGhd06EBWorGU0/7eXrvzpBW2wla7fxge",
-	"htYlyrnaY3v6hEF5sXhfl0gUZy2v3jVeza+gT3PaRxkbIULLiBqPSobrI6R2cy3A4q2/lGgomvwMO3Gi",
-	"e9RqkOi0ylcTfwfe7cXt/wYAAP//",
+	"7H3tdhs3suCrYHvmHktON0VSH5aokzOjOHaifDg+shRnb9pxg90giagJcAC0KCZX92T/7iPsn32EfYD9",
+	"sc+ysw+wr7AHVUB/kE2JiuSbTGb/2CLZQANVhfquws9BKqczKZgwOhj8HEwYzZiCP08KM6Ez/iVbnH5q",
+	"P2dMp4rPDJciGATnE0ZOPyVyRMyEkZPXp+SSLYiZUENoYSZMGJ5SwzL4WbG/FUybThAG9k+uWBYMjCpY",
+	"GOh0wqbUzs+u6XSWs2AQDPvpbrbH9qODZ4dHER2mWcRG3V7U393bt1/Zb4IwGEk1pSYYBEXB7ecpvf6K",
+	"ibGZBIPdgzAwi5mdTBvFxTi4uQn9jt6kcsZ0+5bcRp5oouGpkOgZTVmk2Ywqu5+QcEFoPpvQIbNbzIlU",
+	"GVObbm3KBorRjEzZYK64Yc1l97vdMJhRY5iyC/rhexr99O6jAf63RRoft5/+ObhlkxeaqbvxVmimyHwi",
+	"iZwLXcfkcR1vhKZGE2of4BrGbLpd2kNcRhZvkUVclLFRN+rVUPkATNpNCjplbdukBlb6BBdsnwrtFhQb",
+	"c22YYtmme5gwpScsby5rvxsGUy7KVTbRdhL9K41+6kZH7z5qR9Jzmk7YcymMkvnq4k/yOV1okggZaSMV",
+	"S46JYnomhWaaTOmCpFSpBUkVy+w5o7kmW2cvn5ODZ3tHRLPUTkP2O71tu8XalkQxDQbfB37a4F1Y22b5",
+	"bWOfPUuRq+s/Y0YtTkaGqdXVv53InNllSJFpYiSZU27IkI2kYsSoBRdjQseUi6XV+ZXs9WsEwYXZ7eOS",
+	"+NQu//Bgr4uwx8/V8rgwbMwUrO/t27cnNS508vr0S7a49cSTdELznIkxC4mgU7tIewKQHyJfs1DnDI/J",
+	"JVusWX6ALyOK0Xz6cRxQJNU4CN1kH8fBd9HJ69PoS7aIgyVqX2IAS3N9/0McvHsKg1ZxsrTnTxhVbeix",
+	"ex7Cb9WWPfnsd7cHJMGRqxtIQjLnZhKLhCkl7T64uKI5z94beclEHCRkPmGCUAKfyZxqopkwZFgYotio",
+	"0CzrxGIN2Na9NSRr3uZ+eF/b3sdxYJFD05Rp7VbBrmf2hN8F6aXX3wLpGztO0SkzTlC+lGpOVcayr5mZ",
+	"yKwd5FP4zfNdz1jt32Nq2JwuyETmmQ6RzTKS5tyCDuDHTSy2cAJNqGIkpdqKJKG54Vdsu0POHB8jhcjt",
+	"1pPvom8UH3NB8whXlcSCIzqOEUtDaSZ2stC+bkGmhbaHlLC/FTRHLFW4ef3Nm/MgDLgAdmiJOAgDZLzB",
+	"d1G5f/eqBoLrIO83eGavyTOj//SnP/9LXHS7/YMnTz/q/PA++bd/70ZHyErb+GgYXEdugmjKtKZjELBu",
+	"H1SQz8/PX3u4bzmi3IajUq744uy0HV0lgqgaM7MB2tg1TU2+IFTHYhV/ZGtGLbhFRv5WMLUIiTY8z8mM",
+	"qZQJEzGRyoxlAyLGXFw/0bFI/uxe9r5QPLkDxRdnpwlpoDcW98HvzlVvZ8p2zISLsf5LzqfcfNzrboLx",
+	"C8XXofuwd3Qrwn+I4+tuN4rj6343jq+fvfwVSF7G05aQqLBpIhVJUcBaPqdoao8rov8WlbbS/04/7TRg",
+	"tKFSChCzyK7gdckW70GtWa9t3FsB8qi/jeVoOmWWnSSrRzQJSSFQsDEr7hgSHnHbBZ2pcw8WsMRsfv8c",
+	"wC94LQNoBd6F4veH3H0PV/1U/6OdrRtL5E5TBRsS9JcLYaW5VPwnBqRqxzJh7J90NsutusKl2JkpOczZ",
+	"9KMftcVCTTew+DGU50saG9dESKtZpHIsuGaZXdeEajJkTBDFruQlavnaUFPoYLDX7YWB4QbQcorahJ+t",
+	"gk6hxMBpHwO3pIFTPSI645F9+KaOlz8rNgoGwZ92KlN6B3/VO69xAgTNeuWTazLlWnMxDsmU5pYdWFOz",
+	"EJdCzkXoN2M36PSZDjkRsXAfYA67c260NeWIWzexWwpjkbTtye0lcnMkKBRqDoC3b99GdY1y3V7dkJ12",
+	"pRt2/gnNzpCaHgH/ni6HMiuJYM7yPEKwkS/efPOqifZuhfavPXThsduxXmIigiU9FtJvX7eFFuiij3xq",
+	"2pTiOw9HfdBmJwQffSxQffH2fN3ZcFsI7ZmwZA+uDCFJLsWY2WPCtdGdR6VoZ1LBWp9LMcp5+hj07P0T",
+	"dqc0V4xmiyU3BRg6Ohh8/3Mw4izPLA686yMMKt7dOkFw866O5aMKyyerz96KYzd3VJ/7ERB9BtMpANqg",
+	"dEsBRCTKWTalPCc0y5SlxmqXsaiWQrbskwhYULTRStUJ0XRB5hOeTrY7xFrTqWLwLvtULJQ0tTen1iJG",
+	"KUI1mVKxIDS1RpZlsfAdzXM5R0O2bkk49vZSqiHPMibuTxdAoaA5Dn4OdDGdUrWwSCJgOsjCaJ4xgtpE",
+	"EAZXNC+atOSEiSaOb2j/NIDD7s7OpJ3+4tQSIkUO3j6u8UVcl+8yEzYNUdgXeWaVAvBd0uYTTSayW5HX",
+	"azudZXIOZLcTl315JKSJ/NM3QFtyxpbhYRcR2WWD2LN4JE47XYXJud2Xl7I5TS/RuvbuV/TyHiNJWJ3H",
+	"PjbnFgxm7b5OhS5GI56igQcrvIM1Vs9H+PzNzQfQIJBlDwsDPkIL+Cm9BByRkSdTLzwH4FSoAALLWnrU",
+	"Kc6CsUyTrWR1G0kYCwAWnJzSmZR89uLckVdCxvyK6e3Qn+RqdkdssfC0lPghUhE6HfJxIQv73mXCSELL",
+	"5svXbX9IvaWO6jeeFh/E7teRI5wsgOoHpbsPSXWr1GR5yYwhZ0c66nxAVFlDhuYvLNd/IJreSEv7XIzJ",
+	"3MJ6rqQYW0YjC0UsrdZRtF/XLv0i0DV5F3rw2UdByokghbUGWGpYhm8/JtxYBOVyPLZ6khcC3kCzRgWj",
+	"OeihsFc6lIUBxgfgBMQ+r2IMj6npSEVmVOu5VJldIhepVIql5k6FtBbz2EwfrQ94LOpfVk/qWwFa6ZBP",
+	"pJmAm9bCX17iqaBTBrB9Jc1LWYiHavWvZHkOHRfmmpx+SobM6sAQelnIognSvQqkr6QhI1jGrYC0nBcf",
+	"ewzwvZJEF+mkXDidShdpQc3riUYVZmskFfGqGTB8GFbpYtsAydd0kUuanUv5FVVj9gGMy9zOCwEgQQ72",
+	"93cPyHBhmG5AtVdj0mf18UZKnOB2ENtnIyNlhM8+tp1Z34KFNLigyNbBHvmSf0KGC5KxES1ygyB9w9QV",
+	"T9mFoFeU53SYPwZUM2rokGowcQqhGE0nduZjYtQCg4FET6Qy+aLJWmuAdesiRW1ht0K1/uBjgXTNPkr1",
+	"RjN1xZT91aJ+WOjFMVHMbjKnBsPmNekHUdSoDKPeJvhqAVdY2rmUX1OxcNT2YN4sJdo6I8pzllmRwYWu",
+	"Y4cLstf3Qd0G8fdrBmU5DzWGTWfmDh5tSd4+HpWPPwqelhdBRkpOkTtiVKZDkhrowUDUGBQzkqRyysiQ",
+	"ppePh6wLoYvZTCrDsq9Zxun54sGK5BsmGqk1eNiteVqbyE7QZFT7Fa5qiyJTuypwFt51pMoxEYyJ4OFH",
+	"ZVhzip4xiJxRTZLlHSXApr610h2+fAk0+0B49gk4VjC86nSH+3heSq+5ITmj2pDdmmc8uAmr4eDLaB/r",
+	"dOmGt6Ppven3KwRWEHDH9nbcXZWPR+7xx0JbSYKK0dIAsCMHNccd13Zt4MGWhYnkKFJUjFksEO7AQWnl",
+	"30PzsIyzdypvTs610YRdMbXwiHKTgEum3FQt/tCSYSMqDUTDlCzrENgMnZfBBfsS/2MQBjNljRnD0VOD",
+	"LoPsPTVtKTBM+DQRIGj3MOZZ7O7uHm03Y0T9bv8g6vaj3sF5rzvY7Q663X+t50Vl1LDI8OlSds7B3kps",
+	"0M4644rpuxemjZxpsiUV/DVj2TaZS3XJxfiYiCLPCR9ZEwLB4GbtkBNUyzDo8EQTy4jkiIwVTdnKpp5F",
+	"3V7U7Z137Y7usSn7elQ9MFK6skneEvP8ki1+bdT2fvHXMOD6PaqirSA2ExcfBPRLdWk52vyYjGiuGZEi",
+	"Zc40awnr1Fff2PtQypxRcDrmVJv3hd6U+Ozj1mbJQivfwN/ARWGYw3IhDM/BhT7iCp/skItZBji2hoVV",
+	"zlw2lxwRuhrhrFNvb9DtPyai29P7vgT3yZDlzYVMFxGdzSIM592RxWbPMxvx6/bwL4LisMbEfQ7IJVuE",
+	"xFonhuW5NZvR5TqjyjQXo7R5T3vDfnMph42w7WEjbGtH1HIHf967ackeDANHNZsh35NYxXkc2ucTnns6",
+	"FBLW/igI02uya99OqClXNqULkskGvL73ubEgG1127Lsw4IZN9V0S6o33bk3p9SkO6FUop0rRRYDBaZ+B",
+	"8X0AB90JckcK9YMd1jl8A+gNFrt0Gsv9vyvfLoc/stTYxZ1ANO0cImSrIgmCXfWA26rMwV8xAW51huXx",
+	"ZOvzN/39g+0OAW2Rozp14oKKLujh8t7iotvdTevzwzcsadI0W3wxGX6W8m/4F6cXP532XvFTfSrO9tPn",
+	"pwenl7Pvvn3+xVGn02mSzV736GBNfmznfdSaIluBmLds9I3jRsi5LE3Vo5q6seTdA3v21+eT9nt7z/YO",
+	"dw/2ntWSSnurSaVhAO94b5zu3pqxGweYWRkHsAaXb4vfNbNt3XdtqT11Gm0gvLGEBoTaiO05UC8qQLXY",
+	"+zLRCTb3qtAqvd1TlXDaQ43XDKzhCH7/whSKoROSGjKV2mCeHFrMTzRxGEHPOB8xy34ItSYV2ZKCkQWj",
+	"quGsiMVbbibosiwX4lZMqLW+SOMFbmA5eRgLPiJ2amsYSjHi48IHlEHnWc6Se4A+c1+xRrZ6Ua/bBfGj",
+	"tzvkFZ0yDR50sI2GjBSC/61g9xB/dyULvXt6rwwhuwxrb1EuyKuLr5rWzn2EwHENqU6tL8MgLcLhgRJh",
+	"yoX/tCQewgBB6n620m35NALS1p+1bK21YU9ZviitAHfeQlIGz7zVoSdyLlzgRKA+/ce0Ou42NP74loIT",
+	"GnbdoFBSYMaOEd9pBPwGirGdHH+D9XIIrIycmwXzL9r15kTR+ftLtki2/6NUZHzf6hZeWnLzpv8WHjd7",
+	"0kKiDVVG45FM7GuS7YH7IyS7faKoyOQ0FjkzsC0ryTI+5kZDhrUglBxE5bbJkGp20CfPz55Hu32STlh6",
+	"qYvpskjxAEDSGx2Mn00O+dGP3cte3p/uij25Pzvonsrz/sWSStXM/rQfbwHS7mE7lP4hVXWP2k2U9oae",
+	"foti/pKzPCsDx01gfCNKhyD6CFeZsnPttduRLM+eaMgUPiaCacuPa67GHyUXzswmmTRN3bXhalyqElxB",
+	"ZimfW7HpI5Nlcgt5BdzWiXDntSuGU27sCiGRZomF3OrhXCqO696l2CLIqlW3YeUrOeZirepai0wTIwm7",
+	"TidUjB0nFXcYUj5iuzrtf5ZFFZtuQkCztFDs9V+17vV366KgnK3JW/uH/8FaV7G2HBJ2VdVBTqlJJ47s",
+	"JBRnjanKIPpBl507m5Q/fuitLRFP7ViUoG8jIO+3bnP/WpXoaG//WZkqncm0mDJhVonFBwlaD1YtQaQK",
+	"wtfqnStA9vDcY75DGWBoCuO2g+1DEMuvf1F3gePc6Ji6agYGCqdNbcSda5xwiUWv8Ogw4EIbKtIWekN7",
+	"BfXYNC2UYiJl3oPmIA6lbo3MdJ+bltRyVTC0sKystY3aH3XTA9pjR8N+tpc+o4dsd9QbdrN+ukcP2OGo",
+	"obwpHik2YrCuFe7abXW6YTUWz24vGDv9NCQ019JVfqHem3wXOT4WnX6aVBk4rrrU7tYKUYMRyFogOZfj",
+	"5sY32OQyC1rjeBms87z4YFPbLqGgBh8gqcyarAKiU+s9LftHRzUXy1632+pkweDWqgUF6QHEpYGWvliO",
+	"wQdHUU1QtcXH7pSia9w75OLstF4WvPTiYwsTyAPQ0sWYNUmpIHrOTTohUrh80nYKXh+i25hk75K3PrYL",
+	"4C1xHHre1sY9z1xq9R3OI5qmsmhjmxjoXBn17WqMk2wluUxp/tdMTikXmOCZcT3L6QI0p+0OuQDj/D4S",
+	"66/um04qp3VAlgHYGgD399ack0ZJ2s7Hf/nhffLzv938e/Tuo6047mzy3PbTv9Z08a3q7+jdz93woHdT",
+	"+3X7L81Z73x8+1eUdbUGmcNgVOT5+3bt4dMaKshWL+qXnqkQxDbkYs8nkE89WwkDfo7oIF9LPbmUV9z8",
+	"1EK9dysT7o84NnEs4vgqjkdxrEgcXx/ux/H1Sfd//7df/v7LL9Hff/mvcdHv9g/h36O///I//v5f/vv/",
+	"+eWX//s//9e7X6eZeK2EVjoJkS7GR0V94+jfFLJFN1uvcb722YNbh1Gvf1hCFo4Vy6wMuRDccltguWQm",
+	"uTC6Q0D+x6JaEwzQPu0TvSlGFQL6sHTIq+VlLRujD9RvD39D/dZxhzIxc2s32nc0GmK3FlFMmeLpr+Ik",
+	"j9b6YwMig7N08ub56SlZ9TTcpgl7tlZDVnWkW/k7hPHvCBB8LucWNBjyx/qIVU4Psf/3LkaMc4A7F7pz",
+	"rM6X+5RPmWPl4iVjlUsQGuz4ePOWixWQZySjC73dIV3C7A/cWEPU+0g3jvYcdPcON2gfsgKrMvd/WQLO",
+	"mIIcFykgNl6mlXRI4nwkCdSrlF1DiJwLpp7oWCimZaFS5gtyfP3DMQwFp0pC5jyHGltr2UKxDZ5ZF1lq",
+	"d8OsdBtq0/IudFtzkBMso7uvTH9RFyYtbXYeLJtXlr+htPoVkmgjB7KF3opR8kGaHd3K9dY3Nvqw7YtW",
+	"fHMtfOg25mOtDCtsuFm8sYani25Ds7GTAivg1iZsQTZn8vqbN1hkZJXoHVfLrBPvsiUjidVCZLggu4dr",
+	"3baYHKP5tT2+UCQIbjlaeWzJC5pOYlHVsUAvIEMvmXb1YsIZu77uBUIZzDIpEYvkOvLQwhocnRzX6sxc",
+	"+HLMjCbJXnc3wSw011zEsokrpvhoUdXRhG6ZPxbZ2C5BoCri7M9weTWxgPW6n5/oZlUXF2R1gdFwEU3L",
+	"pjFCG0azASTnzRD4vhWNkWWXtOTJ0ycJeB8whOffIk0sXAYdcK41PQ9cO6SK2JAWLPljpNxTBX566Y/Q",
+	"F2/Pg/DORIpWkoEc5yT0eaaxuDUzopESASgCj4lrAcE1tuThomzK04lFLCDVQztaBJx88eabV+QtGxL4",
+	"iXzCtCHPwT9iyGur6nArELbOXj4/fNbf3x5gkJzmY6m4mUztm2ZcCJa55I5jkggpGHpMEPRID+WQWFiC",
+	"du2XtpHoE7OYJd77wDVJqPnox7lJUH9NuNZJSBJaZEkYi4Rdz+xHMRwl7ndqEjwmeU488cBPcGoaXZ7a",
+	"kh0mxswwmZSLkfSZuxSLqR1NONuYWIPQKkZOBWyi2j/EkeBrjQftQdWuYqASzDMlsyI1gJs//YlYZWRp",
+	"DGTr2Z+fPrVU5BplAfafPnV5X7X6tykVdMymFntMZKiZD+zwXoc8t9BpJTr0FC5koer1TJ1Y9DvkuZwt",
+	"EEf13I/E57BX5VudWOxuntnToF/cn9uD3xYSj1NCdp4m5Yb8fj5jwrKgRpXsOja8vBcf/7sz5La6q5I5",
+	"DIh9pNPp4AbsGTRz2eiCZ2nSmhBQWodaEx3mbFBTzJxdhIjTsbDLdWkpwDfwZ1TZvEZWvs/RzxPtDlkL",
+	"tDTJ+RWzjBUfcUSow1gM2YTb9+BafP8obJmpL3VVNwuwRL6fuKo8BkKo4uJ2J66lnlX4uRhbeEnhSRtc",
+	"uEDI6CYGJzJUzt/i+kavY4bccF0GfdIh3646mMlWstfvJ9uQLo20ZGVHzTft9XWQOS6Z29nLGPdPJ7I1",
+	"CgW8JOcpE5rVGMRrJWeKM0PVouY49CwhCIMrpjSyiV6n2+nah+SMCfvjINjtdDu7YC2ZCSgfKzQMhg1r",
+	"MYm+ggT0Rsmar7wPiWBzy9IhDF5r2yIYFDnmReaiLrFIyqjlABODkw45wzQQR8j19HPf/ksjmSJQSp3g",
+	"NHPrQmtOB0ttePrd7i31ESt1Ed8380zW5YnUUz5EkeeoKm/cKKtKjMAUh2ZW87qkYof9RkKDz1eo5xPU",
+	"k2RxcT7a3W42QZlFWQ2x6vm+A9cbB1h8yfJKxLu1tKJRFLn6xlp5EnQUjWotRW8rUGq0H4VX73V76waV",
+	"lLTT0pfmJgz2kbhuH9qszoZRu3ePaqlFrNsOQKl1/fB7RGPZK8IeCVBSQNZ6zFlFhI6BEk4a0j94dxMG",
+	"M7km2kwNqNuVHeJ0AcQRKoXW6PHlI5bPlXJPjqwmB6FBF/tBT+F8whQjLNcsBK45INCEFWwIOe+QkzIH",
+	"Y8isJj3l0FNZEi2njCTOooDJ7EN4JMlWUp3NWu9ATWgs1nCPerpoUIa7PpHZYnPOAYTo1nh70w4Qem6N",
+	"9b4ddZayLt/ScYCM6slQUpUFbUf7HdLJ8jowUueCKE/KQG19CasM5h7NOtqSbm+aFjMkFj6MP/8m7Hlj",
+	"xutTr+6X3HQHd74fArJ6Y4hVrrqUH9mpnVOu23IwH5PPbsAsa93SHsaa97pHdw8tO1nZAb0NuPJy0T2M",
+	"2797XGsZrB3c7989eKXe8/cteWrGUi3Dvm7+bN8mhm7CVYV052dsJHqD0ilnpsUleAZqj4a0dhckX9Fc",
+	"IELUzNj3vnQrxMAmsrbZQvv8BauEcp/h0qq42tfCRF7ndbMUaQqOJmz47cQZcP9MMiz0hU5tkHVfa1xh",
+	"xZsULBYoGjl4x/aSTfRgBEEpyeq9mr9vR3v1yA62hrW4XGLQe+1qoZP1tWaTvwudbA/Xe/vQsg3JH/QM",
+	"IiHUVLZffeJ2MP4FmYOt6uEZm+XYGbXl3NUbyMEJQp5gH4WTgOEvbnQs0JuPshBdelaIL5yDQug5U5rk",
+	"/BIJr2xkB6nXgs1jcZsk20YdtTXqZrXZWCSNSF5CtnxdRndQ8QzHK7bLJC3PHezrNPQVc5lwFLxiBCp5",
+	"wOqvlNIOgfAjsoySJ9T6F3IRC2401hWTGVNcZvg7uvVrjoNr40KCunxdh5zEwh3KWqtI10/V8pqRVIyP",
+	"hT/Am3OXWtT0QdzlV+jXLbHW3YNud2PlqC3ie7PatHczbfQR9TGFpwdcUBg7/cPqY/dly/9fgfuthIfL",
+	"eLi38AAX/3pJ8cLlqWsspHfpKrcnZCOr9YkdscBioZVyYQJN4JDDlVOjZxsTlMs+ZWN+xVz5pX0m2ev2",
+	"gPnNsF6sdOraF1kxVc4GUQj7DSY5xqKK+YMHwrUQwsH+WZ/lJ68gLpWX09lhChaipDG5r4NI9vpHLtJU",
+	"b9PT6vMEYD+AnVZpWSvpT1XcvYyhb8xpG6ULH8IB0KwEv0dddr2uGrNl6nXNPlS38UbrJe3rfJi1AM2c",
+	"KYYJiMcEPF8YkVgu1vj98/eW9oj/cNx3r7+BcFluNPZbc+0Gk673AgWGoVjKrK6N3LEsm9+Eb/v8mfWs",
+	"u/QB4xVopNEK0ivDzcRmqnylNirFq7x9QBKXluRY3qT8pFjZNrLMyMI4ZL1juGKmUAKidlZHnzdTgUi9",
+	"uXbZES0WS4y8sWDvZZ4xRSayUBDbO0rIkC2kyLbbbW58I2SVPYAdu/yydWliVdJXey7XB+Lmy5nwH4Kh",
+	"P3Dn4NrdMAHtIaAABN/SFrXhV/3tOfkfWnv+x+ffz33bdcHmjczTTZk2JkmsDdWfszzXywkXW3hhT2In",
+	"eO84VRKSc0XZiF+SxLX0t+9Nwlg8p1m2IIlrXP6ewtfkhbiSC5KwawPf/JQQ7q8bkhnbJvOqC1iZtuES",
+	"8ycyz7gYQ7wOOoj6orisSM2gXvZW+WxjwUUtFSYJwdvhkuzwp5UrnsgWuHRWb4JDc8JOsHTDz/JEF4on",
+	"sdiSauWyse0OOSkBqsH98tmLczKfUINlBxNGpBsQC1zn8XJD8Al0eiSfvzj51KckoXPn6VOylfS7XSwE",
+	"GspssT0o86d9y/GwvNEAusjXu8c38ql3kqr1tb8mp9nxHpcXC9/o/raEyEEtr9taR5+9OA9hB3iZxDev",
+	"z0+/efUmrKdwY0Gyz8vDeZwrzmIU81Wip0ksHPNzF1bItitYjxt3z6Vy5i6knBIj0aIrZtooRqcOpGeY",
+	"+Pf0KWRw3u+OIaQ8yE21M2OCmLUV0Vu32ucf20IYn08Fw73a04S5n2s3ab9ZAAjMInf1fgAIFZTO07VX",
+	"U9hlcJdUu+YGpJWbBRAr/hoMyLDNsJVQLDIlZzNf/+cu8ctYKuEsN+7x49AsPvUaqZb5FRfjWCQdp+J1",
+	"OgnRbDxltXIdl6DpbtAUwBpgJipKlMZiyscTA7C2w3JGLdBL0t+iglj9buFn9yli1VGIBcXMhJ06NAW7",
+	"NlYhpbC2bcQfrIQbvODQLsNdUmjPWhKSJI7tvx37z7/Yf47tP3+BA5j8yR661TvCQkJjMaTppc6pnoRl",
+	"8fLF+cvoEDuAJp1kpw4gdAlUPtRYbCWdznHiTpDjCA5VLu3K+H4zFpO1j9hXyJ6LkscRf+YwDU+x6owo",
+	"5w5pnBaJd8HGIuOajhVjZAsuWmxlwIDsVf4LKcfOSZ7xEWQjGEx209su/bw64diXCjkmpM0NCKTaQbDA",
+	"0eO0zFCEBFyUDqlVoULH56+kS3AdF1RRYRjTPmpwXWaHx8J4puPCeb7CO/SNIHvdLplqIhGgwNL0dmi5",
+	"muKpRiaYyzFhV1ADizaM1BAUqfOLNiPiWxDmv9K1vnwJ601455ClOxQ3GNG4N/Qeb4DH37WbCOtLya2C",
+	"MJZECqjds2Lw2FeTV1KD1IRGLKzU4KWwWLkZ5QEqeBhUb/2SLaLT7K7xjfvjG+OrC9g3GO8ebkxgrZDN",
+	"V+CuQl+ZwRfVbDgFPL55YLbl6kMYuoEWvf5SqX86c6FZFbTspEeOsZyUR6vyGX/fEKT514yKz/CB4F0Y",
+	"3KLt2Q08dSlJZXXdZy/Ol/rRWfVv6SunBy5lpDnLBamu1WA5A2cOqltQKOiDyX5/vqtE0xYQpaMoFnpC",
+	"Z6wqCHOSQ7mJuakHOcXyBSIsFpV+6+7Gov4WPrjKK03ZzIDcVKyNiX/GjKtnKX1B/+RukTY8/gaJIg/g",
+	"R6u3YP2+2cJnzJTXCIIhJefuTK3G8r5mrUxg9eRiRxbURVquC8Z+LaBFwt+u+01ZWmHtpR1Xf9BZ0GmO",
+	"55aKRSyYuOJKCvtc6B0BUFGsCPTFGLjinLLcyWllBNcxZBpyJVg+IlsJ3PmmCpH4dUAIzpCJMbPBzk6v",
+	"/6zT7XQ7vcFh97DrnLmFsmdsB+rTy2upBpDcZSHrYPVz672NTDmHeEis4sdFGQuk4xLg0IDIHa4lh45V",
+	"o5ZCpGUpDSrlqfGX4pdHqVZoXU38NWuZ7LylLsywWW2S0i9UlxXocIiF/xEKdDz8vXOHrjpqQGlLaZ7j",
+	"8KpgqKVUyFl+I6nCdbU81ea8xLp5d/P/AgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -109,6 +109,7 @@ func BenchmarkRequest(b *testing.B) {
 	}{
 		{"healthz", 200, "GET", "/healthz", "", nil},
 		{"me", 200, "GET", "/v1/me", "", []string{"X-API-Key", s.key}},
+		{"verify", 200, "GET", "/v1/auth/verify", "", []string{"X-API-Key", s.key, "X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/v1/me/things?limit=10"}},
 		{"list-keys", 200, "GET", "/v1/auth/api-keys", "", []string{"Authorization", "Bearer " + s.token}},
 		{"create-key", 200, "POST", "/v1/auth/api-keys", `{"name":"bench"}`, []string{"Authorization", "Bearer " + s.token}},
 		{"me-unknown-key-401", 401, "GET", "/v1/me", "", []string{"X-API-Key", "rst_a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p60IoT2U"}},

@@ -75,6 +75,8 @@ type keyEntry struct {
 	owner   store.KeyOwner
 	me      []byte // GET /v1/me's response body, encoded once
 	expires time.Time
+
+	verified *verifiedHeaders // GET /v1/auth/verify's answer, made once
 }
 
 func newCredCache(max int, ttl time.Duration) *credCache {

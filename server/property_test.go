@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"regexp"
@@ -51,7 +52,7 @@ func propertyFlags(tb testing.TB) {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for name, value := range map[string]string{
-		"rapid.seed":       "20261130",
+		"rapid.seed":       "20261206",
 		"rapid.checks":     "15",
 		"rapid.steps":      "40",
 		"rapid.nofailfile": "true",
@@ -521,6 +522,9 @@ type propModel struct {
 	maxLifetime time.Duration        // the server's bound on a key's expiry
 	allScopes   []string             // a key's scopes when it is created without any, sorted
 	meScopes    []string             // what GET /v1/me requires, from its x-required-scopes
+	// what the verify operation requires by forwarded method, from its
+	// x-required-scopes-by-method
+	verifyScopes map[string][]string
 }
 
 type propUser struct {
@@ -539,6 +543,15 @@ type propKey struct {
 	rotated       bool // replaced by a rotation: it works until its grace ends
 	owner         *propUser
 	seq           int // creation order: IDs are random, so they cannot order draws
+}
+
+// used records a use of the key at now, which the listing shows to the
+// minute.
+func (k *propKey) used(now time.Time) {
+	minute := now.UTC().Truncate(time.Minute)
+	if k.lastUsed == nil || minute.After(*k.lastUsed) {
+		k.lastUsed = &minute
+	}
 }
 
 // activeAt says whether the key works at now.
@@ -692,6 +705,113 @@ func (p *propEnv) checkBrokenKeyIDs(t *rapid.T, opID, method string, path func(i
 	return valid
 }
 
+// checkBrokenHeaders sends an operation with valid header parameters
+// (pairs), with each constraint of each broken in turn, and expects a 422
+// naming it. A header cannot carry every value a JSON string can: a
+// pattern is broken inside the value (a server trims spaces at its ends),
+// with characters a client can send.
+func (p *propEnv) checkBrokenHeaders(t *rapid.T, opID, method, path string, valid []string, extra ...string) {
+	for _, ref := range p.ops[opID].Parameters {
+		param := ref.Value
+		i := slices.Index(valid, param.Name)
+		v := stringGen(p.t, param.Schema.Value).Draw(t, param.Name+" to break")
+		if i >= 0 {
+			v = valid[i+1]
+		}
+		for _, b := range p.d.breakages(param.Name, param.Schema.Value, false, false) {
+			broken := ""
+			if b.constraint == "pattern" {
+				re := regexp.MustCompile(param.Schema.Value.Pattern)
+				r := []rune(v)
+				at := rapid.IntRange(0, len(r)).Draw(t, "inserted at")
+				for _, c := range rapid.Permutation([]rune{' ', '(', ',', '@', 'é', '\t'}).Draw(t, "inserted") {
+					b := string(slices.Insert(slices.Clone(r), at, c))
+					if s := strings.Trim(b, " \t"); s == b && !re.MatchString(b) && lengthOK(b, param.Schema.Value) {
+						broken = b
+						break
+					}
+				}
+				if broken == "" {
+					t.Skipf("no character inserted at %d breaks %q", at, v)
+				}
+			} else {
+				x, _, _ := b.apply(t, v)
+				broken = x.(string)
+			}
+			h := slices.Clone(valid)
+			if i >= 0 {
+				h[i+1] = broken
+			} else {
+				h = append(h, param.Name, broken)
+			}
+			what := fmt.Sprintf("%s with %s breaking %s", opID, param.Name, b.constraint)
+			r := p.sendHeaders(t, method, path, append(h, extra...))
+			expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", param.Name)
+			expectNoEcho(t, what, r, broken)
+			p.seen[what]++
+		}
+	}
+}
+
+// sendHeaders sends a request off the spec with header pairs as they are,
+// empty values included (env.do drops those).
+func (p *propEnv) sendHeaders(t *rapid.T, method, path string, header []string) *response {
+	req, err := http.NewRequestWithContext(offSpec(ctx), method, p.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header[http.CanonicalHeaderKey(header[i])] = append(req.Header[http.CanonicalHeaderKey(header[i])], header[i+1])
+	}
+	resp, err := p.HTTP.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	out := &response{Status: resp.StatusCode, Header: resp.Header}
+	out.Body, _ = io.ReadAll(resp.Body)
+	json.Unmarshal(out.Body, &out.JSON)
+	if p.t.Failed() {
+		t.Fatalf("%s %s: the spec check failed (see above)", method, path)
+	}
+	return out
+}
+
+const verifyPath = "/v1/auth/verify"
+
+// forwardedHeaders draws valid forwarded-request headers for the verify
+// operation: a method (the usual ones, or any token the spec allows) and a
+// request target under /v1/me or outside it, each under either of its
+// names, or both.
+func (p *propEnv) forwardedHeaders(t *rapid.T) []string {
+	op := p.ops["verifyApiKey"]
+	schemas := map[string]*openapi3.Schema{}
+	for _, param := range op.Parameters {
+		schemas[param.Value.Name] = param.Value.Schema.Value
+	}
+	method := rapid.OneOf(rapid.SampledFrom([]string{"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}),
+		stringGen(p.t, schemas["X-Forwarded-Method"])).Draw(t, "forwarded method")
+	segment := rapid.StringMatching(`[A-Za-z0-9_~-]{1,12}`)
+	target := rapid.OneOf(
+		rapid.Just("/v1/me"),
+		rapid.Map(rapid.SliceOfN(segment, 1, 4), func(s []string) string { return "/v1/me/" + strings.Join(s, "/") }),
+		rapid.SampledFrom([]string{"/v1/auth/api-keys", "/v1/me/../admin", "/v1/me%2f..%2fadmin", "//v1/me", "/v1/meow", "/V1/ME"}),
+		stringGen(p.t, schemas["X-Forwarded-Uri"]).Filter(func(s string) bool { return !strings.HasPrefix(s, "/v1/m") }),
+	).Draw(t, "forwarded target")
+	var h []string
+	for _, pair := range [][3]string{{"X-Forwarded-Method", "X-Original-Method", method}, {"X-Forwarded-Uri", "X-Original-URI", target}} {
+		switch rapid.IntRange(0, 2).Draw(t, pair[0]+" as") {
+		case 0:
+			h = append(h, pair[0], pair[2])
+		case 1:
+			h = append(h, pair[1], pair[2])
+		default:
+			h = append(h, pair[0], pair[2], pair[1], pair[2])
+		}
+	}
+	return h
+}
+
 func keyPath(id string) string    { return "/v1/auth/api-keys/" + id }
 func rotatePath(id string) string { return "/v1/auth/api-keys/" + id + "/rotate" }
 
@@ -791,6 +911,32 @@ func operationChecks(p *propEnv) map[string]propOp {
 					p.Clock.Add(old.expiresAt.Sub(now) - rapid.SampledFrom([]time.Duration{0, time.Nanosecond}).Draw(t, "short of it by"))
 					p.me(t, old)
 				}
+			},
+		},
+		"verifyApiKey": {
+			broken: func(t *rapid.T) {
+				// A working key, so that the headers are what is refused.
+				working := func() []*propKey {
+					return slices.DeleteFunc(p.m.allKeys(), func(k *propKey) bool { return !k.activeAt(p.Clock.Now()) })
+				}
+				if len(working()) == 0 {
+					p.createKey(t, user(t), map[string]any{"name": "for the headers"})
+				}
+				k := rapid.SampledFrom(working()).Draw(t, "working key")
+				p.checkBrokenHeaders(t, "verifyApiKey", "GET", verifyPath, p.forwardedHeaders(t), "X-API-Key", k.raw)
+				h := []string{"X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/v1/me"}
+				r := p.send(t, true, "GET", verifyPath, nil, h...)
+				expectProblem(t, "verifyApiKey without a key", r, 401, "urn:authapi:problem:unauthenticated")
+				r = p.send(t, true, "GET", verifyPath, nil, append(h, "Authorization", "Bearer "+user(t).token)...)
+				expectProblem(t, "verifyApiKey with a JWT", r, 401, "urn:authapi:problem:unauthenticated")
+			},
+			valid: func(t *rapid.T) {
+				if rapid.Bool().Draw(t, "with a new key of one scope") {
+					// Keys drawn by createApiKey mostly have both scopes.
+					scope := rapid.SampledFrom(p.m.allScopes).Draw(t, "its scope")
+					p.createKey(t, user(t), map[string]any{"name": "one scope", "scopes": []any{scope}})
+				}
+				p.verify(t, rapid.SampledFrom(p.m.allKeys()).Draw(t, "key"), p.forwardedHeaders(t))
 			},
 		},
 		"getCurrentUser": {
@@ -1114,10 +1260,46 @@ func (p *propEnv) me(t *rapid.T, k *propKey) {
 		if k.rotated {
 			p.seen["getCurrentUser 200 in a rotation's grace"]++
 		}
-		minute := now.UTC().Truncate(time.Minute)
-		if k.lastUsed == nil || minute.After(*k.lastUsed) {
-			k.lastUsed = &minute
+		k.used(now)
+	}
+}
+
+// verify asks GET /v1/auth/verify about a forwarded request (header pairs)
+// with k: the model says whether the key works, the path is under /v1/me
+// (the drawn targets are plainly inside or outside), and the key has the
+// scope the method needs.
+func (p *propEnv) verify(t *rapid.T, k *propKey, forwarded []string) {
+	now := p.Clock.Now()
+	method, target := forwarded[1], forwarded[len(forwarded)-1]
+	r := p.send(t, true, "GET", verifyPath, nil, append(slices.Clone(forwarded), "X-API-Key", k.raw)...)
+	need, ok := p.m.verifyScopes[method]
+	if !ok {
+		need = p.m.verifyScopes["*"]
+	}
+	missing := slices.DeleteFunc(slices.Clone(need), func(s string) bool { return slices.Contains(k.scopes, s) })
+	path, _, _ := strings.Cut(target, "?")
+	inside := path == "/v1/me" || strings.HasPrefix(path, "/v1/me/") && !strings.Contains(path, "..")
+	switch {
+	case k.revoked:
+		expectProblem(t, "verifyApiKey with a revoked key", r, 401, "urn:authapi:problem:invalid-api-key")
+		p.seen["verifyApiKey 401 revoked"]++
+	case !k.activeAt(now):
+		expectProblem(t, "verifyApiKey with an expired key", r, 401, "urn:authapi:problem:api-key-expired")
+		p.seen["verifyApiKey 401 expired"]++
+	case !inside:
+		expectProblem(t, "verifyApiKey for "+target, r, 403, "urn:authapi:problem:path-not-allowed")
+		p.seen["verifyApiKey 403 path"]++
+	case len(missing) > 0:
+		expectProblem(t, "verifyApiKey for "+method+" with a key without "+strings.Join(missing, ", "), r, 403, "urn:authapi:problem:insufficient-scope")
+		p.seen["verifyApiKey 403 scope"]++
+	default:
+		want := []string{k.owner.id, k.owner.username, k.id, strings.Join(k.scopes, " ")}
+		got := []string{r.Header.Get("X-Authapi-User-Id"), r.Header.Get("X-Authapi-Username"), r.Header.Get("X-Authapi-Key-Id"), r.Header.Get("X-Authapi-Scopes")}
+		if r.Status != 200 || !slices.Equal(got, want) || len(r.Body) != 0 {
+			t.Fatalf("verifyApiKey for %s %s with %q's key = %d %v %s, want 200 %v", method, target, k.owner.username, r.Status, got, r.Body, want)
 		}
+		p.seen["verifyApiKey 200"]++
+		k.used(now)
 	}
 }
 
@@ -1165,6 +1347,23 @@ func requiredScopes(tb testing.TB, op *openapi3.Operation) []string {
 	return sorted(out)
 }
 
+// scopesByMethod reads an operation's x-required-scopes-by-method.
+func scopesByMethod(tb testing.TB, op *openapi3.Operation) map[string][]string {
+	tb.Helper()
+	table, _ := op.Extensions["x-required-scopes-by-method"].(map[string]any)
+	out := map[string][]string{}
+	for method, list := range table {
+		l, _ := list.([]any)
+		for _, s := range l {
+			out[method] = append(out[method], fmt.Sprint(s))
+		}
+	}
+	if out["*"] == nil {
+		tb.Fatalf("%s declares no x-required-scopes-by-method with '*'", op.OperationID)
+	}
+	return out
+}
+
 // TestSpecProperties runs each operation's property, then all of them
 // interleaved, with the clock moving in between.
 func TestSpecProperties(t *testing.T) {
@@ -1175,6 +1374,7 @@ func TestSpecProperties(t *testing.T) {
 			c.LoginMaxFailures = 0 // wrong passwords are drawn freely
 			c.MaxActiveKeys = maxKeys
 			c.KeyMaxLifetime, c.KeyDefaultLifetime = maxLifetime, 0
+			c.HeaderLimit = 64 << 10 // room for a forwarded target beyond its maxLength
 		},
 		token: func(c *token.Config) { c.Now = time.Now },
 	})
@@ -1188,7 +1388,7 @@ func TestSpecProperties(t *testing.T) {
 		m: &propModel{
 			users: map[string]*propUser{}, emails: map[string]bool{}, keys: map[string]*propKey{},
 			maxKey: maxKeys, maxLifetime: maxLifetime, allScopes: sorted(allScopes),
-			meScopes: requiredScopes(t, ops["getCurrentUser"]),
+			meScopes: requiredScopes(t, ops["getCurrentUser"]), verifyScopes: scopesByMethod(t, ops["verifyApiKey"]),
 		}}
 	// Two users with a token and a key each, so that every operation has
 	// someone to act as from the start.
@@ -1244,6 +1444,7 @@ func TestSpecProperties(t *testing.T) {
 		"rotateApiKey 404 revoked", "rotateApiKey 404 expired",
 		"getCurrentUser 200", "getCurrentUser 200 in a rotation's grace", "getCurrentUser 401 revoked",
 		"getCurrentUser 401 expired", "getCurrentUser 401 after a rotation's grace", "getCurrentUser 403",
+		"verifyApiKey 200", "verifyApiKey 401 revoked", "verifyApiKey 401 expired", "verifyApiKey 403 path", "verifyApiKey 403 scope",
 	}
 	for _, id := range ids {
 		op := p.ops[id]

@@ -105,6 +105,11 @@ type Server struct {
 	changes   atomic.Pointer[store.Changes] // set by ListenForChanges
 	metrics   *metrics
 	echo      *echo.Echo
+
+	// x-required-scopes-by-method of each operation that has one, and the
+	// verify operation's (verify.go)
+	byMethod     map[*openapi3.Operation]*methodScopes
+	verifyScopes *methodScopes
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -149,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	if s.scopes, err = requiredScopes(spec); err != nil {
 		return nil, err
 	}
+	if err := s.readScopesByMethod(spec); err != nil {
+		return nil, err
+	}
 	v, err := newValidator(spec, s.authenticate, cfg.BodyLimit)
 	if err != nil {
 		return nil, fmt.Errorf("server: build the validator: %w", err)
@@ -168,6 +176,9 @@ func New(cfg Config) (*Server, error) {
 	gen.RegisterHandlers(routes, gen.NewStrictHandler(s, nil))
 	if routes.err != nil {
 		return nil, routes.err
+	}
+	if err := s.serveVerify(e, spec, v); err != nil {
+		return nil, err
 	}
 
 	e.GET("/healthz", s.healthz)

@@ -128,6 +128,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verify an API key for a gateway's forward auth
+         * @description Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
+         *     Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
+         *     request it is holding may reach the product: the request's API key
+         *     in `X-API-Key`, its method in `X-Forwarded-Method` (or
+         *     `X-Original-Method`) and its request target in `X-Forwarded-Uri`
+         *     (or `X-Original-URI`). A gateway sends GET whatever the original
+         *     method; this operation has no HEAD.
+         *
+         *     **Allowed** (`200`, no body): the key is valid, the path is
+         *     `/v1/me` or under `/v1/me/`, and the key has the scope the method
+         *     needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
+         *     OPTIONS, `me:write` for any other method). The `X-Authapi-*`
+         *     headers say who the request acts as; the gateway copies them to
+         *     the upstream.
+         *
+         *     **Refused**: a missing, malformed, unknown, revoked or expired key
+         *     gets the very `401` that `GET /v1/me` gives for it, and a key
+         *     without the scope the very `403` (`insufficient-scope`). A path
+         *     outside `/v1/me`, or one that could be read as outside it, is `403`
+         *     `urn:authapi:problem:path-not-allowed`. The path is judged after
+         *     dropping the query, decoding percent-encoding once and resolving
+         *     `.` and `..` segments; it is refused when any reading an upstream
+         *     might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
+         *     as in `//v1/me`, or next to a `..`), and when it holds an encoded
+         *     `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
+         *     backslash, invalid UTF-8 or a `.`/`..` segment with parameters
+         *     (`..;`). The key is judged first, then the path, then the scope.
+         *
+         *     Forwarded headers that are missing, repeated, malformed, or that
+         *     disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
+         *     with different values) are a gateway configuration error: `422`
+         *     naming them.
+         *
+         *     The check, its cache, its revocation guarantees (the next request
+         *     to the revoking instance, within 100 ms on the others), metrics and
+         *     log events are those of `GET /v1/me`.
+         */
+        get: operations["verifyApiKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -531,6 +586,21 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description The API key is valid but may not make the forwarded request: it
+         *     lacks the scope the forwarded method needs (`insufficient-scope`,
+         *     with the challenge `GET /v1/me` gives), or the forwarded path is
+         *     outside `/v1/me` or ambiguous (`path-not-allowed`, no challenge).
+         */
+        ForwardedRequestForbidden: {
+            headers: {
+                "WWW-Authenticate": components["headers"]["WWWAuthenticateAPIKey"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description No such API key among the caller's keys (for rotation, no such active key). */
         NotFound: {
             headers: {
@@ -700,6 +770,31 @@ export interface components {
          * @example b2c3d4e5-6789-abcd-ef01-23456789abcd
          */
         KeyID: string;
+        /**
+         * @description The method of the request the gateway holds, as the client sent it
+         *     (methods are case-sensitive). Required unless `X-Original-Method`
+         *     is sent; when both are, they must be equal.
+         * @example POST
+         */
+        ForwardedMethod: string;
+        /**
+         * @description The same as `X-Forwarded-Method`, under the name nginx examples use.
+         * @example POST
+         */
+        OriginalMethod: string;
+        /**
+         * @description The request target of the request the gateway holds, exactly as
+         *     the client sent it (path and query, still percent-encoded: nginx's
+         *     `$request_uri`). Required unless `X-Original-URI` is sent; when
+         *     both are, they must be equal.
+         * @example /v1/me/things?limit=10
+         */
+        ForwardedURI: string;
+        /**
+         * @description The same as `X-Forwarded-Uri`, under the name nginx examples use.
+         * @example /v1/me/things?limit=10
+         */
+        OriginalURI: string;
     };
     requestBodies: never;
     headers: {
@@ -714,6 +809,14 @@ export interface components {
         WWWAuthenticateBearer: string;
         /** @description The API key challenge, naming the header that carries the key. */
         WWWAuthenticateAPIKey: string;
+        /** @description The ID of the user who owns the API key; the request acts as this user. */
+        AuthapiUserID: string;
+        /** @description That user's username, as registered. */
+        AuthapiUsername: string;
+        /** @description The ID of the API key that authenticated the request. */
+        AuthapiKeyID: string;
+        /** @description The API key's scopes, space-separated, in alphabetical order. */
+        AuthapiScopes: string;
     };
     pathItems: never;
 }
@@ -975,6 +1078,64 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    verifyApiKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description The method of the request the gateway holds, as the client sent it
+                 *     (methods are case-sensitive). Required unless `X-Original-Method`
+                 *     is sent; when both are, they must be equal.
+                 * @example POST
+                 */
+                "X-Forwarded-Method"?: components["parameters"]["ForwardedMethod"];
+                /**
+                 * @description The same as `X-Forwarded-Method`, under the name nginx examples use.
+                 * @example POST
+                 */
+                "X-Original-Method"?: components["parameters"]["OriginalMethod"];
+                /**
+                 * @description The request target of the request the gateway holds, exactly as
+                 *     the client sent it (path and query, still percent-encoded: nginx's
+                 *     `$request_uri`). Required unless `X-Original-URI` is sent; when
+                 *     both are, they must be equal.
+                 * @example /v1/me/things?limit=10
+                 */
+                "X-Forwarded-Uri"?: components["parameters"]["ForwardedURI"];
+                /**
+                 * @description The same as `X-Forwarded-Uri`, under the name nginx examples use.
+                 * @example /v1/me/things?limit=10
+                 */
+                "X-Original-URI"?: components["parameters"]["OriginalURI"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description The request may go on. No body; the `X-Authapi-*` headers say
+             *     who it acts as.
+             */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    "X-Authapi-User-Id": components["headers"]["AuthapiUserID"];
+                    "X-Authapi-Username": components["headers"]["AuthapiUsername"];
+                    "X-Authapi-Key-Id": components["headers"]["AuthapiKeyID"];
+                    "X-Authapi-Scopes": components["headers"]["AuthapiScopes"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["APIKeyUnauthorized"];
+            403: components["responses"]["ForwardedRequestForbidden"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
