@@ -16,6 +16,13 @@
 //	key, err := c.UsingToken(tok.AccessToken).CreateAPIKey(ctx, "my-app-key")
 //	me, err := c.UsingAPIKey(key.RawKey).GetCurrentUser(ctx)
 //
+// A service without an API gateway in front puts its handlers behind a
+// Verifier, which asks authapi about each request's key, method and path
+// (VerifyAPIKey) and hands the handler who the request acts as:
+//
+//	v, err := client.NewVerifier("http://127.0.0.1:8080")
+//	http.ListenAndServe(addr, v.Middleware(mux)) // handlers: client.PrincipalFrom(r.Context())
+//
 // A refused request returns a *Problem:
 //
 //	var p *client.Problem

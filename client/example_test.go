@@ -2,9 +2,13 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -134,4 +138,61 @@ func ExampleProblem() {
 	// Output:
 	// email: must be a valid email address
 	// username: must be at least 3 characters
+}
+
+// A service that authapi's keys protect without a gateway in front: the
+// Verifier asks authapi about each request's key, method and path, and
+// the handler reads who the request acts as. This key may only read.
+func ExampleVerifier_Middleware() {
+	baseURL, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, _ := client.New(baseURL)
+	if _, err := c.RegisterUser(ctx, client.RegisterRequest{
+		Username: "hershel", Email: "hershel@example.com",
+		Password: "secureP@ss123", FullName: "Hershel Moshkovitz",
+	}); err != nil {
+		log.Fatal(err)
+	}
+	tok, err := c.Login(ctx, "hershel", "secureP@ss123")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key, err := c.UsingToken(tok.AccessToken).CreateAPIKey(ctx, "reader", client.WithScopes(client.ScopeMeRead))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	v, err := client.NewVerifier(baseURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	things := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := client.PrincipalFrom(r.Context())
+		fmt.Fprintf(w, "%s's things", p.Username)
+	})
+	// In the service: http.ListenAndServe(addr, v.Middleware(mux))
+	svc := httptest.NewServer(v.Middleware(things))
+	defer svc.Close()
+
+	for _, method := range []string{"GET", "POST"} {
+		req, _ := http.NewRequest(method, svc.URL+"/v1/me/things", nil)
+		req.Header.Set("X-API-Key", key.RawKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			var p client.Problem
+			json.Unmarshal(body, &p)
+			body = []byte(p.Title)
+		}
+		fmt.Println(method, resp.StatusCode, string(body))
+	}
+	// Output:
+	// GET 200 hershel's things
+	// POST 403 Insufficient scope
 }

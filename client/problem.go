@@ -22,6 +22,7 @@ const (
 	TypeInvalidAPIKey        = "urn:authapi:problem:invalid-api-key"
 	TypeAPIKeyExpired        = "urn:authapi:problem:api-key-expired"
 	TypeInsufficientScope    = "urn:authapi:problem:insufficient-scope"
+	TypePathNotAllowed       = "urn:authapi:problem:path-not-allowed"
 	TypeNotFound             = "urn:authapi:problem:not-found"
 	TypeAlreadyRegistered    = "urn:authapi:problem:already-registered"
 	TypeAPIKeyLimit          = "urn:authapi:problem:api-key-limit"
