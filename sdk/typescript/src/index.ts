@@ -53,6 +53,14 @@ export class Problem extends Error {
   }
 }
 
+/** Who a request authapi verified acts as: the key's owner, the key, its scopes. */
+export interface Principal {
+  userId: string;
+  username: string;
+  keyId: string;
+  scopes: Scope[];
+}
+
 /** Limits of a new API key. */
 export interface KeyOptions {
   /** What the key may do (at least one scope); by default every scope. */
@@ -70,7 +78,7 @@ export interface Options {
   baseUrl: string;
   /** JWT for the API key management operations. */
   token?: string;
-  /** API key (rst_…) for /v1/me. */
+  /** API key (rst_…) for /v1/me and verifyApiKey. */
   apiKey?: string;
   /** A fetch to use instead of the global one. */
   fetch?: typeof globalThis.fetch;
@@ -96,7 +104,7 @@ function unwrap<T>({ data, error, response }: Outcome<T>): T {
 /**
  * A client of one authapi server. Each credential goes only to the
  * operations that accept it: the JWT to key management, the API key to
- * /v1/me.
+ * /v1/me and to verifyApiKey.
  */
 export class Authapi {
   /** The typed openapi-fetch client underneath, for anything else. */
@@ -189,5 +197,30 @@ export class Authapi {
   /** The user who owns the API key. Needs an API key with the "me:read" scope. */
   async getCurrentUser(): Promise<User> {
     return unwrap(await this.raw.GET("/v1/me", { headers: this.key() }));
+  }
+
+  /**
+   * Asks authapi, as an API gateway does before passing a request on,
+   * whether the API key may make a request of `method` to `target` (the
+   * request target as the client sent it, e.g. "/v1/me/things?limit=10"),
+   * and returns who the request acts as. The target must be /v1/me or
+   * under /v1/me/; GET, HEAD and OPTIONS need "me:read", other methods
+   * "me:write". A refusal throws a Problem: 401 as getCurrentUser's for
+   * the same key, 403 "urn:authapi:problem:insufficient-scope" or
+   * "urn:authapi:problem:path-not-allowed".
+   */
+  async verifyApiKey(method: string, target: string): Promise<Principal> {
+    const out = await this.raw.GET("/v1/auth/verify", {
+      params: { header: { "X-Forwarded-Method": method, "X-Forwarded-Uri": target } },
+      headers: this.key(),
+    });
+    if (out.response.status !== 200) unwrap(out); // throws the refusal
+    const h = out.response.headers;
+    const [userId, username, keyId] = ["X-Authapi-User-Id", "X-Authapi-Username", "X-Authapi-Key-Id"].map((k) => h.get(k) ?? "");
+    if (!userId || !username || !keyId) {
+      throw new Error("authapi: an allowed verification without its X-Authapi-* headers");
+    }
+    const scopes = (h.get("X-Authapi-Scopes") ?? "").split(" ").filter((s) => s !== "") as Scope[];
+    return { userId, username, keyId, scopes };
   }
 }

@@ -172,6 +172,28 @@ test("scopes", async () => {
   assert.deepEqual(none.errors.map((e) => e.field), ["scopes"]);
 });
 
+test("verifying a key for a gateway", async () => {
+  const api = await loggedIn("gatekept");
+  const all = await api.createApiKey("all");
+  const readOnly = await api.createApiKey("read", { scopes: ["me:read"] });
+  const user = await me(all.raw_key);
+
+  const p = await new Authapi({ baseUrl: server.url, apiKey: all.raw_key }).verifyApiKey("POST", "/v1/me/things?limit=10");
+  assert.deepEqual(p, { userId: user.id, username: "gatekept", keyId: all.id, scopes: ["me:read", "me:write"] });
+
+  const verifier = new Authapi({ baseUrl: server.url, apiKey: readOnly.raw_key });
+  assert.equal((await verifier.verifyApiKey("GET", "/v1/me/things")).keyId, readOnly.id);
+  const denied = await problem(() => verifier.verifyApiKey("POST", "/v1/me/things"));
+  assert.equal(denied.status, 403);
+  assert.equal(denied.type, "urn:authapi:problem:insufficient-scope");
+  const outside = await problem(() => verifier.verifyApiKey("GET", "/v1/me/../admin"));
+  assert.equal(outside.status, 403);
+  assert.equal(outside.type, "urn:authapi:problem:path-not-allowed");
+  const anonymous = await problem(() => new Authapi({ baseUrl: server.url }).verifyApiKey("GET", "/v1/me"));
+  assert.equal(anonymous.status, 401);
+  assert.equal(anonymous.type, "urn:authapi:problem:unauthenticated");
+});
+
 test("expiry", async () => {
   const api = await loggedIn("expiring");
   const past = await problem(() => api.createApiKey("past", { expiresAt: new Date(Date.now() - 60_000) }));
