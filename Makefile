@@ -32,6 +32,12 @@ test-multi:
 	$(GO) vet -tags multi ./multi/
 	$(GO) run ./cmd/testpg -- $(GO) test -tags multi -count=1 -v ./multi/
 
+## test-gateway: nginx with the shipped deploy/nginx/authapi.conf in front of an echoing upstream, authapi as its authentication step (Debian's nginx package)
+test-gateway:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "make test-gateway needs nginx: apt-get install nginx" >&2; exit 1; }
+	$(GO) vet -tags gateway ./gateway/
+	$(GO) run ./cmd/testpg -- $(GO) test -tags gateway -count=1 -timeout 10m -v ./gateway/
+
 ## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
 test-pgbouncer:
 	$(GO) run ./cmd/testpg -pgbouncer -- $(GO) test -count=1 $$($(GO) list ./... | grep -v /pglocal)

@@ -13,9 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,20 +126,10 @@ func mustCacheKey(t *testing.T, in *instance, raw string) {
 // metric returns one sample of the instance's /metrics, or -1.
 func (in *instance) metric(t *testing.T, name, labels string) float64 {
 	t.Helper()
-	resp, err := client.Get(in.URL + "/metrics")
+	v, err := in.Metric(name, labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	page, _ := io.ReadAll(resp.Body)
-	if labels != "" {
-		name += "{" + labels + "}"
-	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(page)
-	if m == nil {
-		return -1
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	return v
 }
 

@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -161,4 +164,27 @@ func (p *Process) LogLines(msg string) []map[string]any {
 		}
 	}
 	return lines
+}
+
+// Metric returns one sample of the process's /metrics: the sample of name
+// with exactly labels (as the exposition writes them, e.g. result="hit";
+// "" for none), or -1 if there is none.
+func (p *Process) Metric(name, labels string) (float64, error) {
+	resp, err := http.Get(p.URL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if labels != "" {
+		name += "{" + labels + "}"
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(page)
+	if m == nil {
+		return -1, nil
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
 }
