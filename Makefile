@@ -6,13 +6,17 @@ GO ?= go
 # the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
 export GOTOOLCHAIN := auto
 
-.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated lint ci
+.PHONY: run run-gateway build test test-faults test-multi test-pgbouncer generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
-.PHONY: fuzz staticcheck vulncheck measure-hardening bench
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench test-gateway
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
 	$(GO) run ./cmd/authapi -log-format text
+
+## run-gateway: nginx with deploy/nginx/authapi.conf on 127.0.0.1:8000, in front of make run's authapi and a demo product that echoes what it receives (Debian's nginx package)
+run-gateway:
+	$(GO) run ./cmd/gatewaydemo
 
 ## build: build the binary into bin/authapi
 build:
