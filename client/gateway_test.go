@@ -55,9 +55,13 @@ func TestVerifyAPIKey(t *testing.T) {
 		}
 	}
 	// The target goes as sent, percent-encoding and all: an encoded
-	// slash is refused, not decoded on the way.
+	// slash is refused, not decoded on the way, and an encoded letter is
+	// not encoded again (authapi refuses an encoded '%').
 	if _, err := c.UsingAPIKey(all.RawKey).VerifyAPIKey(ctx, "GET", "/v1/me%2f..%2fadmin"); !isProblem(err, 403, client.TypePathNotAllowed) {
 		t.Errorf("VerifyAPIKey(/v1/me%%2f..%%2fadmin) = %v, want a 403 path refusal", err)
+	}
+	if _, err := c.UsingAPIKey(all.RawKey).VerifyAPIKey(ctx, "GET", "/v1/me/caf%C3%A9?q=a%20b"); err != nil {
+		t.Errorf("VerifyAPIKey(/v1/me/caf%%C3%%A9?q=a%%20b) = %v, want it allowed", err)
 	}
 }
 
