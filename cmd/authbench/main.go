@@ -39,6 +39,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/argon2"
+
+	"authapi/internal/nginxproc"
 )
 
 // The server's argon2id parameters: its defaults.
@@ -71,7 +73,7 @@ func run() error {
 	flag.IntVar(&o.runs, "runs", 3, "runs; every figure is the median over them")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each load")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "file whose bench section is replaced by the results (empty: none)")
-	flag.StringVar(&o.only, "only", "", "run only the operations whose name contains this (and the no-work route)")
+	flag.StringVar(&o.only, "only", "", "run only the operations whose name contains one of these, comma-separated (and the no-work route, and the operations their ratios need)")
 	flag.StringVar(&extra, "server-env", "", "extra KEY=VALUE settings for the server, comma-separated")
 	flag.Parse()
 	if extra != "" {
@@ -120,11 +122,50 @@ type result struct {
 
 // operation is what wrk drives.
 type operation struct {
-	name  string // as in the report
-	limit string // "healthz" or "argon2id"
+	name string // as in the report
+	// limit is what the operation's rate is judged against: "argon2id",
+	// or a key of references (another operation of the same run).
+	limit string
 	setup func(s *server) (script string, err error)
-	// bare: served by a bare Echo in this process rather than by authapi
-	bare bool
+	// via is what serves it: "" authapi; viaBare a bare Echo in this
+	// process; viaNginx and viaGateway nginx (see server.gateway).
+	via string
+}
+
+const (
+	viaBare    = "bare"
+	viaNginx   = "nginx"   // nginx straight to the upstream
+	viaGateway = "gateway" // nginx, authapi's check, then the upstream
+)
+
+// references are the operations whose rate is the limit of others, by
+// the name their limit gives.
+var references = map[string]string{
+	"healthz": "GET /healthz (no work)",
+	"me":      "GET /v1/me (API key)",
+	"nginx":   "GET /v1/me/ping via nginx, no check (reference)",
+}
+
+// selected returns the operations a run measures: every one, or with
+// -only those whose name contains it, with the operations their limits
+// come from, and the references of the report (no limit) that need no
+// nginx.
+func selected(o options) map[string]bool {
+	sel := map[string]bool{}
+	limits := map[string]string{}
+	for _, op := range operations {
+		limits[op.name] = op.limit
+		if o.only == "" || op.limit == "" && op.via != viaNginx || slices.ContainsFunc(strings.Split(o.only, ","), func(part string) bool { return strings.Contains(op.name, part) }) {
+			sel[op.name] = true
+		}
+	}
+	for _, op := range operations {
+		for name := op.name; sel[op.name] && references[limits[name]] != ""; {
+			name = references[limits[name]]
+			sel[name] = true
+		}
+	}
+	return sel
 }
 
 var operations = []operation{
@@ -134,13 +175,18 @@ var operations = []operation{
 	// Not authapi: Echo v4 alone, answering "Hello, World!" (the issue's
 	// table cites one). Its tail at 32 connections is what the scheduler
 	// does to any server sharing two CPUs with wrk.
-	{name: "GET / (a bare Echo hello-world, for reference)", bare: true, setup: func(s *server) (string, error) {
+	{name: "GET / (a bare Echo hello-world, for reference)", via: viaBare, setup: func(s *server) (string, error) {
 		var err error
 		s.bareURL, err = bareEcho()
 		return request("GET", "/", nil, ""), err
 	}},
 	{name: "GET /v1/me (API key)", limit: "healthz", setup: func(s *server) (string, error) {
 		return request("GET", "/v1/me", map[string]string{"X-API-Key": s.key}, ""), nil
+	}},
+	// A gateway's question for an authenticated read through it, on the
+	// same cached key: judged against GET /v1/me.
+	{name: "GET /v1/auth/verify (API key)", limit: "me", setup: func(s *server) (string, error) {
+		return request("GET", "/v1/auth/verify", map[string]string{"X-API-Key": s.key, "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/v1/me/ping"}, ""), nil
 	}},
 	{name: "GET /v1/auth/api-keys (JWT)", limit: "healthz", setup: func(s *server) (string, error) {
 		return request("GET", "/v1/auth/api-keys", map[string]string{"Authorization": "Bearer " + s.listToken}, ""), nil
@@ -161,6 +207,15 @@ var operations = []operation{
 	{name: "POST /v1/auth/register", limit: "argon2id", setup: func(s *server) (string, error) {
 		return registerScript(), nil
 	}},
+	// A product's read through nginx with the shipped configuration, to
+	// an upstream that answers at once: without the check (the reference:
+	// what nginx costs) and with authapi as its authentication step.
+	{name: "GET /v1/me/ping via nginx, no check (reference)", via: viaNginx, setup: func(s *server) (string, error) {
+		return request("GET", "/v1/me/ping", map[string]string{"X-API-Key": s.key}, ""), s.gateway()
+	}},
+	{name: "GET /v1/me/ping via nginx + authapi", via: viaGateway, limit: "nginx", setup: func(s *server) (string, error) {
+		return request("GET", "/v1/me/ping", map[string]string{"X-API-Key": s.key}, ""), s.gateway()
+	}},
 }
 
 // oneRun starts a server, measures every operation, and stops the server.
@@ -175,8 +230,9 @@ func oneRun(o options) (map[string]result, []float64, error) {
 	defer s.stop()
 	var raws []float64
 	out := make(map[string]result)
+	sel := selected(o)
 	for _, op := range operations {
-		if o.only != "" && op.limit != "" && !strings.Contains(op.name, o.only) {
+		if !sel[op.name] {
 			continue
 		}
 		script, err := op.setup(s)
@@ -189,8 +245,13 @@ func oneRun(o options) (map[string]result, []float64, error) {
 				before = argon2Rate(3 * time.Second)
 			}
 			url, pid := s.url, s.cmd.Process.Pid
-			if op.bare {
+			switch op.via {
+			case viaBare:
 				url, pid = s.bareURL, os.Getpid()
+			case viaNginx:
+				url = s.nginxURL
+			case viaGateway:
+				url = s.gatewayURL
 			}
 			r, err := s.wrk(url, pid, script, conns, o.duration)
 			if err != nil {
@@ -203,10 +264,10 @@ func oneRun(o options) (map[string]result, []float64, error) {
 				raws = append(raws, raw)
 				fmt.Fprintf(os.Stderr, "  raw argon2id on all CPUs: %.1f/s before, %.1f/s after\n", before, after)
 			}
-			switch op.limit {
-			case "healthz":
-				r.ratio = r.rps / out[key(operations[0].name, conns)].rps
-			case "argon2id":
+			switch ref := references[op.limit]; {
+			case ref != "":
+				r.ratio = r.rps / out[key(ref, conns)].rps
+			case op.limit == "argon2id":
 				r.ratio = r.rps / raw
 			}
 			fmt.Fprintf(os.Stderr, "  %-32s c=%-2d %9.1f/s p50 %-9v p99 %-9v errors %d  CPU/request: server %v, PostgreSQL %v\n", op.name, conns, r.rps, r.p50, r.p99, r.errors, r.cpuServer, r.cpuDB)
@@ -266,14 +327,21 @@ func argon2Rate(d time.Duration) float64 {
 
 // server is a running authapi with a user, a token and a key.
 type server struct {
-	url       string
-	bareURL   string // the bare Echo's
-	cmd       *exec.Cmd
-	dir       string
-	token     string // of the user "bench", who owns the keys created and revoked
-	listToken string // of "lister", who owns 3 keys
-	key       string
-	exited    chan struct{}
+	url     string
+	addr    string // host:port
+	bareURL string // the bare Echo's
+	// nginx with the shipped gateway configuration, once an operation
+	// needs it: gatewayURL through authapi's check, nginxURL straight
+	// to the same upstream
+	nginx                *nginxproc.Process
+	upstream             net.Listener
+	gatewayURL, nginxURL string
+	cmd                  *exec.Cmd
+	dir                  string
+	token                string // of the user "bench", who owns the keys created and revoked
+	listToken            string // of "lister", who owns 3 keys
+	key                  string
+	exited               chan struct{}
 }
 
 func startServer(o options) (*server, error) {
@@ -307,7 +375,7 @@ func startServer(o options) (*server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{url: "http://" + addr, cmd: cmd, dir: dir, exited: make(chan struct{})}
+	s := &server{url: "http://" + addr, addr: addr, cmd: cmd, dir: dir, exited: make(chan struct{})}
 	go func() { cmd.Wait(); logf.Close(); close(s.exited) }()
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		if resp, err := http.Get(s.url + "/healthz"); err == nil {
@@ -346,9 +414,56 @@ func startServer(o options) (*server, error) {
 	return s, nil
 }
 
+// gateway starts nginx with the shipped configuration (deploy/nginx), in
+// front of authapi and of an upstream in this process that answers "pong",
+// plus a second server of the same nginx that proxies to that upstream
+// without the check; once per run. nginx runs a worker per CPU, without
+// an access log.
+func (s *server) gateway() error {
+	if s.nginx != nil {
+		return nil
+	}
+	var err error
+	if s.upstream, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return err
+	}
+	go http.Serve(s.upstream, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") }))
+	var addrs [2]string
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		addrs[i] = ln.Addr().String()
+		ln.Close()
+	}
+	conf, err := nginxproc.Config(nginxproc.Addresses{Listen: addrs[0], Authapi: s.addr, Product: s.upstream.Addr().String()})
+	if err != nil {
+		return err
+	}
+	direct := fmt.Sprintf(`server {
+    listen %s;
+    location / {
+        proxy_pass http://authapi_product;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+}`, addrs[1])
+	if s.nginx, err = nginxproc.Start(conf, addrs[:], nginxproc.Options{Workers: runtime.NumCPU(), HTTP: direct}); err != nil {
+		return err
+	}
+	s.gatewayURL, s.nginxURL = "http://"+addrs[0], "http://"+addrs[1]
+	return nil
+}
+
 // stop ends the server with SIGTERM (it stops its PostgreSQL) and removes
-// its folder.
+// its folder, and stops nginx.
 func (s *server) stop() {
+	if s.nginx != nil {
+		s.nginx.Stop()
+		s.nginx.Remove()
+		s.upstream.Close()
+	}
 	s.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-s.exited:
@@ -602,10 +717,12 @@ type target struct {
 }
 
 var targets = map[string]target{
-	"GET /v1/me (API key)":        {ratio: 0.7, rps: 6 * 4700, p99: 5 * time.Millisecond, text: "≥ 0.7 × no-work, p99 < 5 ms, ≥ 28,200/s"},
-	"GET /v1/auth/api-keys (JWT)": {ratio: 0.4, text: "≥ 0.4 × no-work"},
-	"POST /v1/auth/login":         {ratio: 0.85, rps: 2 * 32, errors: true, text: "≥ 0.85 × raw argon2id, no errors, ≥ 64/s"},
-	"POST /v1/auth/register":      {ratio: 0.85, rps: 4 * 16, errors: true, text: "≥ 0.85 × raw argon2id, no errors, ≥ 64/s"},
+	"GET /v1/me (API key)":                {ratio: 0.7, rps: 6 * 4700, p99: 5 * time.Millisecond, text: "≥ 0.7 × no-work, p99 < 5 ms, ≥ 28,200/s"},
+	"GET /v1/auth/verify (API key)":       {ratio: 0.9, text: "≥ 0.9 × GET /v1/me"},
+	"GET /v1/me/ping via nginx + authapi": {ratio: 0.5, text: "≥ 0.5 × nginx without the check"},
+	"GET /v1/auth/api-keys (JWT)":         {ratio: 0.4, text: "≥ 0.4 × no-work"},
+	"POST /v1/auth/login":                 {ratio: 0.85, rps: 2 * 32, errors: true, text: "≥ 0.85 × raw argon2id, no errors, ≥ 64/s"},
+	"POST /v1/auth/register":              {ratio: 0.85, rps: 4 * 16, errors: true, text: "≥ 0.85 × raw argon2id, no errors, ≥ 64/s"},
 }
 
 func median[T int | float64 | time.Duration](v []T) T {
@@ -629,6 +746,7 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 	fmt.Fprintf(&b, "Server: embedded PostgreSQL, default settings (argon2id m=%d KiB t=%d p=%d, credential cache on, access log on) except the login and registration throttles and the active-key cap, which are off so that the bench can repeat logins, registrations and key creations from one address. ", argonMemory, argonTime, argonThreads)
 	fmt.Fprintf(&b, "Raw argon2id on all CPUs, measured by the bench for 3 s before and 3 s after each load of a hashing call (the ratio uses their mean): median %.1f hashes/s (all: %s). Load average (1, 5, 15 min) before → after each run: %s. CPU per request is read from /proc around each load (PostgreSQL's is approximate: processes that exit take their time with them).\n\n",
 		median(raw), joinFloats(raw), strings.Join(loads, "; "))
+	fmt.Fprintf(&b, "The /v1/me/ping rows go through nginx (%d workers, no access log) with deploy/nginx/authapi.conf to an upstream in the bench's own process answering \"pong\", with the key of GET /v1/me, cached; the reference is a second server of the same nginx proxying to the same upstream without the check. Their CPU column is authapi's.\n\n", runtime.NumCPU())
 	b.WriteString("| operation | conns | req/s | p50 | p99 | errors | ratio to limit | target at 32 | met? | CPU µs/request: server + PostgreSQL |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, op := range operations {
 		for _, conns := range []int{1, 32} {
@@ -646,7 +764,7 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 			if len(rps) == 0 {
 				continue
 			}
-			limit := map[string]string{"healthz": " of no-work", "argon2id": " of raw argon2id", "": ""}[op.limit]
+			limit := map[string]string{"healthz": " of no-work", "argon2id": " of raw argon2id", "me": " of GET /v1/me", "nginx": " of nginx without the check", "": ""}[op.limit]
 			ratioText := "—"
 			if op.limit != "" {
 				ratioText = fmt.Sprintf("%.2f%s", median(ratio), limit)
