@@ -3,6 +3,7 @@ package server
 import (
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -208,6 +209,42 @@ func TestScopesByMethodChecked(t *testing.T) {
 	for method, want := range map[string]string{"GET": "me:read", "HEAD": "me:read", "OPTIONS": "me:read", "POST": "me:write", "PUT": "me:write", "PATCH": "me:write", "DELETE": "me:write", "get": "me:write", "PROPFIND": "me:write"} {
 		if got := strings.Join(s.verifyScopes.of(method), " "); got != want {
 			t.Errorf("the spec's scopes for %s = %q, want %q", method, got, want)
+		}
+	}
+}
+
+// TestASCIIClass: the byte sets that stand for the forwarded headers'
+// patterns accept exactly the ASCII strings the patterns do.
+func TestASCIIClass(t *testing.T) {
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	patterns := []string{`^[a-c]+$`, `^[^x]+$`}
+	for _, ref := range spec.Paths.Find(verifyPath).Get.Parameters {
+		patterns = append(patterns, ref.Value.Schema.Value.Pattern)
+	}
+	for _, pattern := range patterns {
+		set, ok := asciiClass(pattern)
+		if !ok {
+			t.Errorf("asciiClass(%q) = not a class, want one", pattern)
+			continue
+		}
+		re := regexp.MustCompile(pattern)
+		for c := range 128 {
+			for _, s := range []string{string(rune(c)), "a" + string(rune(c)), string(rune(c)) + "GET"} {
+				if got, want := set.all(s), re.MatchString(s); got != want {
+					t.Errorf("asciiClass(%q).all(%q) = %v, the pattern says %v", pattern, s, got, want)
+				}
+			}
+		}
+		if set.all("") {
+			t.Errorf("asciiClass(%q).all(\"\") = true, want false", pattern)
+		}
+	}
+	for _, pattern := range []string{`^[a-z]*$`, `^[a-z]+`, `[a-z]+$`, `^(ab)+$`, `^[a-z]+x$`, `^a+$`} {
+		if _, ok := asciiClass(pattern); ok {
+			t.Errorf("asciiClass(%q) = a class, want none", pattern)
 		}
 	}
 }
