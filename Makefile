@@ -141,7 +141,7 @@ $(VULNDB)/index/db.json:
 ## ci: what .ci/run checks
 ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
 
-## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
+## bench: load-test every operation with wrk next to the machine's limits, and the gateway through nginx; writes BENCHMARKS.md
 BENCH_FLAGS ?= -runs 3 -duration 5s
 bench:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }

@@ -85,6 +85,14 @@ func run() error {
 	if _, err := os.Stat(o.bin); err != nil {
 		return fmt.Errorf("no authapi binary at %s: go build -o %s ./cmd/authapi", o.bin, o.bin)
 	}
+	sel := selected(o)
+	for _, op := range operations {
+		if sel[op.name] && (op.via == viaNginx || op.via == viaGateway) {
+			if _, err := nginxproc.Find(); err != nil {
+				return fmt.Errorf("%s: %w", op.name, err)
+			}
+		}
+	}
 
 	var runs []map[string]result
 	var loads []string
@@ -130,6 +138,10 @@ type operation struct {
 	// via is what serves it: "" authapi; viaBare a bare Echo in this
 	// process; viaNginx and viaGateway nginx (see server.gateway).
 	via string
+	// paired: the ratio to its limit (another operation) is measured in
+	// slices alternating with it, so that on a shared machine both sides
+	// see the same moments' load.
+	paired bool
 }
 
 const (
@@ -185,7 +197,7 @@ var operations = []operation{
 	}},
 	// A gateway's question for an authenticated read through it, on the
 	// same cached key: judged against GET /v1/me.
-	{name: "GET /v1/auth/verify (API key)", limit: "me", setup: func(s *server) (string, error) {
+	{name: "GET /v1/auth/verify (API key)", limit: "me", paired: true, setup: func(s *server) (string, error) {
 		return request("GET", "/v1/auth/verify", map[string]string{"X-API-Key": s.key, "X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/v1/me/ping"}, ""), nil
 	}},
 	{name: "GET /v1/auth/api-keys (JWT)", limit: "healthz", setup: func(s *server) (string, error) {
@@ -213,7 +225,7 @@ var operations = []operation{
 	{name: "GET /v1/me/ping via nginx, no check (reference)", via: viaNginx, setup: func(s *server) (string, error) {
 		return request("GET", "/v1/me/ping", map[string]string{"X-API-Key": s.key}, ""), s.gateway()
 	}},
-	{name: "GET /v1/me/ping via nginx + authapi", via: viaGateway, limit: "nginx", setup: func(s *server) (string, error) {
+	{name: "GET /v1/me/ping via nginx + authapi", via: viaGateway, limit: "nginx", paired: true, setup: func(s *server) (string, error) {
 		return request("GET", "/v1/me/ping", map[string]string{"X-API-Key": s.key}, ""), s.gateway()
 	}},
 }
@@ -231,6 +243,7 @@ func oneRun(o options) (map[string]result, []float64, error) {
 	var raws []float64
 	out := make(map[string]result)
 	sel := selected(o)
+	scripts := map[string]string{}
 	for _, op := range operations {
 		if !sel[op.name] {
 			continue
@@ -239,20 +252,13 @@ func oneRun(o options) (map[string]result, []float64, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", op.name, err)
 		}
+		scripts[op.name] = script
 		for _, conns := range []int{1, 32} {
 			var before float64
 			if op.limit == "argon2id" {
 				before = argon2Rate(3 * time.Second)
 			}
-			url, pid := s.url, s.cmd.Process.Pid
-			switch op.via {
-			case viaBare:
-				url, pid = s.bareURL, os.Getpid()
-			case viaNginx:
-				url = s.nginxURL
-			case viaGateway:
-				url = s.gatewayURL
-			}
+			url, pid := s.target(op)
 			r, err := s.wrk(url, pid, script, conns, o.duration)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s at %d: %w", op.name, conns, err)
@@ -265,6 +271,10 @@ func oneRun(o options) (map[string]result, []float64, error) {
 				fmt.Fprintf(os.Stderr, "  raw argon2id on all CPUs: %.1f/s before, %.1f/s after\n", before, after)
 			}
 			switch ref := references[op.limit]; {
+			case ref != "" && op.paired:
+				if r.ratio, err = s.paired(op, scripts, conns, o.duration); err != nil {
+					return nil, nil, fmt.Errorf("%s at %d, paired: %w", op.name, conns, err)
+				}
 			case ref != "":
 				r.ratio = r.rps / out[key(ref, conns)].rps
 			case op.limit == "argon2id":
@@ -278,6 +288,79 @@ func oneRun(o options) (map[string]result, []float64, error) {
 }
 
 func key(name string, conns int) string { return name + "@" + strconv.Itoa(conns) }
+
+// target is the URL that serves op, and the process whose CPU it costs.
+func (s *server) target(op operation) (string, int) {
+	switch op.via {
+	case viaBare:
+		return s.bareURL, os.Getpid()
+	case viaNginx:
+		return s.nginxURL, s.cmd.Process.Pid
+	case viaGateway:
+		return s.gatewayURL, s.cmd.Process.Pid
+	}
+	return s.url, s.cmd.Process.Pid
+}
+
+// pairedSlices is how many slices of each side a paired ratio alternates.
+const pairedSlices = 4
+
+// paired measures op and its limit alternately, pairedSlices slices of
+// each (of d/pairedSlices, at least a second), and returns the ratio of
+// their request counts.
+func (s *server) paired(op operation, scripts map[string]string, conns int, d time.Duration) (float64, error) {
+	ref := references[op.limit]
+	var refOp operation
+	for _, o := range operations {
+		if o.name == ref {
+			refOp = o
+		}
+	}
+	slice := max(time.Second, d/pairedSlices)
+	// Where the CPU goes, by side: authapi, nginx's workers, and this
+	// process (the upstream of the nginx rows).
+	type spent struct {
+		rps                    float64
+		requests               int
+		authapi, nginx, upstrm time.Duration
+	}
+	var sides [2]spent
+	for range pairedSlices {
+		for i, side := range []operation{refOp, op} {
+			url, pid := s.target(side)
+			a0, _ := cpuTimes(s.cmd.Process.Pid)
+			b0, _ := cpuTimes(os.Getpid())
+			var n0 time.Duration
+			if s.nginx != nil {
+				_, n0 = cpuTimes(s.nginx.Pid())
+			}
+			r, err := s.wrk(url, pid, scripts[side.name], conns, slice)
+			if err != nil {
+				return 0, err
+			}
+			a1, _ := cpuTimes(s.cmd.Process.Pid)
+			b1, _ := cpuTimes(os.Getpid())
+			var n1 time.Duration
+			if s.nginx != nil {
+				_, n1 = cpuTimes(s.nginx.Pid())
+			}
+			sd := &sides[i]
+			sd.rps += r.rps
+			sd.requests += r.requests
+			sd.authapi, sd.nginx, sd.upstrm = sd.authapi+a1-a0, sd.nginx+n1-n0, sd.upstrm+b1-b0
+		}
+	}
+	ratio := sides[1].rps / sides[0].rps
+	fmt.Fprintf(os.Stderr, "  %-32s c=%-2d paired with %s: %.2f\n", op.name, conns, ref, ratio)
+	for i, name := range []string{ref, op.name} {
+		sd := sides[i]
+		if sd.requests > 0 {
+			per := func(d time.Duration) string { return micros(d / time.Duration(sd.requests)) }
+			fmt.Fprintf(os.Stderr, "    %s: CPU µs/request: authapi %s, nginx %s, the bench's process %s\n", name, per(sd.authapi), per(sd.nginx), per(sd.upstrm))
+		}
+	}
+	return ratio, nil
+}
 
 var bare struct {
 	once sync.Once
@@ -746,6 +829,7 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 	fmt.Fprintf(&b, "Server: embedded PostgreSQL, default settings (argon2id m=%d KiB t=%d p=%d, credential cache on, access log on) except the login and registration throttles and the active-key cap, which are off so that the bench can repeat logins, registrations and key creations from one address. ", argonMemory, argonTime, argonThreads)
 	fmt.Fprintf(&b, "Raw argon2id on all CPUs, measured by the bench for 3 s before and 3 s after each load of a hashing call (the ratio uses their mean): median %.1f hashes/s (all: %s). Load average (1, 5, 15 min) before → after each run: %s. CPU per request is read from /proc around each load (PostgreSQL's is approximate: processes that exit take their time with them).\n\n",
 		median(raw), joinFloats(raw), strings.Join(loads, "; "))
+	fmt.Fprintf(&b, "The ratios of GET /v1/auth/verify and of the nginx + authapi row are measured in %d slices of each side alternating with its limit (wrk's rates summed), after the rows' own loads, so that both sides of a ratio see the same moments of a shared machine. ", pairedSlices)
 	fmt.Fprintf(&b, "The /v1/me/ping rows go through nginx (%d workers, no access log) with deploy/nginx/authapi.conf to an upstream in the bench's own process answering \"pong\", with the key of GET /v1/me, cached; the reference is a second server of the same nginx proxying to the same upstream without the check. Their CPU column is authapi's.\n\n", runtime.NumCPU())
 	b.WriteString("| operation | conns | req/s | p50 | p99 | errors | ratio to limit | target at 32 | met? | CPU µs/request: server + PostgreSQL |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, op := range operations {
