@@ -626,9 +626,10 @@ type ClientInterface interface {
 	// `.` and `..` segments; it is refused when any reading an upstream
 	// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
 	// as in `//v1/me`, or next to a `..`), and when it holds an encoded
-	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
-	// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
-	// (`..;`). The key is judged first, then the path, then the scope.
+	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
+	// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
+	// (`..;`) or a segment of only dots and spaces other than `.` and
+	// `..`. The key is judged first, then the path, then the scope.
 	//
 	// Forwarded headers that are missing, repeated, malformed, or that
 	// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
@@ -900,9 +901,10 @@ func (c *Client) RegisterUser(ctx context.Context, body RegisterUserJSONRequestB
 // `.` and `..` segments; it is refused when any reading an upstream
 // might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
 // as in `//v1/me`, or next to a `..`), and when it holds an encoded
-// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
-// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
-// (`..;`). The key is judged first, then the path, then the scope.
+// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
+// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
+// (`..;`) or a segment of only dots and spaces other than `.` and
+// `..`. The key is judged first, then the path, then the scope.
 //
 // Forwarded headers that are missing, repeated, malformed, or that
 // disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
@@ -1471,9 +1473,10 @@ type ClientWithResponsesInterface interface {
 	// `.` and `..` segments; it is refused when any reading an upstream
 	// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
 	// as in `//v1/me`, or next to a `..`), and when it holds an encoded
-	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
-	// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
-	// (`..;`). The key is judged first, then the path, then the scope.
+	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
+	// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
+	// (`..;`) or a segment of only dots and spaces other than `.` and
+	// `..`. The key is judged first, then the path, then the scope.
 	//
 	// Forwarded headers that are missing, repeated, malformed, or that
 	// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
@@ -2577,9 +2580,10 @@ func (c *ClientWithResponses) RegisterUserWithResponse(ctx context.Context, body
 // `.` and `..` segments; it is refused when any reading an upstream
 // might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
 // as in `//v1/me`, or next to a `..`), and when it holds an encoded
-// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
-// backslash, invalid UTF-8 or a `.`/`..` segment with parameters
-// (`..;`). The key is judged first, then the path, then the scope.
+// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
+// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
+// (`..;`) or a segment of only dots and spaces other than `.` and
+// `..`. The key is judged first, then the path, then the scope.
 //
 // Forwarded headers that are missing, repeated, malformed, or that
 // disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
@@ -5387,20 +5391,20 @@ var swaggerSpec = []string{
 	"+Pf0KWRw3u+OIaQ8yE21M2OCmLUV0Vu32ucf20IYn08Fw73a04S5n2s3ab9ZAAjMInf1fgAIFZTO07VX",
 	"U9hlcJdUu+YGpJWbBRAr/hoMyLDNsJVQLDIlZzNf/+cu8ctYKuEsN+7x49AsPvUaqZb5FRfjWCQdp+J1",
 	"OgnRbDxltXIdl6DpbtAUwBpgJipKlMZiyscTA7C2w3JGLdBL0t+iglj9buFn9yli1VGIBcXMhJ06NAW7",
-	"NlYhpbC2bcQfrIQbvODQLsNdUmjPWhKSJI7tvx37z7/Yf47tP3+BA5j8yR661TvCQkJjMaTppc6pnoRl",
-	"8fLF+cvoEDuAJp1kpw4gdAlUPtRYbCWdznHiTpDjCA5VLu3K+H4zFpO1j9hXyJ6LkscRf+YwDU+x6owo",
-	"5w5pnBaJd8HGIuOajhVjZAsuWmxlwIDsVf4LKcfOSZ7xEWQjGEx209su/bw64diXCjkmpM0NCKTaQbDA",
-	"0eO0zFCEBFyUDqlVoULH56+kS3AdF1RRYRjTPmpwXWaHx8J4puPCeb7CO/SNIHvdLplqIhGgwNL0dmi5",
-	"muKpRiaYyzFhV1ADizaM1BAUqfOLNiPiWxDmv9K1vnwJ601455ClOxQ3GNG4N/Qeb4DH37WbCOtLya2C",
-	"MJZECqjds2Lw2FeTV1KD1IRGLKzU4KWwWLkZ5QEqeBhUb/2SLaLT7K7xjfvjG+OrC9g3GO8ebkxgrZDN",
-	"V+CuQl+ZwRfVbDgFPL55YLbl6kMYuoEWvf5SqX86c6FZFbTspEeOsZyUR6vyGX/fEKT514yKz/CB4F0Y",
-	"3KLt2Q08dSlJZXXdZy/Ol/rRWfVv6SunBy5lpDnLBamu1WA5A2cOqltQKOiDyX5/vqtE0xYQpaMoFnpC",
-	"Z6wqCHOSQ7mJuakHOcXyBSIsFpV+6+7Gov4WPrjKK03ZzIDcVKyNiX/GjKtnKX1B/+RukTY8/gaJIg/g",
-	"R6u3YP2+2cJnzJTXCIIhJefuTK3G8r5mrUxg9eRiRxbURVquC8Z+LaBFwt+u+01ZWmHtpR1Xf9BZ0GmO",
-	"55aKRSyYuOJKCvtc6B0BUFGsCPTFGLjinLLcyWllBNcxZBpyJVg+IlsJ3PmmCpH4dUAIzpCJMbPBzk6v",
-	"/6zT7XQ7vcFh97DrnLmFsmdsB+rTy2upBpDcZSHrYPVz672NTDmHeEis4sdFGQuk4xLg0IDIHa4lh45V",
-	"o5ZCpGUpDSrlqfGX4pdHqVZoXU38NWuZ7LylLsywWW2S0i9UlxXocIiF/xEKdDz8vXOHrjpqQGlLaZ7j",
-	"8KpgqKVUyFl+I6nCdbU81ea8xLp5d/P/AgAA//8=",
+	"NlYhpbC2bcQfrIQbvODQLsNdUmjPWhKSJI7tvx37z7/Yf47tP3+BA5j8yR661TvC7JeKzmMxpOmlzqme",
+	"lE/7XLGL85fRYQgrSXbqkELfQOVMjcVW0ukcJ9vYOdQ/JUdYQpNJgx50f2VZVbDl8GAR0nEod4zFYdxl",
+	"bxnftsYSRO0jtieyx6tklcQfXczmU6w6asp5VRqHTuKVsrHIuKZjxRjZgvsaW/k40MwqG4fMZedrz/gI",
+	"khoM5szpbZfFXjEKbG+FjBey7wYEMvYg5uDIelomOkIeLwqZ1GpioRMXV9LlyY4LqqgwjGkffLguk8xj",
+	"YTzvclFBXyge+n6SvW6XTDWRCFDAjd4OLXNUPNWInVyOCbuCUlo0haSG2Eqd7bTZIt+CTvArPfTLd7ne",
+	"hHcOWbqKcYMRjetH7/EGePxdu6WxviLd6hljSaSAEkArTY99UXolfEhN9sTCCh9eypyVC1YeoMmHQfXW",
+	"L9kiOs3uGt+4hr4xvrrHfYPx7uHGBNaY2XwF7kb1lRl8bc6GU8Djm8d3W25QhKEbKOPr76b6p7M6msVF",
+	"y75+5BjLuX20qsLx1xZBtUDNNvkMHwjehcEtSqPdwFOX2VQW6X324nyprZ3VIpe+curkUmKbM4CQ6lrt",
+	"njPwCaHWBvWGPibt9+ebUzRNClH6m2KhJ3TGqroyJzmUm5ibeqxULN9DwmJRqcnuii3qL/ODG8HSlM0M",
+	"yE3F2pj4Z8y4spjSpfRP7l1pw+NvkG/yAH60epnW75stfMZMeRsh2GNy7s7Uakjwa9bKBFZPLjZ2QV2k",
+	"5dZhbPsCWiT87ZrolBUa1uzacWUMnQWd5nhuqVjEgokrrqSwz4XenwCFyYpAe42Bq/Epq6acVkZwHUOm",
+	"IeWC5SOylcDVcaoQiV8HRPIMmRgzG+zs9PrPOt1Ot9MbHHYPu84nXCh7xnagzL283WoAOWIWsg5WP7de",
+	"/8iU86uHxCp+XJQhRTouAQ59jNzhWvILWTVqKdJaVuSgUp4af7d+eZRq9drVxF+zlsnOW8rLDJvVJind",
+	"S3VZgX6LWPgfoc7Hw9/7iOiqvweUtpTmOQ6v6o5aKo6cATmSKlxXElRtzkusm3c3/y8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

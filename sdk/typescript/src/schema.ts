@@ -161,9 +161,10 @@ export interface paths {
          *     `.` and `..` segments; it is refused when any reading an upstream
          *     might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
          *     as in `//v1/me`, or next to a `..`), and when it holds an encoded
-         *     `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a
-         *     backslash, invalid UTF-8 or a `.`/`..` segment with parameters
-         *     (`..;`). The key is judged first, then the path, then the scope.
+         *     `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
+         *     backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
+         *     (`..;`) or a segment of only dots and spaces other than `.` and
+         *     `..`. The key is judged first, then the path, then the scope.
          *
          *     Forwarded headers that are missing, repeated, malformed, or that
          *     disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
