@@ -672,6 +672,51 @@ func (p *propEnv) checkBrokenBodies(t *rapid.T, opID, method, path string, valid
 			expectNoEcho(t, what, r, broken)
 			p.seen[what]++
 		}
+		p.checkTwins(t, opID, method, path, valid, name, prop, header...)
+	}
+}
+
+// checkTwins sends valid with a member whose name folds to the property
+// name (another case, or a Unicode simple folding such as ſ for s), next
+// to the property and in its place, and expects a 422 naming the property:
+// the handler must never act on a value the validator did not check.
+func (p *propEnv) checkTwins(t *rapid.T, opID, method, path string, valid map[string]any, name string, prop *openapi3.Schema, header ...string) {
+	twin := twinName(t, name)
+	value := p.d.value(name, prop).Draw(t, name+" for its twin")
+	for _, alone := range []bool{false, true} {
+		body := map[string]any{}
+		for k, v := range valid {
+			body[k] = v
+		}
+		if _, ok := body[name]; !ok && !alone {
+			body[name] = p.d.value(name, prop).Draw(t, name)
+		}
+		if alone {
+			delete(body, name)
+		}
+		body[twin] = value
+		what := fmt.Sprintf("%s with a twin of %s", opID, name)
+		if alone {
+			what = fmt.Sprintf("%s with a lone twin of %s", opID, name)
+		}
+		r := p.send(t, false, method, path, body, header...)
+		expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", name)
+		p.seen[what]++
+	}
+}
+
+// twinName draws a name other than name that strings.EqualFold takes for
+// it.
+func twinName(t *rapid.T, name string) string {
+	folds := strings.NewReplacer("s", "ſ", "k", "\u212a", "K", "\u212a")
+	for {
+		twin := recase(t, name)
+		if rapid.Bool().Draw(t, "fold beyond case") {
+			twin = folds.Replace(twin)
+		}
+		if twin != name {
+			return twin
+		}
 	}
 }
 
@@ -1249,6 +1294,7 @@ func TestSpecProperties(t *testing.T) {
 		op := p.ops[id]
 		if schema := bodySchema(op); schema != nil {
 			for name, prop := range schema.Properties {
+				want = append(want, fmt.Sprintf("%s with a twin of %s", id, name), fmt.Sprintf("%s with a lone twin of %s", id, name))
 				for _, b := range p.d.breakages(name, prop.Value, slices.Contains(schema.Required, name), true) {
 					want = append(want, fmt.Sprintf("%s with %s breaking %s", id, b.field, b.constraint))
 				}

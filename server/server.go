@@ -157,6 +157,7 @@ func New(cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Binder = validatedBinder{}
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Use(s.begin, s.logRequests, s.recoverPanics)
 	if corsMiddleware != nil {
