@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"authapi/account"
 	"authapi/gen"
 	"authapi/password"
 	"authapi/store"
@@ -108,6 +109,7 @@ func (s *Server) problemFor(err error) *Problem {
 	var (
 		p        *Problem
 		conflict *store.ConflictError
+		rule     *account.Error
 		httpErr  *echo.HTTPError
 		tooLarge *http.MaxBytesError
 	)
@@ -120,6 +122,10 @@ func (s *Server) problemFor(err error) *Problem {
 		return errUnavailable
 	case errors.Is(err, password.ErrBusy):
 		return errBusy
+	case errors.As(err, &rule):
+		return validationProblem([]gen.FieldError{{Field: orBody(rule.Field), Message: rule.Message}})
+	case errors.Is(err, password.ErrLength):
+		return validationProblem([]gen.FieldError{{Field: "password", Message: fmt.Sprintf("must be %d to %d characters", password.MinLength, password.MaxLength)}})
 	case errors.Is(err, store.ErrInvalidText):
 		return validationProblem([]gen.FieldError{{Field: "body", Message: "contains text that cannot be stored (NUL or invalid UTF-8)"}})
 	case errors.As(err, &tooLarge):

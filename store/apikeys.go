@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"authapi/account"
 )
 
 // APIKey is a stored API key. The raw key is never stored, only its digest.
@@ -76,6 +78,12 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActi
 func insertKey(ctx context.Context, tx *sqlx.Tx, k *APIKey) error {
 	if len(k.Scopes) == 0 {
 		k.Scopes = AllScopes
+	}
+	if err := account.CheckKeyName(k.Name); err != nil {
+		return err
+	}
+	if err := account.CheckScopes(k.Scopes); err != nil {
+		return err
 	}
 	k.ExpiresAt = floorMicro(k.ExpiresAt)
 	return tx.QueryRowxContext(ctx,

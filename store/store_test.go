@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"authapi/account"
 	"authapi/store"
 	"authapi/store/storetest"
 )
@@ -138,14 +139,14 @@ func TestStoreRefusesWhatItCannotStore(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		user store.User
-		want error
 	}{
-		{"NUL in full name", store.User{Username: "nul", Email: "nul@example.com", FullName: "a\x00b", PasswordHash: hash}, store.ErrInvalidText},
-		{"invalid UTF-8", store.User{Username: "utf", Email: "utf@example.com", FullName: "a\xffb", PasswordHash: hash}, store.ErrInvalidText},
+		{"NUL in full name", store.User{Username: "nul", Email: "nul@example.com", FullName: "a\x00b", PasswordHash: hash}},
+		{"invalid UTF-8", store.User{Username: "utf", Email: "utf@example.com", FullName: "a\xffb", PasswordHash: hash}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := db.CreateUser(ctx, &tc.user); !errors.Is(err, tc.want) {
-				t.Fatalf("CreateUser = %v, want %v", err, tc.want)
+			var rule *account.Error
+			if err := db.CreateUser(ctx, &tc.user); !errors.As(err, &rule) || rule.Field != "full_name" {
+				t.Fatalf("CreateUser = %v, want an account rule on full_name", err)
 			}
 		})
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+
+	"authapi/account"
 )
 
 // User is an account.
@@ -19,10 +21,13 @@ type User struct {
 	CreatedAt    time.Time `db:"created_at"`
 }
 
-// CreateUser inserts u and sets its ID and CreatedAt. It returns a
-// *ConflictError naming "username" and/or "email" when either is taken,
-// without regard to case.
+// CreateUser inserts u and sets its ID and CreatedAt. It returns an
+// *account.Error when u breaks an account rule, and a *ConflictError naming
+// "username" and/or "email" when either is taken, without regard to case.
 func (s *DB) CreateUser(ctx context.Context, u *User) error {
+	if err := checkUser(u); err != nil {
+		return err
+	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	err := s.db.QueryRowxContext(ctx,
@@ -42,6 +47,16 @@ func (s *DB) CreateUser(ctx context.Context, u *User) error {
 		return &ConflictError{Fields: fields}
 	}
 	return wrap(err, "create user")
+}
+
+// checkUser applies the account rules to what CreateUser would store.
+func checkUser(u *User) error {
+	for _, err := range []error{account.CheckUsername(u.Username), account.CheckEmail(u.Email), account.CheckFullName(u.FullName)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TakenFields returns which of username and email are already registered,
