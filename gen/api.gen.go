@@ -1263,6 +1263,11 @@ type ListAPIKeysResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListAPIKeysResponse429Headers the declared response headers of an HTTP 429 response for ListAPIKeys
+type ListAPIKeysResponse429Headers struct {
+	RetryAfter *int32
+}
+
 // ListAPIKeysResponse503Headers the declared response headers of an HTTP 503 response for ListAPIKeys
 type ListAPIKeysResponse503Headers struct {
 	RetryAfter *int32
@@ -1275,6 +1280,8 @@ type ListAPIKeysResponse struct {
 	JSON200 *[]APIKey
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1283,6 +1290,8 @@ type ListAPIKeysResponse struct {
 	Headers200 *ListAPIKeysResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListAPIKeysResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListAPIKeysResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListAPIKeysResponse503Headers
 }
@@ -1295,6 +1304,11 @@ func (r ListAPIKeysResponse) GetJSON200() *[]APIKey {
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r ListAPIKeysResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
 	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListAPIKeysResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1346,6 +1360,11 @@ type CreateAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// CreateAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateAPIKey
+type CreateAPIKeyResponse429Headers struct {
+	RetryAfter *int32
+}
+
 // CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
 type CreateAPIKeyResponse503Headers struct {
 	RetryAfter *int32
@@ -1368,6 +1387,8 @@ type CreateAPIKeyResponse struct {
 	ApplicationProblemJSON415 *UnsupportedMediaType
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1376,6 +1397,8 @@ type CreateAPIKeyResponse struct {
 	Headers200 *CreateAPIKeyResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *CreateAPIKeyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateAPIKeyResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateAPIKeyResponse503Headers
 }
@@ -1413,6 +1436,11 @@ func (r CreateAPIKeyResponse) GetApplicationProblemJSON415() *UnsupportedMediaTy
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r CreateAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
 	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateAPIKeyResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1464,6 +1492,11 @@ type RevokeAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// RevokeAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for RevokeAPIKey
+type RevokeAPIKeyResponse429Headers struct {
+	RetryAfter *int32
+}
+
 // RevokeAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeAPIKey
 type RevokeAPIKeyResponse503Headers struct {
 	RetryAfter *int32
@@ -1478,6 +1511,8 @@ type RevokeAPIKeyResponse struct {
 	ApplicationProblemJSON404 *NotFound
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1486,6 +1521,8 @@ type RevokeAPIKeyResponse struct {
 	Headers204 *RevokeAPIKeyResponse204Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeAPIKeyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokeAPIKeyResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeAPIKeyResponse503Headers
 }
@@ -1503,6 +1540,11 @@ func (r RevokeAPIKeyResponse) GetApplicationProblemJSON404() *NotFound {
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r RevokeAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
 	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RevokeAPIKeyResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1554,6 +1596,11 @@ type RotateAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// RotateAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for RotateAPIKey
+type RotateAPIKeyResponse429Headers struct {
+	RetryAfter *int32
+}
+
 // RotateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RotateAPIKey
 type RotateAPIKeyResponse503Headers struct {
 	RetryAfter *int32
@@ -1578,6 +1625,8 @@ type RotateAPIKeyResponse struct {
 	ApplicationProblemJSON415 *UnsupportedMediaType
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1586,6 +1635,8 @@ type RotateAPIKeyResponse struct {
 	Headers200 *RotateAPIKeyResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RotateAPIKeyResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateAPIKeyResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RotateAPIKeyResponse503Headers
 }
@@ -1628,6 +1679,11 @@ func (r RotateAPIKeyResponse) GetApplicationProblemJSON415() *UnsupportedMediaTy
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r RotateAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
 	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RotateAPIKeyResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1920,6 +1976,11 @@ type GetCurrentUserResponse403Headers struct {
 	WWWAuthenticate *string
 }
 
+// GetCurrentUserResponse429Headers the declared response headers of an HTTP 429 response for GetCurrentUser
+type GetCurrentUserResponse429Headers struct {
+	RetryAfter *int32
+}
+
 // GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
 type GetCurrentUserResponse503Headers struct {
 	RetryAfter *int32
@@ -1934,6 +1995,8 @@ type GetCurrentUserResponse struct {
 	ApplicationProblemJSON401 *APIKeyUnauthorized
 	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationProblemJSON403 *InsufficientScope
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -1944,6 +2007,8 @@ type GetCurrentUserResponse struct {
 	Headers401 *GetCurrentUserResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *GetCurrentUserResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCurrentUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetCurrentUserResponse503Headers
 }
@@ -1961,6 +2026,11 @@ func (r GetCurrentUserResponse) GetApplicationProblemJSON401() *APIKeyUnauthoriz
 // GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetCurrentUserResponse) GetApplicationProblemJSON403() *InsufficientScope {
 	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCurrentUserResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -2233,6 +2303,13 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 		}
 		response.ApplicationProblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2270,6 +2347,16 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListAPIKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAPIKeysResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2348,6 +2435,13 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 		}
 		response.ApplicationProblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2385,6 +2479,16 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateAPIKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2438,6 +2542,13 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 		}
 		response.ApplicationProblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2475,6 +2586,16 @@ func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RevokeAPIKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2560,6 +2681,13 @@ func ParseRotateAPIKeyResponse(rsp *http.Response) (*RotateAPIKeyResponse, error
 		}
 		response.ApplicationProblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2597,6 +2725,16 @@ func ParseRotateAPIKeyResponse(rsp *http.Response) (*RotateAPIKeyResponse, error
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RotateAPIKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers RotateAPIKeyResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -2877,6 +3015,13 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 		}
 		response.ApplicationProblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2924,6 +3069,16 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetCurrentUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCurrentUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -3214,6 +3369,25 @@ func (response ListAPIKeys401ApplicationProblemPlusJSONResponse) VisitListAPIKey
 	return err
 }
 
+type ListAPIKeys429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListAPIKeys429ApplicationProblemPlusJSONResponse) VisitListAPIKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListAPIKeys500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3380,6 +3554,25 @@ func (response CreateAPIKey422ApplicationProblemPlusJSONResponse) VisitCreateAPI
 	return err
 }
 
+type CreateAPIKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAPIKey429ApplicationProblemPlusJSONResponse) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateAPIKey500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -3486,6 +3679,25 @@ func (response RevokeAPIKey422ApplicationProblemPlusJSONResponse) VisitRevokeAPI
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeAPIKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeAPIKey429ApplicationProblemPlusJSONResponse) VisitRevokeAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3669,6 +3881,25 @@ func (response RotateAPIKey422ApplicationProblemPlusJSONResponse) VisitRotateAPI
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAPIKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey429ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4109,6 +4340,25 @@ func (response GetCurrentUser403ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type GetCurrentUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCurrentUser429ApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUser500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -4446,116 +4696,119 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F3vdttGdn+VKbI9lhyAAv9IlqiTs1GUeCMncXxkO96uoQhD4JKcCJzhzgxEMa563K99hH7pI/QB+qHP",
-	"0vQB+go98wfAgAT/yFLWu2m/+IgkZnDn3ju/+3fG77yETaaMApXC67/zxoBT4PrPU5yM4ZRRyVmmPqcg",
-	"Ek6mkjDq9b2TbIbnAsWUBUIyDvEx4iCmjAoQaILnKMGcz1HCIQUqCc4E2jl/eooOnvSOkIBETYP2W+3d",
-	"lud7IhnDBKuXAM0nXv+tV0zrXfge3ODJNAOvX33rexN88y3QkRx7/XYY+p6cT9UTQnJCR97tre+dg+Tz",
-	"k6EEvkz9mzHLQJHBaCqQZGiGiUQDGDIOSPI5oSOER5jQBeoKSnod3xsyPsHS63uEym7HkEQmivzDg54i",
-	"aUKo+VyRR6iEEXBN35s3b05yOVbcSbCEkxdn38B8mdRXY0AnL87QFcxRMsZZBnQEPqJ4ooiUY0BGZkiO",
-	"sdRcJyD091cwX0G+Z16GOOBs8lnk4VyO8ZREnm8n+yzy/hicvDgLvoF55NXZ3VVrm2IpgSv6flyY6+2P",
-	"kXfxWA9alsnCmr8AzJvEo9Y80L9VSy7UZz/c7aPYjFxeQOyjGZHjiMbAOVPrIPQaZyS9lOwKaOTFaDYG",
-	"ijDSn9EMCySASjTIJeIwzAWkrYiuYNuqt/poxdvsD5fO8j6LPCUcnCQghKUCbqaEQ7qJ0wuvX8PpWzWO",
-	"4wlIu5m/gfnZl2uV65FAZ18qfamWO+gk3bQH+8HBk8OjAA+SNIBh2A463d6++kp94/keUTNNsRx7vkfx",
-	"RI28gvklUb9x+HOulub1Jc/B5Wq5ffJcP+mu+6BxRSW+qOFG615TJQPGyc/qFQrMqAQq1Z94Os2UkhFG",
-	"96acDTKYfPqTUKt2JKr4ITHJFvYZEYgypQ8JG1EiIEWMozEWaABAEYdrdgWp3lsSy1x4/V7Y9j1JpGbb",
-	"mdGBYrZKPDmnfaszfUtS3ypMgKckUA/fujz6HYeh1/c+2atAes/8KvZemAkMa1ZDBhFoQoQgdOSjCc4U",
-	"1yH1UU6vKJtRv1iMWqDVwhY6oRG1H/QcauVECsRmFFm6kVqSH9G4aU12LYGdIzYbyjEtb968CVwcWLVW",
-	"O2SvGSr1yr/A6Tn8OQchH0D+3MyEBiwtlWAGWRYYtqFnL79/Xhd7WIn9u4K7+rH1Ui8lEWiSHkro6+lW",
-	"3NII8sC7pgnKNm4Od9B2O8Q8+lCsevbm1aq9YZfgqz2h1D4XwBFlKGN0BGqbECFF60E12hpCTespo8OM",
-	"JA+hz4pyhchqpTjjgFNlp0dESLAy0uZJeP2377whgSxVMrCDFCaDEHikHZemCbzbC1fKR5WUT5afXStj",
-	"O3fgzv0Agj7X03HNtL72iUqOMK4/wwSTDOE05Uobq1VGtCIF7agnDWMRpikyvoWIkcBzNBuTZLzbQsoH",
-	"Sjjod6mnIsqZdN6cKD/GWBGsPGQ6RziR5Fr7afo7nGVsZtyPW987oyIfDklCgMqXCZvCvfWBiNIqZDi5",
-	"Mk7iBPpqwUioV9R3bdfdtRUx5tFNe7Z6PjDP/wqGzSCJ8tyq9eiXIakWy6ZgRI8oQPrAO9a1QWdUeWg4",
-	"+0qpxT3F9JJNQI6Vaz9TvJ5xRkeIUcRyjgRJayLad81PQYTxODeJxzz7IEI5oShX7gIkElLz9mNEpBJQ",
-	"xkYjBaRq00htX40Hp7wOUCEhZWateMByiYhsGc3Xgj2tQseHhELG0RQLMWM8VSQSmjDOIZEbLZYTym5n",
-	"sNwBD6X9i/jlLkXrSgt9weQYJVjF4RljV2ZX4Alo3j5n8inL6X3N/nNW7kMVbpn9dvYlGoAykjqinrO8",
-	"ztJexdLnTKKhJmMtIymTgXnsIdj3nCGRJ+OScDxhNoA20PxIGCTeGTKOCuz2leHXwyqw3tWcfIHnGcPp",
-	"K8a+xXwEv4L3mal5dVxP0cH+fvcADeYSRI2rbQekz93xkjEzwXoWq2cDyVhgnn1oR9RdguJ0RiZEop2D",
-	"HvqGfIEGc5TCEOeZNCx9CfyaJPCa4mtMMjzIHoKrKZZ4gIX2gXLKASdjNfMxknxucjxIjBmX2bwOrQ5j",
-	"LV0odwhby1X3wYdi6Yp1+AUSCODXwNWvSvSDXMyPEQe1yAxL4AvWTyfHgjI7ts7wOXk0Tdorxr7DdG61",
-	"7d7YzJhxhoaYZJAqk0GocKVDKOp1ilxdTfk7jsdZzoOlhMlUbsBopfLq8aB8/EHktEgEGnI2MeiYZMoZ",
-	"aqHYYb32IIXJSEmGEjYBNMDJ1cMJ6zUV+XTKuIT0O0gJfjW/tyP5Ekpr7uCN8l+didQEdaDar2TlEIUm",
-	"iiqdTdi0pcoxgR4T6IcfFLBm2ITOOiGIBYoXVxRrmPpBWXf95VOts/fkZwfpyEsgzAFZ3+EuodkkVzIA",
-	"hCXKAAuJuigZY44Tnfu79avhOthpHmt96Vo4VA/vOp1KgBUH7LZdL7vr8vHAPv5QYitVkAMuAwA1su9E",
-	"9kQo2nSKi+UyYMOAYzqCiBq+awTFVQIATbEcozJ92qrCvUwF/giugc8LQdlJdMxWLspJUDYUTmjlgQg9",
-	"JaQtpBeDZ2X2Ub2k+NHzvSlXwYwkJvepw0xIL7FsqmwALbL/WqHtwyZ93u12j3brSd5O2DkIwk7QPnjV",
-	"DvvdsB+Gf/Kc6kaKJQSSTBaKLge9pRytmnVKOIjNhAnJpgLtMK7/mkK6i2aMXxE6OkY0zzJEhiqEMGyw",
-	"s7bQiXHLTFbykUAKiNgQjThOYGlRT4KwHYTtV6Fa0R0WpV5vXA+TsV5aJEmXF6eC/w/Mnt8tD+57RFwa",
-	"V7SRxXIMvBI/41cK0WbHaIgzAYjRBGxo1pD3damvrX3AWAZYZyUyLORlLrZVPvW4illSX9k3nW8gNJdg",
-	"pZxTSTKdYxsSbp5sodfTVMtYBRbKObNFOjZEWD+wUnvb/bDzkII2tYwmUWd4AFmdkMk8wNNpYPL9G4qT",
-	"aj/DkNw012MMKw4dEFdrt1z1kYpOJGSZCptN5miKuawTw4W8xO1Bp07KoS5JOp+c0pIa8fYk+BMOfg6D",
-	"o4t3vdvfeQ10W63ZTviFilXIY8U+G5Os0EPKNO0PIjCd+xFNlGFZUjbBc5SyGr/eejYLpm1jf8aJ1IVn",
-	"ImEiNlmol0V2a4JvzsyAdiVyzDmee6Z6VVTC3np6o1tDblXB3di+i/A1ptcgdmE3luu/KN/OBj9BIhVx",
-	"Jzrd/kqn0JdNks6Guxn5ZZtjfjV1zeUZFsejna9fdvYPdltIe4vEuFMntupgs6K2nBnlYdhN3Pn1NxDX",
-	"dRrmz8aDPyTke/Ls7PXPZ+3n5Eyc0fP95PTs4Oxq+scfTp8dtVqtutr0wqODmp5XOt66DC4+bVTygsWk",
-	"YaEvLRoZ5FI65ZY9RI3k7oHa+6vbBDrt3pPeYfeg98TpFWgv9wr4nn7HpbS+e2MjRuSZgnnkaRpsG4X5",
-	"rt5EYb9rKs+7OloTeI2EGoealO1Ua69xgJzi3KLSUZgVrtCyvt3RlbDeg4M1fRU4qoeGucw5mCQklmjC",
-	"hIxoFTE/EshKxGTGyRAU/CCsQiq0wyigOWBeS1ZE9A2RY5OyLAmxFCOsoi9Ue4EdWE7uR5QMkZpaBYaM",
-	"DskoLypO2ucxFdMH8WfuatbQTjtoh6E2P2K3hZ7jCQidQdex0QBQTsmfc7iD+XOsTru+G3+MopswvHi8",
-	"vA997yawTwYL8YoiQ8VbmFD0/PW39WjnLkbg2BGqdevLMkiDcbinRZgQWnxaMA++Z1hqf1bWbXE3aqGt",
-	"3mvpymhD7bJsXkYBdr/5Rdq2ijrEmM2oLZxQ40//NqOOzYHGbz9SsEZD0a0dSqzB2ALxxiDgIzjGanLz",
-	"m6aX6MLK0KZZTIG22W+OOZ5dXsE83v1LucjmfctLeKrUrQj9d8x2UzvNR0JiLoXZkrF6Tbzbt3/4qNtB",
-	"HNOUTSKagdTLUpYsJSMiha90myKMDoJy2WiABRx00On5adDtoGQMyZXIJ4smpWCAUb3hwejJ+JAc/RRe",
-	"tbPOpEt7bH96EJ6xV53XCy5Vp8Yj9XENk7qHzVz6m3TVC9Fu47TX/PQ1jvlTAllaFo7rzPielglBkyNc",
-	"BmWb2muOIyFLHwmkiD9GFITCYyfV+BMj1IbZKGWy7rvWUo2V8DuNm7a0z43SLCqT5k1EttBzjbbWhNus",
-	"XT6YEKkovMbZknOxNsNZI3C/uRfYlahhWUV1k1S+ZSNCV7quTmUaSYbgJhljOrJISjcEUkXFdnnaf2B5",
-	"VZuuc0BAknN48bkQ7U7XNQXlbHVs7Rz+hb2uUl2aV1X87KMJlsnYqh3TPbcjzFNd/cCLyZ0xcDGGbFHC",
-	"f9GlLSiPsy1K1jcpUJG3bkr/KpfoqLf/pOylTFmST4DKZWUpigSNG8tpEKmK8DYjXmdk2+x70+9QFhjq",
-	"xrhpYxcliMXXf+WmwM3cJjF1XS8M5Nab2gqdHSRcgOgljPY9QoXENGnQNxOvGD82SXLOgSZQZNAsx32d",
-	"jnBLFZZt/djpVTGlhUVnrWnU/jBMDnAbjgadtJc8wYfQHbYHYdpJevgADoc1542TgMMQNF1L6Bo2Jt30",
-	"Wy7JCqCvKPURzgQz9Ssb/cZ/DCyOBWdfxlUHjj00oFarjKg0FUinkJyxUX3hWyxyEYJWJF76qzIvRbGp",
-	"aZVfv3r1ApkHUMLSOlTo6tTqTMv+0ZGTYumFYWOSxRS3liMo3R6ARD6ZYD4vc7HEFB+sRtVZ1VQf22hF",
-	"V6R30OvzM/e0x8KLjxVPdB+AYLbGLFCCKRIzIpMxYlS3Va3S4NUluq1VdpO9LWq7mr2ljP0C25rQ89z2",
-	"Xm5IHuEkYXkTbJpC59KoH5ZrnGgnzliCs89TNsGExrrfJyVimuG59px2W+i1Ds7vYrE+t9+0EjZxGVkW",
-	"YB0G7vdW7JO/++R3fx/lYdg5ePT4073Pfv/jZfzuH2//Kbj4dCeKWts8t/v4c8cX36n+Di7ehf5B+9b5",
-	"dff39Vk3Pr776Z1s7Oois+8N8yy7bPYevnREgXbaQafMTPnabDOa6RZcCUhMl8qAXxtxoO+YGF+xayJ/",
-	"btDezc6E/SOKZBTRKLqOomEUcRRFN4f7UXRzEv7Xv77/5f374Jf3/xLlnbBzqP89+uX9v//yz//23+/f",
-	"/89//OfFh3kmhVeCK58EMVvjw9RduMlvUtbgm632OF8U3YM7h0G7c1hyVm8rSJUNeU2JQlsNuWjKCJWi",
-	"hbT9j2hFkx4girZPk02RPKcJ1tXt54tkLQaj9/RvDz+if2vRoWzM3OkG+1ZHlTmejjHNJ8BJ8kFIstb3",
-	"7a5AjotPP0jJ9F46eXl6doaWMw3rPOEC1hxhVVu6Ed91GX9DgeBrNlOsMSV/hJvLBLr2f2lrxGYOnc7V",
-	"hy6X58uKlk+WmaNNVwBVStBHTr15x9YK0BOU4rnYbaEQgfqBSBWIFjnSras9B2HvcItToUu8Knv/Fy3g",
-	"FLjucWFU18bLtpIWim2ORLl7OC0PgyI2o8AfiYhyECznCQiUU+UFxnvX7b0JxMd6qE6qxGhGsgzZyFaO",
-	"oUgg2cpScxrGidnL35ccndei6czniTlnc1eb/pVrTLRfv3DA5b62eYn8La3VB1iirRLIintLQUmRyAv2",
-	"D54cBkd4kAQpDMOg7aSQPyCDvAb1yoB+M8cfDMMac3MNOLQOfFSUoYwNkfOXKvC01e0p+QbmJ7miaE3D",
-	"lu7mjF98//IVUjtGOdF79rCjiIuULRoyc5AHDeaoe7gybWuaYwS5UdtXnyLSaTlcZWzRVzgZR7Q6x6KP",
-	"eEt8BcLgoVY099yLLmWAAika0fgmKLhlzuCI+NiOm1XlyxFIgeJe2LXHNPVpXhMdVud5y8PglUwMy5SW",
-	"mIJywTzz6Wmhac/evPL8jf0GjZzVrcCxX7RjRnRtA0Gtc0D30+nEAqDiAJyysQGhAqggklxDK6IR1R0R",
-	"wopMM/LZy++fozcwQPon9IWKrE91GkGiF8ojIAo3d86fnh4+6ezv9k0tGWcjxokcT9SbpoRSSG0PxDGK",
-	"KaNgEgumyGg8uHJIRJXc7eHzXaMbsZxP4yJIJwLFWH7600zGxs2LiRCxj2Kcp7Ef0RhupuojHQxj+zuW",
-	"sdGmLEOFEuiftHLVzrg39QSMpZyanktCh6xocMXmUKLVCRtCIhU3Kf/Bekp1URcPEaOluDpBpfRZ2Mb6",
-	"yn5NOUvzRGrZfPIJUjZ7YYxualM/P36stMheE6Cl//ixbY9yjolNMMUjmCjpAU2NA9tXw9stdKq406h0",
-	"JqE2Zzl3j/20ItppoVM2nRsZuS0ScdHqXZ1yakW0u30DTE1/zfrsGoplGeWxtnrvcVwuqFjPH4AqpABn",
-	"k69Eq8W1FGWyjZWp5VWV4NBH6pFWq2UWoPagnLHaHSBKJ5WnrU+gGecCDzLoO/6LDR+M4EREFbm2e0Pj",
-	"hvnZeDaF41Loi04fau0wKUqdwNTHOtekXU3GKzUQs6p7O26hH5aTm2gn7nU68a5u1TUCimgtL1r4isq1",
-	"LBqJbaxmas7JmDVWQPQGzUgCVICz615wNuUEJOZzJ2lV7DPP966BC7P32q2wFaqH2BSo+rHvdVthq6s9",
-	"dTnWhm9JMbRTDQ3u+Le6+bl2XMoKTPiIwkzhpC7BOncKUNAH7LI8tRn/iMZlxaxvmlLjFjo3LQhWO9zW",
-	"Z3RusEsY2RumlPbwLLV0mUhCeAt3RHTCcE1v/lJP/tt6j8OqHgW33YDmWWbctK0vy6iK8qa8Xu+oXdXQ",
-	"aqVfK6YXtXK3lu02aBriikprs8uuW/zLTvzlrOsGWW+d3C+Oyy5VWxvb+msH8pbfuHhJUeDcUrTucEzt",
-	"RiP96l7YXjWo1KS9hksTbn1v3yjX+qH1k8F6VHfzqIZzcK7fqjXVdbreGjGaBLXdEtryawNWSE5ZdzzS",
-	"mnBSM6nexa3vTdmKSieWIFx0LgyskZHxtJTDXRxdUDhXGhM2VO6RLkvZuoPJUs3GwAFBJsDXqNlH+l4n",
-	"7b+yWQudlPX/AURUnxoEnSgRbAIott6snkw9ZLYk2omrvRnvuuAR0RXo4bYqemWp5QuWzrdHDq2Ilkb1",
-	"ZyWIE22mAp1YUQvS/rulUUG1AvrFZsdVvX4WAVIsxgOGdZJleWtfGD1ZpMNUiWwC/1FZJHRJWAaY29ut",
-	"T+k0NXze1qM13dR2P3z+KPC8NfAWbT93a6zZgM53E0DqXkqwjKoLvXktZ58S0dT/95A4uwVYOlf53A+a",
-	"e+HR5qHlNStqQHsLVF488K3H7W8e13gEUw3udDYPXjpr+NdteZwIxOnudmOK3XVm6NZfdkj33pnLxG6N",
-	"dcpANqSjzrXbI3RLtS3QLnkuujpR7xYv8rjKiOlAQwU8c1HUzpUTSoruikbHVb1WT1T4vHaWPEl0Gsbc",
-	"IWjNmUb/lIE5ZKqvEdId386lCcq8MQoRNaaR6MxML97GDzYsKC2Ze/3b22axV4/smevhlCwXALrX7BZa",
-	"W+/chPZX4ZP1DL3rh5ZXYPxG96BRBMdl++Adt2dqL7prrdE9PIdphpMV+8693UjvIIMJ6lG9E0zphUgR",
-	"UZNJNrbQ5MmUEZ/bqJ+KGXCBMnJlFK+8ZUm3/VKYRXSdJds1PmpjxUd5sxGNa1WkGO0UZwLCfoUZFit2",
-	"ywahAh3U69Q6Imq7sLBONSF9ikRH/ZVT2kK69GUgo8QE53ItQiNKpDBnWtEUOGGp+d2klJ3EwY205ShR",
-	"vq6FTiJqN6Vzj5m97E9hzZBxICNabODt0cWp2N0LXT7Av26o83UPwnBr56ip2ni7fKPkdt7oA/pj3Owe",
-	"nYIydbvfrD92V1j+fwfuYxkPW22/s/HQefPVluIr2yMtzCFu2yqxvhnYQG3RVBBRc1Bl6agq0heQGYQr",
-	"pzbpYtMcW96RNSLXYI/+qWfiXtjW4Dc1Z5XKpK56kTJT5Ww6ta++MQ12Ea3qzToDYa+vMYOLZ4sOM3at",
-	"iz1ZOZ0axjUhnEmZFT34ca9zZMs37hUxjTlPzex7wGnVErTUelPVfMv67dZIW2ub/zUSAPVTyHc4E+ye",
-	"6TWdGu6Z2qL+tfVC3ePUq3KYTtVjBhxM89sx0pkvU5FYPCjw14/vDVfz/c2hb6+zhXFZvOTqY6N2DaTd",
-	"eyg1YHBIQPnaBh3LI9vb4HbRu7EausscsAYw40zXcHb5HlXMi1PCxilexvY+im1LjIW8cfmJQ3llYdkN",
-	"ZIqJ7nW2HGTOqa7aKR99Vm9DQe7Nr+VtXBFdAPIawUWWeQocjVnOdW3vKEYDmDOa7jbH3OaNuqPpHnBs",
-	"e5tWtShVDUfNfUS/EpovdmH/GoB+z5Xr1O6WzU/3YYUW8JorOWt51Y+P5L9p7/lvH78Notp8iNv1uAVo",
-	"m2a8xgr9uYZEU6PXrZ5FSqZIwxbngqqOjdgvcp0KbiMqxngKVUufxU9uJybSTRXQxStgIaJV56lO5hxb",
-	"i2SvpFf+zlRBrPKBmvD0DyBtq1WJqP/HwaVJjh8h3drwv23ood1tdtTiPeYfPwJ22z2XSxiyvCkezcZM",
-	"iUC47Hc26Xe6w3SpzXKhIqvfzq+LZNmykO2JO50L1H/b84tlgxKWKN6zXTytOZ5kZt9iOo8o0GvCGVXP",
-	"+UX7nO4J50ifbOrbvrGyE8+enESGjgEInXGEbIh24gm+AsRzGhd06EBWorGU0/7eXrvzpBW2wla7fxge",
-	"htYlyrnaY3v6hEF5sXhfl0gUZy2v3jVeza+gT3PaRxkbIULLiBqPSobrI6R2cy3A4q2/lGgomvwMO3Gi",
-	"e9RqkOi0ylcTfwfe7cXt/wYAAP//",
+	"7H3bdhu3evCr4J/sf1lyOBRPkiVqZe0oSrKjHBwv2Y53t8fxgDMfSURDgBvAiGZcdbm3fYTe9BH6AL3o",
+	"szR9gL5CFz5gZjDkUKIsJdk7zY2XSOLw4TufAL8NEjGbCw5cq2D4NpgCTUHin6c0mcKp4FqKzHxOQSWS",
+	"zTUTPBgGJ9mCLhWJuQiVFhLiYyJBzQVXoMiMLklCpVySREIKXDOaKbJz/vkpOXg0OCIKErMM2W93d9tB",
+	"K1DJFGbUbAI8nwXDl0GxbPCqFcAbOptnEAyrb1vBjL75GvhET4Nht9NpBXo5NyOUloxPgqurVnAOWi5P",
+	"xhrkOvQvpiIDA4bgqSJakAVlmoxgLCQQLZeMTwidUMZXoCsgGfRawVjIGdXBMGBc93sWJDYz4B8eDAxI",
+	"M8bt5wo8xjVMQCJ8L168OMn11GAnoRpOnpx9Bct1UJ9NgZw8OSMXsCTJlGYZ8Am0CKczA6SeArE0I3pK",
+	"NWKdgcLvL2C5AfzAbkYk0Gz2URTQXE/pnEVByy32URT8OTx5chZ+BcsoqKO7b842p1qDNPB9v7LWy++j",
+	"4NVDnLROk5UzfwJUNpHHnHmEv1VHLthnv7M7JLGduX6AuEUWTE8jHoOUwpyD8UuasfS1FhfAoyAmiylw",
+	"Qgl+JguqiAKuySjXRMI4V5C2I74BbZt2bZENu7kfXnvH+ygKDHFokoBSDgp4M2cS0pswvbL9NZi+MvMk",
+	"nYF2wvwVLM8+vZa5Hihy9qnhl+q4o17STwewHx48OjwK6ShJQxh3umGvP9g3X5lvglbAzEpzqqdBK+B0",
+	"ZmZewPI1M79J+GtujhYMtczBx2opPnmOI/1zHzSeqNQvZrrluufc0EBI9qPZwigzroFr8yedzzPDZEzw",
+	"vbkUowxmH/6gzKk9ihp8aMqyFTljinBh+CERE84UpERIMqWKjAA4kXApLiBF2dJU5yoYDjrdVqCZRrSd",
+	"WR4oVqvIk0s+dDwzdCANHcOEdM5CM/jKx9EfJIyDYfDBXqWk9+yvau+JXcCiZrPKYIrMmFKMT1pkRjOD",
+	"dUhbJOcXXCx4qziMOaDjwjY54RF3H3ANc3KmFRELThzcxBypFfG46UzuLKFbI7YC5ZmWFy9ehL4e2HRW",
+	"N2WvWVXiyT+h6Tn8NQel74H+0q5ERiItmWABWRZatJEvn377uE72TkX2bwrs4rDrqV5SIkSQ7ovo18Nt",
+	"sIUa5J6lpkmV3Sgc/qTtJMQOvS9Uffni2SbZcEdoGZkwbJ8rkIQLkgk+ASMmTGnVvleOdoYQYT0VfJyx",
+	"5D742UBuNLI5Kc0k0NTY6QlTGhyN0DypYPjybTBmkKWGBm6S0cmgFJ2g49K0QHD1yqfyUUXlk/Wx19LY",
+	"rR36a98Doc9xOYlIG6JPVGJESPwMM8oyQtNUGm6sThnxChSyY0ZaxBLKU2J9CxUTRZdkMWXJdLdNjA+U",
+	"SMC9zKiIS6G9nRPjx1grQo2HzJeEJppdop+G39EsEwvrfly1gjOu8vGYJQy4fpqIOdyZH5gqrUJGkwvr",
+	"JM5gaA5MlNmiLrV9X2orYOzQm2S2Gh/a8T+DYbOaxHhu1XlwM6LNYcUcLOkJB0jvWWJ9G3TGjYdGs88M",
+	"W9yRTE/FDPTUuPYLg+uFFHxCBCcil0SxtEaifd/8FEBYj/Mm8tix90KUE05y4y5AoiG1ux8Tpg2BMjGZ",
+	"GEVqhEajfbUenPE6wISEXNiz0pHINWG6bTkfCXtahY73qQqFJHOq1ELI1IDIeCKkhETfaLG8UHY7g+VP",
+	"uC/uX9Vf/lGQV9rkE6GnJKEmDs+EuLBSQWeAuH0s9Oci53c1+49FKYcm3LLydvYpGYExkhhRL0VeR+mg",
+	"QuljockYwbgWkVzo0A67D/Q9FkTlybQEnM6EC6Ctan6grCbeGQtJCt3dMoYfp1XKehcx+YQuM0HTZ0J8",
+	"TeUEfgbvMzPrYlzPycH+fv+AjJYaVA2rXU9Jn/vztRB2getRbMaGWojQjr1vR9Q/gsF0xmZMk52DAfmK",
+	"fUJGS5LCmOaZtih9CvKSJfCc00vKMjrK7gOrKdV0RBX6QDmXQJOpWfmYaLm0OR6ipkLqbFlXrR5iHVwk",
+	"9wC7Fqv+wPtC6YZztApNoEBegjS/GtKPcrU8JhLMITOqQa5YP0yOhWV27DrD5+XRELRnQnxD+dJx2511",
+	"sxDWGRpTlkFqTAbjyqcO42TQK3J1NebveR5nuQ7VGmZzfYOONixvhofl8HsxhY7BxdhqxCRDh2lBFUGC",
+	"QXpMYg/16EEqm5HSgiRiBhEf0eTCmszYHCC2HqZbmeFqw4hHPCSNwbekGkIcDGk8LJSKImMpZlbbIVAP",
+	"VMRJ6fjuUE7OnlwekL2DwS6Zg3T4Pt64zRoC46GjnWFI6TneuFG5u9sR2bZGcmLULi0N3BY7m+m5BLOz",
+	"W4lWDtqmjY9JzjXL8KtRnk4A034sywxIPKtlrBFDLpK5BMnGzOwhbcQ717ANei5gGSZTyicIZ5nIdYGC",
+	"apk9CmOjkOoSLoU7gGUka/XXkih3EOHnXOXzuZAa0m8gZfTZ8s7hxVMofTzPCpmoxlvILFA3X/uVBHtA",
+	"kZmBCnNMNynack6Ic0IcfK9mzEgvF9qmiaki8eqJYjRe3xmfD7/8HJnxjvjsEYzHFfKb8yhvE7DPckMD",
+	"IFSTDKjSpE+SKZU0wYzwVauajiFw81wXYdWC5HrQ3+tVBKww4OTxetpdlsNDN/y+yFayoARahoVm5tDL",
+	"9zBlYMPEp8h1KMahNFIacYt3VFC0SguROdVTUibV21USIGNGvcIlyGVBKLcIRvLloby0dUM5jVd+qcIl",
+	"IW0TPAxdlDlps0nxY9AK5tKEuJrZjDjqFEhfU91U7wJe1ISQod1gW1Tp9/tHu/XUf6/TOwg7vbB78Kzb",
+	"GfY7w07nL4FX80qNldFstlKKOxisZe7NqnMmQd0MmNJirsiOkPjXHNJdshDygvHJMeF5lhE2NgbQosGt",
+	"2iYnVn/aXPUDRYwiEmMykTSBtUM9CjvdsNN91jEnusWhzPbWIbV1jLVDsnT9cF/B8n1rKrerjrQCpl7b",
+	"AKURxXoKsiK/kBdGoy2OyZhmCojgCbiAvaEa4ENfO/tIiAwo5qoyqvTrXG3LfGa4sWlpy3g9mIViPNfg",
+	"qGwNNDM+C5N2ZJs8n6dIYxNuGpfdlW7F2PoMm7m3O+z07pPQtsLVROqMjiCrAzJbhnQ+D20V6IaStZFn",
+	"GLM3zVU6i4pDT4kXzsEFLFvoPGnIMsYnLp84p1LXgZFKv6bdUa8OyiEWqr1PXsHRzHh5Ev6Fhj92wqNX",
+	"bwdXfwga4HZcsx3xCxarNI8j+2LKsoIPuUDY74VgmBFUTZBRXUI2o0uSihq+XgYuN4q2cbiQTGM7AtMw",
+	"UzdZqKdFznNG35zZCd2K5FRKugxsTbOoj74MUNCdIXes4At2y9fwNaTXVOyKNJbnf1XuLkY/QKINcCdY",
+	"hHmGhZV1k4Q1Er9Os25z7K+22r2+wup8svPF097+wW6boLfIrDt14mpRLlfuitxR3un0E399/AbiOk/D",
+	"8svp6E8J+5Z9efb8x7PuY3amzvj5fnJ6dnB2Mf/zd6dfHrXb7TrbDDpHBzU+r3i8/Tp89WEjkxcoZg0H",
+	"feq0URVa+MUwVQO5f2Bkf3PzSK87eDQ47B8MHnkdJN31DpJWgHu81s53b2zPiQLbRhEFCINrrrHf1Vtr",
+	"3HdNTRs+j9YIXgOhhqEmZjtF7rUOkFeyXWU6DovCFVrnt1u6Es578HTNkDA7aJzrXIKNs6kmM6F0xKs8",
+	"ygNFHEVsvYSNwagfQk1IRXYEB7IEKmsprIi/YHpqE9klIA5iQk30RWobuInl4q2IszExSzNFEsHHbJIX",
+	"dUj0eWwIeC/+zG3NGtnpht1OB82P2m2Tx3QGCusqGBuNgOSc/TWHW5g/z+p069L4fRS96XRePVyXw1bw",
+	"JnQjw5V4xYBh4i3KOHn8/Ot6tHMbI3DsEdW59WVxrME43NEizBgvPq2Yh1ZgUep+NtZtVRqRaJtlLd0Y",
+	"bRgpy5ZlFODkrVUk86uoQ03FgrtyGrf+9G8z6rg50PjtRwrOaBi4XTbOKGOniG8MAn4Fx9gsbn9DeBkm",
+	"7sYuzWLL9s1+cyzp4vUFLOPdX8pFtvutH+Fzw25F6L9jxc1IWosoTaVWViRjs028O3R/tEi/RyTlqZhF",
+	"PAONxzKWLGUTplXL8DYnlByE5bHJiCo46JHT89Ow3yPJFJILlc9WTUqBAMt644PJo+khO/qhc9HNerM+",
+	"H4j9+UHnTDzrPV9xqXo1HJmP1yCpf9iMpb9LV70g7TZOe81Pv8Yx/5xBlpbtBHVkfMvLhKDNEa4rZZfa",
+	"a44jIUsfKII5dsJBGX3spRp/EIy7MJukQtd911qqsSJ+r1FoS/vcSM2iXm13YrpNHqO2dSbcZe3y0Yxp",
+	"A+Elzdaci2sznDUA95s7xH2KWpRVUDdR5WsxYXyj6+r1KxAtCLyxaX+rSfkNgVRRx19f9h9EXnUs1DGg",
+	"IMklPPlYqW6v75uCcrW6bu0d/sJeV8kuzacqfm6RGdXJ1LGdwE7sCZUp1sToanJnClJNIVul8C96tBXm",
+	"8cSiRH0TAxV566b0r3GJjgb7j8oO21Qk+Qy4XmeWokjQKFhe21DVmuEy4nVEdq3c2y6YssBQN8ZNgl2U",
+	"IFa3/8xPgdu1bWLqsl4YyJ03tZV29jThiope09GtgHGlKU8a+M3GK9aPTZJcSuAJFBk0h/EWpiP8UoVD",
+	"2zD2OphsaWHVWWuatT/uJAe0C0ejXjpIHtFD6I+7o07aSwb0AA7HNedNslDCGBCuNe3aaUy64S6v2QZF",
+	"X0HaIjRTwtavXPQb/zl0eiw8+zSu+rLcVRJzWmNEta1Le+0FmZjUD77FIVdV0IbEy3BT5qUoNjWd8otn",
+	"z54QO4AkIq2rCqxObc607B8deSmWQafTmGSxxa31CAqbRojKZzMql2Uultnig+OoOqqa6mM3WtEN6R3y",
+	"/PzMvwO0svGxwQl2hyjhCv6KJJQTtWA6mRLBsdluEwdvLtFtzbI32duitovoLWncKnRbk/Y8dx25NySP",
+	"aJKIvElt2kLn2qzv1mucZCfOREKzj1Mxo4zH2AWWMjXP6BI9p902eY7B+W0s1sfum3YiZj4iywKsh8D9",
+	"wQY5+X8f/OH/R3mn0zt48PDDvY/++P3r+O0/Xv1T+OrDnShqbzNu9+HHni++U/0dvnrbaR10r7xfd/9Y",
+	"X/XG4bsf3srGbi4yt4JxnmWvm72HTz1SkJ1u2CszUy0029jIsZgyDUTN18qAX1hykG+Eml6IS6Z/bODe",
+	"m50J90cU6SjiUXQZReMokiSK3hzuR9Gbk85//eu7n969C3969y9R3uv0DvHfo5/e/ftP//xv//3u3f/8",
+	"x3++ej/PpPBKaOWTEOFqfJT7B7f5TS4afLPNHueToqd05zDs9g5LzKJYQWpsyHPOjLZFlUvmgnGt2gTt",
+	"f8QrmHCCKpqBbTZFy5wnFKvbj1fBWg1G7+jfHv6K/q3TDmW77k4/3Hc8aszxfEp5PgPJkvfSJNf6vv0N",
+	"muPVh+/FZChLJ09Pz87IeqbhOk+4UGsesSqRbtTvWMa/oUDwhVgY1NiSP6HNZQKs/b92NWK7BqZz8Sru",
+	"+npZ0QgsMnvh7QKgSgm2iFdv3nG1AvKIpHSpdtukQ8D8wLQJRIsc6dbVnoPO4HCLu8JruCpvhKxawDlI",
+	"7HERHGvjZVtJm8QuR2LcPZqWV4SJWHCQD1TEJSiRywQUybnxAuO9y+7eDOJjnIpJlZgsWJYRF9nqKRQJ",
+	"JFdZak7DeDF7+fuao/NcNd0EPrG3r25r0z/zjQn69SvXnu5qm9fA39JavYcl2iqBbLC3FpQUibxw/+DR",
+	"YXhER0mYwrgTdr0U8ntkkK/RemVAfzPG702HNebmGvTQdcrHRBnG2DC9fGoCT1fdnrOvYHmSG4iuadjC",
+	"FtP4ybdPnxEjMcaJ3nNXYFVcpGzJWNjrXWS0JP3DjWlb2xyj2BsjvrbzFztOq4wt+Ywm04hXt5vw4r+m",
+	"F6CsPkRG829DYSkDjJLiEY/fhAW27M0sFR+7eYuqfDkBrUg86PTd5V28422jw+qWd/lEQEUTizLDJbag",
+	"XCDPfvq84LQvXzwLWjf2GzRiFruF41bRjhnxaxsIap0D2E+HiQUgxbVIY2NDxhVwxTS7hHbEI44dEcqR",
+	"DBH55dNvH5MXMCL4E/nERNanmEbQ5InxCJjRmzvnn58ePurt7w5tLZlmEyGZns7MTnPGOaSuB+KYxFxw",
+	"sIkFW2S0Hlw5JeKG7u5Jgl3LG7FezuMiSGeKxFR/+MNCx65dnCkVt0hM8zRuRTyGN3PzkY/Gsfud6thy",
+	"U5aRggnwJ2Su2ssHTT0BU63ntueS8bEoGlypvarqeMKFkMTETcZ/cJ5SndTFIGa5tN62jakGZrMzzn7N",
+	"pUjzRCNtPviAGJu9Mgeb2szPDx8aLnKPRyD1Hz507VHe5cEZ5XQCM0M94Kl1YLGpvtsmpwY7jUxnE2pL",
+	"kUu/S7wd8V6bnIr50tLIb5GIq/7zIsfSjnh/+waYGv/a87kzFMeyzONs9d7DuDxQcZ4/ATeaAjwh36it",
+	"Vs9SlMlurEytn6pUDkNihrTbbXsAI4N6IWovwxieNJ423ku0zgUdZTD0/BcXPljCqYgbcF33BuoN+7P1",
+	"bArHpeAXTB8id9gUJSYw8bLvNWlXm/FKrYrZ1L0dt8l368lNshMPer14F1t1LYEiXsuLFr6icS2LRmIX",
+	"q9maczIVjRUQFNCMJcAVeFL3RIq5ZKCpXHpJq0LOglZwCVJZ2eu2O+2OGSTmwM2Pw6Df7rT76KnrKRq+",
+	"NcZApxoa3PGvsfm5donOEUy1CIeF0ZNYgvVemuCA1y6zPHUZ/4jHZcVsaJtS4zY5ty0Ijjv81mdybnWX",
+	"srS3SCnt4Vnq4LKRhApWXg7pdTrX9Oav9eS/rPc4bOpR8NsNeJ5l1k3b+gmVqihvy+v1jtpNDa2O+rVi",
+	"elEr92vZfoOmBa6otDa77NjiX3bir2ddb6D11sn94hL1WrW1sa2/dk1zfcfVp6tC7+2q6y7H1N65wq0H",
+	"ne6mSSUn7TU8pWGm9o5unrp6g+6qFexbprx+Xv2eOc7q3zyr4Val7+8ih/vO2ktLfpvYdqKEHgMavoLi",
+	"xiugE+Sgk5opDl5dtYK52FAhpRqUr9ULw2xpaz0046gXVx6MfiyNkBgbtwrLWa5eYbNbiylIIJApaKG2",
+	"HRJ8JQz9XrFok5Oyb2AEEXd344gWRIkZkNh5wbiYGWRFmezElUzHu77SifgGreO3OAZlieYTkS631zjI",
+	"wA5G82dFiBM0byEmZMyB0O93MBoVbwzEapPkph5BpzlSqqYjQTE5s64SXlk+WYXDVpdc4v9BWVz0QVhX",
+	"TFdXW9/uaWoUvapHedgMdze9/quo9a0VdtEudLuGnBu0+u0IkPpPXKxr45WevrYnp0w19Q3ep37eQll6",
+	"D0PdUaV3tlDp5aM9ZkJ3C628+nwAztu/eV7j1U00PL2bJ6/dUfxtWiwv4vG6yf0YZvc683XVWneA997a",
+	"J+2urFXLQDekv87RzVLYwu0KwmueElZD6t3pRd7YGD8MbEyAtVRFrd44vazo5mh0lM22uFDhY7tV8iTB",
+	"tI99ydKZQbQaqQB7qRUfs8IOc+/pDmMWBYeIW5PKMBM0iLfxuy0KSgvoP0L4spns1ZA9+0ihoeWKYh80",
+	"u6HOR/De4/vb8AEtvNdPLR9i+V12a7JrGchzEd9bUvdsjQi76xrd0XOYZzTZIK/+21woeVaXmKEoQbZE",
+	"xLSKuM14W9tr83nGaVi67ARXC5CKZOwCalf/bXsyh0XEr7Ocu9YnbqxMGe854nGt2hWTneLuQmdY6Rqn",
+	"Y3bLRqZCq5jtzDki7rrFKKbECN52wexE5QS3CZborKopdYn3NBzjEWda2bu3ZA6SidT+blPfXoLjjXZl",
+	"M1Vu1yYnEXfC7L3C556qxAcjhAQ24YXgb6+VvMrinbTSe/jzDfXI/kGns7Uz1lQVvVp/D3U77/ce/T9p",
+	"pQdTZba++Jv1/26rzn93GP/ejI7rJri10cG6wGYL85nrAVfewzZk5/pmZ6uii6aJiNuLOGtXcQk+u2c1",
+	"Y7m0TYfb5t/yZbgJuwR3tdGMiQedLirNub2LVSatzUbGvJWrYenCfGMbCCNe1dMxU+IebbKTi7FFB524",
+	"xGJWVi5npkkERAqts+KOQTzoHbnylP8wUmNOF5F9BzVctTyttRZVNe2yPr21hq5dC/g5EhX1W9a3uPPs",
+	"31m2nSj+neGivrf1Qf3r4ptytF5VZwESbHPfMcEMna24rF6E+Nu3Cw0PUv6utX8JrV1T0v7rq+6hrASM",
+	"j261Y3klfRu9XfSmbFbdZa7aPr5Fao9vFk50vWmYyuIWtHWm13X7kMSu5cepvGn5SUL5UGfZ7WSLpf4j",
+	"zhJ0LjlWJd1TcH6bDfHfOy4fwov4iiKvAVxkw+cgyVTkEmuXRzEZwVLwdLc5xrc7YsfWHdSx693a1IJV",
+	"NVQ190n9TNp8tcv851Dodzw5pqC3bO66CyqQwNc8RFvL//76mvx3r/tvWn9bjeryKH5X5xZK2zYbNnYg",
+	"nKNKtD0I2MpapHKKtG9x76nqSIlbRW7VqNuIqymdQ9Wy6PSndAsz7acY+OrDxxDxqrMWk0DHziK5/4ih",
+	"eCwSfaAmffon0K6VrNSo/8eVSxMdf4X0bsP/MYNT+9tI1Orr/X+/kbPfBrteatHlC6VkMRWGdMonmyfc",
+	"32Dn7Vr76UrFGXeXl0Vybp053E1EzD3i3+5eZ9m4RTWJ91x3U3tJZ5mVd8qXEQd+yaTgZlyraCvEXnlJ",
+	"8MbX0PXTlR2K7kYpsXCMQGGGE7Ix2Yln9AKIzHlcwIEBsCZTrefDvb1u71G70+60u8PDzmHHuVK5NLK5",
+	"hzcvymf4h1jKMZh1uHrb+B9ZQPFAbotkYkIYLyNxOikRjldrnVCuqNOr1lqComh+tOikCfbu1VSpd4Wg",
+	"WvgbCK5eXf1vAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -22,7 +22,7 @@ const maxGrace = 7 * 24 * time.Hour
 // CreateAPIKey makes a key for the caller and shows it this once.
 // (POST /v1/auth/api-keys)
 func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestObject) (gen.CreateAPIKeyResponseObject, error) {
-	p, err := principalFrom(ctx)
+	p, err := s.keyWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +56,21 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 	}
 	s.keysChanged(p.userID, nil)
 	return gen.CreateAPIKey200JSONResponse{Body: createdBody(k, raw)}, nil
+}
+
+// keyWriter returns the principal of a request that changes its user's
+// keys, after counting it against Config.KeyWritesPerUser.
+func (s *Server) keyWriter(ctx context.Context) (*principal, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ok, wait := s.keyWrites.Allow(p.userID.String(), time.Now()); !ok {
+		info := infoFrom(ctx)
+		info.event, info.reason = "key_writes_throttled", "too many key changes for this user"
+		return nil, tooMany(limitKeys, "Too many API key changes for your account; try again later.", wait)
+	}
+	return p, nil
 }
 
 // expiry checks a requested expiry against the lifetime bound, or applies
@@ -178,7 +193,7 @@ func (s *Server) keysChanged(user uuid.UUID, digest []byte) {
 // RevokeAPIKey revokes one of the caller's keys.
 // (DELETE /v1/auth/api-keys/{key_id})
 func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestObject) (gen.RevokeAPIKeyResponseObject, error) {
-	p, err := principalFrom(ctx)
+	p, err := s.keyWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +213,7 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 // period ends.
 // (POST /v1/auth/api-keys/{key_id}/rotate)
 func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestObject) (gen.RotateAPIKeyResponseObject, error) {
-	p, err := principalFrom(ctx)
+	p, err := s.keyWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -209,25 +224,26 @@ func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestOb
 	if grace < 0 || grace > maxGrace { // the spec's bounds, checked already
 		return nil, validationProblem([]gen.FieldError{{Field: "grace_seconds", Message: "is out of range"}})
 	}
-	now := s.now()
 	next, raw, err := s.newKey(p.userID)
 	if err != nil {
 		return nil, err
 	}
-	// The new key lives as long as the old one was created to live,
-	// counted from now, within the lifetime bound: rotation renews a key.
-	lifetime := func(old *store.APIKey) *time.Time {
-		if old.LifetimeSeconds == nil {
-			return nil
-		}
-		d := time.Duration(*old.LifetimeSeconds) * time.Second
-		if max := s.cfg.KeyMaxLifetime; max > 0 && d > max {
-			d = max
-		}
-		end := now.Add(d)
-		return &end
-	}
-	old, err := s.store.RotateAPIKey(ctx, req.KeyID, now, now.Add(grace), next, s.cfg.MaxActiveKeys, lifetime)
+	old, err := s.store.RotateAPIKey(ctx, req.KeyID, next, store.Rotation{
+		Now: s.now, Grace: grace, MaxActive: s.cfg.MaxActiveKeys,
+		// The new key lives as long as the old one was created to live,
+		// counted from now, within the lifetime bound: rotation renews a key.
+		Lifetime: func(old *store.APIKey, now time.Time) *time.Time {
+			if old.LifetimeSeconds == nil {
+				return nil
+			}
+			d := time.Duration(*old.LifetimeSeconds) * time.Second
+			if max := s.cfg.KeyMaxLifetime; max > 0 && d > max {
+				d = max
+			}
+			end := now.Add(d)
+			return &end
+		},
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
 	}

@@ -80,19 +80,29 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 		p   *principal
 		err error
 	)
+	// An address past its budget of failures gets answers from the cache
+	// only: a guesser's next credential costs no lookup, while one already
+	// verified keeps working.
+	now := time.Now()
+	cacheOnly, wait := s.authFails.Empty(info.client, now)
 	switch in.SecuritySchemeName {
 	case schemeBearer:
-		p, err = s.checkBearer(req)
+		p, err = s.checkBearer(req, cacheOnly)
 	case schemeAPIKey:
-		p, err = s.checkAPIKey(req)
+		p, err = s.checkAPIKey(req, cacheOnly)
 	default:
 		return fmt.Errorf("server: no check for security scheme %q", in.SecuritySchemeName)
+	}
+	if errors.Is(err, errNeedsLookup) {
+		info.event, info.reason = "auth_throttled", in.SecuritySchemeName+": too many failed checks from this address"
+		return tooMany(limitFailures, "Too many failed authentications from your address; try again later.", wait)
 	}
 	var af *authFailure
 	if errors.As(err, &af) {
 		if af.scheme == schemeAPIKey {
 			s.metrics.keyRefused.Inc()
 		}
+		s.authFails.Take(info.client, now)
 		info.event = "auth_failed"
 		info.reason = in.SecuritySchemeName + ": " + af.reason
 		return af.problem()
@@ -129,9 +139,14 @@ func insufficientScope(scope string) *Problem {
 		with("WWW-Authenticate", fmt.Sprintf(`APIKey realm="authapi", header="%s", error="insufficient_scope", scope=%q`, apiKeyHeader, scope))
 }
 
+// errNeedsLookup means that a credential could be checked only in the
+// database, which the caller ruled out (Config.AuthFailuresPerAddress).
+var errNeedsLookup = errors.New("server: the credential needs a database lookup")
+
 // checkBearer verifies the JWT in the Authorization header, and that its
-// user still exists.
-func (s *Server) checkBearer(req *http.Request) (*principal, error) {
+// user still exists. With cacheOnly, a user the cache does not know is
+// errNeedsLookup.
+func (s *Server) checkBearer(req *http.Request, cacheOnly bool) (*principal, error) {
 	values := req.Header.Values("Authorization")
 	if len(values) == 0 || strings.TrimSpace(values[0]) == "" {
 		return nil, &authFailure{scheme: schemeBearer, reason: "missing",
@@ -154,6 +169,9 @@ func (s *Server) checkBearer(req *http.Request) (*principal, error) {
 			detail: "The access token is invalid."}
 	}
 	if known, epoch := s.cache.userExists(id); !known {
+		if cacheOnly {
+			return nil, errNeedsLookup
+		}
 		exists, err := s.store.UserExists(req.Context(), id)
 		if err != nil {
 			return nil, err
@@ -168,8 +186,9 @@ func (s *Server) checkBearer(req *http.Request) (*principal, error) {
 }
 
 // checkAPIKey looks up the owner of the key in the X-API-Key header. A
-// malformed key (wrong shape or checksum) is refused without a lookup.
-func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
+// malformed key (wrong shape or checksum) is refused without a lookup; with
+// cacheOnly, a key the cache does not hold is errNeedsLookup.
+func (s *Server) checkAPIKey(req *http.Request, cacheOnly bool) (*principal, error) {
 	values := req.Header.Values(apiKeyHeader)
 	if len(values) == 0 || values[0] == "" {
 		return nil, &authFailure{scheme: schemeAPIKey, reason: "missing",
@@ -184,6 +203,9 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 	if e != nil {
 		s.metrics.keyHit.Inc()
 	} else {
+		if cacheOnly {
+			return nil, errNeedsLookup
+		}
 		owner, err := s.store.APIKeyOwner(req.Context(), digest)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",

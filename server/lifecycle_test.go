@@ -412,3 +412,60 @@ func TestConcurrentDuplicateRotationAndRevocation(t *testing.T) {
 		t.Fatalf("a later revocation moved revoked_at from %v to %v", first, again)
 	}
 }
+
+// TestConcurrentRotationsOnAMovingClock: with the server's clock moving,
+// as in production, 24 rotations of one key at once (no grace) mint
+// exactly one working key, trial after trial. The clock is read once the
+// key's row is locked: read before, a rotation judged the key by a time
+// earlier than the end another had just given it, and two or three
+// succeeded.
+func TestConcurrentRotationsOnAMovingClock(t *testing.T) {
+	e := newEnv(t, options{server: func(c *server.Config) { c.Now = time.Now }})
+	u := e.MustLogin("movingclock")
+	const trials, n = 30, 24
+	for trial := range trials {
+		k := e.MustCreateKey(u, fmt.Sprint("k", trial))
+		codes := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				r := e.do(true, "POST", "/v1/auth/api-keys/"+k.ID.String()+"/rotate", "{}", "Authorization", "Bearer "+u.Token)
+				codes[i] = r.Status
+			})
+		}
+		wg.Wait()
+		ok := 0
+		for _, c := range codes {
+			switch c {
+			case 200:
+				ok++
+			case 404:
+			default:
+				t.Fatalf("trial %d: a rotation answered %d", trial, c)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("trial %d: %d of %d concurrent rotations succeeded, want exactly 1", trial, ok, n)
+		}
+		// Revoke what the trial made, to stay under the active-key cap.
+		for _, key := range e.activeKeys(u) {
+			e.do(true, "DELETE", "/v1/auth/api-keys/"+key.String(), "", "Authorization", "Bearer "+u.Token)
+		}
+	}
+}
+
+// activeKeys lists the IDs of u's active keys.
+func (e *env) activeKeys(u *user) []uuid.UUID {
+	e.t.Helper()
+	resp, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(e.t, u.Token))
+	if err != nil || resp.JSON200 == nil {
+		e.t.Fatalf("list = %v", err)
+	}
+	var out []uuid.UUID
+	for _, k := range *resp.JSON200 {
+		if k.IsActive {
+			out = append(out, k.ID)
+		}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ func (p *Problem) Error() string {
 }
 
 func (p *Problem) Unwrap() error { return p.cause }
+
+// StatusClientClosedRequest is nginx's status for a request whose client
+// hung up before the answer: logged and counted as such, never sent.
+const StatusClientClosedRequest = 499
 
 // problemTypePrefix makes the stable type URIs clients switch on.
 const problemTypePrefix = "urn:authapi:problem:"
@@ -91,7 +96,31 @@ var (
 		"The database is unreachable; try again shortly."), time.Second)
 	errInternal = newProblem(http.StatusInternalServerError, "internal", "Internal error",
 		"Something went wrong on our side.")
+	errClientClosed = newProblem(StatusClientClosedRequest, "client-closed-request", "Client closed request",
+		"The client closed the connection before the answer was ready.")
 )
+
+// The kinds of 429, one per limit, so that a client can tell which it met;
+// each carries Retry-After.
+const (
+	limitAddress  = "rate-limited"         // AUTH_RATE_LIMIT_PER_ADDRESS
+	limitAttempts = "too-many-attempts"    // logins and registrations
+	limitFailures = "too-many-failures"    // failed credential checks
+	limitKeys     = "too-many-key-changes" // AUTH_KEY_WRITES_PER_USER
+)
+
+var limitTitles = map[string]string{
+	limitAddress:  "Too many requests",
+	limitAttempts: "Too many attempts",
+	limitFailures: "Too many failed authentications",
+	limitKeys:     "Too many key changes",
+}
+
+// tooMany is the 429 of a limit: detail says what was too many, wait how
+// long until a retry can succeed.
+func tooMany(kind, detail string, wait time.Duration) *Problem {
+	return retryAfter(newProblem(http.StatusTooManyRequests, kind, limitTitles[kind], detail), wait)
+}
 
 func bodyTooLarge(limit int64) *Problem {
 	return newProblem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
@@ -187,6 +216,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		err = echo.ErrNotFound
 	}
 	p := s.problemFor(err)
+	if errors.Is(c.Request().Context().Err(), context.Canceled) {
+		// The client hung up: whatever failed, it failed for that. Not a
+		// server error (anyone could raise those by hanging up), and the
+		// answer reaches nobody; nginx's 499 names it in the log and the
+		// metrics.
+		p = errClientClosed
+	}
 	info := infoFrom(c.Request().Context())
 	if p.Status >= 500 {
 		level := slog.LevelWarn

@@ -22,6 +22,7 @@ import (
 	"authapi"
 	"authapi/apikey"
 	"authapi/gen"
+	"authapi/limit"
 	"authapi/password"
 	"authapi/store"
 	"authapi/token"
@@ -83,6 +84,28 @@ type Config struct {
 	// CredentialCacheTTL bounds how long an entry is remembered
 	// (0: DefaultCredentialCacheTTL).
 	CredentialCacheTTL time.Duration
+
+	// The per-client limits, kept in memory and checked before any
+	// database work; 0 turns each off.
+	//
+	// RateLimitPerAddress is requests per second from one client address
+	// (an IPv6 /64), in bursts of up to a second's worth, on every route
+	// but /healthz and /readyz.
+	RateLimitPerAddress int
+	// LoginMaxPerAddress is login attempts, successes too, per client
+	// address per LoginWindow.
+	LoginMaxPerAddress int
+	// AuthFailuresPerAddress is failed credential checks (API key or JWT)
+	// per client address per minute; beyond it, a credential the cache
+	// cannot vouch for gets 429 without a lookup.
+	AuthFailuresPerAddress int
+	// KeyWritesPerUser is API key creations, rotations and revocations per
+	// user per hour.
+	KeyWritesPerUser int
+
+	// MetricsElsewhere leaves /metrics off the API's routes, for a
+	// listener of its own (MetricsHandler).
+	MetricsElsewhere bool
 }
 
 // DefaultCredentialCacheTTL is the lifetime of a cached credential when
@@ -105,6 +128,13 @@ type Server struct {
 	changes   atomic.Pointer[store.Changes] // set by ListenForChanges
 	metrics   *metrics
 	echo      *echo.Echo
+
+	rate      *limit.Buckets // requests per address
+	logins    *limit.Buckets // login attempts per address
+	authFails *limit.Buckets // failed credential checks per address
+	keyWrites *limit.Buckets // key changes per user
+	passwords limit.Gate     // one password check at a time per address
+	logs      *logSampler
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -130,8 +160,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if (cfg.LoginMaxFailures > 0 || cfg.LoginMaxFailuresPerAddress > 0) && cfg.LoginWindow <= 0 {
-		return nil, errors.New("server: a login failure limit needs a positive window")
+	if (cfg.LoginMaxFailures > 0 || cfg.LoginMaxFailuresPerAddress > 0 || cfg.LoginMaxPerAddress > 0) && cfg.LoginWindow <= 0 {
+		return nil, errors.New("server: a login limit needs a positive window")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -139,7 +169,12 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
 		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg, now: cfg.Now, uses: newKeyUses(),
-		cache: newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
+		cache:     newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
+		rate:      limit.New(cfg.RateLimitPerAddress, time.Second, 0),
+		logins:    limit.New(cfg.LoginMaxPerAddress, cfg.LoginWindow, 0),
+		authFails: limit.New(cfg.AuthFailuresPerAddress, time.Minute, 0),
+		keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
+		logs:      newLogSampler(),
 	}
 	s.metrics = newMetrics(s)
 	spec, err := gen.GetSwagger()
@@ -159,7 +194,7 @@ func New(cfg Config) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.Binder = validatedBinder{}
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.Use(s.begin, s.logRequests, s.recoverPanics)
+	e.Use(s.begin, s.logRequests, s.limitRate, s.recoverPanics)
 	if corsMiddleware != nil {
 		e.Use(corsMiddleware) // before the header limit, so that browsers can read its 431
 	}
@@ -176,7 +211,9 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/openapi.yaml", s.specYAML)
 	e.GET("/openapi.json", s.specJSON)
 	s.registerDocs(e)
-	e.GET("/metrics", s.metrics.handler())
+	if !cfg.MetricsElsewhere {
+		e.GET("/metrics", s.metrics.handler())
+	}
 	s.metrics.knowRoutes(e)
 	s.echo = e
 	return s, nil
@@ -184,6 +221,10 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler serving the API.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// MetricsHandler serves the Prometheus metrics, for a listener of their
+// own (Config.MetricsElsewhere).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.httpHandler() }
 
 // ListenForChanges hears the database announce changes to credentials on
 // a session connection to url, and keeps the credential cache in step,
@@ -215,9 +256,12 @@ func (s *Server) Background(ctx context.Context) {
 	defer uses.Stop()
 	attempts := time.NewTicker(time.Minute)
 	defer attempts.Stop()
+	logs := time.NewTicker(logInterval)
+	defer logs.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			s.logs.flush(s.log)
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := s.WriteKeyUses(fctx); err != nil {
@@ -228,6 +272,8 @@ func (s *Server) Background(ctx context.Context) {
 			if err := s.WriteKeyUses(ctx); err != nil {
 				s.log.Warn("write API key last use", "error", err)
 			}
+		case <-logs.C:
+			s.logs.flush(s.log)
 		case <-attempts.C:
 			s.forget(ctx, "login failures", s.store.ForgetLoginFailures, s.cfg.LoginWindow)
 			s.forget(ctx, "registration attempts", s.store.ForgetRegistrationAttempts, RegisterWindow)

@@ -104,14 +104,29 @@ func floorMicro(t *time.Time) *time.Time {
 // AllScopes are every scope a key can have, a new key's default.
 var AllScopes = pq.StringArray{"me:read", "me:write"}
 
-// RotateAPIKey replaces the user's key oldID, which must work at now, by
-// next (for next.UserID, whose Name and Scopes it fills in from the old
-// key), and ends the old key at graceEnd, or at its own expiry if that is
-// sooner. next inherits the old key's name, scopes and lifetime; lifetime,
-// when not nil, computes next's expiry from the old key. The cap counts active keys other than the one replaced. It returns
-// ErrNotFound when no such working key is the user's, and a
+// Rotation says how RotateAPIKey replaces a key.
+type Rotation struct {
+	// Now is the clock. It is read once the user's row is locked, so that
+	// of concurrent rotations of one key each sees the end the one before
+	// gave it: with no grace, exactly one succeeds.
+	Now func() time.Time
+	// Grace is how long the old key keeps working (never past its own
+	// expiry, and never extending an end a rotation already set).
+	Grace time.Duration
+	// MaxActive caps the user's active keys, the old one not counted
+	// (0: no cap).
+	MaxActive int
+	// Lifetime, when not nil, computes the new key's expiry from the old
+	// key at now.
+	Lifetime func(old *APIKey, now time.Time) *time.Time
+}
+
+// RotateAPIKey replaces the user's key oldID, which must work at r.Now(),
+// by next (for next.UserID), which inherits the old key's name, scopes and
+// lifetime, and ends the old key after r.Grace. It returns the old key as
+// it now stands, ErrNotFound when no such working key is the user's, and a
 // *ConflictError when the cap is reached.
-func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd time.Time, next *APIKey, maxActive int, lifetime func(old *APIKey) *time.Time) (*APIKey, error) {
+func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r Rotation) (*APIKey, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -123,6 +138,8 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, next.UserID); err != nil {
 		return nil, wrap(err, "rotate api key")
 	}
+	now := r.Now()
+	graceEnd, maxActive := now.Add(r.Grace), r.MaxActive
 	var old APIKey
 	err = tx.GetContext(ctx, &old, `SELECT `+keyColumns+` FROM api_keys
 		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
@@ -143,8 +160,8 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 		}
 	}
 	next.Name, next.Scopes, next.LifetimeSeconds = old.Name, old.Scopes, old.LifetimeSeconds
-	if lifetime != nil {
-		next.ExpiresAt = lifetime(&old)
+	if r.Lifetime != nil {
+		next.ExpiresAt = r.Lifetime(&old, now)
 	}
 	if err := insertKey(ctx, tx, next); err != nil {
 		return nil, wrap(err, "rotate api key")

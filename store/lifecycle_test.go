@@ -48,6 +48,11 @@ func TestKeyScopesAndExpiryPersist(t *testing.T) {
 	}
 }
 
+// rotation is a Rotation at a fixed time.
+func rotation(at time.Time, grace time.Duration, maxActive int, lifetime func(*store.APIKey, time.Time) *time.Time) store.Rotation {
+	return store.Rotation{Now: func() time.Time { return at }, Grace: grace, MaxActive: maxActive, Lifetime: lifetime}
+}
+
 func TestRotateAPIKey(t *testing.T) {
 	db := storetest.NewDB(t)
 	u, other := MustCreateUser(t, db, "rotor"), MustCreateUser(t, db, "other")
@@ -60,14 +65,14 @@ func TestRotateAPIKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen *store.APIKey // what renew was given
-	renew := func(o *store.APIKey) *time.Time {
+	renew := func(o *store.APIKey, at time.Time) *time.Time {
 		seen = o
-		t := now.Add(time.Duration(*o.LifetimeSeconds) * time.Second)
+		t := at.Add(time.Duration(*o.LifetimeSeconds) * time.Second)
 		return &t
 	}
 
 	next := newDigestKey(u.ID)
-	got, err := db.RotateAPIKey(ctx, old.ID, now, now.Add(time.Hour), next, 0, renew)
+	got, err := db.RotateAPIKey(ctx, old.ID, next, rotation(now, time.Hour, 0, renew))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +87,13 @@ func TestRotateAPIKey(t *testing.T) {
 	}
 	// Again within the grace period: allowed, and the end never moves later.
 	third := newDigestKey(u.ID)
-	got, err = db.RotateAPIKey(ctx, old.ID, now.Add(time.Minute), now.Add(2*time.Hour), third, 0, renew)
+	got, err = db.RotateAPIKey(ctx, old.ID, third, rotation(now.Add(time.Minute), 2*time.Hour-time.Minute, 0, renew))
 	if err != nil || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
 		t.Fatalf("second rotation = %v, %v, want the first end of grace kept", got.ExpiresAt, err)
 	}
 	// A shorter grace shortens it.
 	fourth := newDigestKey(u.ID)
-	got, _ = db.RotateAPIKey(ctx, old.ID, now.Add(time.Minute), now.Add(10*time.Minute), fourth, 0, renew)
+	got, _ = db.RotateAPIKey(ctx, old.ID, fourth, rotation(now.Add(time.Minute), 9*time.Minute, 0, renew))
 	if !got.ExpiresAt.Equal(now.Add(10 * time.Minute)) {
 		t.Fatalf("rotation with a shorter grace ends at %v, want %v", got.ExpiresAt, now.Add(10*time.Minute))
 	}
@@ -103,12 +108,12 @@ func TestRotateAPIKey(t *testing.T) {
 		{"a key past its end", u.ID, old.ID, now.Add(11 * time.Minute)},
 	} {
 		k := newDigestKey(tc.user)
-		if _, err := db.RotateAPIKey(ctx, tc.key, tc.at, tc.at, k, 0, renew); !errors.Is(err, store.ErrNotFound) {
+		if _, err := db.RotateAPIKey(ctx, tc.key, k, rotation(tc.at, 0, 0, renew)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("rotating %s = %v, want ErrNotFound", tc.name, err)
 		}
 	}
 	db.RevokeAPIKey(ctx, u.ID, next.ID)
-	if _, err := db.RotateAPIKey(ctx, next.ID, now, now, newDigestKey(u.ID), 0, renew); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.RotateAPIKey(ctx, next.ID, newDigestKey(u.ID), rotation(now, 0, 0, renew)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("rotating a revoked key = %v, want ErrNotFound", err)
 	}
 }
@@ -122,12 +127,12 @@ func TestRotationRespectsTheCap(t *testing.T) {
 	db.CreateAPIKey(ctx, b, time.Now(), 0)
 	now := time.Now()
 	// At the cap, replacing a key is still allowed: the old one is not counted.
-	if _, err := db.RotateAPIKey(ctx, a.ID, now, now, newDigestKey(u.ID), 2, nil); err != nil {
+	if _, err := db.RotateAPIKey(ctx, a.ID, newDigestKey(u.ID), rotation(now, 0, 2, nil)); err != nil {
 		t.Fatalf("rotation at the cap = %v, want it allowed", err)
 	}
 	// With a grace period the old key stays active; with a cap of 1 and two
 	// other active keys there is no room for a replacement.
-	if _, err := db.RotateAPIKey(ctx, b.ID, now, now.Add(time.Hour), newDigestKey(u.ID), 1, nil); !errors.Is(err, store.ErrConflict) {
+	if _, err := db.RotateAPIKey(ctx, b.ID, newDigestKey(u.ID), rotation(now, time.Hour, 1, nil)); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("rotation past the cap = %v, want a conflict", err)
 	}
 }
@@ -154,7 +159,7 @@ func TestCapCountsWorkingKeys(t *testing.T) {
 	if err := db.CreateAPIKey(ctx, named("c"), end, 2); err != nil {
 		t.Fatalf("CreateAPIKey once a key has expired = %v, want room for it", err)
 	}
-	if _, err := db.RotateAPIKey(ctx, a.ID, justBefore, justBefore, named("d"), 0, nil); err != nil {
+	if _, err := db.RotateAPIKey(ctx, a.ID, named("d"), rotation(justBefore, 0, 0, nil)); err != nil {
 		t.Fatalf("RotateAPIKey a nanosecond before the key expires = %v, want it rotated", err)
 	}
 }

@@ -115,7 +115,7 @@ func TestChangeNotifications(t *testing.T) {
 
 	now := time.Now()
 	next := &store.APIKey{UserID: u.ID, Prefix: "rst_efgh", Digest: []byte("0123456789abcdef0123456789abcdef")}
-	if _, err := db.RotateAPIKey(ctx, k.ID, now, now.Add(time.Hour), next, 0, nil); err != nil {
+	if _, err := db.RotateAPIKey(ctx, k.ID, next, store.Rotation{Now: func() time.Time { return now }, Grace: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	got := rec.take(t, sub, 2)

@@ -51,6 +51,11 @@ type config struct {
 
 	LoginMaxFailuresPerAddress int
 	RegisterMaxPerAddress      int
+	RateLimitPerAddress        int
+	LoginMaxPerAddress         int
+	AuthFailuresPerAddress     int
+	KeyWritesPerUser           int
+	MetricsAddr                string
 	HeaderLimit                int
 	CORSOrigins                list
 	ReadHeaderTimeout          time.Duration
@@ -105,6 +110,10 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	num(&c.LoginMaxFailuresPerAddress, "login-max-failures-per-address", 100, "failed logins per client address over all usernames within the window before 429 (0: off)")
 	dur(&c.LoginWindow, "login-window", 15*time.Minute, "window of the login failure limits")
 	num(&c.RegisterMaxPerAddress, "register-max-per-address", 50, "registration attempts per client address per hour before 429 (0: off)")
+	num(&c.RateLimitPerAddress, "rate-limit-per-address", 1000, "requests per second per client address, in bursts of up to a second's worth, before 429; health checks exempt (0: off)")
+	num(&c.LoginMaxPerAddress, "login-max-per-address", 600, "login attempts, successes too, per client address within the login window before 429 (0: off)")
+	num(&c.AuthFailuresPerAddress, "auth-failures-per-address", 100, "failed API key and JWT checks per client address per minute; beyond it, credentials not already verified get 429 without a lookup (0: off)")
+	num(&c.KeyWritesPerUser, "key-writes-per-user", 500, "API key creations, rotations and revocations per user per hour before 429 (0: off)")
 	num(&c.MaxActiveKeys, "max-active-keys", 100, "active API keys per user (0: no cap)")
 	dur(&c.KeyMaxLifetime, "key-max-lifetime", 365*24*time.Hour, "how far ahead an API key's expiry may be (0: no bound)")
 	dur(&c.KeyDefaultLife, "key-default-lifetime", 0, "lifetime of an API key created without an expiry (0: such keys never expire)")
@@ -135,6 +144,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json", "json or text")
 	str(&c.AccessLog, "access-log", "all", "all: a line per request; events: leave out successful reads without an authentication event")
+	str(&c.MetricsAddr, "metrics-addr", "", "address of a listener of its own for /metrics, which then leaves the API's port (empty: /metrics on the API's port)")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: %s [migrate] [flags]\n\nauthapi serves the authentication API. With `migrate`, it applies the\ndatabase migrations and exits. Every flag can also be set by the\nenvironment variable named after it; a flag wins over the variable.\n\nFlags:\n", name)
@@ -180,8 +190,9 @@ func (c *config) validate() error {
 	check(c.TokenTTL > 0, "token TTL must be positive")
 	check(c.LoginMaxFailures >= 0, "login failure limit must not be negative")
 	check(c.LoginMaxFailuresPerAddress >= 0, "login failure limit per address must not be negative")
-	check((c.LoginMaxFailures == 0 && c.LoginMaxFailuresPerAddress == 0) || c.LoginWindow > 0, "login window must be positive")
+	check((c.LoginMaxFailures == 0 && c.LoginMaxFailuresPerAddress == 0 && c.LoginMaxPerAddress == 0) || c.LoginWindow > 0, "login window must be positive")
 	check(c.RegisterMaxPerAddress >= 0, "registration limit per address must not be negative")
+	check(c.RateLimitPerAddress >= 0 && c.LoginMaxPerAddress >= 0 && c.AuthFailuresPerAddress >= 0 && c.KeyWritesPerUser >= 0, "per-client limits must not be negative")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
 	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0, "key lifetimes must not be negative")
 	check(c.KeyMaxLifetime == 0 || c.KeyDefaultLife <= c.KeyMaxLifetime, "the default key lifetime must not exceed the maximum")

@@ -640,7 +640,20 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Too many attempts from this client. `Retry-After` says when to come back. */
+        /**
+         * @description A limit of this client was reached; `Retry-After` says when to come
+         *     back, and `type` which limit it was:
+         *
+         *     - `urn:authapi:problem:rate-limited`: requests from the client's
+         *       address (an IPv6 /64) per second;
+         *     - `urn:authapi:problem:too-many-attempts`: logins or registrations
+         *       from the address, or failed logins for a username;
+         *     - `urn:authapi:problem:too-many-failures`: failed authentications
+         *       from the address; until the budget refills, only credentials
+         *       already verified are accepted;
+         *     - `urn:authapi:problem:too-many-key-changes`: API key creations,
+         *       rotations and revocations of the user.
+         */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
@@ -852,6 +865,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["BearerUnauthorized"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -900,6 +914,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -930,6 +945,7 @@ export interface operations {
             401: components["responses"]["BearerUnauthorized"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -975,6 +991,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1008,6 +1025,7 @@ export interface operations {
             };
             401: components["responses"]["APIKeyUnauthorized"];
             403: components["responses"]["InsufficientScope"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
