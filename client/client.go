@@ -31,10 +31,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -211,14 +213,101 @@ func (c *Client) RotateAPIKey(ctx context.Context, keyID uuid.UUID, grace time.D
 	return decode[CreatedAPIKey]("rotateApiKey", http.StatusOK)(c.api.RotateAPIKey(ctx, keyID, gen.RotateAPIKeyRequest{GraceSeconds: &secs}, c.bearer))
 }
 
-// ListAPIKeys lists the caller's API keys, newest first, revoked ones
-// included. Needs a JWT.
+// ListAPIKeys lists all the caller's API keys, newest first, revoked ones
+// included, following every page. Needs a JWT.
 func (c *Client) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
-	keys, err := decode[[]APIKey]("listApiKeys", http.StatusOK)(c.api.ListAPIKeys(ctx, c.bearer))
+	var all []APIKey
+	for k, err := range c.APIKeys(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, k)
+	}
+	return all, nil
+}
+
+// APIKeys iterates over the caller's API keys, newest first, fetching a
+// page at a time; it stops at the first error, which it yields. Needs a
+// JWT.
+func (c *Client) APIKeys(ctx context.Context) iter.Seq2[APIKey, error] {
+	return pages(func(cursor string) ([]APIKey, string, error) {
+		p, err := c.ListAPIKeysPage(ctx, 0, cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		return p.Keys, p.Next, nil
+	})
+}
+
+// KeyPage is a page of the caller's API keys.
+type KeyPage struct {
+	Keys []APIKey
+	Next string // the cursor of the next page; "" on the last
+}
+
+// ListAPIKeysPage returns the page of at most limit keys (0: the server's
+// default, 100) that starts at cursor ("": the newest). Needs a JWT.
+func (c *Client) ListAPIKeysPage(ctx context.Context, limit int, cursor string) (*KeyPage, error) {
+	var params gen.ListAPIKeysParams
+	if limit > 0 {
+		l := gen.Limit(limit)
+		params.Limit = &l
+	}
+	if cursor != "" {
+		params.Cursor = &cursor
+	}
+	var next string
+	keys, err := decode[[]APIKey]("listApiKeys", http.StatusOK)(nextCursor(&next)(c.api.ListAPIKeys(ctx, &params, c.bearer)))
 	if err != nil {
 		return nil, err
 	}
-	return *keys, nil
+	return &KeyPage{Keys: *keys, Next: next}, nil
+}
+
+// pages iterates over the items of the pages that fetch returns, starting
+// from the first, until a page names no next cursor.
+func pages[T any](fetch func(cursor string) ([]T, string, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		cursor := ""
+		for {
+			items, next, err := fetch(cursor)
+			if err != nil {
+				var zero T
+				yield(zero, err)
+				return
+			}
+			for _, it := range items {
+				if !yield(it, nil) {
+					return
+				}
+			}
+			if next == "" {
+				return
+			}
+			cursor = next
+		}
+	}
+}
+
+// nextCursor stores the cursor of a response's Link rel="next" (RFC 8288)
+// in next, or "" when it has none.
+func nextCursor(next *string) func(*http.Response, error) (*http.Response, error) {
+	return func(resp *http.Response, err error) (*http.Response, error) {
+		if err != nil {
+			return resp, err
+		}
+		for _, link := range strings.Split(resp.Header.Get("Link"), ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
+			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+				continue
+			}
+			u, perr := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+			if perr == nil {
+				*next = u.Query().Get("cursor")
+			}
+		}
+		return resp, nil
+	}
 }
 
 // RevokeAPIKey revokes one of the caller's API keys; revoking a revoked

@@ -255,7 +255,10 @@ type Problem struct {
 
 // RegisterRequest A new account.
 type RegisterRequest struct {
-	// Email Valid email address (`local@domain`, no display name). Unique without regard to case.
+	// Email Valid email address (`local@domain`, no display name): at most
+	// 254 characters, of which at most 64 before the `@` (RFC 5321).
+	// Unique without regard to case.
+	//
 	//
 	// Example: hershel@example.com
 	Email openapi_types.Email `json:"email"`
@@ -315,8 +318,14 @@ type User struct {
 	Username string `json:"username"`
 }
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
 // KeyID defines model for KeyID.
 type KeyID = openapi_types.UUID
+
+// Limit defines model for Limit.
+type Limit = int32
 
 // APIKeyUnauthorized An RFC 9457 problem document.
 type APIKeyUnauthorized = Problem
@@ -356,6 +365,16 @@ type UnsupportedMediaType = Problem
 
 // ValidationFailed An RFC 9457 problem document.
 type ValidationFailed = Problem
+
+// ListAPIKeysParams defines parameters for ListAPIKeys.
+type ListAPIKeysParams struct {
+	// Limit How many items a page holds, at most.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where the page starts: the `cursor` of the previous page's `Link`
+	// header (`rel="next"`), as it is. Opaque; without it, the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
@@ -446,10 +465,15 @@ type ClientInterface interface {
 	// ListAPIKeys List all your API keys
 	//
 	// Lists the caller's API keys, newest first, revoked ones included with
-	// `is_active: false`. Raw keys are never listed. Requires a JWT.
+	// `is_active: false`, a page at a time: `limit` keys (100 by default),
+	// and while more remain a `Link` header (RFC 8288) with `rel="next"`
+	// naming the next page. Following every next link yields each key
+	// once, even while keys are created meanwhile. Revoked and expired
+	// keys are deleted after the server's retention (30 days by default).
+	// Raw keys are never listed. Requires a JWT.
 	//
 	// Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-	ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ListAPIKeys(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAPIKeyWithBody Generate a new API key (shown once)
 	//
@@ -578,11 +602,16 @@ type ClientInterface interface {
 // ListAPIKeys List all your API keys
 //
 // Lists the caller's API keys, newest first, revoked ones included with
-// `is_active: false`. Raw keys are never listed. Requires a JWT.
+// `is_active: false`, a page at a time: `limit` keys (100 by default),
+// and while more remain a `Link` header (RFC 8288) with `rel="next"`
+// naming the next page. Following every next link yields each key
+// once, even while keys are created meanwhile. Revoked and expired
+// keys are deleted after the server's retention (30 days by default).
+// Raw keys are never listed. Requires a JWT.
 //
 // Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-func (c *Client) ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListAPIKeysRequest(c.Server)
+func (c *Client) ListAPIKeys(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAPIKeysRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -817,7 +846,7 @@ func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditor
 }
 
 // NewListAPIKeysRequest constructs an http.Request for the ListAPIKeys method
-func NewListAPIKeysRequest(server string) (*http.Request, error) {
+func NewListAPIKeysRequest(server string, params *ListAPIKeysParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -833,6 +862,45 @@ func NewListAPIKeysRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -1118,12 +1186,17 @@ type ClientWithResponsesInterface interface {
 	// ListAPIKeysWithResponse List all your API keys
 	//
 	// Lists the caller's API keys, newest first, revoked ones included with
-	// `is_active: false`. Raw keys are never listed. Requires a JWT.
+	// `is_active: false`, a page at a time: `limit` keys (100 by default),
+	// and while more remain a `Link` header (RFC 8288) with `rel="next"`
+	// naming the next page. Following every next link yields each key
+	// once, even while keys are created meanwhile. Revoked and expired
+	// keys are deleted after the server's retention (30 days by default).
+	// Raw keys are never listed. Requires a JWT.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-	ListAPIKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error)
+	ListAPIKeysWithResponse(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Generate a new API key (shown once)
 	//
@@ -1256,6 +1329,7 @@ type ClientWithResponsesInterface interface {
 // ListAPIKeysResponse200Headers the declared response headers of an HTTP 200 response for ListAPIKeys
 type ListAPIKeysResponse200Headers struct {
 	CacheControl *string
+	Link         *string
 }
 
 // ListAPIKeysResponse401Headers the declared response headers of an HTTP 401 response for ListAPIKeys
@@ -1280,6 +1354,8 @@ type ListAPIKeysResponse struct {
 	JSON200 *[]APIKey
 	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
 	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationProblemJSON429 *TooManyRequests
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -1304,6 +1380,11 @@ func (r ListAPIKeysResponse) GetJSON200() *[]APIKey {
 // GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r ListAPIKeysResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
 	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListAPIKeysResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
 }
 
 // GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -2075,13 +2156,18 @@ func (r GetCurrentUserResponse) ContentType() string {
 // ListAPIKeysWithResponse List all your API keys
 //
 // Lists the caller's API keys, newest first, revoked ones included with
-// `is_active: false`. Raw keys are never listed. Requires a JWT.
+// `is_active: false`, a page at a time: `limit` keys (100 by default),
+// and while more remain a `Link` header (RFC 8288) with `rel="next"`
+// naming the next page. Following every next link yields each key
+// once, even while keys are created meanwhile. Revoked and expired
+// keys are deleted after the server's retention (30 days by default).
+// Raw keys are never listed. Requires a JWT.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error) {
-	rsp, err := c.ListAPIKeys(ctx, reqEditors...)
+func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error) {
+	rsp, err := c.ListAPIKeys(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -2303,6 +2389,13 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 		}
 		response.ApplicationProblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2335,6 +2428,13 @@ func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) 
 				return nil, err
 			}
 			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -3098,7 +3198,7 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 type ServerInterface interface {
 	// ListAPIKeys List all your API keys
 	// (GET /v1/auth/api-keys)
-	ListAPIKeys(ctx echo.Context) error
+	ListAPIKeys(ctx echo.Context, params ListAPIKeysParams) error
 	// CreateAPIKey Generate a new API key (shown once)
 	// (POST /v1/auth/api-keys)
 	CreateAPIKey(ctx echo.Context) error
@@ -3128,8 +3228,24 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) ListAPIKeys(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAPIKeysParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListAPIKeys(ctx)
+	err = w.Handler.ListAPIKeys(ctx, params)
 	return err
 }
 
@@ -3320,6 +3436,7 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 type ValidationFailedApplicationProblemPlusJSONResponse Problem
 
 type ListAPIKeysRequestObject struct {
+	Params ListAPIKeysParams
 }
 
 type ListAPIKeysResponseObject interface {
@@ -3328,6 +3445,7 @@ type ListAPIKeysResponseObject interface {
 
 type ListAPIKeys200ResponseHeaders struct {
 	CacheControl *string
+	Link         *string
 }
 
 type ListAPIKeys200JSONResponse struct {
@@ -3344,6 +3462,9 @@ func (response ListAPIKeys200JSONResponse) VisitListAPIKeysResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -3365,6 +3486,22 @@ func (response ListAPIKeys401ApplicationProblemPlusJSONResponse) VisitListAPIKey
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAPIKeys422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAPIKeys422ApplicationProblemPlusJSONResponse) VisitListAPIKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4432,8 +4569,10 @@ type strictHandler struct {
 }
 
 // ListAPIKeys operation middleware
-func (sh *strictHandler) ListAPIKeys(ctx echo.Context) error {
+func (sh *strictHandler) ListAPIKeys(ctx echo.Context, params ListAPIKeysParams) error {
 	var request ListAPIKeysRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListAPIKeys(ctx.Request().Context(), request.(ListAPIKeysRequestObject))
@@ -4696,119 +4835,127 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3bdhu3evCr4J/sf1lyOBRPkiVqZe0oSrKjHBwv2Y53t8fxgDMfSURDgBvAiGZcdbm3fYTe9BH6AL3o",
-	"szR9gL5CFz5gZjDkUKIsJdk7zY2XSOLw4TufAL8NEjGbCw5cq2D4NpgCTUHin6c0mcKp4FqKzHxOQSWS",
-	"zTUTPBgGJ9mCLhWJuQiVFhLiYyJBzQVXoMiMLklCpVySREIKXDOaKbJz/vkpOXg0OCIKErMM2W93d9tB",
-	"K1DJFGbUbAI8nwXDl0GxbPCqFcAbOptnEAyrb1vBjL75GvhET4Nht9NpBXo5NyOUloxPgqurVnAOWi5P",
-	"xhrkOvQvpiIDA4bgqSJakAVlmoxgLCQQLZeMTwidUMZXoCsgGfRawVjIGdXBMGBc93sWJDYz4B8eDAxI",
-	"M8bt5wo8xjVMQCJ8L168OMn11GAnoRpOnpx9Bct1UJ9NgZw8OSMXsCTJlGYZ8Am0CKczA6SeArE0I3pK",
-	"NWKdgcLvL2C5AfzAbkYk0Gz2URTQXE/pnEVByy32URT8OTx5chZ+BcsoqKO7b842p1qDNPB9v7LWy++j",
-	"4NVDnLROk5UzfwJUNpHHnHmEv1VHLthnv7M7JLGduX6AuEUWTE8jHoOUwpyD8UuasfS1FhfAoyAmiylw",
-	"Qgl+JguqiAKuySjXRMI4V5C2I74BbZt2bZENu7kfXnvH+ygKDHFokoBSDgp4M2cS0pswvbL9NZi+MvMk",
-	"nYF2wvwVLM8+vZa5Hihy9qnhl+q4o17STwewHx48OjwK6ShJQxh3umGvP9g3X5lvglbAzEpzqqdBK+B0",
-	"ZmZewPI1M79J+GtujhYMtczBx2opPnmOI/1zHzSeqNQvZrrluufc0EBI9qPZwigzroFr8yedzzPDZEzw",
-	"vbkUowxmH/6gzKk9ihp8aMqyFTljinBh+CERE84UpERIMqWKjAA4kXApLiBF2dJU5yoYDjrdVqCZRrSd",
-	"WR4oVqvIk0s+dDwzdCANHcOEdM5CM/jKx9EfJIyDYfDBXqWk9+yvau+JXcCiZrPKYIrMmFKMT1pkRjOD",
-	"dUhbJOcXXCx4qziMOaDjwjY54RF3H3ANc3KmFRELThzcxBypFfG46UzuLKFbI7YC5ZmWFy9ehL4e2HRW",
-	"N2WvWVXiyT+h6Tn8NQel74H+0q5ERiItmWABWRZatJEvn377uE72TkX2bwrs4rDrqV5SIkSQ7ovo18Nt",
-	"sIUa5J6lpkmV3Sgc/qTtJMQOvS9Uffni2SbZcEdoGZkwbJ8rkIQLkgk+ASMmTGnVvleOdoYQYT0VfJyx",
-	"5D742UBuNLI5Kc0k0NTY6QlTGhyN0DypYPjybTBmkKWGBm6S0cmgFJ2g49K0QHD1yqfyUUXlk/Wx19LY",
-	"rR36a98Doc9xOYlIG6JPVGJESPwMM8oyQtNUGm6sThnxChSyY0ZaxBLKU2J9CxUTRZdkMWXJdLdNjA+U",
-	"SMC9zKiIS6G9nRPjx1grQo2HzJeEJppdop+G39EsEwvrfly1gjOu8vGYJQy4fpqIOdyZH5gqrUJGkwvr",
-	"JM5gaA5MlNmiLrV9X2orYOzQm2S2Gh/a8T+DYbOaxHhu1XlwM6LNYcUcLOkJB0jvWWJ9G3TGjYdGs88M",
-	"W9yRTE/FDPTUuPYLg+uFFHxCBCcil0SxtEaifd/8FEBYj/Mm8tix90KUE05y4y5AoiG1ux8Tpg2BMjGZ",
-	"GEVqhEajfbUenPE6wISEXNiz0pHINWG6bTkfCXtahY73qQqFJHOq1ELI1IDIeCKkhETfaLG8UHY7g+VP",
-	"uC/uX9Vf/lGQV9rkE6GnJKEmDs+EuLBSQWeAuH0s9Oci53c1+49FKYcm3LLydvYpGYExkhhRL0VeR+mg",
-	"QuljockYwbgWkVzo0A67D/Q9FkTlybQEnM6EC6Ctan6grCbeGQtJCt3dMoYfp1XKehcx+YQuM0HTZ0J8",
-	"TeUEfgbvMzPrYlzPycH+fv+AjJYaVA2rXU9Jn/vztRB2getRbMaGWojQjr1vR9Q/gsF0xmZMk52DAfmK",
-	"fUJGS5LCmOaZtih9CvKSJfCc00vKMjrK7gOrKdV0RBX6QDmXQJOpWfmYaLm0OR6ipkLqbFlXrR5iHVwk",
-	"9wC7Fqv+wPtC6YZztApNoEBegjS/GtKPcrU8JhLMITOqQa5YP0yOhWV27DrD5+XRELRnQnxD+dJx2511",
-	"sxDWGRpTlkFqTAbjyqcO42TQK3J1NebveR5nuQ7VGmZzfYOONixvhofl8HsxhY7BxdhqxCRDh2lBFUGC",
-	"QXpMYg/16EEqm5HSgiRiBhEf0eTCmszYHCC2HqZbmeFqw4hHPCSNwbekGkIcDGk8LJSKImMpZlbbIVAP",
-	"VMRJ6fjuUE7OnlwekL2DwS6Zg3T4Pt64zRoC46GjnWFI6TneuFG5u9sR2bZGcmLULi0N3BY7m+m5BLOz",
-	"W4lWDtqmjY9JzjXL8KtRnk4A034sywxIPKtlrBFDLpK5BMnGzOwhbcQ717ANei5gGSZTyicIZ5nIdYGC",
-	"apk9CmOjkOoSLoU7gGUka/XXkih3EOHnXOXzuZAa0m8gZfTZ8s7hxVMofTzPCpmoxlvILFA3X/uVBHtA",
-	"kZmBCnNMNynack6Ic0IcfK9mzEgvF9qmiaki8eqJYjRe3xmfD7/8HJnxjvjsEYzHFfKb8yhvE7DPckMD",
-	"IFSTDKjSpE+SKZU0wYzwVauajiFw81wXYdWC5HrQ3+tVBKww4OTxetpdlsNDN/y+yFayoARahoVm5tDL",
-	"9zBlYMPEp8h1KMahNFIacYt3VFC0SguROdVTUibV21USIGNGvcIlyGVBKLcIRvLloby0dUM5jVd+qcIl",
-	"IW0TPAxdlDlps0nxY9AK5tKEuJrZjDjqFEhfU91U7wJe1ISQod1gW1Tp9/tHu/XUf6/TOwg7vbB78Kzb",
-	"GfY7w07nL4FX80qNldFstlKKOxisZe7NqnMmQd0MmNJirsiOkPjXHNJdshDygvHJMeF5lhE2NgbQosGt",
-	"2iYnVn/aXPUDRYwiEmMykTSBtUM9CjvdsNN91jEnusWhzPbWIbV1jLVDsnT9cF/B8n1rKrerjrQCpl7b",
-	"AKURxXoKsiK/kBdGoy2OyZhmCojgCbiAvaEa4ENfO/tIiAwo5qoyqvTrXG3LfGa4sWlpy3g9mIViPNfg",
-	"qGwNNDM+C5N2ZJs8n6dIYxNuGpfdlW7F2PoMm7m3O+z07pPQtsLVROqMjiCrAzJbhnQ+D20V6IaStZFn",
-	"GLM3zVU6i4pDT4kXzsEFLFvoPGnIMsYnLp84p1LXgZFKv6bdUa8OyiEWqr1PXsHRzHh5Ev6Fhj92wqNX",
-	"bwdXfwga4HZcsx3xCxarNI8j+2LKsoIPuUDY74VgmBFUTZBRXUI2o0uSihq+XgYuN4q2cbiQTGM7AtMw",
-	"UzdZqKdFznNG35zZCd2K5FRKugxsTbOoj74MUNCdIXes4At2y9fwNaTXVOyKNJbnf1XuLkY/QKINcCdY",
-	"hHmGhZV1k4Q1Er9Os25z7K+22r2+wup8svPF097+wW6boLfIrDt14mpRLlfuitxR3un0E399/AbiOk/D",
-	"8svp6E8J+5Z9efb8x7PuY3amzvj5fnJ6dnB2Mf/zd6dfHrXb7TrbDDpHBzU+r3i8/Tp89WEjkxcoZg0H",
-	"feq0URVa+MUwVQO5f2Bkf3PzSK87eDQ47B8MHnkdJN31DpJWgHu81s53b2zPiQLbRhEFCINrrrHf1Vtr",
-	"3HdNTRs+j9YIXgOhhqEmZjtF7rUOkFeyXWU6DovCFVrnt1u6Es578HTNkDA7aJzrXIKNs6kmM6F0xKs8",
-	"ygNFHEVsvYSNwagfQk1IRXYEB7IEKmsprIi/YHpqE9klIA5iQk30RWobuInl4q2IszExSzNFEsHHbJIX",
-	"dUj0eWwIeC/+zG3NGtnpht1OB82P2m2Tx3QGCusqGBuNgOSc/TWHW5g/z+p069L4fRS96XRePVyXw1bw",
-	"JnQjw5V4xYBh4i3KOHn8/Ot6tHMbI3DsEdW59WVxrME43NEizBgvPq2Yh1ZgUep+NtZtVRqRaJtlLd0Y",
-	"bRgpy5ZlFODkrVUk86uoQ03FgrtyGrf+9G8z6rg50PjtRwrOaBi4XTbOKGOniG8MAn4Fx9gsbn9DeBkm",
-	"7sYuzWLL9s1+cyzp4vUFLOPdX8pFtvutH+Fzw25F6L9jxc1IWosoTaVWViRjs028O3R/tEi/RyTlqZhF",
-	"PAONxzKWLGUTplXL8DYnlByE5bHJiCo46JHT89Ow3yPJFJILlc9WTUqBAMt644PJo+khO/qhc9HNerM+",
-	"H4j9+UHnTDzrPV9xqXo1HJmP1yCpf9iMpb9LV70g7TZOe81Pv8Yx/5xBlpbtBHVkfMvLhKDNEa4rZZfa",
-	"a44jIUsfKII5dsJBGX3spRp/EIy7MJukQtd911qqsSJ+r1FoS/vcSM2iXm13YrpNHqO2dSbcZe3y0Yxp",
-	"A+Elzdaci2sznDUA95s7xH2KWpRVUDdR5WsxYXyj6+r1KxAtCLyxaX+rSfkNgVRRx19f9h9EXnUs1DGg",
-	"IMklPPlYqW6v75uCcrW6bu0d/sJeV8kuzacqfm6RGdXJ1LGdwE7sCZUp1sToanJnClJNIVul8C96tBXm",
-	"8cSiRH0TAxV566b0r3GJjgb7j8oO21Qk+Qy4XmeWokjQKFhe21DVmuEy4nVEdq3c2y6YssBQN8ZNgl2U",
-	"IFa3/8xPgdu1bWLqsl4YyJ03tZV29jThiope09GtgHGlKU8a+M3GK9aPTZJcSuAJFBk0h/EWpiP8UoVD",
-	"2zD2OphsaWHVWWuatT/uJAe0C0ejXjpIHtFD6I+7o07aSwb0AA7HNedNslDCGBCuNe3aaUy64S6v2QZF",
-	"X0HaIjRTwtavXPQb/zl0eiw8+zSu+rLcVRJzWmNEta1Le+0FmZjUD77FIVdV0IbEy3BT5qUoNjWd8otn",
-	"z54QO4AkIq2rCqxObc607B8deSmWQafTmGSxxa31CAqbRojKZzMql2Uultnig+OoOqqa6mM3WtEN6R3y",
-	"/PzMvwO0svGxwQl2hyjhCv6KJJQTtWA6mRLBsdluEwdvLtFtzbI32duitovoLWncKnRbk/Y8dx25NySP",
-	"aJKIvElt2kLn2qzv1mucZCfOREKzj1Mxo4zH2AWWMjXP6BI9p902eY7B+W0s1sfum3YiZj4iywKsh8D9",
-	"wQY5+X8f/OH/R3mn0zt48PDDvY/++P3r+O0/Xv1T+OrDnShqbzNu9+HHni++U/0dvnrbaR10r7xfd/9Y",
-	"X/XG4bsf3srGbi4yt4JxnmWvm72HTz1SkJ1u2CszUy0029jIsZgyDUTN18qAX1hykG+Eml6IS6Z/bODe",
-	"m50J90cU6SjiUXQZReMokiSK3hzuR9Gbk85//eu7n969C3969y9R3uv0DvHfo5/e/ftP//xv//3u3f/8",
-	"x3++ej/PpPBKaOWTEOFqfJT7B7f5TS4afLPNHueToqd05zDs9g5LzKJYQWpsyHPOjLZFlUvmgnGt2gTt",
-	"f8QrmHCCKpqBbTZFy5wnFKvbj1fBWg1G7+jfHv6K/q3TDmW77k4/3Hc8aszxfEp5PgPJkvfSJNf6vv0N",
-	"muPVh+/FZChLJ09Pz87IeqbhOk+4UGsesSqRbtTvWMa/oUDwhVgY1NiSP6HNZQKs/b92NWK7BqZz8Sru",
-	"+npZ0QgsMnvh7QKgSgm2iFdv3nG1AvKIpHSpdtukQ8D8wLQJRIsc6dbVnoPO4HCLu8JruCpvhKxawDlI",
-	"7HERHGvjZVtJm8QuR2LcPZqWV4SJWHCQD1TEJSiRywQUybnxAuO9y+7eDOJjnIpJlZgsWJYRF9nqKRQJ",
-	"JFdZak7DeDF7+fuao/NcNd0EPrG3r25r0z/zjQn69SvXnu5qm9fA39JavYcl2iqBbLC3FpQUibxw/+DR",
-	"YXhER0mYwrgTdr0U8ntkkK/RemVAfzPG702HNebmGvTQdcrHRBnG2DC9fGoCT1fdnrOvYHmSG4iuadjC",
-	"FtP4ybdPnxEjMcaJ3nNXYFVcpGzJWNjrXWS0JP3DjWlb2xyj2BsjvrbzFztOq4wt+Ywm04hXt5vw4r+m",
-	"F6CsPkRG829DYSkDjJLiEY/fhAW27M0sFR+7eYuqfDkBrUg86PTd5V28422jw+qWd/lEQEUTizLDJbag",
-	"XCDPfvq84LQvXzwLWjf2GzRiFruF41bRjhnxaxsIap0D2E+HiQUgxbVIY2NDxhVwxTS7hHbEI44dEcqR",
-	"DBH55dNvH5MXMCL4E/nERNanmEbQ5InxCJjRmzvnn58ePurt7w5tLZlmEyGZns7MTnPGOaSuB+KYxFxw",
-	"sIkFW2S0Hlw5JeKG7u5Jgl3LG7FezuMiSGeKxFR/+MNCx65dnCkVt0hM8zRuRTyGN3PzkY/Gsfud6thy",
-	"U5aRggnwJ2Su2ssHTT0BU63ntueS8bEoGlypvarqeMKFkMTETcZ/cJ5SndTFIGa5tN62jakGZrMzzn7N",
-	"pUjzRCNtPviAGJu9Mgeb2szPDx8aLnKPRyD1Hz507VHe5cEZ5XQCM0M94Kl1YLGpvtsmpwY7jUxnE2pL",
-	"kUu/S7wd8V6bnIr50tLIb5GIq/7zIsfSjnh/+waYGv/a87kzFMeyzONs9d7DuDxQcZ4/ATeaAjwh36it",
-	"Vs9SlMlurEytn6pUDkNihrTbbXsAI4N6IWovwxieNJ423ku0zgUdZTD0/BcXPljCqYgbcF33BuoN+7P1",
-	"bArHpeAXTB8id9gUJSYw8bLvNWlXm/FKrYrZ1L0dt8l368lNshMPer14F1t1LYEiXsuLFr6icS2LRmIX",
-	"q9maczIVjRUQFNCMJcAVeFL3RIq5ZKCpXHpJq0LOglZwCVJZ2eu2O+2OGSTmwM2Pw6Df7rT76KnrKRq+",
-	"NcZApxoa3PGvsfm5donOEUy1CIeF0ZNYgvVemuCA1y6zPHUZ/4jHZcVsaJtS4zY5ty0Ijjv81mdybnWX",
-	"srS3SCnt4Vnq4LKRhApWXg7pdTrX9Oav9eS/rPc4bOpR8NsNeJ5l1k3b+gmVqihvy+v1jtpNDa2O+rVi",
-	"elEr92vZfoOmBa6otDa77NjiX3bir2ddb6D11sn94hL1WrW1sa2/dk1zfcfVp6tC7+2q6y7H1N65wq0H",
-	"ne6mSSUn7TU8pWGm9o5unrp6g+6qFexbprx+Xv2eOc7q3zyr4Val7+8ih/vO2ktLfpvYdqKEHgMavoLi",
-	"xiugE+Sgk5opDl5dtYK52FAhpRqUr9ULw2xpaz0046gXVx6MfiyNkBgbtwrLWa5eYbNbiylIIJApaKG2",
-	"HRJ8JQz9XrFok5Oyb2AEEXd344gWRIkZkNh5wbiYGWRFmezElUzHu77SifgGreO3OAZlieYTkS631zjI",
-	"wA5G82dFiBM0byEmZMyB0O93MBoVbwzEapPkph5BpzlSqqYjQTE5s64SXlk+WYXDVpdc4v9BWVz0QVhX",
-	"TFdXW9/uaWoUvapHedgMdze9/quo9a0VdtEudLuGnBu0+u0IkPpPXKxr45WevrYnp0w19Q3ep37eQll6",
-	"D0PdUaV3tlDp5aM9ZkJ3C628+nwAztu/eV7j1U00PL2bJ6/dUfxtWiwv4vG6yf0YZvc683XVWneA997a",
-	"J+2urFXLQDekv87RzVLYwu0KwmueElZD6t3pRd7YGD8MbEyAtVRFrd44vazo5mh0lM22uFDhY7tV8iTB",
-	"tI99ydKZQbQaqQB7qRUfs8IOc+/pDmMWBYeIW5PKMBM0iLfxuy0KSgvoP0L4spns1ZA9+0ihoeWKYh80",
-	"u6HOR/De4/vb8AEtvNdPLR9i+V12a7JrGchzEd9bUvdsjQi76xrd0XOYZzTZIK/+21woeVaXmKEoQbZE",
-	"xLSKuM14W9tr83nGaVi67ARXC5CKZOwCalf/bXsyh0XEr7Ocu9YnbqxMGe854nGt2hWTneLuQmdY6Rqn",
-	"Y3bLRqZCq5jtzDki7rrFKKbECN52wexE5QS3CZborKopdYn3NBzjEWda2bu3ZA6SidT+blPfXoLjjXZl",
-	"M1Vu1yYnEXfC7L3C556qxAcjhAQ24YXgb6+VvMrinbTSe/jzDfXI/kGns7Uz1lQVvVp/D3U77/ce/T9p",
-	"pQdTZba++Jv1/26rzn93GP/ejI7rJri10cG6wGYL85nrAVfewzZk5/pmZ6uii6aJiNuLOGtXcQk+u2c1",
-	"Y7m0TYfb5t/yZbgJuwR3tdGMiQedLirNub2LVSatzUbGvJWrYenCfGMbCCNe1dMxU+IebbKTi7FFB524",
-	"xGJWVi5npkkERAqts+KOQTzoHbnylP8wUmNOF5F9BzVctTyttRZVNe2yPr21hq5dC/g5EhX1W9a3uPPs",
-	"31m2nSj+neGivrf1Qf3r4ptytF5VZwESbHPfMcEMna24rF6E+Nu3Cw0PUv6utX8JrV1T0v7rq+6hrASM",
-	"j261Y3klfRu9XfSmbFbdZa7aPr5Fao9vFk50vWmYyuIWtHWm13X7kMSu5cepvGn5SUL5UGfZ7WSLpf4j",
-	"zhJ0LjlWJd1TcH6bDfHfOy4fwov4iiKvAVxkw+cgyVTkEmuXRzEZwVLwdLc5xrc7YsfWHdSx693a1IJV",
-	"NVQ190n9TNp8tcv851Dodzw5pqC3bO66CyqQwNc8RFvL//76mvx3r/tvWn9bjeryKH5X5xZK2zYbNnYg",
-	"nKNKtD0I2MpapHKKtG9x76nqSIlbRW7VqNuIqymdQ9Wy6PSndAsz7acY+OrDxxDxqrMWk0DHziK5/4ih",
-	"eCwSfaAmffon0K6VrNSo/8eVSxMdf4X0bsP/MYNT+9tI1Orr/X+/kbPfBrteatHlC6VkMRWGdMonmyfc",
-	"32Dn7Vr76UrFGXeXl0Vybp053E1EzD3i3+5eZ9m4RTWJ91x3U3tJZ5mVd8qXEQd+yaTgZlyraCvEXnlJ",
-	"8MbX0PXTlR2K7kYpsXCMQGGGE7Ix2Yln9AKIzHlcwIEBsCZTrefDvb1u71G70+60u8PDzmHHuVK5NLK5",
-	"hzcvymf4h1jKMZh1uHrb+B9ZQPFAbotkYkIYLyNxOikRjldrnVCuqNOr1lqComh+tOikCfbu1VSpd4Wg",
-	"WvgbCK5eXf1vAAAA//8=",
+	"7H3bdhs3mu6rYFd6L0s2SfEkWaJWVkdx4o4cx/H2Ie5ul+ICq36SiIoAA6BEMd6a5bmdR5ibuZvbeYC5",
+	"mGeZzAPMK8zCD1QViiyKVKQk3ZncJJKqgAL+8+ED/D6IxXQmOHCtgsH7YAI0AYk/PqLxBB4JrqVIze8J",
+	"qFiymWaCB4PgJJ3ThSIRF02lhYTomEhQM8EVKDKlCxJTKRcklpAA14ymiuy8ePyIHDzsHxEFsZmG7Lc6",
+	"u62gEah4AlNqPgI8mwaDt0E+bXDWCOCSTmcpBIPyr41gSi+fAh/rSTDotNuNQC9m5g2lJePj4OqqETyD",
+	"S/2U8fPVtb+ZsBTIVEggTMNUEQlTyniD6AkQDpeazOgY7HoPu4eHu4OQR2HWbvfivYvOHs30ZI/OWPMc",
+	"FuqPKZsy/XGn3TYvdA/iTCohP/7xw7/iADBkST8OAzNtGEQtcjJUwDUR3Hwt5ClV9nOtkFcpUez6Zl8+",
+	"OfnL/4Ou7mcnj9qqOUz3//L4ycOnzSffy8sTNR09q1tWlZ59Q88Z1Rqkoda39vtv7f/h7EHdDH8I6ljw",
+	"ArRcnIw0yDomiBSMJAieKKIFmVOmyRBGhi1aLhgfEzqmjLfqydLvNoKRkFOqg0HAuO517S7Y1EjQ4QHu",
+	"Ysq4/b2UEMY1jEHi+t68eXOS6YkR0JhqOHl++iUsVpf6agLk5PkpOYcFiSc0TYGPoUE4nZpFGqGxakP0",
+	"hGoUfAYK/34OizXLD+zHiASaTj8OA8NaOmNh0HCTfRwGf26ePD9tfgmLZQ71lji0NNfbb8Pg7D4OWuXJ",
+	"0p4/BSrr2GP2PMRn5ZZzDd5v7w5IZEeubiBqkDnTk5BHIKUw+2D8gqYseafFOfAwiMh8ApxQgr+TOVUE",
+	"VWKYaSJhlClI1ivDuq82yJqvuQfvvO19HAaGOTSOQSm3CricMQnJJkovff4aSl+ZcZJOQef2FPWzThHA",
+	"SPwErNVRmkqtBviHyOp0RMTIviDhgolM4Zv3FImMfYtC7sRvJ6rYmt0GoYowTZhqka9n9PsMjpE1ItOE",
+	"aWvuRkxWDJAnoBsMSdAImFn/9xnIRdAIOJ2aYXbJFe559Ow6rSxsd4W6b0+af6XNH9rNo3fNswf1NuVL",
+	"WJx+dq2O3lPk9LNWZS/DbtxL+rDfPHh4eNSkwzhpwqjdaXZ7/X3zJ/OXfD8zqiflds5h8Y6ZZxK+z4yE",
+	"BAMtM/C3V1ihLMM3ffE5qNvCU2O4V7fwhZiTKeUL55SolYeJSBPVIFSTqVC6sq1uu54F6BgqHEhgRLNU",
+	"O1+53mx2KkazU2M0rwwlnJ83M1vT85obRRSS/WAIZIIKroHjHulslhpLwwTfm0kxTGH64DtlNuyptVmh",
+	"pixdMrZMES6MUYjFmDMFCRGSTKgiQwBOJFyIc0jQwGqqM2Vcl1kz08j0U2sI8tlKacokHzjDMXBLGjir",
+	"0XTeNbjyyfcHCaNgEHy0VwZLe/ap2ntuJ7CkWe83mCJTphTj4waZ0tSwAJIGyfg5F3PeyDdjNuhMUYuc",
+	"8JC7X3COCaqzImLOiVs3MVtqhDyq25PbS9PNEVkN90K8N2/eNH1nsG6vbshevb/EnX9KkxfwfQZK3wH/",
+	"pZ2JDEVSCMEc0rRpyUaevPz6WZXt7ZLtX+XUxdeu53rBiSYu6a6Yfv26DbXQjdyx1tT5s43K4Q/aTkPs",
+	"q3dFqidvXq3TDbeFhtEJI/aZAkm4IKngYzBqwpRWrTuVaBcN4VofCT5KWXwX8mxWbmyz2SlNJdDEBGtj",
+	"pjQ4HmGMooLB2/fBiEGaGB64QcY+g1J0jIa4boLg6szn8lHJ5ZPVd6/lsZu76c99B4x+gdNJJJqNbAqK",
+	"CIm/mwQsJTRJpJHGcpchL5dCdsyblrCE8oTYAFNFRNEFmU9YPNltERMIxxLwW+atkEuhvS/HJpi1XoQq",
+	"629prNkFBuv4N5qmYm5j0KtGcMpVNhqxmAHXL2Mxg1vLA1OFV0hpfG4zhSkMzIaJMp+oam3P19pyMfbV",
+	"TTpbvt+07/8Mjs1aEhO+l/vBjxFtNitmYFlPOEByxxrr+6BTbgJJmn5uxOKWbHoppqAnJr+bG1rPpeBj",
+	"k7SLTBLFkgqL9n33ky/Cph2b2GPfvROmnHCSmXABYg2J/fqxjf5JKsZjY0iN0mj0rzaCM1EH0BQdFe6V",
+	"Dm1u0LKSj4x9VJZw7tIUCklmVKm5kIlZIuOxkBJivdFjeSWl7RyWP+CupH/ZfvlbQVlpkU+FnpCYKjD0",
+	"F+dWK+gUkLbPhH4sMn5bt/9MFHpoEjurb6efkSEYJ4lllYXIqiTtlyR9JjQZ4TKuJSQXumlfuwvyPRNE",
+	"ZfGkWDidCldFsab5nrKWeGckJMltd8M4fhxWGutdpORzukgFTV4J8ZTKMfwM0Wdq5sXiDicH+/u9AzJc",
+	"aFAVqnY8I/3CH6+FsBNcT2LzblML0bTv3nUg6m/BUBozRLJz0Cdfsk/JcEFcgmhJ+hLkBYvhNacXlKV0",
+	"mN4FVROq6ZAqjIEyLoHGEzPzMdFyYQt9RE2E1Omialo9wrp1kcxb2LVU9V+8K5Ku2UcjtwQK5AVI89Sw",
+	"fpipxTGRYDaZUg1yyfthhbRZlEivc3xeMRWX9kqIryhfOGm7tW0WwgZDI8pSSIzLYFz53GGc9Lt5wbYi",
+	"/F0v4izmoVrDdKY32Ggj8ub1ZvH6nbhCJ+BYNmOKxCkGTHOqCDIMkmMSeaTHCFLZsqQWJBZTCPmQxufW",
+	"ZUZmA5GNMN3MDGcbhDzkTVKbfEuqoYkvQxINcqOiyEiKqbV2uKh7KuSkCHx3KCenzy8OyN5Bf5fMQDp6",
+	"H6/9zAoBo4HjnRFI6QXe+KHi6+6LKLYVlhNjdmnh4Lb4shmeSTBfdjPRMkBb9+FjknHNUvzTMEvGgLVf",
+	"lqZmSTytdI6QQi6TuQDJRsx8Q9qMd6ZhG/Kcw6IZTygf4zqLar5LFFTDfCN3Ngq5LuFCuA3k9VdDlJUi",
+	"yi1U+DVX2WwmpIbkK0gYfbW4dXrxEooYz/NCJqvxJjITVN3XfqnB3qLI1KwKa0ybDG0xpoljmvjynbox",
+	"o71caNsroIpEyzuK0Hl9Y2I+/ONjFMZb0rNLMB9XKG8uorxJwj7NDA+AUE1SoEqTHoknVNIY2wJXjXI4",
+	"psD1Y12GVUmSq0l/t1sysKSA08freXdRvN50r98V2woRlECLtNCMHHj1HqbM2rDwKTLdFKOmNFoackt3",
+	"NFC0LAuRGdUTUnRWWmURIGXGvMIFyEXOKDcJZvLFpryydU1bm5dxqcIpIWkR3AydFzVp85H8YdAIZtKk",
+	"uJrZijjaFEjeUV3b6+F5YxAF2r1sO2u9Xu9ot9q46La7B812t9k5eNVpD3rtQbv918Cr4CfGy2g2XWqJ",
+	"H/RX+g5m1hmToDYvTGkxU2RHSPxpBskumQt5zvj4mPAsTQkbGQdoyeBmbZETaz9trfqeIsYQiREZSxrD",
+	"yqYeNtudZrvzqm12dINNmc/bgNR2YVY2yZLVzX0Ji5/aEbpZb6cRMPXOJii1JNYTkCX7hTw3Fm1+TEY0",
+	"VUAEj8El7DXdAH/1lb0PhUiBYq0qpUq/y9S2wofYA/N6w0Q9WIViPNPguGwdNDMxCzYJMwUt8nqWII9N",
+	"umlCdte/FyMbM6yX3s6g3b1LRtteVx2rUzqEtLqQ6aJJZ7Om7QJtgI4YfYYRu6zvMVpSHHpGPA8OzmHR",
+	"wOBJQ5oyPnb1xBmV1a5dIJV+RzvDbnUph5W+6GGlL2pGlL3Rs/f9q5reaCNwUrMd83MRKy2PY/sc0TFW",
+	"DrnAtd8Jw7AiqOpWRnWxsildkERU6PU2cLVR9I2DuWQaYUHYJd3koV7mNc8pvTy1Azoly6mU1EhExtn3",
+	"GbjnZvm2zZk3fN8GqPvOtzvp8HW94Rv9Ch8qVndJQQuSnBULEsPvINZmvSfYl3mFvZZVL4VtE791s+qG",
+	"7FOLglidYXk82fniZXf/YLdFMIBkNsI6ce0pVz534AeLB/Lnt4igqCrmsHgyGf4pZl+zJ6evfzjtPGOn",
+	"6pS/2I8fnR6cns/+/M2jJ0etVmsZe3R0sAYS0FqDCShJzGo2+tIZqDLb8PtjqrLk3sH13fFup/+wf9g7",
+	"6D+8vkneCPAb77QL52uRc2Fg4TVhgGtwuDf7tyrqzf2tDkngy2iF4ZUlVChUJ2yPUHptTOR1cZeFjsM8",
+	"j45W5e2G0YULKDzzMyDMvjTKdCbBpt4O9hDysrRyTxHHEdtCYSMwFolQk2WRHcGBLIDKSlUr5G8K3Eux",
+	"ELdiQk1CRiofcAOLyRshZyNipmaKxIKP2DjLW5MYBi2DZ24R4tzU05GdTrPTbqNHUrst8oxOQWGrBdOl",
+	"IRBr3m7gEdcDdL4Nw8t2++z+qh42gsume7O5lMKYZZgUjDJOnr1+Wk2AbuIXjj2muki/6JfV+ItbOokp",
+	"4/lvN/cYyLT1upasTUCMlqWLIjFw+tbI6/tlIqImYs5dh43bEPu3mYhszj1++8mDcxpm3a5AZ4yxM8Qb",
+	"84JfIVY2k9tnuF6GtbyRq7zYTn59KB1JOn93Doto95eKmu33Vrfw2IhbXg3YsepmNK3hMJpWJSPzmWh3",
+	"4H5okF6XSMoTMQ15Chq3ZTxZwsZMKwRdckLJQbPYNhlSBQdd8ujFo2avS+IJxOcqmy67lJwAVvRGB+OH",
+	"k0N29F37vJN2pz3eF/uzg/apeNV9vRRSdSs0Mr9eQ6TeYT2VfivRe87tbeL4Suh+Taz+mEGaFKCDKn2+",
+	"5kXZ0FYSV+20KwDWZ5uQJvcUwUo84aCMifYKkt8Jxl0yThKhq+FspSC5BMFd4W/hsmsZnHe17ZeYbpFn",
+	"aICdV3e1vWw4Zdqs8IKmK/HGtXXQygL3689z+By1JCtXXceVp2LM+Npo1kM1EC0IXNrmgDWufENulXf7",
+	"V6f9i8hKXEOVAgriTMLzT5TqdHu+dyhmq5rb7uEvHIgV4lK/q/xxg0ypjidO7ASC9sdUJtg5o8sloAlI",
+	"NYF0mcO/6NaWhMdTi4L0dQKUV7frisQmSjrq7z8scLiJiLMpcL0qLHkroVaxPHBRCeBwdfMqITtW7y1W",
+	"pmhDVP1znWLnjYrlz3/uF8rt3LZ8dVFtH2QuwNrKYHuWcMlqL5ttE+5wpSmPa+TNpjA2tI3jTErgMZSH",
+	"IJDieLih0vNzZBtEHs7JNiCW47e6UfujdnxAO3A07Cb9+CE9hN6oM2wn3bhPD+BwVInnJGtKGAGua8W6",
+	"tmtLc/iVd2yNoS9X2iA0VcJ2uVxCHP256exY8/SzqERvuWMfZrfGr2rbvfZACKkYVze+xSaXTdCaWsxg",
+	"XTEmb0nV7fKLV6+eE/sCiUVSNRXYw1pffNk/OvKqLv12u7buYltgq0kVQkuIyqZTKhdFxZbZFoWTqCqp",
+	"6rpoG73omooPef3i1D8utvThY0MTxJAo4WABisSUEzVnOp4QwRGSt06C1zfythbZTf427wAjeQseN3Lb",
+	"Vmc9Xzjc7oZ6Eo1jkdWZTdsOXRn1zWonlOxEqYhp+kkippTxCLFiCVOzlC4wctodlHWk7n7f8w0NwwWL",
+	"63BvkIN+cQjRqN4nkU2J93vdzm4r5K8x2Fzn+pZCduf8PnF/acVi6vOk6Ph6vNjvr1G5//PRH/6vPeh5",
+	"7/6DvY//+O276P3/v/qH5tmDnTBsbfPe7v1PvEh/p/y5efa+3TjoXHlPd/9YnXXj67sPbuSu13e1G8Eo",
+	"S9N39YHIZx5XyU6n2S3qXg2MABA5Mp8wDUTNVvqOX1h2kK+EmpyLC6Z/qFGEzXGJ+yEMdRjyMLwIw1EY",
+	"ShKGl4f7YXh50v7Pf/7w44cPzR8//FOYddvdQ/zv0Y8f/u3Hf/yX//rw4b///T/OflqQkwc4tBRhIlxT",
+	"kXJ/47Z6ykVNmLc+eH2eg1h3Dpud7mFBWdRQSIw7es2ZMdxovclMMK5Vi2AoEfJyTThA5ehjW6vRMuMx",
+	"xXb6s+VlLevNLUPlw18xVHb2ocAH7/Sa+05GjWefTSjPpiBZvNsi19uSG4fRvTWW4+zBTxIy1KWTl49O",
+	"T8lqHeO6oDo3ax6zSpWudRWIG9jQfvhCzA1pLMaA0PomBIIN3rmmdOXgY7tRM1+aI49Fak/YnQOUBccG",
+	"8RrcO7l/eEgSulC7LdImYB4wbVxHXoHdupd00O4fbnFCfYVWxRGUZWc6A4mgGsGxGV/gWFokchUYEznS",
+	"pDiYTsScg7ynQi5BiUzGoEjGTUAZ7V109qYQHeNQLNlEZM7SlLgkWU8gL0+5vlV9kcdL/4vnKzHTa1V3",
+	"/vzEHve6aXjwue9MMEVYOmd1W9+8svwtvdVP8ERblacN9Vbym7xM2Nw/eHjYPKLDuJnAqN3seAXqn1Cf",
+	"vsbqFbWBzRS/MxtWW+arsUPXGR+TsBhnw/TipclhXe98xr6ExUlmVnQNQgwxrdHzr1++Iiu3c0R5QZiM",
+	"hD1PRoYL0jtcWxS2aBzFLr2QVAK6elcPJp/TeBLy8jgVXjeh6Tkoaw9R0PzjV9goAWOkeMijy2ZOLXsU",
+	"TEXHblx5KQAZg1Yk6rd77rQwni+3iWZ5wLy4mKLkiSWZkRLbrs6JZ397nEvakzevgsZGNEMtZRGeHDVy",
+	"/GfIr4UnVHAJCODDGgWQ/Bym8bFNxhVwxTS7MLF7yBFvoRzLkJBPXn79jLyBIcFH5FOTpD/CioQmz01E",
+	"wIzdNCnC4cPu/u7AdqppOhaS6cnUfGnGOIfEISyOScQFB1ujsC1MG8EVQ0Ju+O4uwti1shHpxSzK832m",
+	"SET1g+/mOnL4dKZU1CARzZKoEfIILmfmVz4cRe451ZGVpjQluRDgIxSuyn0bdYiDidYzC/JkfCRyRC21",
+	"Z2OdTLhslJgUzMQPLlKqsjp/iVkpreLEsWrBbKHH+a+ZFEkWa+TNRx8R47OXxiCKzjy+f99IkbuyBLl/",
+	"/77DY3mnFaeU0zFMDfeAJzaARRR/p0UeGerUCp2tzS1EJn1Yeivk3RZ5JGYLyyMfgBGVgPe8XNMKeW97",
+	"eE1Ffu3+3B7ybVnhcb56735UbCjfz5+AG0sBnpKvtVbLe8mbcBv7Xqu7KozDgJhXWq2W3YDRQT0XlSuh",
+	"jEyaSBsPQtrggg5TGHjxi0sfLONUyM1yHTYE7YZ9bCObPHDJ5QUrkSgdttqJtVA8XXxNBdcWzxJrYtbB",
+	"xaMW+Wa1Tkp2on63G+0iNtgyKOSVEmseK5rQMkcuu1zNdrTjiahtpqCCpiwGrsDTuudSzCQDTeXCq3/l",
+	"ehY0gguQyupep9Vutc1LYgbcPBwEvVa71cNIXU/Q8a0IBgbVUBOOP0W0deXUnmOYahAOc2MnscHrXW3B",
+	"Ac95plnimgchj4rm28CiYA017MUnVBNKNJvCgER4jiZy5wI77bYP7mmEHCug5aVe9jovQt39OLndLO/z",
+	"yiXYvy0n5F6BrrgErEUeoy8wD6zC4aOU8XOysH04oPHErCzkVkngArhbjUWASijQFVOgHB+1yAtHFfQD",
+	"7vIhXgxIIAUzoAabJEEb9RGc7PTamIwsQZ1eWICI0y4fq05eWNuvrO5YoSriidPE8dVmYiqo3mD0tr70",
+	"X76yZ++1uWpsfNFdhXR1tnSZTLfdvua4xsoxjbdVjMs6jIoPN+FZmtpAeus7gUpQhoVXVEHW6zDOTj8r",
+	"YIocK+FjGXzMrl1c3mmvT6rw1Id3r89yiX2DNm7dycnP1S+3bepPelRO7i7rv+D2aqulo494v2DTu2Dw",
+	"upNTlcsI8Qole7HfdWOKCwBx0f12Z92AQgb3au5lMUO73c1DV84d4cCjzQOXz3FeNYJ9qwfXj6vedoCj",
+	"eptH1Zzt9ZMgVCo/gn9rJc42Tpx9wDASo6FcyEyoSMcotCeV+Cw4u2oEM7GmA081KN/V59GaFScbtpvs",
+	"LT94Y5xmEZmIkYm1sV3q+mG25DnH+9QgVdYWywHBOyMxGRLzFjkpoCpDCLk7oUm0IEpMgUQuNcLJzEvW",
+	"epCdqDQj0a5vSUO+xpT6qNqgaAF+KpLF9kYONcWt0fxYMuIEY54mVunMhjAZdGs0ft9EDcu43HWwVGes",
+	"EqomQ0GxYrdqhc6snCyvw3YvXWPpXtG89pewaguvrrY+Y1aHTb6qpv6I+bmdK/lVPMnWPiJHqN0MA7bB",
+	"kdyMAYl/0cqqA1iCkbY8PWWqDqp6N47AGvYtjKV3PdktfUF7C5NeXB1lBnS2sMrLl1jguP3N42oPEP/u",
+	"sSoey0uDvQMMfmK7e537umqsZkV77+21kFfWq5lQfdW/2QBfYfjjAAcrwRm2yKoHIvJmgnF+mBCYrHuh",
+	"ciyIieRZjhZazZ5cXoET5YmXmyWLY6wF2kt1nRtEr5EIsEer8Uo1PNTgXSBj3KLgEHLrUhmWB/vRNsmE",
+	"JUHhAW+WTdiLPmtyhH595OtiBO9WyLu0MbcwGP3NQ4vrgH7X3YruWgHyQsSfrKl7tnGI6M3acPQFzFIa",
+	"r9FX/4Y41DxrS8yrqEG2b8i0wioCNGz9XZXJ/cKVrLiag1QkZedQuYDCIuI5zEN+nefctTFxbbvSRM8h",
+	"jyot0Ijs5Mdl2oPS1jgbs1sA5XKrYj5n9hFyh0akWCfFMowtWZVBcItg39aamsKWeBcUMh5yppU9AU5m",
+	"IJlI7HPbD/GqXpfa9VJV8bkWOQm5U2bvLkh3YSpeWyIksDHPFX97q+S1m29llX5CPF/TpO4dtNtbB2N1",
+	"rfKr1Vt5t4t+7zD+k1Z7sH5qm86/2fjvpub894Dx783pOIjJjZ0ONovWe5jP3RkD5V2vRHauB9NbE50j",
+	"aUJuz36tnP4mePmjtYzF1LZHYsHlxf2EY3YB7jSteSfqtztoNGe2QF10MsyHjHsrZsN+lvmLBaiGvARZ",
+	"YKXEXR1mB+fv5ghNcYEdzrSYzgyTuBAptE7zMyxRv3vkepb+9Vy1hWok9i3McImDW8GblUCHArSwtYWu",
+	"HDv5OQoV1YP9Nzhm7x+Tt/Ak/5h63vTdeqP+DQXrysJeq28OEizi85hghc624ZYP2vzt+4Waa1F/t9q/",
+	"hNWuGGn/DmB3XVsMJka31rG4BWEbu50Dltab7qJWba+AI5UrYPMgugpKpzI/eG+D6VXbPiCRw4E5kzcp",
+	"fnPoczTROQTOdtD9q8Ql6ExybFW7Cwl97BXxb90urmMM+ZIhryw4r4bPQJKJyCQ2tI8iMoSF4MlufY5v",
+	"v4gwvluYYwfoW4fLK1F29eC5n8maL59i+DkM+i13jiXoLRF/tyEFMvia65Ar9d9f35L/HnX/Tdtva1Fd",
+	"HcWH+m5htC0CtRaW8gJNogWmIL45L+XkZd/8XF0JU4oaeW3VmNuQqwmdQYljdfZTuomZ9ksMfPn6bQh5",
+	"CbfGItCx80junwPJryzFGKjOnv4JtMMXFhb1f7lxqePjr1DerfmXjnBobxuNWv43JP5+M2cfG73aatHF",
+	"PblkPhGGdcpnm6fcXyEcewWTvNRxxq/Li7w4tyoc7qQr1h7xZ3duuEDzUU2iPQd5ay3oNLX6Tvki5MAv",
+	"mBTcvNfIsaZ4gEISPFE4cJivArbqTiwTu44hKKxwQjoiO9GUngORGY/ydWACrMlE69lgb6/Tfdhqt9qt",
+	"zuCwfdh2oVQmjW7u4XGc4h+DGGArx1DW0ep97T+nAvk1zQ2SijFhvMjE6bggOB7ddkq5ZE6vGisFihwR",
+	"a8lJYwR0Vkypd66knPgrCK7Orv4nAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -134,30 +134,41 @@ func userGone() *Problem {
 		detail: "The user of this access token no longer exists."}).problem()
 }
 
-// ListAPIKeys lists the caller's keys, newest first.
+// ListAPIKeys lists a page of the caller's keys, newest first.
 // (GET /v1/auth/api-keys)
-func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject) (gen.ListAPIKeysResponseObject, error) {
+func (s *Server) ListAPIKeys(ctx context.Context, req gen.ListAPIKeysRequestObject) (gen.ListAPIKeysResponseObject, error) {
 	p, err := principalFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Served from the cache when it can be: the listing changes only
-	// through writes every instance hears of (credcache.go), or by a key
-	// reaching its expiry, when the entry ends. A change made through
-	// another instance may still be on its way: hear all that committed
-	// before this request first.
-	e, epoch := s.cache.list(p.userID, s.now())
-	if e != nil && s.heardAll(ctx) {
-		if e, epoch = s.cache.list(p.userID, s.now()); e != nil {
-			s.metrics.listCached.Inc()
-			return encodedJSON(e.body), nil
-		}
-	}
-	s.metrics.listRead.Inc()
-	keys, err := s.store.ListAPIKeys(ctx, p.userID)
+	pg, err := page(req.Params.Limit, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
+	// The first page of the default size is served from the cache when it
+	// can be: it changes only through writes every instance hears of
+	// (credcache.go), or by a key reaching its expiry, when the entry
+	// ends. A change made through another instance may still be on its
+	// way: hear all that committed before this request first.
+	cacheable := pg.After == nil && pg.Limit == defaultPageSize
+	var epoch uint64
+	if cacheable {
+		var e *listEntry
+		e, epoch = s.cache.list(p.userID, s.now())
+		if e != nil && s.heardAll(ctx) {
+			if e, epoch = s.cache.list(p.userID, s.now()); e != nil {
+				s.metrics.listCached.Inc()
+				return listing{body: e.body, link: e.link}, nil
+			}
+		}
+	}
+	s.metrics.listRead.Inc()
+	keys, err := s.store.ListAPIKeys(ctx, p.userID, pg)
+	if err != nil {
+		return nil, err
+	}
+	more := len(keys) > pg.Limit
+	keys = keys[:min(len(keys), pg.Limit)]
 	now := s.now()
 	var changes time.Time // the first expiry still to come
 	body := make([]gen.APIKey, len(keys))
@@ -171,6 +182,11 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 			RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, Scopes: scopesBody(k.Scopes),
 		}
 	}
+	var link string
+	if more {
+		last := keys[len(keys)-1]
+		link = nextLink("/v1/auth/api-keys", pg.Limit, more, last.CreatedAt, last.ID)
+	}
 	// Encoded as gen.ListAPIKeys200JSONResponse would.
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(body); err != nil {
@@ -178,8 +194,10 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 	}
 	// A copy of the length it needs: the cache counts lengths.
 	encoded := bytes.Clone(buf.Bytes())
-	s.cache.putList(p.userID, encoded, changes, epoch)
-	return encodedJSON(encoded), nil
+	if cacheable {
+		s.cache.putList(p.userID, encoded, link, changes, epoch)
+	}
+	return listing{body: encoded, link: link}, nil
 }
 
 // keysChanged is called after a committed change to user's keys: this

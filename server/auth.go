@@ -163,8 +163,10 @@ func (s *Server) checkBearer(req *http.Request, cacheOnly bool) (*principal, err
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "expired",
 			detail: "The access token expired; log in again."}
 	}
+	// sub must be a user ID as this service writes it: canonical, lower
+	// case (uuid.Parse also takes upper case, braces and urn:uuid:).
 	id, perr := uuid.Parse(sub)
-	if err != nil || perr != nil {
+	if err != nil || perr != nil || id.String() != sub {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "invalid",
 			detail: "The access token is invalid."}
 	}
@@ -235,20 +237,33 @@ func (s *Server) checkAPIKey(req *http.Request, cacheOnly bool) (*principal, err
 }
 
 // encodedJSON is a 200 response with its JSON body encoded beforehand, as
-// gen's 200 JSON responses would write it: GET /v1/me's and GET
-// /v1/auth/api-keys', from the credential cache.
+// gen's 200 JSON responses would write it: GET /v1/me's, from the
+// credential cache.
 type encodedJSON []byte
 
 func (body encodedJSON) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
 	return body.write(w)
 }
-func (body encodedJSON) VisitListAPIKeysResponse(w http.ResponseWriter) error { return body.write(w) }
 
 func (body encodedJSON) write(w http.ResponseWriter) error {
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(body)
 	return err
+}
+
+// listing is a page of GET /v1/auth/api-keys, encoded beforehand, with the
+// Link to the next page if there is one.
+type listing struct {
+	body []byte
+	link string
+}
+
+func (l listing) VisitListAPIKeysResponse(w http.ResponseWriter) error {
+	if l.link != "" {
+		w.Header().Set("Link", l.link)
+	}
+	return encodedJSON(l.body).write(w)
 }
 
 // principalFrom returns the principal the validator authenticated. The spec

@@ -17,9 +17,9 @@ import (
 //     never cached, so a guesser gains nothing and a revoked key is never
 //     remembered as valid);
 //   - user ID -> that the user exists (for JWTs);
-//   - user ID -> the encoded listing of the user's keys (GET
-//     /v1/auth/api-keys), until the listing would change by itself (a key
-//     reaching its expiry) or the lifetime ends.
+//   - user ID -> the first page of the user's keys (GET
+//     /v1/auth/api-keys, encoded), until the listing would change by itself
+//     (a key reaching its expiry) or the lifetime ends.
 //
 // It is correct only while it hears of every change: the instance that
 // revokes a key drops it at once, and every instance drops what the
@@ -64,6 +64,7 @@ const (
 // listEntry is one user's cached key listing.
 type listEntry struct {
 	body    []byte    // the 200 response's body, encoded
+	link    string    // its Link header, if any
 	expires time.Time // the end of the entry's lifetime
 	until   time.Time // by the server's clock, the first listed key's expiry to come (zero: none)
 }
@@ -174,7 +175,7 @@ func (c *credCache) list(user uuid.UUID, now time.Time) (e *listEntry, epoch uin
 // at epoch, for the entries' lifetime, and only while the server's clock
 // is before until (zero: no bound): a listed key's expiry changes what the
 // listing says.
-func (c *credCache) putList(user uuid.UUID, body []byte, until time.Time, epoch uint64) {
+func (c *credCache) putList(user uuid.UUID, body []byte, link string, until time.Time, epoch uint64) {
 	if len(body) > maxListingBytes {
 		return
 	}
@@ -186,7 +187,7 @@ func (c *credCache) putList(user uuid.UUID, body []byte, until time.Time, epoch 
 				break
 			}
 		}
-		c.lists[user] = &listEntry{body: body, expires: c.now().Add(c.ttl), until: until}
+		c.lists[user] = &listEntry{body: body, link: link, expires: c.now().Add(c.ttl), until: until}
 		c.listLen += len(body)
 	})
 }

@@ -18,7 +18,7 @@ import (
 // listed returns u's key id as listed.
 func (e *env) listed(u *user, id uuid.UUID) gen.APIKey {
 	e.t.Helper()
-	resp, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(e.t, u.Token))
+	resp, err := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(e.t, u.Token))
 	if err != nil || resp.JSON200 == nil {
 		e.t.Fatalf("list = %v %s", err, resp.Body)
 	}
@@ -102,13 +102,19 @@ func TestKeyExpiryRules(t *testing.T) {
 			}
 		})
 	}
+	// RFC 3339 (section 5.6) allows a lower-case t and z.
+	at := now.Add(time.Hour).UTC().Truncate(time.Second)
+	r := e.do(false, "POST", "/v1/auth/api-keys", fmt.Sprintf(`{"name":"k","expires_at":%q}`, strings.ToLower(at.Format(time.RFC3339))), "Authorization", "Bearer "+u.Token)
+	if got, _ := time.Parse(time.RFC3339, fmt.Sprint(r.JSON["expires_at"])); r.Status != 200 || !got.Equal(at) {
+		t.Fatalf("expires_at with a lower-case t and z = %d %s, want 200 expiring at %v", r.Status, r.Body, at)
+	}
 	if r := createKey(e, u, `{"name":"forever"}`); r.Status != 200 || r.JSON["expires_at"] != nil {
 		t.Fatalf("a key without expires_at = %s, want expires_at null (no default lifetime)", r.Body)
 	}
 
 	d := newEnv(t, options{server: func(c *server.Config) { c.KeyDefaultLifetime = 30 * 24 * time.Hour }})
 	du := d.MustLogin("defaulted")
-	r := createKey(d, du, `{"name":"k"}`)
+	r = createKey(d, du, `{"name":"k"}`)
 	got, _ := time.Parse(time.RFC3339, fmt.Sprint(r.JSON["expires_at"]))
 	if want := d.Clock.Now().Add(30 * 24 * time.Hour); r.Status != 200 || got.Sub(want).Abs() > time.Second {
 		t.Fatalf("with a default lifetime, expires_at = %v, want about %v", r.JSON["expires_at"], want)
@@ -334,7 +340,7 @@ func TestKeyScopes(t *testing.T) {
 			t.Errorf("the 403 = %s %q, want insufficient-scope", got.Body, got.Header.Get("WWW-Authenticate"))
 		}
 	}
-	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, u.Token))
+	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, u.Token))
 	for _, k := range *resp.JSON200 {
 		if k.Name == "all" && len(k.Scopes) != 2 || k.Name == "read" && (len(k.Scopes) != 1 || k.Scopes[0] != gen.MeRead) {
 			t.Errorf("listed %q with scopes %v", k.Name, k.Scopes)
@@ -381,7 +387,7 @@ func TestConcurrentDuplicateRotationAndRevocation(t *testing.T) {
 	if rotated[200] != 1 || rotated[404] != n-1 {
 		t.Fatalf("%d concurrent rotations of one key: statuses %v, want one 200 and %d 404s", n, rotated, n-1)
 	}
-	keys, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, u.Token))
+	keys, err := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, u.Token))
 	if err != nil || keys.JSON200 == nil {
 		t.Fatalf("list = %v", err)
 	}
@@ -457,7 +463,7 @@ func TestConcurrentRotationsOnAMovingClock(t *testing.T) {
 // activeKeys lists the IDs of u's active keys.
 func (e *env) activeKeys(u *user) []uuid.UUID {
 	e.t.Helper()
-	resp, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(e.t, u.Token))
+	resp, err := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(e.t, u.Token))
 	if err != nil || resp.JSON200 == nil {
 		e.t.Fatalf("list = %v", err)
 	}

@@ -26,9 +26,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +54,7 @@ func propertyFlags(tb testing.TB) {
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for name, value := range map[string]string{
 		"rapid.seed":       "20261130",
-		"rapid.checks":     "15",
+		"rapid.checks":     "20",
 		"rapid.steps":      "40",
 		"rapid.nofailfile": "true",
 	} {
@@ -737,6 +739,32 @@ func (p *propEnv) checkBrokenKeyIDs(t *rapid.T, opID, method string, path func(i
 	return valid
 }
 
+// checkBrokenQuery sends a listing with each constraint of each of its
+// query parameters broken in turn, and expects a 422 naming it.
+func (p *propEnv) checkBrokenQuery(t *rapid.T, opID, path string, u *propUser) {
+	for _, param := range p.ops[opID].Parameters {
+		if param.Value.In != "query" {
+			continue
+		}
+		name, schema := param.Value.Name, param.Value.Schema.Value
+		var valid any
+		if schema.Type.Is("integer") {
+			lo, hi := intBounds(p.t, name, schema)
+			valid = rapid.Int64Range(lo, hi).Draw(t, name)
+		} else {
+			valid = stringGen(p.t, schema).Draw(t, name)
+		}
+		for _, b := range p.d.breakages(name, schema, false, false) {
+			broken, _, _ := b.apply(t, valid)
+			what := opID + " with " + name + " breaking " + b.constraint
+			r := p.send(t, false, "GET", path+"?"+url.Values{name: {fmt.Sprint(broken)}}.Encode(), nil, "Authorization", "Bearer "+u.token)
+			expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", name)
+			expectNoEcho(t, what, r, broken)
+			p.seen[what]++
+		}
+	}
+}
+
 func keyPath(id string) string    { return "/v1/auth/api-keys/" + id }
 func rotatePath(id string) string { return "/v1/auth/api-keys/" + id + "/rotate" }
 
@@ -783,6 +811,7 @@ func operationChecks(p *propEnv) map[string]propOp {
 		},
 		"listApiKeys": {
 			broken: func(t *rapid.T) {
+				p.checkBrokenQuery(t, "listApiKeys", "/v1/auth/api-keys", user(t))
 				r := p.send(t, true, "GET", "/v1/auth/api-keys", nil)
 				expectProblem(t, "listApiKeys without a token", r, 401, "urn:authapi:problem:unauthenticated")
 			},
@@ -1045,10 +1074,24 @@ func (p *propEnv) listKeys(t *rapid.T, u *propUser) {
 		t.Fatalf("WriteKeyUses = %v", err)
 	}
 	now := p.Clock.Now()
-	r := p.send(t, true, "GET", "/v1/auth/api-keys", nil, "Authorization", "Bearer "+u.token)
+	// The whole listing, a page at a time when a page size is drawn.
+	path := "/v1/auth/api-keys"
+	if rapid.Bool().Draw(t, "paged") {
+		path += "?limit=" + strconv.Itoa(rapid.IntRange(1, 5).Draw(t, "page size"))
+	}
 	var listed []map[string]any
-	if r.Status != 200 || json.Unmarshal(r.Body, &listed) != nil {
-		t.Fatalf("listApiKeys as %q = %d %s, want 200", u.username, r.Status, r.Body)
+	for pages := 0; path != ""; pages++ {
+		r := p.send(t, true, "GET", path, nil, "Authorization", "Bearer "+u.token)
+		var page []map[string]any
+		if r.Status != 200 || json.Unmarshal(r.Body, &page) != nil || pages > 100 {
+			t.Fatalf("listApiKeys as %q (%s) = %d %s, want 200", u.username, path, r.Status, r.Body)
+		}
+		listed = append(listed, page...)
+		path = ""
+		if link := r.Header.Get("Link"); link != "" {
+			path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+			p.seen["listApiKeys 200 with a next page"]++
+		}
 	}
 	var got, want []string
 	for _, k := range listed {

@@ -103,6 +103,11 @@ type Config struct {
 	// user per hour.
 	KeyWritesPerUser int
 
+	// RevokedKeyRetention is how long revoked and expired keys are kept,
+	// listed as inactive, before the background work deletes them (0:
+	// forever).
+	RevokedKeyRetention time.Duration
+
 	// MetricsElsewhere leaves /metrics off the API's routes, for a
 	// listener of its own (MetricsHandler).
 	MetricsElsewhere bool
@@ -248,8 +253,8 @@ func (s *Server) heardAll(ctx context.Context) bool {
 
 // Background runs the server's periodic work until ctx ends: writing the
 // API keys' last use (every few seconds, so that a use shows within five)
-// and deleting the login failures and registration attempts that have
-// left their throttling windows. It writes the last uses once more before
+// deleting the login failures and registration attempts that have left
+// their throttling windows, and the keys past their retention. It writes the last uses once more before
 // it returns.
 func (s *Server) Background(ctx context.Context) {
 	uses := time.NewTicker(2 * time.Second)
@@ -277,6 +282,9 @@ func (s *Server) Background(ctx context.Context) {
 		case <-attempts.C:
 			s.forget(ctx, "login failures", s.store.ForgetLoginFailures, s.cfg.LoginWindow)
 			s.forget(ctx, "registration attempts", s.store.ForgetRegistrationAttempts, RegisterWindow)
+			if s.cfg.RevokedKeyRetention > 0 {
+				s.forget(ctx, "retired API keys", s.store.DeleteRetiredKeys, s.cfg.RevokedKeyRetention)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -200,18 +201,40 @@ func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (o
 	return owners, wrap(err, "record key uses")
 }
 
-// ListAPIKeys returns the user's keys, newest first, revoked ones included.
-func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error) {
+// Position is where a page of a listing newest first starts: after the
+// item created at CreatedAt with ID (ties of time are ordered by ID).
+type Position struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// Page asks for at most Limit items after After (nil: from the newest).
+type Page struct {
+	Limit int
+	After *Position
+}
+
+// ListAPIKeys returns a page of the user's keys, newest first, revoked
+// ones included, with one key more than asked for when more remain.
+func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID, page Page) ([]APIKey, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
-	rows, err := s.readID(ctx, "authapi_list_keys", listKeysSQL, userID)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if page.After == nil {
+		rows, err = s.readPage(ctx, "authapi_list_keys_page", listKeysSQL, userID, page.Limit+1)
+	} else {
+		rows, err = s.db.QueryContext(ctx, listKeysAfterSQL, userID, page.Limit+1, page.After.CreatedAt, page.After.ID)
+	}
 	if err != nil {
 		return nil, wrap(err, "list api keys")
 	}
 	defer rows.Close()
 	keys := []APIKey{}
 	for rows.Next() {
+		// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
 		var k APIKey
 		if err := rows.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &k.Digest, &k.Scopes, &k.CreatedAt, &k.RevokedAt,
 			&k.ExpiresAt, &k.LastUsedAt, &k.LifetimeSeconds); err != nil {
@@ -223,6 +246,38 @@ func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error
 		return nil, wrap(err, "list api keys")
 	}
 	return keys, nil
+}
+
+// retireBatch bounds the rows one statement of DeleteRetiredKeys deletes,
+// so that no statement holds many row locks or runs long.
+const retireBatch = 1000
+
+// DeleteRetiredKeys deletes the keys revoked, or expired, more than
+// retention ago (by the database's clock), a batch at a time, and returns
+// how many it deleted. Several instances may run it at once.
+func (s *DB) DeleteRetiredKeys(ctx context.Context, retention time.Duration) (int64, error) {
+	var total int64
+	for {
+		n, err := s.deleteRetiredBatch(ctx, retention)
+		total += n
+		if err != nil || n < retireBatch {
+			return total, err
+		}
+	}
+}
+
+func (s *DB) deleteRetiredBatch(ctx context.Context, retention time.Duration) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	res, err := s.db.ExecContext(ctx, `DELETE FROM api_keys WHERE id IN (
+		SELECT id FROM api_keys
+		WHERE revoked_at < clock_timestamp() - make_interval(secs => $1)
+		   OR expires_at < clock_timestamp() - make_interval(secs => $1)
+		LIMIT $2 FOR UPDATE SKIP LOCKED)`, retention.Seconds(), retireBatch)
+	if err != nil {
+		return 0, wrap(err, "delete retired keys")
+	}
+	return res.RowsAffected()
 }
 
 // RevokeAPIKey revokes the user's key keyID and returns its digest.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -169,7 +170,7 @@ func TestRecordKeyUses(t *testing.T) {
 	u := MustCreateUser(t, db, "user")
 	k := MustCreateKey(t, db, u.ID, "k")
 	lastUsed := func() *time.Time {
-		keys, _ := db.ListAPIKeys(ctx, u.ID)
+		keys, _ := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100})
 		return keys[0].LastUsedAt
 	}
 	if lastUsed() != nil {
@@ -194,5 +195,90 @@ func TestRecordKeyUses(t *testing.T) {
 	db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at.Add(time.Minute)})
 	if got := lastUsed(); !got.Equal(at.Add(time.Minute).Truncate(time.Minute)) {
 		t.Fatalf("a later use left last_used_at at %v", got)
+	}
+}
+
+// TestDeleteRetiredKeys: keys revoked or expired longer ago than the
+// retention are deleted, a batch at a time; the others stay.
+func TestDeleteRetiredKeys(t *testing.T) {
+	db := storetest.NewDB(t)
+	u := MustCreateUser(t, db, "retiree")
+	keep := map[string]bool{}
+	mk := func(name string) *store.APIKey { return MustCreateKey(t, db, u.ID, name) }
+	for _, name := range []string{"active", "recently revoked", "recently expired"} {
+		keep[mk(name).ID.String()] = true
+	}
+	const old = 2500 // more than one batch
+	for i := range old {
+		mk(fmt.Sprint("old", i))
+	}
+	if err := db.Exec(ctx, `UPDATE api_keys SET revoked_at = now() - interval '40 days' WHERE name LIKE 'old%' AND name::text < 'old2'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec(ctx, `UPDATE api_keys SET expires_at = now() - interval '31 days' WHERE name LIKE 'old%' AND revoked_at IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec(ctx, `UPDATE api_keys SET revoked_at = now() - interval '29 days' WHERE name = 'recently revoked';
+		UPDATE api_keys SET expires_at = now() - interval '1 day' WHERE name = 'recently expired'`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.DeleteRetiredKeys(ctx, 30*24*time.Hour)
+	if err != nil || n != old {
+		t.Fatalf("DeleteRetiredKeys = %d, %v, want the %d retired keys", n, err, old)
+	}
+	keys, err := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100})
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("keys left = %d, %v, want 3", len(keys), err)
+	}
+	for _, k := range keys {
+		if !keep[k.ID.String()] {
+			t.Fatalf("%s was deleted or kept wrongly", k.Name)
+		}
+	}
+	if n, err := db.DeleteRetiredKeys(ctx, 30*24*time.Hour); n != 0 || err != nil {
+		t.Fatalf("DeleteRetiredKeys again = %d, %v, want nothing to do", n, err)
+	}
+}
+
+// TestListAPIKeysPages: pages by (created_at, id), newest first, with one
+// key more than asked for while more remain; ties of time break by ID.
+func TestListAPIKeysPages(t *testing.T) {
+	db := storetest.NewDB(t)
+	u := MustCreateUser(t, db, "pages")
+	for i := range 5 {
+		MustCreateKey(t, db, u.ID, fmt.Sprint("k", i))
+	}
+	// Two keys created at the very same instant.
+	if err := db.Exec(ctx, `UPDATE api_keys SET created_at = (SELECT min(created_at) FROM api_keys) WHERE name IN ('k3', 'k4')`); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100})
+	if err != nil || len(all) != 5 {
+		t.Fatalf("ListAPIKeys = %d, %v", len(all), err)
+	}
+	var got []uuid.UUID
+	page := store.Page{Limit: 2}
+	for {
+		keys, err := db.ListAPIKeys(ctx, u.ID, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more := len(keys) > page.Limit
+		keys = keys[:min(len(keys), page.Limit)]
+		for _, k := range keys {
+			got = append(got, k.ID)
+		}
+		if !more {
+			break
+		}
+		last := keys[len(keys)-1]
+		page.After = &store.Position{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	var want []uuid.UUID
+	for _, k := range all {
+		want = append(want, k.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages of 2 = %v, want %v", got, want)
 	}
 }

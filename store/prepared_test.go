@@ -13,7 +13,7 @@ import (
 	"authapi/store/storetest"
 )
 
-var preparedNames = []string{"authapi_key_owner", "authapi_list_keys", "authapi_user_exists"}
+var preparedNames = []string{"authapi_key_owner", "authapi_list_keys_page", "authapi_user_exists"}
 
 // TestPreparedReads runs the prepared reads on a database migrated before
 // the store opened and on one migrated after (whose first connection
@@ -65,7 +65,7 @@ func TestPreparedReads(t *testing.T) {
 				if ok, err := db.UserExists(ctx, uuid.New()); ok || err != nil {
 					t.Fatalf("UserExists(unknown) = %v, %v", ok, err)
 				}
-				if keys, err := db.ListAPIKeys(ctx, u.ID); err != nil || len(keys) != 1 || keys[0].ID != k.ID || string(keys[0].Digest) != string(k.Digest) || keys[0].RevokedAt != nil {
+				if keys, err := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100}); err != nil || len(keys) != 1 || keys[0].ID != k.ID || string(keys[0].Digest) != string(k.Digest) || keys[0].RevokedAt != nil {
 					t.Fatalf("ListAPIKeys = %+v, %v", keys, err)
 				}
 			}

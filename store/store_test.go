@@ -183,7 +183,7 @@ func TestAPIKeys(t *testing.T) {
 	second := MustCreateKey(t, db, alice.ID, "second")
 	bobs := MustCreateKey(t, db, bob.ID, "bobs")
 
-	keys, err := db.ListAPIKeys(ctx, alice.ID)
+	keys, err := db.ListAPIKeys(ctx, alice.ID, store.Page{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestAPIKeys(t *testing.T) {
 	if _, err := db.APIKeyOwner(ctx, first.Digest); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("APIKeyOwner(revoked) = %v, want ErrNotFound", err)
 	}
-	keys, _ = db.ListAPIKeys(ctx, alice.ID)
+	keys, _ = db.ListAPIKeys(ctx, alice.ID, store.Page{Limit: 100})
 	if len(keys) != 2 || keys[1].ActiveAt(time.Now()) || keys[1].RevokedAt == nil {
 		t.Fatalf("after revoking, ListAPIKeys = %+v, want the revoked key kept, inactive, with its time", keys)
 	}
@@ -234,12 +234,12 @@ func TestAPIKeys(t *testing.T) {
 	if _, err := db.RevokeAPIKey(ctx, alice.ID, first.ID); err != nil {
 		t.Fatalf("RevokeAPIKey(revoked) = %v, want nil", err)
 	}
-	keys, _ = db.ListAPIKeys(ctx, alice.ID)
+	keys, _ = db.ListAPIKeys(ctx, alice.ID, store.Page{Limit: 100})
 	if !keys[1].RevokedAt.Equal(revokedAt) {
 		t.Fatalf("revocation time moved from %v to %v", revokedAt, keys[1].RevokedAt)
 	}
 
-	if keys, _ := db.ListAPIKeys(ctx, uuid.New()); keys == nil || len(keys) != 0 {
+	if keys, _ := db.ListAPIKeys(ctx, uuid.New(), store.Page{Limit: 100}); keys == nil || len(keys) != 0 {
 		t.Fatalf("ListAPIKeys(nobody) = %#v, want an empty, non-nil list", keys)
 	}
 }
@@ -295,7 +295,7 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 		t.Fatalf("%d concurrent creations with a cap of %d: %d created, %d refused", tries, limit, created, refused)
 	}
 	// Revoking one makes room for one.
-	keys, _ := db.ListAPIKeys(ctx, u.ID)
+	keys, _ := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100})
 	if _, err := db.RevokeAPIKey(ctx, u.ID, keys[0].ID); err != nil {
 		t.Fatal(err)
 	}

@@ -211,6 +211,11 @@ func (s *Service) key(t *jwt.Token) (any, error) {
 	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, Type) && !strings.EqualFold(typ, "application/"+Type) {
 		return nil, fmt.Errorf("typ %q is not %q", typ, Type)
 	}
+	// We understand no extension, so a token that says one is critical
+	// must be refused (RFC 7515 section 4.1.11).
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("crit header: no extension is understood")
+	}
 	kid, _ := t.Header["kid"].(string)
 	k, ok := s.keys[kid]
 	if !ok {

@@ -180,6 +180,12 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		{"no kid", func() string {
 			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", nil))
 		}},
+		{"crit header", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("crit", []string{"exp"}))
+		}},
+		{"empty crit header", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("crit", []string{}))
+		}},
 		{"unknown kid", func() string {
 			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", "0000000000000000"))
 		}},

@@ -56,6 +56,7 @@ type config struct {
 	AuthFailuresPerAddress     int
 	KeyWritesPerUser           int
 	MetricsAddr                string
+	RevokedKeyRetention        time.Duration
 	HeaderLimit                int
 	CORSOrigins                list
 	ReadHeaderTimeout          time.Duration
@@ -117,6 +118,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	num(&c.MaxActiveKeys, "max-active-keys", 100, "active API keys per user (0: no cap)")
 	dur(&c.KeyMaxLifetime, "key-max-lifetime", 365*24*time.Hour, "how far ahead an API key's expiry may be (0: no bound)")
 	dur(&c.KeyDefaultLife, "key-default-lifetime", 0, "lifetime of an API key created without an expiry (0: such keys never expire)")
+	dur(&c.RevokedKeyRetention, "revoked-key-retention", 30*24*time.Hour, "how long revoked and expired API keys stay listed before they are deleted (0: forever)")
 	fs.Int64Var(&c.BodyLimit, "max-body-bytes", 64<<10, "largest request body")
 	env["max-body-bytes"] = envName("max-body-bytes")
 	num(&c.HeaderLimit, "max-header-bytes", 8<<10, "largest request line and headers (431 beyond)")
@@ -194,7 +196,7 @@ func (c *config) validate() error {
 	check(c.RegisterMaxPerAddress >= 0, "registration limit per address must not be negative")
 	check(c.RateLimitPerAddress >= 0 && c.LoginMaxPerAddress >= 0 && c.AuthFailuresPerAddress >= 0 && c.KeyWritesPerUser >= 0, "per-client limits must not be negative")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
-	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0, "key lifetimes must not be negative")
+	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0 && c.RevokedKeyRetention >= 0, "key lifetimes and retention must not be negative")
 	check(c.KeyMaxLifetime == 0 || c.KeyDefaultLife <= c.KeyMaxLifetime, "the default key lifetime must not exceed the maximum")
 	check(c.BodyLimit > 0, "body limit must be positive")
 	check(c.HeaderLimit >= 1<<10, "header limit must be at least 1024 bytes")

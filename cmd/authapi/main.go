@@ -290,6 +290,7 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		AuthFailuresPerAddress:     cfg.AuthFailuresPerAddress,
 		KeyWritesPerUser:           cfg.KeyWritesPerUser,
 		MetricsElsewhere:           cfg.MetricsAddr != "",
+		RevokedKeyRetention:        cfg.RevokedKeyRetention,
 	})
 }
 

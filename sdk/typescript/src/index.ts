@@ -93,6 +93,31 @@ function unwrap<T>({ data, error, response }: Outcome<T>): T {
   throw new Problem(response.status, doc, retryAfter);
 }
 
+/** Which page of a listing to fetch. */
+export interface PageOptions {
+  /** Items per page, 1 to 100 (by default the server's, 100). */
+  limit?: number;
+  /** The next cursor of the previous page (by default, the first page). */
+  cursor?: string;
+}
+
+/** A page of a listing, and the cursor of the next (undefined on the last). */
+export interface Page<T> {
+  items: T[];
+  next?: string;
+}
+
+/** The cursor of a response's Link rel="next" (RFC 8288), if any. */
+function nextCursor(response: Response): string | undefined {
+  for (const link of (response.headers.get("Link") ?? "").split(",")) {
+    const [, target, params] = /^\s*<([^>]*)>\s*;(.*)$/.exec(link) ?? [];
+    if (target !== undefined && params !== undefined && /rel="?next"?/.test(params)) {
+      return new URL(target, "http://relative.invalid").searchParams.get("cursor") ?? undefined;
+    }
+  }
+  return undefined;
+}
+
 /**
  * A client of one authapi server. Each credential goes only to the
  * operations that accept it: the JWT to key management, the API key to
@@ -172,9 +197,34 @@ export class Authapi {
     );
   }
 
-  /** Lists the caller's API keys, newest first. Needs a JWT. */
+  /** Lists all the caller's API keys, newest first, following every page. Needs a JWT. */
   async listApiKeys(): Promise<APIKey[]> {
-    return unwrap(await this.raw.GET("/v1/auth/api-keys", { headers: this.bearer() }));
+    const all: APIKey[] = [];
+    for await (const key of this.apiKeys()) all.push(key);
+    return all;
+  }
+
+  /** Iterates over the caller's API keys, newest first, fetching a page at a time. Needs a JWT. */
+  async *apiKeys(pageSize?: number): AsyncGenerator<APIKey> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listApiKeysPage({ limit: pageSize, cursor });
+      yield* page.items;
+      cursor = page.next;
+    } while (cursor !== undefined);
+  }
+
+  /**
+   * One page of the caller's API keys, newest first: at most limit (by
+   * default the server's, 100), starting at cursor (by default the newest).
+   * next is the cursor of the following page, undefined on the last. Needs a JWT.
+   */
+  async listApiKeysPage(page: PageOptions = {}): Promise<Page<APIKey>> {
+    const out = await this.raw.GET("/v1/auth/api-keys", {
+      params: { query: { limit: page.limit, cursor: page.cursor } },
+      headers: this.bearer(),
+    });
+    return { items: unwrap(out), next: nextCursor(out.response) };
   }
 
   /** Revokes one of the caller's API keys. Needs a JWT. */

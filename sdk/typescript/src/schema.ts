@@ -61,7 +61,12 @@ export interface paths {
         /**
          * List all your API keys
          * @description Lists the caller's API keys, newest first, revoked ones included with
-         *     `is_active: false`. Raw keys are never listed. Requires a JWT.
+         *     `is_active: false`, a page at a time: `limit` keys (100 by default),
+         *     and while more remain a `Link` header (RFC 8288) with `rel="next"`
+         *     naming the next page. Following every next link yields each key
+         *     once, even while keys are created meanwhile. Revoked and expired
+         *     keys are deleted after the server's retention (30 days by default).
+         *     Raw keys are never listed. Requires a JWT.
          */
         get: operations["listApiKeys"];
         put?: never;
@@ -163,7 +168,9 @@ export interface components {
             username: string;
             /**
              * Format: email
-             * @description Valid email address (`local@domain`, no display name). Unique without regard to case.
+             * @description Valid email address (`local@domain`, no display name): at most
+             *     254 characters, of which at most 64 before the `@` (RFC 5321).
+             *     Unique without regard to case.
              * @example hershel@example.com
              */
             email: string;
@@ -709,6 +716,17 @@ export interface components {
     };
     parameters: {
         /**
+         * @description How many items a page holds, at most.
+         * @example 20
+         */
+        Limit: number;
+        /**
+         * @description Where the page starts: the `cursor` of the previous page's `Link`
+         *     header (`rel="next"`), as it is. Opaque; without it, the first page.
+         * @example AAYQe2t4uAC0s-bl5YFJ7L-JqrxAsmfN
+         */
+        Cursor: string;
+        /**
          * @description The API key's ID.
          * @example b2c3d4e5-6789-abcd-ef01-23456789abcd
          */
@@ -716,6 +734,12 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description While more items remain, the next page (RFC 8288):
+         *     `</v1/auth/api-keys?limit=100&cursor=…>; rel="next"`. Absent on the
+         *     last page.
+         */
+        NextLink: string;
         /** @description Always `no-store`; responses may carry credentials (RFC 6749 section 5.1). */
         CacheControl: "no-store";
         /** @description Whole seconds to wait before trying again. */
@@ -829,17 +853,30 @@ export interface operations {
     };
     listApiKeys: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description How many items a page holds, at most.
+                 * @example 20
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Where the page starts: the `cursor` of the previous page's `Link`
+                 *     header (`rel="next"`), as it is. Opaque; without it, the first page.
+                 * @example AAYQe2t4uAC0s-bl5YFJ7L-JqrxAsmfN
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The caller's keys, newest first. */
+            /** @description The caller's keys, newest first, one page. */
             200: {
                 headers: {
                     "Cache-Control": components["headers"]["CacheControl"];
+                    Link: components["headers"]["NextLink"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -865,6 +902,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["BearerUnauthorized"];
+            422: components["responses"]["ValidationFailed"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

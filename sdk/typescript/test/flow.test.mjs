@@ -261,3 +261,26 @@ test("each credential goes only where it is accepted", async () => {
     "GET /v1/me": "key",
   });
 });
+
+test("the key listing comes a page at a time, and the iterator follows every page", async () => {
+  const api = await loggedIn("pagedts");
+  const ids = [];
+  for (let i = 0; i < 5; i++) ids.unshift((await api.createApiKey(`k${i}`)).id); // newest first
+  const first = await api.listApiKeysPage({ limit: 2 });
+  assert.deepEqual(first.items.map((k) => k.id), ids.slice(0, 2));
+  assert.ok(first.next, "a next cursor while more remain");
+  const second = await api.listApiKeysPage({ limit: 2, cursor: first.next });
+  assert.deepEqual(second.items.map((k) => k.id), ids.slice(2, 4));
+  const last = await api.listApiKeysPage({ limit: 2, cursor: second.next });
+  assert.deepEqual(last.items.map((k) => k.id), ids.slice(4));
+  assert.equal(last.next, undefined);
+
+  const iterated = [];
+  for await (const k of api.apiKeys(2)) iterated.push(k.id);
+  assert.deepEqual(iterated, ids);
+  assert.deepEqual((await api.listApiKeys()).map((k) => k.id), ids);
+
+  const bad = await problem(() => api.listApiKeysPage({ cursor: "not-a-cursor" }));
+  assert.equal(bad.status, 422);
+  assert.deepEqual([...new Set(bad.errors?.map((e) => e.field))], ["cursor"]);
+});
