@@ -3,9 +3,11 @@
 // credentials set once, and errors as *Problem, the RFC 9457 problem
 // document every authapi error is.
 //
-// A JWT (from Login) authenticates the API key management methods; an API
-// key (from CreateAPIKey) authenticates GetCurrentUser. Each credential is
-// sent only to the operations that accept it.
+// A JWT (from Login) authenticates the API key management methods and the
+// account's own (ChangePassword, Logout, DeleteAccount, SecurityEvents);
+// an API key (from CreateAPIKey) authenticates GetCurrentUser and
+// UpdateCurrentUser. Each credential is sent only to the operations that
+// accept it.
 //
 // A key may be limited to some scopes and may expire (WithScopes,
 // WithExpiry); RotateAPIKey replaces one with a grace period during which
@@ -90,7 +92,7 @@ type Doer interface {
 // cheap to copy with other credentials (UsingToken, UsingAPIKey).
 type Client struct {
 	api    *gen.Client
-	token  string // JWT for the key management operations
+	token  string // JWT for the /v1/auth operations that need one
 	apiKey string // API key for /v1/me
 }
 
@@ -107,11 +109,12 @@ type options struct {
 // http.DefaultClient: set timeouts, proxies or TLS there.
 func WithHTTPClient(doer Doer) Option { return func(o *options) { o.doer = doer } }
 
-// WithToken authenticates the API key management operations with a JWT
-// access token from Login.
+// WithToken authenticates the operations that need a JWT (key
+// management, the account's own) with an access token from Login.
 func WithToken(jwt string) Option { return func(o *options) { o.token = jwt } }
 
-// WithAPIKey authenticates GetCurrentUser with an API key (rst_...).
+// WithAPIKey authenticates GetCurrentUser and UpdateCurrentUser with an
+// API key (rst_...).
 func WithAPIKey(key string) Option { return func(o *options) { o.apiKey = key } }
 
 // New returns a client of the server at baseURL (scheme and host, and a
@@ -135,15 +138,16 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return &Client{api: api, token: o.token, apiKey: o.apiKey}, nil
 }
 
-// UsingToken returns a copy of c that sends jwt to the API key management
-// operations.
+// UsingToken returns a copy of c that sends jwt to the operations that
+// need a JWT.
 func (c *Client) UsingToken(jwt string) *Client {
 	cp := *c
 	cp.token = jwt
 	return &cp
 }
 
-// UsingAPIKey returns a copy of c that sends key to GetCurrentUser.
+// UsingAPIKey returns a copy of c that sends key to GetCurrentUser and
+// UpdateCurrentUser.
 func (c *Client) UsingAPIKey(key string) *Client {
 	cp := *c
 	cp.apiKey = key
@@ -249,19 +253,27 @@ type KeyPage struct {
 // default, 100) that starts at cursor ("": the newest). Needs a JWT.
 func (c *Client) ListAPIKeysPage(ctx context.Context, limit int, cursor string) (*KeyPage, error) {
 	var params gen.ListAPIKeysParams
-	if limit > 0 {
-		l := gen.Limit(limit)
-		params.Limit = &l
-	}
-	if cursor != "" {
-		params.Cursor = &cursor
-	}
+	params.Limit, params.Cursor = pageQuery(limit, cursor)
 	var next string
 	keys, err := decode[[]APIKey]("listApiKeys", http.StatusOK)(nextCursor(&next)(c.api.ListAPIKeys(ctx, &params, c.bearer)))
 	if err != nil {
 		return nil, err
 	}
 	return &KeyPage{Keys: *keys, Next: next}, nil
+}
+
+// pageQuery is a page's limit (0: the server's default) and cursor (""
+// for the first page) as the generated client takes them.
+func pageQuery(limit int, cursor string) (*gen.Limit, *gen.Cursor) {
+	var l *gen.Limit
+	if limit > 0 {
+		n := gen.Limit(limit)
+		l = &n
+	}
+	if cursor == "" {
+		return l, nil
+	}
+	return l, &cursor
 }
 
 // pages iterates over the items of the pages that fetch returns, starting
@@ -325,8 +337,8 @@ func (c *Client) GetCurrentUser(ctx context.Context) (*User, error) {
 }
 
 // bearer and key are request editors: each credential goes only to the
-// operations that take it, so an API key never travels to key management
-// and a JWT never to /v1/me.
+// operations that take it, so an API key never travels to /v1/auth and a
+// JWT never to /v1/me.
 func (c *Client) bearer(_ context.Context, req *http.Request) error {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

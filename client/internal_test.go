@@ -15,6 +15,13 @@ func TestRegisterRequestMatchesSpec(t *testing.T) {
 	}
 }
 
+// TestUserUpdateMatchesSpec does the same for UpdateCurrentUser's body.
+func TestUserUpdateMatchesSpec(t *testing.T) {
+	if got, want := jsonFields(reflect.TypeFor[userUpdate]()), jsonFields(reflect.TypeFor[gen.UpdateUserRequest]()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("userUpdate JSON fields = %v, want %v (gen.UpdateUserRequest)", got, want)
+	}
+}
+
 func jsonFields(t reflect.Type) map[string]reflect.Kind {
 	out := map[string]reflect.Kind{}
 	for i := range t.NumField() {

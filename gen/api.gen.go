@@ -57,6 +57,45 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for SecurityEventType.
+const (
+	APIKeyCreated   SecurityEventType = "api_key_created"
+	APIKeyRevoked   SecurityEventType = "api_key_revoked"
+	APIKeyRotated   SecurityEventType = "api_key_rotated"
+	LoggedOut       SecurityEventType = "logged_out"
+	LoginFailed     SecurityEventType = "login_failed"
+	LoginSucceeded  SecurityEventType = "login_succeeded"
+	LoginThrottled  SecurityEventType = "login_throttled"
+	PasswordChanged SecurityEventType = "password_changed"
+	ProfileUpdated  SecurityEventType = "profile_updated"
+)
+
+// Valid indicates whether the value is a known member of the SecurityEventType enum.
+func (e SecurityEventType) Valid() bool {
+	switch e {
+	case APIKeyCreated:
+		return true
+	case APIKeyRevoked:
+		return true
+	case APIKeyRotated:
+		return true
+	case LoggedOut:
+		return true
+	case LoginFailed:
+		return true
+	case LoginSucceeded:
+		return true
+	case LoginThrottled:
+		return true
+	case PasswordChanged:
+		return true
+	case ProfileUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
 // APIKey An API key as listed. The raw key is never listed.
 type APIKey struct {
 	// CreatedAt When the key was created (RFC 3339).
@@ -125,6 +164,22 @@ type AccessToken struct {
 //
 // Example: bearer
 type AccessTokenTokenType string
+
+// ChangePasswordRequest The current password, and the new one.
+type ChangePasswordRequest struct {
+	// CurrentPassword The password now.
+	//
+	// Example: secureP@ss123
+	CurrentPassword string `json:"current_password"`
+
+	// NewPassword The new password (8-128 chars), counted in Unicode code points,
+	// never truncated, different from the current one. No NUL
+	// characters.
+	//
+	//
+	// Example: an0ther-Secure-passw0rd
+	NewPassword string `json:"new_password"`
+}
 
 // CreateAPIKeyRequest A new API key.
 type CreateAPIKeyRequest struct {
@@ -217,6 +272,14 @@ type LoginRequest struct {
 	Username string `json:"username"`
 }
 
+// LogoutRequest Which tokens to end.
+type LogoutRequest struct {
+	// All End every token of the user issued so far, not only this one.
+	//
+	// Example: true
+	All *bool `json:"all,omitempty"`
+}
+
 // Problem An RFC 9457 problem document.
 type Problem struct {
 	// Detail What went wrong with this request.
@@ -295,6 +358,70 @@ type RotateAPIKeyRequest struct {
 // Example: me:read
 type Scope string
 
+// SecurityEvent One thing that happened to the account.
+type SecurityEvent struct {
+	// ClientAddress The address (IPv4 or IPv6) of the client that made the request, as the server saw it (through trusted proxies); empty if it could not be told.
+	//
+	// Example: 203.0.113.7
+	ClientAddress string `json:"client_address"`
+
+	// ID Event ID.
+	//
+	// Example: 5b1c9a7e-2f4d-4e8a-9c3b-1d2e3f4a5b6c
+	ID openapi_types.UUID `json:"id"`
+
+	// KeyID For key events, the key's ID (for a rotation, the key rotated); otherwise null.
+	//
+	// Example: b2c3d4e5-6789-abcd-ef01-23456789abcd
+	KeyID *openapi_types.UUID `json:"key_id"`
+
+	// KeyPrefix For key events, the key's prefix; otherwise null.
+	//
+	// Example: rst_a1b2
+	KeyPrefix *string `json:"key_prefix"`
+
+	// OccurredAt When it happened (RFC 3339).
+	//
+	// Example: 2026-02-16T10:30:00Z
+	OccurredAt time.Time `json:"occurred_at"`
+
+	// Type What happened: a login that succeeded, failed (a wrong password) or
+	// was throttled; a password change; a sign-out; a profile update; an
+	// API key created, rotated or revoked.
+	//
+	//
+	// Example: login_succeeded
+	Type SecurityEventType `json:"type"`
+
+	// UserAgent The request's User-Agent, cut to 200 characters, without control characters; empty when it sent none.
+	//
+	// Example: curl/8.5.0
+	UserAgent string `json:"user_agent"`
+}
+
+// SecurityEventType What happened: a login that succeeded, failed (a wrong password) or
+// was throttled; a password change; a sign-out; a profile update; an
+// API key created, rotated or revoked.
+//
+// Example: login_succeeded
+type SecurityEventType string
+
+// UpdateUserRequest What to change of the user; at least one field.
+type UpdateUserRequest struct {
+	// Email New email address, under the registration rules: `local@domain`,
+	// at most 254 characters, at most 64 before the `@`. Unique
+	// without regard to case.
+	//
+	//
+	// Example: hershel@example.org
+	Email *openapi_types.Email `json:"email,omitempty"`
+
+	// FullName New display name (1-200 chars), not only white space.
+	//
+	// Example: Hershel M.
+	FullName *string `json:"full_name,omitempty"`
+}
+
 // User A user account.
 type User struct {
 	// Email Email address, as registered.
@@ -366,8 +493,21 @@ type UnsupportedMediaType = Problem
 // ValidationFailed An RFC 9457 problem document.
 type ValidationFailed = Problem
 
+// WrongPassword An RFC 9457 problem document.
+type WrongPassword = Problem
+
 // ListAPIKeysParams defines parameters for ListAPIKeys.
 type ListAPIKeysParams struct {
+	// Limit How many items a page holds, at most.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where the page starts: the `cursor` of the previous page's `Link`
+	// header (`rel="next"`), as it is. Opaque; without it, the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListSecurityEventsParams defines parameters for ListSecurityEvents.
+type ListSecurityEventsParams struct {
 	// Limit How many items a page holds, at most.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -385,8 +525,17 @@ type RotateAPIKeyJSONRequestBody = RotateAPIKeyRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// LogoutJSONRequestBody defines body for Logout for application/json ContentType.
+type LogoutJSONRequestBody = LogoutRequest
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = ChangePasswordRequest
+
 // RegisterUserJSONRequestBody defines body for RegisterUser for application/json ContentType.
 type RegisterUserJSONRequestBody = RegisterRequest
+
+// UpdateCurrentUserJSONRequestBody defines body for UpdateCurrentUser for application/json ContentType.
+type UpdateCurrentUserJSONRequestBody = UpdateUserRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -461,6 +610,23 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// DeleteAccount Delete your account
+	//
+	// Deletes the caller's account with every API key and its security
+	// log; from the answer on, every token and key of the user is refused
+	// by every instance. The username and the email address become free
+	// to register again.
+	//
+	// It needs a recent login: a token whose `auth_time` (when its user
+	// logged in) is older than the server's re-authentication age (5
+	// minutes by default) gets `401` with `WWW-Authenticate: Bearer
+	// realm="authapi", error="insufficient_user_authentication",
+	// max_age=300` (RFC 9470): log in again, then delete with the new
+	// token. Requires a JWT.
+	//
+	// Corresponds with DELETE /v1/auth/account (the `DeleteAccount` operationId).
+	DeleteAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAPIKeys List all your API keys
 	//
@@ -539,6 +705,22 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
 	RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListSecurityEvents Your security log
+	//
+	// What happened to the caller's account, newest first, paged like the
+	// key listing (`limit`, `cursor`, and a `Link` header with
+	// `rel="next"` while more remain): logins (succeeded, failed, or
+	// throttled, for the account's username), password changes,
+	// sign-outs, profile updates, and API keys created, rotated and
+	// revoked. Each event has the client address and user agent of the
+	// request that caused it; key events name the key by ID and prefix.
+	// Events are written with the change they record, and kept for the
+	// server's retention (90 days by default). No event ever holds a
+	// password, a token or a raw key. Requires a JWT.
+	//
+	// Corresponds with GET /v1/auth/events (the `ListSecurityEvents` operationId).
+	ListSecurityEvents(ctx context.Context, params *ListSecurityEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// LoginWithBody Authenticate and receive a JWT token
 	//
 	// Exchanges a username (matched without regard to case) and password
@@ -564,6 +746,70 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/auth/login (the `Login` operationId).
 	Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LogoutWithBody Sign out
+	//
+	// Ends the access token sent with this request: from the answer on,
+	// every instance refuses it (`401`, `invalid_token`). With
+	// `{"all": true}`, ends every token of the user issued so far, on
+	// every device. The body is optional. API keys keep working. Requires
+	// a JWT.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+	LogoutWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Logout Sign out
+	//
+	// Ends the access token sent with this request: from the answer on,
+	// every instance refuses it (`401`, `invalid_token`). With
+	// `{"all": true}`, ends every token of the user issued so far, on
+	// every device. The body is optional. API keys keep working. Requires
+	// a JWT.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+	Logout(ctx context.Context, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangePasswordWithBody Change your password
+	//
+	// Replaces the caller's password. `current_password` must be the
+	// password now: a wrong one is `403` and counts against the login
+	// throttle of the user and the client address (so that a stolen token
+	// cannot be used to guess the password), and after too many the
+	// answer is `429`. `new_password` follows the registration rules and
+	// must differ from the current one (`422`).
+	//
+	// From the answer on, every access token issued to the user before
+	// the change is refused (`401`, `invalid_token`) by every instance:
+	// log in again with the new password. No token is handed out here.
+	// API keys keep working. Requires a JWT.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+	ChangePasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangePassword Change your password
+	//
+	// Replaces the caller's password. `current_password` must be the
+	// password now: a wrong one is `403` and counts against the login
+	// throttle of the user and the client address (so that a stolen token
+	// cannot be used to guess the password), and after too many the
+	// answer is `429`. `new_password` follows the registration rules and
+	// must differ from the current one (`422`).
+	//
+	// From the answer on, every access token issued to the user before
+	// the change is refused (`401`, `invalid_token`) by every instance:
+	// log in again with the new password. No token is handed out here.
+	// API keys keep working. Requires a JWT.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+	ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RegisterUserWithBody Create a new user account
 	//
@@ -597,6 +843,61 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCurrentUserWithBody Update the user who owns the API key
+	//
+	// Changes the full name and/or the email address of the API key's
+	// owner, under the registration rules, and answers the updated user.
+	// At least one of them must be sent (an empty object, or one with
+	// only unknown members, is `422`); an email address taken by another
+	// account (without regard to case) is `409`. Requires an API key with
+	// the `me:write` scope.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+	UpdateCurrentUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCurrentUser Update the user who owns the API key
+	//
+	// Changes the full name and/or the email address of the API key's
+	// owner, under the registration rules, and answers the updated user.
+	// At least one of them must be sent (an empty object, or one with
+	// only unknown members, is `422`); an email address taken by another
+	// account (without regard to case) is `409`. Requires an API key with
+	// the `me:write` scope.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+	UpdateCurrentUser(ctx context.Context, body UpdateCurrentUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// DeleteAccount Delete your account
+//
+// Deletes the caller's account with every API key and its security
+// log; from the answer on, every token and key of the user is refused
+// by every instance. The username and the email address become free
+// to register again.
+//
+// It needs a recent login: a token whose `auth_time` (when its user
+// logged in) is older than the server's re-authentication age (5
+// minutes by default) gets `401` with `WWW-Authenticate: Bearer
+// realm="authapi", error="insufficient_user_authentication",
+// max_age=300` (RFC 9470): log in again, then delete with the new
+// token. Requires a JWT.
+//
+// Corresponds with DELETE /v1/auth/account (the `DeleteAccount` operationId).
+func (c *Client) DeleteAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAccountRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListAPIKeys List all your API keys
@@ -736,6 +1037,32 @@ func (c *Client) RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKe
 	return c.Client.Do(req)
 }
 
+// ListSecurityEvents Your security log
+//
+// What happened to the caller's account, newest first, paged like the
+// key listing (`limit`, `cursor`, and a `Link` header with
+// `rel="next"` while more remain): logins (succeeded, failed, or
+// throttled, for the account's username), password changes,
+// sign-outs, profile updates, and API keys created, rotated and
+// revoked. Each event has the client address and user agent of the
+// request that caused it; key events name the key by ID and prefix.
+// Events are written with the change they record, and kept for the
+// server's retention (90 days by default). No event ever holds a
+// password, a token or a raw key. Requires a JWT.
+//
+// Corresponds with GET /v1/auth/events (the `ListSecurityEvents` operationId).
+func (c *Client) ListSecurityEvents(ctx context.Context, params *ListSecurityEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSecurityEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // LoginWithBody Authenticate and receive a JWT token
 //
 // Exchanges a username (matched without regard to case) and password
@@ -772,6 +1099,110 @@ func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.
 // Corresponds with POST /v1/auth/login (the `Login` operationId).
 func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewLoginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LogoutWithBody Sign out
+//
+// Ends the access token sent with this request: from the answer on,
+// every instance refuses it (`401`, `invalid_token`). With
+// `{"all": true}`, ends every token of the user issued so far, on
+// every device. The body is optional. API keys keep working. Requires
+// a JWT.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+func (c *Client) LogoutWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Logout Sign out
+//
+// Ends the access token sent with this request: from the answer on,
+// every instance refuses it (`401`, `invalid_token`). With
+// `{"all": true}`, ends every token of the user issued so far, on
+// every device. The body is optional. API keys keep working. Requires
+// a JWT.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangePasswordWithBody Change your password
+//
+// Replaces the caller's password. `current_password` must be the
+// password now: a wrong one is `403` and counts against the login
+// throttle of the user and the client address (so that a stolen token
+// cannot be used to guess the password), and after too many the
+// answer is `429`. `new_password` follows the registration rules and
+// must differ from the current one (`422`).
+//
+// From the answer on, every access token issued to the user before
+// the change is refused (`401`, `invalid_token`) by every instance:
+// log in again with the new password. No token is handed out here.
+// API keys keep working. Requires a JWT.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangePassword Change your password
+//
+// Replaces the caller's password. `current_password` must be the
+// password now: a wrong one is `403` and counts against the login
+// throttle of the user and the client address (so that a stolen token
+// cannot be used to guess the password), and after too many the
+// answer is `429`. `new_password` follows the registration rules and
+// must differ from the current one (`422`).
+//
+// From the answer on, every access token issued to the user before
+// the change is refused (`401`, `invalid_token`) by every instance:
+// log in again with the new password. No token is handed out here.
+// API keys keep working. Requires a JWT.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -843,6 +1274,81 @@ func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditor
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// UpdateCurrentUserWithBody Update the user who owns the API key
+//
+// Changes the full name and/or the email address of the API key's
+// owner, under the registration rules, and answers the updated user.
+// At least one of them must be sent (an empty object, or one with
+// only unknown members, is `422`); an email address taken by another
+// account (without regard to case) is `409`. Requires an API key with
+// the `me:write` scope.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+func (c *Client) UpdateCurrentUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCurrentUserRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCurrentUser Update the user who owns the API key
+//
+// Changes the full name and/or the email address of the API key's
+// owner, under the registration rules, and answers the updated user.
+// At least one of them must be sent (an empty object, or one with
+// only unknown members, is `422`); an email address taken by another
+// account (without regard to case) is `409`. Requires an API key with
+// the `me:write` scope.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+func (c *Client) UpdateCurrentUser(ctx context.Context, body UpdateCurrentUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCurrentUserRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// NewDeleteAccountRequest constructs an http.Request for the DeleteAccount method
+func NewDeleteAccountRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/account")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListAPIKeysRequest constructs an http.Request for the ListAPIKeys method
@@ -1032,6 +1538,72 @@ func NewRotateAPIKeyRequestWithBody(server string, keyID KeyID, contentType stri
 	return req, nil
 }
 
+// NewListSecurityEventsRequest constructs an http.Request for the ListSecurityEvents method
+func NewListSecurityEventsRequest(server string, params *ListSecurityEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewLoginRequest calls the generic Login builder with application/json body
 func NewLoginRequest(server string, body LoginJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -1053,6 +1625,86 @@ func NewLoginRequestWithBody(server string, contentType string, body io.Reader) 
 	}
 
 	operationPath := fmt.Sprintf("/v1/auth/login")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewLogoutRequest calls the generic Logout builder with application/json body
+func NewLogoutRequest(server string, body LogoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLogoutRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewLogoutRequestWithBody constructs an http.Request for the Logout method, with any body, and a specified content type
+func NewLogoutRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
+func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewChangePasswordRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewChangePasswordRequestWithBody constructs an http.Request for the ChangePassword method, with any body, and a specified content type
+func NewChangePasswordRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/password")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1139,6 +1791,46 @@ func NewGetCurrentUserRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewUpdateCurrentUserRequest calls the generic UpdateCurrentUser builder with application/json body
+func NewUpdateCurrentUserRequest(server string, body UpdateCurrentUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateCurrentUserRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateCurrentUserRequestWithBody constructs an http.Request for the UpdateCurrentUser method, with any body, and a specified content type
+func NewUpdateCurrentUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -1182,6 +1874,25 @@ func WithBaseURL(baseURL string) ClientOption {
 
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
+
+	// DeleteAccountWithResponse Delete your account
+	//
+	// Deletes the caller's account with every API key and its security
+	// log; from the answer on, every token and key of the user is refused
+	// by every instance. The username and the email address become free
+	// to register again.
+	//
+	// It needs a recent login: a token whose `auth_time` (when its user
+	// logged in) is older than the server's re-authentication age (5
+	// minutes by default) gets `401` with `WWW-Authenticate: Bearer
+	// realm="authapi", error="insufficient_user_authentication",
+	// max_age=300` (RFC 9470): log in again, then delete with the new
+	// token. Requires a JWT.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/auth/account (the `DeleteAccount` operationId).
+	DeleteAccountWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error)
 
 	// ListAPIKeysWithResponse List all your API keys
 	//
@@ -1264,6 +1975,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
 	RotateAPIKeyWithResponse(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error)
 
+	// ListSecurityEventsWithResponse Your security log
+	//
+	// What happened to the caller's account, newest first, paged like the
+	// key listing (`limit`, `cursor`, and a `Link` header with
+	// `rel="next"` while more remain): logins (succeeded, failed, or
+	// throttled, for the account's username), password changes,
+	// sign-outs, profile updates, and API keys created, rotated and
+	// revoked. Each event has the client address and user agent of the
+	// request that caused it; key events name the key by ID and prefix.
+	// Events are written with the change they record, and kept for the
+	// server's retention (90 days by default). No event ever holds a
+	// password, a token or a raw key. Requires a JWT.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/auth/events (the `ListSecurityEvents` operationId).
+	ListSecurityEventsWithResponse(ctx context.Context, params *ListSecurityEventsParams, reqEditors ...RequestEditorFn) (*ListSecurityEventsResponse, error)
+
 	// LoginWithBodyWithResponse Authenticate and receive a JWT token
 	//
 	// Exchanges a username (matched without regard to case) and password
@@ -1289,6 +2018,70 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/auth/login (the `Login` operationId).
 	LoginWithResponse(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error)
+
+	// LogoutWithBodyWithResponse Sign out
+	//
+	// Ends the access token sent with this request: from the answer on,
+	// every instance refuses it (`401`, `invalid_token`). With
+	// `{"all": true}`, ends every token of the user issued so far, on
+	// every device. The body is optional. API keys keep working. Requires
+	// a JWT.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+	LogoutWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// LogoutWithResponse Sign out
+	//
+	// Ends the access token sent with this request: from the answer on,
+	// every instance refuses it (`401`, `invalid_token`). With
+	// `{"all": true}`, ends every token of the user issued so far, on
+	// every device. The body is optional. API keys keep working. Requires
+	// a JWT.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// ChangePasswordWithBodyWithResponse Change your password
+	//
+	// Replaces the caller's password. `current_password` must be the
+	// password now: a wrong one is `403` and counts against the login
+	// throttle of the user and the client address (so that a stolen token
+	// cannot be used to guess the password), and after too many the
+	// answer is `429`. `new_password` follows the registration rules and
+	// must differ from the current one (`422`).
+	//
+	// From the answer on, every access token issued to the user before
+	// the change is refused (`401`, `invalid_token`) by every instance:
+	// log in again with the new password. No token is handed out here.
+	// API keys keep working. Requires a JWT.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+	ChangePasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
+	// ChangePasswordWithResponse Change your password
+	//
+	// Replaces the caller's password. `current_password` must be the
+	// password now: a wrong one is `403` and counts against the login
+	// throttle of the user and the client address (so that a stolen token
+	// cannot be used to guess the password), and after too many the
+	// answer is `429`. `new_password` follows the registration rules and
+	// must differ from the current one (`422`).
+	//
+	// From the answer on, every access token issued to the user before
+	// the change is refused (`401`, `invalid_token`) by every instance:
+	// log in again with the new password. No token is handed out here.
+	// API keys keep working. Requires a JWT.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+	ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
 
 	// RegisterUserWithBodyWithResponse Create a new user account
 	//
@@ -1324,6 +2117,124 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
 	GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error)
+
+	// UpdateCurrentUserWithBodyWithResponse Update the user who owns the API key
+	//
+	// Changes the full name and/or the email address of the API key's
+	// owner, under the registration rules, and answers the updated user.
+	// At least one of them must be sent (an empty object, or one with
+	// only unknown members, is `422`); an email address taken by another
+	// account (without regard to case) is `409`. Requires an API key with
+	// the `me:write` scope.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+	UpdateCurrentUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCurrentUserResponse, error)
+
+	// UpdateCurrentUserWithResponse Update the user who owns the API key
+	//
+	// Changes the full name and/or the email address of the API key's
+	// owner, under the registration rules, and answers the updated user.
+	// At least one of them must be sent (an empty object, or one with
+	// only unknown members, is `422`); an email address taken by another
+	// account (without regard to case) is `409`. Requires an API key with
+	// the `me:write` scope.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+	UpdateCurrentUserWithResponse(ctx context.Context, body UpdateCurrentUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCurrentUserResponse, error)
+}
+
+// DeleteAccountResponse204Headers the declared response headers of an HTTP 204 response for DeleteAccount
+type DeleteAccountResponse204Headers struct {
+	CacheControl *string
+}
+
+// DeleteAccountResponse401Headers the declared response headers of an HTTP 401 response for DeleteAccount
+type DeleteAccountResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteAccountResponse429Headers the declared response headers of an HTTP 429 response for DeleteAccount
+type DeleteAccountResponse429Headers struct {
+	RetryAfter *int32
+}
+
+// DeleteAccountResponse503Headers the declared response headers of an HTTP 503 response for DeleteAccount
+type DeleteAccountResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type DeleteAccountResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAccountResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteAccountResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAccountResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteAccountResponse503Headers
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteAccountResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAccountResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAccountResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAccountResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListAPIKeysResponse200Headers the declared response headers of an HTTP 200 response for ListAPIKeys
@@ -1806,6 +2717,111 @@ func (r RotateAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// ListSecurityEventsResponse200Headers the declared response headers of an HTTP 200 response for ListSecurityEvents
+type ListSecurityEventsResponse200Headers struct {
+	CacheControl *string
+	Link         *string
+}
+
+// ListSecurityEventsResponse401Headers the declared response headers of an HTTP 401 response for ListSecurityEvents
+type ListSecurityEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListSecurityEventsResponse429Headers the declared response headers of an HTTP 429 response for ListSecurityEvents
+type ListSecurityEventsResponse429Headers struct {
+	RetryAfter *int32
+}
+
+// ListSecurityEventsResponse503Headers the declared response headers of an HTTP 503 response for ListSecurityEvents
+type ListSecurityEventsResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type ListSecurityEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]SecurityEvent
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListSecurityEventsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListSecurityEventsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListSecurityEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListSecurityEventsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSecurityEventsResponse) GetJSON200() *[]SecurityEvent {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSecurityEventsResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListSecurityEventsResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListSecurityEventsResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListSecurityEventsResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListSecurityEventsResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSecurityEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSecurityEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSecurityEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSecurityEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
 type LoginResponse200Headers struct {
 	CacheControl *string
@@ -1918,6 +2934,249 @@ func (r LoginResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r LoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// LogoutResponse204Headers the declared response headers of an HTTP 204 response for Logout
+type LogoutResponse204Headers struct {
+	CacheControl *string
+}
+
+// LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
+type LogoutResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// LogoutResponse429Headers the declared response headers of an HTTP 429 response for Logout
+type LogoutResponse429Headers struct {
+	RetryAfter *int32
+}
+
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *LogoutResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *LogoutResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *LogoutResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LogoutResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ChangePasswordResponse204Headers the declared response headers of an HTTP 204 response for ChangePassword
+type ChangePasswordResponse204Headers struct {
+	CacheControl *string
+}
+
+// ChangePasswordResponse401Headers the declared response headers of an HTTP 401 response for ChangePassword
+type ChangePasswordResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ChangePasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangePassword
+type ChangePasswordResponse429Headers struct {
+	RetryAfter *int32
+}
+
+// ChangePasswordResponse503Headers the declared response headers of an HTTP 503 response for ChangePassword
+type ChangePasswordResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type ChangePasswordResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *BearerUnauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *WrongPassword
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *ChangePasswordResponse204Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ChangePasswordResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangePasswordResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ChangePasswordResponse503Headers
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON403() *WrongPassword {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ChangePasswordResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChangePasswordResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChangePasswordResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChangePasswordResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2153,6 +3412,177 @@ func (r GetCurrentUserResponse) ContentType() string {
 	return ""
 }
 
+// UpdateCurrentUserResponse200Headers the declared response headers of an HTTP 200 response for UpdateCurrentUser
+type UpdateCurrentUserResponse200Headers struct {
+	CacheControl *string
+}
+
+// UpdateCurrentUserResponse401Headers the declared response headers of an HTTP 401 response for UpdateCurrentUser
+type UpdateCurrentUserResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// UpdateCurrentUserResponse403Headers the declared response headers of an HTTP 403 response for UpdateCurrentUser
+type UpdateCurrentUserResponse403Headers struct {
+	WWWAuthenticate *string
+}
+
+// UpdateCurrentUserResponse429Headers the declared response headers of an HTTP 429 response for UpdateCurrentUser
+type UpdateCurrentUserResponse429Headers struct {
+	RetryAfter *int32
+}
+
+// UpdateCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for UpdateCurrentUser
+type UpdateCurrentUserResponse503Headers struct {
+	RetryAfter *int32
+}
+
+type UpdateCurrentUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *User
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *APIKeyUnauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *InsufficientScope
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *Conflict
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ValidationFailed
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *TooManyRequests
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateCurrentUserResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateCurrentUserResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateCurrentUserResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateCurrentUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateCurrentUserResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateCurrentUserResponse) GetJSON200() *User {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON401() *APIKeyUnauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON403() *InsufficientScope {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON409() *Conflict {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON422() *ValidationFailed {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON429() *TooManyRequests {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UpdateCurrentUserResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateCurrentUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateCurrentUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateCurrentUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateCurrentUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAccountWithResponse Delete your account
+//
+// Deletes the caller's account with every API key and its security
+// log; from the answer on, every token and key of the user is refused
+// by every instance. The username and the email address become free
+// to register again.
+//
+// It needs a recent login: a token whose `auth_time` (when its user
+// logged in) is older than the server's re-authentication age (5
+// minutes by default) gets `401` with `WWW-Authenticate: Bearer
+// realm="authapi", error="insufficient_user_authentication",
+// max_age=300` (RFC 9470): log in again, then delete with the new
+// token. Requires a JWT.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/auth/account (the `DeleteAccount` operationId).
+func (c *ClientWithResponses) DeleteAccountWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DeleteAccountResponse, error) {
+	rsp, err := c.DeleteAccount(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAccountResponse(rsp)
+}
+
 // ListAPIKeysWithResponse List all your API keys
 //
 // Lists the caller's API keys, newest first, revoked ones included with
@@ -2270,6 +3700,30 @@ func (c *ClientWithResponses) RotateAPIKeyWithResponse(ctx context.Context, keyI
 	return ParseRotateAPIKeyResponse(rsp)
 }
 
+// ListSecurityEventsWithResponse Your security log
+//
+// What happened to the caller's account, newest first, paged like the
+// key listing (`limit`, `cursor`, and a `Link` header with
+// `rel="next"` while more remain): logins (succeeded, failed, or
+// throttled, for the account's username), password changes,
+// sign-outs, profile updates, and API keys created, rotated and
+// revoked. Each event has the client address and user agent of the
+// request that caused it; key events name the key by ID and prefix.
+// Events are written with the change they record, and kept for the
+// server's retention (90 days by default). No event ever holds a
+// password, a token or a raw key. Requires a JWT.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/auth/events (the `ListSecurityEvents` operationId).
+func (c *ClientWithResponses) ListSecurityEventsWithResponse(ctx context.Context, params *ListSecurityEventsParams, reqEditors ...RequestEditorFn) (*ListSecurityEventsResponse, error) {
+	rsp, err := c.ListSecurityEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSecurityEventsResponse(rsp)
+}
+
 // LoginWithBodyWithResponse Authenticate and receive a JWT token
 //
 // Exchanges a username (matched without regard to case) and password
@@ -2306,6 +3760,94 @@ func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJ
 		return nil, err
 	}
 	return ParseLoginResponse(rsp)
+}
+
+// LogoutWithBodyWithResponse Sign out
+//
+// Ends the access token sent with this request: from the answer on,
+// every instance refuses it (`401`, `invalid_token`). With
+// `{"all": true}`, ends every token of the user issued so far, on
+// every device. The body is optional. API keys keep working. Requires
+// a JWT.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.LogoutWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// LogoutWithResponse Sign out
+//
+// Ends the access token sent with this request: from the answer on,
+// every instance refuses it (`401`, `invalid_token`). With
+// `{"all": true}`, ends every token of the user issued so far, on
+// every device. The body is optional. API keys keep working. Requires
+// a JWT.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// ChangePasswordWithBodyWithResponse Change your password
+//
+// Replaces the caller's password. `current_password` must be the
+// password now: a wrong one is `403` and counts against the login
+// throttle of the user and the client address (so that a stolen token
+// cannot be used to guess the password), and after too many the
+// answer is `429`. `new_password` follows the registration rules and
+// must differ from the current one (`422`).
+//
+// From the answer on, every access token issued to the user before
+// the change is refused (`401`, `invalid_token`) by every instance:
+// log in again with the new password. No token is handed out here.
+// API keys keep working. Requires a JWT.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePasswordWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
+}
+
+// ChangePasswordWithResponse Change your password
+//
+// Replaces the caller's password. `current_password` must be the
+// password now: a wrong one is `403` and counts against the login
+// throttle of the user and the client address (so that a stolen token
+// cannot be used to guess the password), and after too many the
+// answer is `429`. `new_password` follows the registration rules and
+// must differ from the current one (`422`).
+//
+// From the answer on, every access token issued to the user before
+// the change is refused (`401`, `invalid_token`) by every instance:
+// log in again with the new password. No token is handed out here.
+// API keys keep working. Requires a JWT.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/password (the `ChangePassword` operationId).
+func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePassword(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangePasswordResponse(rsp)
 }
 
 // RegisterUserWithBodyWithResponse Create a new user account
@@ -2359,6 +3901,139 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseGetCurrentUserResponse(rsp)
+}
+
+// UpdateCurrentUserWithBodyWithResponse Update the user who owns the API key
+//
+// Changes the full name and/or the email address of the API key's
+// owner, under the registration rules, and answers the updated user.
+// At least one of them must be sent (an empty object, or one with
+// only unknown members, is `422`); an email address taken by another
+// account (without regard to case) is `409`. Requires an API key with
+// the `me:write` scope.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+func (c *ClientWithResponses) UpdateCurrentUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCurrentUserResponse, error) {
+	rsp, err := c.UpdateCurrentUserWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCurrentUserResponse(rsp)
+}
+
+// UpdateCurrentUserWithResponse Update the user who owns the API key
+//
+// Changes the full name and/or the email address of the API key's
+// owner, under the registration rules, and answers the updated user.
+// At least one of them must be sent (an empty object, or one with
+// only unknown members, is `422`); an email address taken by another
+// account (without regard to case) is `409`. Requires an API key with
+// the `me:write` scope.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/me (the `UpdateCurrentUser` operationId).
+func (c *ClientWithResponses) UpdateCurrentUserWithResponse(ctx context.Context, body UpdateCurrentUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCurrentUserResponse, error) {
+	rsp, err := c.UpdateCurrentUser(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCurrentUserResponse(rsp)
+}
+
+// ParseDeleteAccountResponse parses an HTTP response from a DeleteAccountWithResponse call
+func ParseDeleteAccountResponse(rsp *http.Response) (*DeleteAccountResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAccountResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest BearerUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAccountResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers DeleteAccountResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteAccountResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteAccountResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListAPIKeysResponse parses an HTTP response from a ListAPIKeysWithResponse call
@@ -2850,6 +4525,117 @@ func ParseRotateAPIKeyResponse(rsp *http.Response) (*RotateAPIKeyResponse, error
 	return response, nil
 }
 
+// ParseListSecurityEventsResponse parses an HTTP response from a ListSecurityEventsWithResponse call
+func ParseListSecurityEventsResponse(rsp *http.Response) (*ListSecurityEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSecurityEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []SecurityEvent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest BearerUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListSecurityEventsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListSecurityEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListSecurityEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListSecurityEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseLoginResponse parses an HTTP response from a LoginWithResponse call
 func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -2952,6 +4738,255 @@ func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers LoginResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest BearerUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers LogoutResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers LogoutResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers LogoutResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
+func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChangePasswordResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest BearerUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest WrongPassword
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers ChangePasswordResponse204Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 401:
+		var headers ChangePasswordResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ChangePasswordResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ChangePasswordResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int32
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
@@ -3194,8 +5229,160 @@ func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, e
 	return response, nil
 }
 
+// ParseUpdateCurrentUserResponse parses an HTTP response from a UpdateCurrentUserWithResponse call
+func ParseUpdateCurrentUserResponse(rsp *http.Response) (*UpdateCurrentUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateCurrentUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest User
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest APIKeyUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest InsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ValidationFailed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateCurrentUserResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers UpdateCurrentUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateCurrentUserResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers UpdateCurrentUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateCurrentUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// DeleteAccount Delete your account
+	// (DELETE /v1/auth/account)
+	DeleteAccount(ctx echo.Context) error
 	// ListAPIKeys List all your API keys
 	// (GET /v1/auth/api-keys)
 	ListAPIKeys(ctx echo.Context, params ListAPIKeysParams) error
@@ -3208,20 +5395,41 @@ type ServerInterface interface {
 	// RotateAPIKey Rotate an API key
 	// (POST /v1/auth/api-keys/{key_id}/rotate)
 	RotateAPIKey(ctx echo.Context, keyID KeyID) error
+	// ListSecurityEvents Your security log
+	// (GET /v1/auth/events)
+	ListSecurityEvents(ctx echo.Context, params ListSecurityEventsParams) error
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
+	// Logout Sign out
+	// (POST /v1/auth/logout)
+	Logout(ctx echo.Context) error
+	// ChangePassword Change your password
+	// (POST /v1/auth/password)
+	ChangePassword(ctx echo.Context) error
 	// RegisterUser Create a new user account
 	// (POST /v1/auth/register)
 	RegisterUser(ctx echo.Context) error
 	// GetCurrentUser Get the user who owns the API key
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
+	// UpdateCurrentUser Update the user who owns the API key
+	// (PATCH /v1/me)
+	UpdateCurrentUser(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// DeleteAccount converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAccount(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAccount(ctx)
+	return err
 }
 
 // ListAPIKeys converts echo context to params.
@@ -3290,12 +5498,55 @@ func (w *ServerInterfaceWrapper) RotateAPIKey(ctx echo.Context) error {
 	return err
 }
 
+// ListSecurityEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSecurityEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSecurityEventsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSecurityEvents(ctx, params)
+	return err
+}
+
 // Login converts echo context to params.
 func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Login(ctx)
+	return err
+}
+
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx)
+	return err
+}
+
+// ChangePassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangePassword(ctx)
 	return err
 }
 
@@ -3314,6 +5565,15 @@ func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetCurrentUser(ctx)
+	return err
+}
+
+// UpdateCurrentUser converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateCurrentUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateCurrentUser(ctx)
 	return err
 }
 
@@ -3370,7 +5630,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/auth/api-keys", wrapper.CreateAPIKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/auth/api-keys/:key_id", wrapper.RevokeAPIKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.POST(options.BaseURL+"/v1/auth/api-keys/:key_id/rotate", wrapper.RotateAPIKey, options.OperationMiddlewares["rotateApiKey"]...)
+	router.POST(options.BaseURL+"/v1/auth/password", wrapper.ChangePassword, options.OperationMiddlewares["changePassword"]...)
+	router.POST(options.BaseURL+"/v1/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
+	router.DELETE(options.BaseURL+"/v1/auth/account", wrapper.DeleteAccount, options.OperationMiddlewares["deleteAccount"]...)
+	router.GET(options.BaseURL+"/v1/auth/events", wrapper.ListSecurityEvents, options.OperationMiddlewares["listSecurityEvents"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
+	router.PATCH(options.BaseURL+"/v1/me", wrapper.UpdateCurrentUser, options.OperationMiddlewares["updateCurrentUser"]...)
 
 }
 
@@ -3434,6 +5699,104 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 
 type ValidationFailedApplicationProblemPlusJSONResponse Problem
+
+type WrongPasswordApplicationProblemPlusJSONResponse Problem
+
+type DeleteAccountRequestObject struct {
+}
+
+type DeleteAccountResponseObject interface {
+	VisitDeleteAccountResponse(w http.ResponseWriter) error
+}
+
+type DeleteAccount204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type DeleteAccount204Response struct {
+	Headers DeleteAccount204ResponseHeaders
+}
+
+func (response DeleteAccount204Response) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAccount401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount401ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount429ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount500ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount503ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type ListAPIKeysRequestObject struct {
 	Params ListAPIKeysParams
@@ -4076,6 +6439,131 @@ func (response RotateAPIKey503ApplicationProblemPlusJSONResponse) VisitRotateAPI
 	return err
 }
 
+type ListSecurityEventsRequestObject struct {
+	Params ListSecurityEventsParams
+}
+
+type ListSecurityEventsResponseObject interface {
+	VisitListSecurityEventsResponse(w http.ResponseWriter) error
+}
+
+type ListSecurityEvents200ResponseHeaders struct {
+	CacheControl *string
+	Link         *string
+}
+
+type ListSecurityEvents200JSONResponse struct {
+	Body    []SecurityEvent
+	Headers ListSecurityEvents200ResponseHeaders
+}
+
+func (response ListSecurityEvents200JSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents401ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents422ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents429ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents500ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents503ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LoginRequestObject struct {
 	Body *LoginJSONRequestBody
 }
@@ -4228,6 +6716,344 @@ type Login503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LogoutRequestObject struct {
+	Body *LogoutJSONRequestBody
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type Logout204Response struct {
+	Headers Logout204ResponseHeaders
+}
+
+func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type Logout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response Logout400ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout413ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout415ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response Logout422ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePasswordRequestObject struct {
+	Body *ChangePasswordJSONRequestBody
+}
+
+type ChangePasswordResponseObject interface {
+	VisitChangePasswordResponse(w http.ResponseWriter) error
+}
+
+type ChangePassword204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ChangePassword204Response struct {
+	Headers ChangePassword204ResponseHeaders
+}
+
+func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type ChangePassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword422ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword500ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4531,8 +7357,215 @@ func (response GetCurrentUser503ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type UpdateCurrentUserRequestObject struct {
+	Body *UpdateCurrentUserJSONRequestBody
+}
+
+type UpdateCurrentUserResponseObject interface {
+	VisitUpdateCurrentUserResponse(w http.ResponseWriter) error
+}
+
+type UpdateCurrentUser200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type UpdateCurrentUser200JSONResponse struct {
+	Body    User
+	Headers UpdateCurrentUser200ResponseHeaders
+}
+
+func (response UpdateCurrentUser200JSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser400ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser401ApplicationProblemPlusJSONResponse struct {
+	APIKeyUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser401ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser403ApplicationProblemPlusJSONResponse struct {
+	InsufficientScopeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser403ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser409ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser413ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser415ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser422ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser429ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser500ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser503ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// DeleteAccount Delete your account
+	// (DELETE /v1/auth/account)
+	DeleteAccount(ctx context.Context, request DeleteAccountRequestObject) (DeleteAccountResponseObject, error)
 	// ListAPIKeys List all your API keys
 	// (GET /v1/auth/api-keys)
 	ListAPIKeys(ctx context.Context, request ListAPIKeysRequestObject) (ListAPIKeysResponseObject, error)
@@ -4545,15 +7578,27 @@ type StrictServerInterface interface {
 	// RotateAPIKey Rotate an API key
 	// (POST /v1/auth/api-keys/{key_id}/rotate)
 	RotateAPIKey(ctx context.Context, request RotateAPIKeyRequestObject) (RotateAPIKeyResponseObject, error)
+	// ListSecurityEvents Your security log
+	// (GET /v1/auth/events)
+	ListSecurityEvents(ctx context.Context, request ListSecurityEventsRequestObject) (ListSecurityEventsResponseObject, error)
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
+	// Logout Sign out
+	// (POST /v1/auth/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// ChangePassword Change your password
+	// (POST /v1/auth/password)
+	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
 	// RegisterUser Create a new user account
 	// (POST /v1/auth/register)
 	RegisterUser(ctx context.Context, request RegisterUserRequestObject) (RegisterUserResponseObject, error)
 	// GetCurrentUser Get the user who owns the API key
 	// (GET /v1/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// UpdateCurrentUser Update the user who owns the API key
+	// (PATCH /v1/me)
+	UpdateCurrentUser(ctx context.Context, request UpdateCurrentUserRequestObject) (UpdateCurrentUserResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -4566,6 +7611,29 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// DeleteAccount operation middleware
+func (sh *strictHandler) DeleteAccount(ctx echo.Context) error {
+	var request DeleteAccountRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAccount(ctx.Request().Context(), request.(DeleteAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAccount")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAccountResponseObject); ok {
+		return validResponse.VisitDeleteAccountResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // ListAPIKeys operation middleware
@@ -4715,6 +7783,31 @@ func (sh *strictHandler) RotateAPIKey(ctx echo.Context, keyID KeyID) error {
 	return nil
 }
 
+// ListSecurityEvents operation middleware
+func (sh *strictHandler) ListSecurityEvents(ctx echo.Context, params ListSecurityEventsParams) error {
+	var request ListSecurityEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSecurityEvents(ctx.Request().Context(), request.(ListSecurityEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSecurityEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSecurityEventsResponseObject); ok {
+		return validResponse.VisitListSecurityEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Login operation middleware
 func (sh *strictHandler) Login(ctx echo.Context) error {
 	var request LoginRequestObject
@@ -4755,6 +7848,101 @@ func (sh *strictHandler) Login(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(LoginResponseObject); ok {
 		return validResponse.VisitLoginResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// Logout operation middleware
+func (sh *strictHandler) Logout(ctx echo.Context) error {
+	var request LogoutRequestObject
+
+	var body LogoutJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx.Request().Context(), request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ChangePassword operation middleware
+func (sh *strictHandler) ChangePassword(ctx echo.Context) error {
+	var request ChangePasswordRequestObject
+
+	var body ChangePasswordJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangePassword(ctx.Request().Context(), request.(ChangePasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangePassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ChangePasswordResponseObject); ok {
+		return validResponse.VisitChangePasswordResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -4830,132 +8018,214 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 	return nil
 }
 
+// UpdateCurrentUser operation middleware
+func (sh *strictHandler) UpdateCurrentUser(ctx echo.Context) error {
+	var request UpdateCurrentUserRequestObject
+
+	var body UpdateCurrentUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCurrentUser(ctx.Request().Context(), request.(UpdateCurrentUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCurrentUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateCurrentUserResponseObject); ok {
+		return validResponse.VisitUpdateCurrentUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3bdhs3mu6rYFd6L0s2SfEkWaJWVkdx4o4cx/H2Ie5ul+ICq36SiIoAA6BEMd6a5bmdR5ibuZvbeYC5",
-	"mGeZzAPMK8zCD1QViiyKVKQk3ZncJJKqgAL+8+ED/D6IxXQmOHCtgsH7YAI0AYk/PqLxBB4JrqVIze8J",
-	"qFiymWaCB4PgJJ3ThSIRF02lhYTomEhQM8EVKDKlCxJTKRcklpAA14ymiuy8ePyIHDzsHxEFsZmG7Lc6",
-	"u62gEah4AlNqPgI8mwaDt0E+bXDWCOCSTmcpBIPyr41gSi+fAh/rSTDotNuNQC9m5g2lJePj4OqqETyD",
-	"S/2U8fPVtb+ZsBTIVEggTMNUEQlTyniD6AkQDpeazOgY7HoPu4eHu4OQR2HWbvfivYvOHs30ZI/OWPMc",
-	"FuqPKZsy/XGn3TYvdA/iTCohP/7xw7/iADBkST8OAzNtGEQtcjJUwDUR3Hwt5ClV9nOtkFcpUez6Zl8+",
-	"OfnL/4Ou7mcnj9qqOUz3//L4ycOnzSffy8sTNR09q1tWlZ59Q88Z1Rqkoda39vtv7f/h7EHdDH8I6ljw",
-	"ArRcnIw0yDomiBSMJAieKKIFmVOmyRBGhi1aLhgfEzqmjLfqydLvNoKRkFOqg0HAuO517S7Y1EjQ4QHu",
-	"Ysq4/b2UEMY1jEHi+t68eXOS6YkR0JhqOHl++iUsVpf6agLk5PkpOYcFiSc0TYGPoUE4nZpFGqGxakP0",
-	"hGoUfAYK/34OizXLD+zHiASaTj8OA8NaOmNh0HCTfRwGf26ePD9tfgmLZQ71lji0NNfbb8Pg7D4OWuXJ",
-	"0p4/BSrr2GP2PMRn5ZZzDd5v7w5IZEeubiBqkDnTk5BHIKUw+2D8gqYseafFOfAwiMh8ApxQgr+TOVUE",
-	"VWKYaSJhlClI1ivDuq82yJqvuQfvvO19HAaGOTSOQSm3CricMQnJJkovff4aSl+ZcZJOQef2FPWzThHA",
-	"SPwErNVRmkqtBviHyOp0RMTIviDhgolM4Zv3FImMfYtC7sRvJ6rYmt0GoYowTZhqka9n9PsMjpE1ItOE",
-	"aWvuRkxWDJAnoBsMSdAImFn/9xnIRdAIOJ2aYXbJFe559Ow6rSxsd4W6b0+af6XNH9rNo3fNswf1NuVL",
-	"WJx+dq2O3lPk9LNWZS/DbtxL+rDfPHh4eNSkwzhpwqjdaXZ7/X3zJ/OXfD8zqiflds5h8Y6ZZxK+z4yE",
-	"BAMtM/C3V1ihLMM3ffE5qNvCU2O4V7fwhZiTKeUL55SolYeJSBPVIFSTqVC6sq1uu54F6BgqHEhgRLNU",
-	"O1+53mx2KkazU2M0rwwlnJ83M1vT85obRRSS/WAIZIIKroHjHulslhpLwwTfm0kxTGH64DtlNuyptVmh",
-	"pixdMrZMES6MUYjFmDMFCRGSTKgiQwBOJFyIc0jQwGqqM2Vcl1kz08j0U2sI8tlKacokHzjDMXBLGjir",
-	"0XTeNbjyyfcHCaNgEHy0VwZLe/ap2ntuJ7CkWe83mCJTphTj4waZ0tSwAJIGyfg5F3PeyDdjNuhMUYuc",
-	"8JC7X3COCaqzImLOiVs3MVtqhDyq25PbS9PNEVkN90K8N2/eNH1nsG6vbshevb/EnX9KkxfwfQZK3wH/",
-	"pZ2JDEVSCMEc0rRpyUaevPz6WZXt7ZLtX+XUxdeu53rBiSYu6a6Yfv26DbXQjdyx1tT5s43K4Q/aTkPs",
-	"q3dFqidvXq3TDbeFhtEJI/aZAkm4IKngYzBqwpRWrTuVaBcN4VofCT5KWXwX8mxWbmyz2SlNJdDEBGtj",
-	"pjQ4HmGMooLB2/fBiEGaGB64QcY+g1J0jIa4boLg6szn8lHJ5ZPVd6/lsZu76c99B4x+gdNJJJqNbAqK",
-	"CIm/mwQsJTRJpJHGcpchL5dCdsyblrCE8oTYAFNFRNEFmU9YPNltERMIxxLwW+atkEuhvS/HJpi1XoQq",
-	"629prNkFBuv4N5qmYm5j0KtGcMpVNhqxmAHXL2Mxg1vLA1OFV0hpfG4zhSkMzIaJMp+oam3P19pyMfbV",
-	"TTpbvt+07/8Mjs1aEhO+l/vBjxFtNitmYFlPOEByxxrr+6BTbgJJmn5uxOKWbHoppqAnJr+bG1rPpeBj",
-	"k7SLTBLFkgqL9n33ky/Cph2b2GPfvROmnHCSmXABYg2J/fqxjf5JKsZjY0iN0mj0rzaCM1EH0BQdFe6V",
-	"Dm1u0LKSj4x9VJZw7tIUCklmVKm5kIlZIuOxkBJivdFjeSWl7RyWP+CupH/ZfvlbQVlpkU+FnpCYKjD0",
-	"F+dWK+gUkLbPhH4sMn5bt/9MFHpoEjurb6efkSEYJ4lllYXIqiTtlyR9JjQZ4TKuJSQXumlfuwvyPRNE",
-	"ZfGkWDidCldFsab5nrKWeGckJMltd8M4fhxWGutdpORzukgFTV4J8ZTKMfwM0Wdq5sXiDicH+/u9AzJc",
-	"aFAVqnY8I/3CH6+FsBNcT2LzblML0bTv3nUg6m/BUBozRLJz0Cdfsk/JcEFcgmhJ+hLkBYvhNacXlKV0",
-	"mN4FVROq6ZAqjIEyLoHGEzPzMdFyYQt9RE2E1Omialo9wrp1kcxb2LVU9V+8K5Ku2UcjtwQK5AVI89Sw",
-	"fpipxTGRYDaZUg1yyfthhbRZlEivc3xeMRWX9kqIryhfOGm7tW0WwgZDI8pSSIzLYFz53GGc9Lt5wbYi",
-	"/F0v4izmoVrDdKY32Ggj8ub1ZvH6nbhCJ+BYNmOKxCkGTHOqCDIMkmMSeaTHCFLZsqQWJBZTCPmQxufW",
-	"ZUZmA5GNMN3MDGcbhDzkTVKbfEuqoYkvQxINcqOiyEiKqbV2uKh7KuSkCHx3KCenzy8OyN5Bf5fMQDp6",
-	"H6/9zAoBo4HjnRFI6QXe+KHi6+6LKLYVlhNjdmnh4Lb4shmeSTBfdjPRMkBb9+FjknHNUvzTMEvGgLVf",
-	"lqZmSTytdI6QQi6TuQDJRsx8Q9qMd6ZhG/Kcw6IZTygf4zqLar5LFFTDfCN3Ngq5LuFCuA3k9VdDlJUi",
-	"yi1U+DVX2WwmpIbkK0gYfbW4dXrxEooYz/NCJqvxJjITVN3XfqnB3qLI1KwKa0ybDG0xpoljmvjynbox",
-	"o71caNsroIpEyzuK0Hl9Y2I+/ONjFMZb0rNLMB9XKG8uorxJwj7NDA+AUE1SoEqTHoknVNIY2wJXjXI4",
-	"psD1Y12GVUmSq0l/t1sysKSA08freXdRvN50r98V2woRlECLtNCMHHj1HqbM2rDwKTLdFKOmNFoackt3",
-	"NFC0LAuRGdUTUnRWWmURIGXGvMIFyEXOKDcJZvLFpryydU1bm5dxqcIpIWkR3AydFzVp85H8YdAIZtKk",
-	"uJrZijjaFEjeUV3b6+F5YxAF2r1sO2u9Xu9ot9q46La7B812t9k5eNVpD3rtQbv918Cr4CfGy2g2XWqJ",
-	"H/RX+g5m1hmToDYvTGkxU2RHSPxpBskumQt5zvj4mPAsTQkbGQdoyeBmbZETaz9trfqeIsYQiREZSxrD",
-	"yqYeNtudZrvzqm12dINNmc/bgNR2YVY2yZLVzX0Ji5/aEbpZb6cRMPXOJii1JNYTkCX7hTw3Fm1+TEY0",
-	"VUAEj8El7DXdAH/1lb0PhUiBYq0qpUq/y9S2wofYA/N6w0Q9WIViPNPguGwdNDMxCzYJMwUt8nqWII9N",
-	"umlCdte/FyMbM6yX3s6g3b1LRtteVx2rUzqEtLqQ6aJJZ7Om7QJtgI4YfYYRu6zvMVpSHHpGPA8OzmHR",
-	"wOBJQ5oyPnb1xBmV1a5dIJV+RzvDbnUph5W+6GGlL2pGlL3Rs/f9q5reaCNwUrMd83MRKy2PY/sc0TFW",
-	"DrnAtd8Jw7AiqOpWRnWxsildkERU6PU2cLVR9I2DuWQaYUHYJd3koV7mNc8pvTy1Azoly6mU1EhExtn3",
-	"GbjnZvm2zZk3fN8GqPvOtzvp8HW94Rv9Ch8qVndJQQuSnBULEsPvINZmvSfYl3mFvZZVL4VtE791s+qG",
-	"7FOLglidYXk82fniZXf/YLdFMIBkNsI6ce0pVz534AeLB/Lnt4igqCrmsHgyGf4pZl+zJ6evfzjtPGOn",
-	"6pS/2I8fnR6cns/+/M2jJ0etVmsZe3R0sAYS0FqDCShJzGo2+tIZqDLb8PtjqrLk3sH13fFup/+wf9g7",
-	"6D+8vkneCPAb77QL52uRc2Fg4TVhgGtwuDf7tyrqzf2tDkngy2iF4ZUlVChUJ2yPUHptTOR1cZeFjsM8",
-	"j45W5e2G0YULKDzzMyDMvjTKdCbBpt4O9hDysrRyTxHHEdtCYSMwFolQk2WRHcGBLIDKSlUr5G8K3Eux",
-	"ELdiQk1CRiofcAOLyRshZyNipmaKxIKP2DjLW5MYBi2DZ24R4tzU05GdTrPTbqNHUrst8oxOQWGrBdOl",
-	"IRBr3m7gEdcDdL4Nw8t2++z+qh42gsume7O5lMKYZZgUjDJOnr1+Wk2AbuIXjj2muki/6JfV+ItbOokp",
-	"4/lvN/cYyLT1upasTUCMlqWLIjFw+tbI6/tlIqImYs5dh43bEPu3mYhszj1++8mDcxpm3a5AZ4yxM8Qb",
-	"84JfIVY2k9tnuF6GtbyRq7zYTn59KB1JOn93Doto95eKmu33Vrfw2IhbXg3YsepmNK3hMJpWJSPzmWh3",
-	"4H5okF6XSMoTMQ15Chq3ZTxZwsZMKwRdckLJQbPYNhlSBQdd8ujFo2avS+IJxOcqmy67lJwAVvRGB+OH",
-	"k0N29F37vJN2pz3eF/uzg/apeNV9vRRSdSs0Mr9eQ6TeYT2VfivRe87tbeL4Suh+Taz+mEGaFKCDKn2+",
-	"5kXZ0FYSV+20KwDWZ5uQJvcUwUo84aCMifYKkt8Jxl0yThKhq+FspSC5BMFd4W/hsmsZnHe17ZeYbpFn",
-	"aICdV3e1vWw4Zdqs8IKmK/HGtXXQygL3689z+By1JCtXXceVp2LM+Npo1kM1EC0IXNrmgDWufENulXf7",
-	"V6f9i8hKXEOVAgriTMLzT5TqdHu+dyhmq5rb7uEvHIgV4lK/q/xxg0ypjidO7ASC9sdUJtg5o8sloAlI",
-	"NYF0mcO/6NaWhMdTi4L0dQKUV7frisQmSjrq7z8scLiJiLMpcL0qLHkroVaxPHBRCeBwdfMqITtW7y1W",
-	"pmhDVP1znWLnjYrlz3/uF8rt3LZ8dVFtH2QuwNrKYHuWcMlqL5ttE+5wpSmPa+TNpjA2tI3jTErgMZSH",
-	"IJDieLih0vNzZBtEHs7JNiCW47e6UfujdnxAO3A07Cb9+CE9hN6oM2wn3bhPD+BwVInnJGtKGAGua8W6",
-	"tmtLc/iVd2yNoS9X2iA0VcJ2uVxCHP256exY8/SzqERvuWMfZrfGr2rbvfZACKkYVze+xSaXTdCaWsxg",
-	"XTEmb0nV7fKLV6+eE/sCiUVSNRXYw1pffNk/OvKqLv12u7buYltgq0kVQkuIyqZTKhdFxZbZFoWTqCqp",
-	"6rpoG73omooPef3i1D8utvThY0MTxJAo4WABisSUEzVnOp4QwRGSt06C1zfythbZTf427wAjeQseN3Lb",
-	"Vmc9Xzjc7oZ6Eo1jkdWZTdsOXRn1zWonlOxEqYhp+kkippTxCLFiCVOzlC4wctodlHWk7n7f8w0NwwWL",
-	"63BvkIN+cQjRqN4nkU2J93vdzm4r5K8x2Fzn+pZCduf8PnF/acVi6vOk6Ph6vNjvr1G5//PRH/6vPeh5",
-	"7/6DvY//+O276P3/v/qH5tmDnTBsbfPe7v1PvEh/p/y5efa+3TjoXHlPd/9YnXXj67sPbuSu13e1G8Eo",
-	"S9N39YHIZx5XyU6n2S3qXg2MABA5Mp8wDUTNVvqOX1h2kK+EmpyLC6Z/qFGEzXGJ+yEMdRjyMLwIw1EY",
-	"ShKGl4f7YXh50v7Pf/7w44cPzR8//FOYddvdQ/zv0Y8f/u3Hf/yX//rw4b///T/OflqQkwc4tBRhIlxT",
-	"kXJ/47Z6ykVNmLc+eH2eg1h3Dpud7mFBWdRQSIw7es2ZMdxovclMMK5Vi2AoEfJyTThA5ehjW6vRMuMx",
-	"xXb6s+VlLevNLUPlw18xVHb2ocAH7/Sa+05GjWefTSjPpiBZvNsi19uSG4fRvTWW4+zBTxIy1KWTl49O",
-	"T8lqHeO6oDo3ax6zSpWudRWIG9jQfvhCzA1pLMaA0PomBIIN3rmmdOXgY7tRM1+aI49Fak/YnQOUBccG",
-	"8RrcO7l/eEgSulC7LdImYB4wbVxHXoHdupd00O4fbnFCfYVWxRGUZWc6A4mgGsGxGV/gWFokchUYEznS",
-	"pDiYTsScg7ynQi5BiUzGoEjGTUAZ7V109qYQHeNQLNlEZM7SlLgkWU8gL0+5vlV9kcdL/4vnKzHTa1V3",
-	"/vzEHve6aXjwue9MMEVYOmd1W9+8svwtvdVP8ERblacN9Vbym7xM2Nw/eHjYPKLDuJnAqN3seAXqn1Cf",
-	"vsbqFbWBzRS/MxtWW+arsUPXGR+TsBhnw/TipclhXe98xr6ExUlmVnQNQgwxrdHzr1++Iiu3c0R5QZiM",
-	"hD1PRoYL0jtcWxS2aBzFLr2QVAK6elcPJp/TeBLy8jgVXjeh6Tkoaw9R0PzjV9goAWOkeMijy2ZOLXsU",
-	"TEXHblx5KQAZg1Yk6rd77rQwni+3iWZ5wLy4mKLkiSWZkRLbrs6JZ397nEvakzevgsZGNEMtZRGeHDVy",
-	"/GfIr4UnVHAJCODDGgWQ/Bym8bFNxhVwxTS7MLF7yBFvoRzLkJBPXn79jLyBIcFH5FOTpD/CioQmz01E",
-	"wIzdNCnC4cPu/u7AdqppOhaS6cnUfGnGOIfEISyOScQFB1ujsC1MG8EVQ0Ju+O4uwti1shHpxSzK832m",
-	"SET1g+/mOnL4dKZU1CARzZKoEfIILmfmVz4cRe451ZGVpjQluRDgIxSuyn0bdYiDidYzC/JkfCRyRC21",
-	"Z2OdTLhslJgUzMQPLlKqsjp/iVkpreLEsWrBbKHH+a+ZFEkWa+TNRx8R47OXxiCKzjy+f99IkbuyBLl/",
-	"/77DY3mnFaeU0zFMDfeAJzaARRR/p0UeGerUCp2tzS1EJn1Yeivk3RZ5JGYLyyMfgBGVgPe8XNMKeW97",
-	"eE1Ffu3+3B7ybVnhcb56735UbCjfz5+AG0sBnpKvtVbLe8mbcBv7Xqu7KozDgJhXWq2W3YDRQT0XlSuh",
-	"jEyaSBsPQtrggg5TGHjxi0sfLONUyM1yHTYE7YZ9bCObPHDJ5QUrkSgdttqJtVA8XXxNBdcWzxJrYtbB",
-	"xaMW+Wa1Tkp2on63G+0iNtgyKOSVEmseK5rQMkcuu1zNdrTjiahtpqCCpiwGrsDTuudSzCQDTeXCq3/l",
-	"ehY0gguQyupep9Vutc1LYgbcPBwEvVa71cNIXU/Q8a0IBgbVUBOOP0W0deXUnmOYahAOc2MnscHrXW3B",
-	"Ac95plnimgchj4rm28CiYA017MUnVBNKNJvCgER4jiZy5wI77bYP7mmEHCug5aVe9jovQt39OLndLO/z",
-	"yiXYvy0n5F6BrrgErEUeoy8wD6zC4aOU8XOysH04oPHErCzkVkngArhbjUWASijQFVOgHB+1yAtHFfQD",
-	"7vIhXgxIIAUzoAabJEEb9RGc7PTamIwsQZ1eWICI0y4fq05eWNuvrO5YoSriidPE8dVmYiqo3mD0tr70",
-	"X76yZ++1uWpsfNFdhXR1tnSZTLfdvua4xsoxjbdVjMs6jIoPN+FZmtpAeus7gUpQhoVXVEHW6zDOTj8r",
-	"YIocK+FjGXzMrl1c3mmvT6rw1Id3r89yiX2DNm7dycnP1S+3bepPelRO7i7rv+D2aqulo494v2DTu2Dw",
-	"upNTlcsI8Qole7HfdWOKCwBx0f12Z92AQgb3au5lMUO73c1DV84d4cCjzQOXz3FeNYJ9qwfXj6vedoCj",
-	"eptH1Zzt9ZMgVCo/gn9rJc42Tpx9wDASo6FcyEyoSMcotCeV+Cw4u2oEM7GmA081KN/V59GaFScbtpvs",
-	"LT94Y5xmEZmIkYm1sV3q+mG25DnH+9QgVdYWywHBOyMxGRLzFjkpoCpDCLk7oUm0IEpMgUQuNcLJzEvW",
-	"epCdqDQj0a5vSUO+xpT6qNqgaAF+KpLF9kYONcWt0fxYMuIEY54mVunMhjAZdGs0ft9EDcu43HWwVGes",
-	"EqomQ0GxYrdqhc6snCyvw3YvXWPpXtG89pewaguvrrY+Y1aHTb6qpv6I+bmdK/lVPMnWPiJHqN0MA7bB",
-	"kdyMAYl/0cqqA1iCkbY8PWWqDqp6N47AGvYtjKV3PdktfUF7C5NeXB1lBnS2sMrLl1jguP3N42oPEP/u",
-	"sSoey0uDvQMMfmK7e537umqsZkV77+21kFfWq5lQfdW/2QBfYfjjAAcrwRm2yKoHIvJmgnF+mBCYrHuh",
-	"ciyIieRZjhZazZ5cXoET5YmXmyWLY6wF2kt1nRtEr5EIsEer8Uo1PNTgXSBj3KLgEHLrUhmWB/vRNsmE",
-	"JUHhAW+WTdiLPmtyhH595OtiBO9WyLu0MbcwGP3NQ4vrgH7X3YruWgHyQsSfrKl7tnGI6M3acPQFzFIa",
-	"r9FX/4Y41DxrS8yrqEG2b8i0wioCNGz9XZXJ/cKVrLiag1QkZedQuYDCIuI5zEN+nefctTFxbbvSRM8h",
-	"jyot0Ijs5Mdl2oPS1jgbs1sA5XKrYj5n9hFyh0akWCfFMowtWZVBcItg39aamsKWeBcUMh5yppU9AU5m",
-	"IJlI7HPbD/GqXpfa9VJV8bkWOQm5U2bvLkh3YSpeWyIksDHPFX97q+S1m29llX5CPF/TpO4dtNtbB2N1",
-	"rfKr1Vt5t4t+7zD+k1Z7sH5qm86/2fjvpub894Dx783pOIjJjZ0ONovWe5jP3RkD5V2vRHauB9NbE50j",
-	"aUJuz36tnP4mePmjtYzF1LZHYsHlxf2EY3YB7jSteSfqtztoNGe2QF10MsyHjHsrZsN+lvmLBaiGvARZ",
-	"YKXEXR1mB+fv5ghNcYEdzrSYzgyTuBAptE7zMyxRv3vkepb+9Vy1hWok9i3McImDW8GblUCHArSwtYWu",
-	"HDv5OQoV1YP9Nzhm7x+Tt/Ak/5h63vTdeqP+DQXrysJeq28OEizi85hghc624ZYP2vzt+4Waa1F/t9q/",
-	"hNWuGGn/DmB3XVsMJka31rG4BWEbu50Dltab7qJWba+AI5UrYPMgugpKpzI/eG+D6VXbPiCRw4E5kzcp",
-	"fnPoczTROQTOdtD9q8Ql6ExybFW7Cwl97BXxb90urmMM+ZIhryw4r4bPQJKJyCQ2tI8iMoSF4MlufY5v",
-	"v4gwvluYYwfoW4fLK1F29eC5n8maL59i+DkM+i13jiXoLRF/tyEFMvia65Ar9d9f35L/HnX/Tdtva1Fd",
-	"HcWH+m5htC0CtRaW8gJNogWmIL45L+XkZd/8XF0JU4oaeW3VmNuQqwmdQYljdfZTuomZ9ksMfPn6bQh5",
-	"CbfGItCx80junwPJryzFGKjOnv4JtMMXFhb1f7lxqePjr1DerfmXjnBobxuNWv43JP5+M2cfG73aatHF",
-	"PblkPhGGdcpnm6fcXyEcewWTvNRxxq/Li7w4tyoc7qQr1h7xZ3duuEDzUU2iPQd5ay3oNLX6Tvki5MAv",
-	"mBTcvNfIsaZ4gEISPFE4cJivArbqTiwTu44hKKxwQjoiO9GUngORGY/ydWACrMlE69lgb6/Tfdhqt9qt",
-	"zuCwfdh2oVQmjW7u4XGc4h+DGGArx1DW0ep97T+nAvk1zQ2SijFhvMjE6bggOB7ddkq5ZE6vGisFihwR",
-	"a8lJYwR0Vkypd66knPgrCK7Orv4nAAD//w==",
+	"7L3bdiM39h/8Kvg4860W7SqKpA4tUctrRm67x/Kh3enD9My/q0cFVoEkRkWALqBEcRxlObd5hNzkLrd5",
+	"gFzkWeI8QF4hC3sDVSiyeFBLPv77xm6xTsDGxt6/fcT3rUROZ1IwoVVr8H1rwmjKcvjnE5pM2BMpdC4z",
+	"83fKVJLzmeZStAat82xOF4rEQoZKy5zFZyRnaiaFYopM6YIkNM8XJMlZyoTmNFNk78XTJ+T48eEpUSwx",
+	"ryFHnV670wpaKpmwKTUfYaKYtgZvW+61rXdBi93Q6SxjrUH1a9Ca0puvmRjrSWvQ63aDll7MzB1K51yM",
+	"W7e3QesZu9Ffc3G1OvY3E54xMpU5I1yzqSI5m1IuAqInjAh2o8mMjhmO96R/ctIeRCKOim73INm/7u3T",
+	"Qk/26YyHV2yh/pTxKdef9Lpdc0P/OClyJfNPfvzhv8MDzJAl+yRqmddGrbhDzoeKCU2kMF+LREYVfq4T",
+	"iTolylnf7cvn53//D6yvD4vzJ10VDrOjvz/98vHX4Zff5Tfnajp61jSsOj0PDT1nVGuWG2r9A7//Fv/P",
+	"3n3c9IY/tpqW4AXT+eJ8pFnetAgyY4YTpEgV0ZLMKddkyEZmWXS+4GJM6Jhy0Wkmy2E/aI1kPqW6NWhx",
+	"oQ/6OAs+NRx0cgyzmHKBf1ccwoVmY5bD+N68eXNe6Ilh0IRqdv784iu2WB3qqwkj588vyBVbkGRCs4yJ",
+	"MQuIoFMzSMM0uG2InlANjM+Zgt+v2GLN8Fv4MZIzmk0/iVpmaemMR63AvuyTqPW38Pz5RfgVWyyv0MHS",
+	"Ci296+0/ota7j+Ch1TVZmvOnjOZNy2PmPIRr1ZTdDj7qtgckxidXJxAHZM71JBIxy3Np5sHFNc14eqnl",
+	"FRNRKybzCROEEvibzKkisCWGhSY5GxWKpes3w7qvBmTN1+yFS296n0Qtszg0SZhSdhTsZsZzlm6j9NLn",
+	"N1D61jyX0ynTTp7C/mzaCMxw/ISh1FGa5loN4IcY93RM5AhvyNk1l4WCOx8pEhv5FkfCst9eXJM17YBQ",
+	"RbgmXHXItzP6XcHOYGlkoQnXKO5GPK8JIG6G9F3B8kUraAk6NXPCUdQWxCNR3260UhzXCPb2PPw3Gv6r",
+	"G55ehu8+bhYTX7HFxWcbt90jRS4+MzupYoRhPzlID9lRePz45DSkwyQN2ajbC/sHh0fmJ/OLm8+M6kk1",
+	"nSu2uOTmWs6+K8yitwY6L5g/vVKwFAXc6XPEcdMUvjayeHUKX8g5mVKxsHqG4hJPZJaqgFBNplLp2rT6",
+	"3eYlAFlfW4GUjWiRaav+1kvCXk0O9hrk4K2hhFXd5s0oTV4Ls7dkzv9lCGRwgtBMwBzpbJYZ4cGl2J/l",
+	"cpix6cf/VGbC3k41I9SUZ0vykysipNnniRwLrlhKZE4mVJEhY4Lk7FpesRRkpqa6UEYbmTFzDYt+gXvb",
+	"va3ipiIXAysLBnZIAysIQqswW7c++f6Ys1Fr0PrDfoV/9vGq2n+OL0DSrFcFXJEpV4qLcUCmNDNLwNKA",
+	"FOJKyLkI3GTMBK106ZBzEQn7B7xjAjtUETkXxI6bmCkFkYib5mTnEtp3xLhpPdT25s2b0Jfv6+ZqH9lv",
+	"VoEw809p+oJ9VzClH2D9c3wTGcq0ZII5y7IQyUa+fPnts/qyd6tl/8ZRF27bvOrlSoQwpIda9M3jNtQC",
+	"zfDAu6ZJRW3dHP5Du+0QvPWhSPXlm1fr9oadQkCYSFlK9oYLQoniYxEanSRzQiMxo0rNZZ4a3CHGrB2Y",
+	"380eKRTLiZAkk2LMzJ7iSiuzpYicsRwICwgsEoKx1EjbnCUGWGRyzAWhQs1ZrircMZGKkdjQ5FLzKYvN",
+	"oLWURGZpJIyeJI1bMGe02jBcitCpkZhQkdZgjypGI55wJvSlGfxl/UGDTab05pKO2SeIsS0aRoAdEy4i",
+	"ES9v6BhR2Onh4277oXe/BYOwrk+kGGU8eYi9b+Zu9JghMM1yRlODVcdcaWb5GUimWoO337dGnGWp4Vf7",
+	"kNFlTCk6BqXV9ILW7Tt/R5xWO+J89d6N+8G+O/Tf/QCb4gW8DjkUgV1JEZnD38b+zAhN09zs3GqWkaiG",
+	"QvbMnUhYw2kEGU3FRNEFmU94MmmfGYiRy5Gxb4tZSjUbRKL5A0LqCcuNsJCF0I9UhxgTIskZbiRg5Vxq",
+	"b9CJMQNQWVOFsIYmml+DmQO/0SyTc0Tvt0HrwuP/l4mcsXuzElel8s1ocoU21pSZLZkSZT5RF44HvnCs",
+	"BoO3bhON1f0h3v8T4AcU2MbwqeYDHyPaTLaSayDROj+Zqr8QBq/T7HPDUfdcppdyyvTEWMZzQ+t5LsWY",
+	"SEFkkRPF09oSHfla3g0CDbZty4P3PsiinAtSGFTGEs1S/PoZ2k1GdYyNvjL7TQOMQaBswB2jGeABmCsd",
+	"olXVQc6HhX1SOb8eUorKnJQ6kivCRSLznCV6KzDwnHG74QL/gYfi/mXR508FeKVDPpV6QhKqmKG/vMJd",
+	"QacMaPtM6qeyEPdFV89kuQ9B1cN+u/iMDJmBF+CQWsiiTtLDiqTPpCYjGMZGQgqpQ7ztIcj3TBJVJJNy",
+	"4HQqrf8JRfMjhZJ4byRz4mR3YCATPFYJ6zZQ8jldZJKmr6T8muZj9hOA/My8F9xighwfHR0ck+FCM1Wj",
+	"as8T0i/85w0UgxdsJrG5N9RShnjvQ+N9fwqG0mCIk73jQ/IV/5QMF8Ta4UjSlyy/5gl7Leg15RkdZg9B",
+	"1ZRqOqQK4FMhckaTiXnzGdH5Al2kRE1krrNFXbR6hLXjIoU3sI1U9W98KJKumUfgJIFi+TXLHQofFmpx",
+	"RnJmJplRzfIl7Qe+5bB0Lm9SfJ4bGob2SspvqFhYbru3bJYSwdCI8oylaG0of3W4IId95+quMX/fA6vl",
+	"e6jWbDrTW2S0YXlze1je/iCq0DI4OBy5IkkGgGlOFYEFY+kZiT3SA/hU6NDVkiRyyiIxpMkVqszYTCBG",
+	"cGrfzOFtg0hEIlxjYFHNQriZpfHACRVFRrmcorSDQT1SkSAlpN2jglw8vz4m+8eHbTJjuaX32drPrBAw",
+	"Hti1MwyZe5gdPlR+3X4R2La25MSIXVoquB2+bB4vcma+bN9UtxAbP3xGCqF5Bj8Ni3TMwGvOs8wMSWS1",
+	"mBtQyBpB1yznI26+kaNjYabZLuS5YosQTXEzzjIOYg0FFZhvOGWjYNVzdi3tBJzn2hBlxVq9xxZ+LVQx",
+	"m8lcs/QblnL6anFv8+IlKzGep4WMVeO9yLygrr6Oqh3sDYpMzajAlbdN0JbPhPBMCDc/qBozu1dIjVEW",
+	"qki8PKMYlNdfDeaDH58CM96Tnn0CprwCfrOI8i62/rQwa8AI1SRjVGlyQJIJzWkCAZXboHocjNvmZ62F",
+	"VTN/6/6Cfr9awIoCdj9uXrvr8vbQ3v5Qy1ayYM5oaRaaJweeW40rMzbwL8tCh3IU5maXRgLpDgKKVt43",
+	"MqN6QsqYVKfyH2TciFd2zfKFWyj7EmvJvzG4/LkF6g+AaJIizw0vrmL/deY7jKC8f/OywJvC8t6HWpMN",
+	"g74tv+EFUBpyJkQF3RVQnaUdAutN52V0xKyDu9gKWrNczliuOcZmQOyy9JLqxkCicFFn2PP2ZnQYHhwc",
+	"nLbrIbR+t38cdvth7/hVrzs46A663X9rebGk1ChizadL+RbHhysRMPPWGc+Z2j4wpeVMkT2Zw79mLG2T",
+	"ucyvuBifEVFkGeEjgxGQDPatHXKOKgajJo8UMbJajsg4pwlbmdTjsNsLu71XXTOjO0zKfB4xO8YDVybJ",
+	"09XJfcUW7xubvFuUMWhxdYk2XCOJwZ1XLr/Mr4zQn5+REc0UI1IkzPo0GuJS/uhrcx9KmTEKQiCjCtzY",
+	"OzIfJLaY2wMDDMFRx0WhmV1lxDDcwDqIQBeKdchrcFmmYJEbq8Ymh8gRwqr13NsbdPsPudAYdW1a6owO",
+	"WVYfyHQR0tksxHjklrwks5/ZiN80R7uRFCeennP46YotAsCXmmUZF2Prcp3RvB4/buVKX9LesF8fykkt",
+	"Qn9Si9CbJ6oo/bvvD28bovRBy3LNbovvWKySPHbZ55B6hXwoJIz9QRYMnKaqaWRUlyOb0gVJZY1eb1vW",
+	"fQzwYTDPuYacM4jXb1MYL51beEpvLvCBXrXkNM+p4YhC8O8KZq+b4WPA3aUevG3B3rfwx3KHv9cDX+jX",
+	"1qEmdZc2aEmSd+WA5PCfLNFmvOcQIXwFUb9VLQUBPD+IuKqG8Cqm2Ky+Yfl5svfFy/7RcbtDAGNzBKHn",
+	"NlBqIww2swYDYf77bTSszuZs8eVk+JeEf8u/vHj9r4veM36hLsSLo+TJxfHF1exvf33y5Wmn01lObDs9",
+	"XpOc0lmTnVKRmDdM9KUVUJVB5kdqVW3IB8eb8zT6vcPHhycHx4ePN6drBC34xqW2Fk9jWmbUwtytqAVj",
+	"sEmV+Fs9pdL+1pTT4vNobcFrQ6hRqInZnoDt6NCjl1GwHWJVfnfB5kQK1gCI8JHLmYdOV19cYjYh53VG",
+	"Uiwpcvb8z0r1+ge+NPKwpi/T+yebkp3+EUU33e67j1Y5KWjdhPbOcMlOMaaZAdSUC/Ls9dd1K6cl2HzL",
+	"5AxtygnunYS9PmoQ1Q4IBPdYSrggrwVPZMoI/GcmudDGdkecpfNCJEbGBCTloxGDVaj8LXZZzAKQZ9IM",
+	"MhLVKNGur0hKRddgkfAlkBaBeDdP707ck5+YuEs8vsJKS8RvZG4QzQj417L2OSyRhf6rLHxH6GzRsqdb",
+	"B2Z5IZmv0EXOcNfY7DIM/6Jr9ZEiVtxgCJWPmFG3hE4YTcmeFIwsGM1rXu1IvCkzBsuB2BETOtLM990+",
+	"Uu7B8uVBJPjIcI7R+IkUIz4uIANE5ojxl7nnHvj9rjCO7PXCXrdrN0uHPKNTpiDUCmwzZAR19x3g3s8q",
+	"Gu4Aes68RbWWfhkvbwBD90RAUy7cX3eHQ7Bo6/dauta6NrssW5RWr91vgYvvVVa2msi5sBF2kbDfr5W9",
+	"3bD+/VvGFhGZcVsHvRHGVhBvNXp/AUPQvByvwXg5+PJH1sWGSUDNdmKc0/nlFVvE7Z/LJMTvrU7hqWE3",
+	"5+raw+1mdlpgs9txS8bmM3F7YP8RkIM+yalI5TQSGdMwLaPJUj7mWkG6uiCUHIfltMmQKnbcJ09ePAkP",
+	"+iSZsORKFdNlleIIgKw3Oh4/npzw0392r3pZf3ogDuXR7Lh7IV/1Xy/ZC/0ajcyfG4h0cNJMpd+LaepW",
+	"excjtWaXbjBEn3KWpWXSUZ0+34oybICRhFU5bQMAza4UlqWPFIFIHBFMGRHtBST+KbmwniaSSl231WoB",
+	"iaVKh5X1LVV24wI7JzF+iesOeQYC2Gp169svhlOuzQivabaCNzbGQWoDPGquhPNXFElWjbppVb6WYy7W",
+	"olkvq4loSdgNBgdRuIotjoP1lszfZVHlNf3GbLSSXZpn5S4HZEp1MrFsJ6HcaUzzFCLndNm/OWG5mrBs",
+	"eYV/1qktMY+3LTZaRV/LsSz0Wg56A+kAwCHIQqJhb9Msq5W5gBt7OS7zuUgtmkXHixdtJlypgqVESTKi",
+	"eQDThPC4xX1sB/1/2zA3FyVqiu5gYvbR47KUI5VJMWVCr07PxcMahYaXOFklp9mYYJ1JeijTMA+wDLHW",
+	"sUeT0HJB2OXPf+4HAfHd6He+rodGCwsed1JGnpRf0kjLKslAOaE0FUnDXkLzDJcvQWM9YVVpHFAcSt5q",
+	"+QyWbIPYy+HE4OoyNm166mjUTY5pj50O++lh8piesINRb9hN+8khPWYnoxpWzXmYM3CeJKuao9voU4ev",
+	"XPI1SqwaaUBopiRG8K2xH/8ttDssvPgsrjJTbTGgma3BDBozc7wEq0yO6xPfYZLL4nWNE3WwzovqgrpN",
+	"s/zi1avnBG8A51RtcBCfX+81PTo99dylh91uo8MUg8irBiOkzRFVTKc0X5ShFo6xRctRdVI1ZQhsRQhr",
+	"XLXk9YsLv4h46cNnhiaQH6ekTXlSJKGCqDnXyYRIAenG6zh4fZLCziy7DUu47BYgb7nGgZNtTZrhhS1n",
+	"2OIrs1UJDb6yaaPU/OtqlgfZizOZ0OzPqZxSLmLIg025mmV0AaiwPah8ZP2jQ0/vBWYVMGfN3kGOD8vS",
+	"dLP1/myrcI4O+r12JxKvAUivU+tL5ohV7H+2v3QSOfXXpMxm8dbi6HDNlvv//vDH/x/L/x999PH+J3/6",
+	"x2X8/X+8/U/hu4/3oqizy33tj/7sWTF71b/Dd993g+PerXe1/af6W7fe3v74TlBkfcZO0BoVWXbZDLI+",
+	"81aV7PXCfunT89T+fMI1I2q2kjDwBS4H+UaqyZW85vpfDRthO+ay/4giHUUiiq6jaBRFOYmim5OjKLo5",
+	"7/7v//rDjz/8EP74w3+Jin63fwL/Pf3xh//x43/+b//nhx/+7//8X+/eD8A58EYrFibSZgNQ4U8cPcNC",
+	"NkDY9cD8+XuFFjoEoIQXJ8AHlKusWAo8uMACWR9XuKcZcPILmgFWPpS1D3sH4ZHlUaPZZxMqiinLedLu",
+	"kM2y5M4mwsEayfHu4/diMthL5y+fXFyQVR/NJoPBiTVvsaot3agqIOFnS2jlCzk3pMHkIEKbAyyQJXRp",
+	"s0lqRkU3aHhf5qoqZIZF2leMVc7UgHiZKXtOPzwmKV2odod0jTUDXReoLr3LOweBj7uHJzv0LVmhVVle",
+	"t6xMZyyHhEEJthEtE9A6JLbeJYMcaVq2KyFyLlj+SEUiZ0oWecIUKYQBlPH+dW9/yuIzeBTcUTGZ8yyz",
+	"hbrmDc71ZgPOzQ4sz7VRXl/BTBA85Hrx+bXNM1x1DmHhFfRcmdDZjAmWOqS7Fj8gjrp0eqURj5YA4uL5",
+	"9SGROeSVtx08tBnx8NkpTZlvUoD14SFtReeGE/b0JJfFeGKkHfihZrm84Uy1zwibzvTCeuYTWWRl5EnL",
+	"LF2OIxx0up1e76DzeNVB72/xbnh6Hj6l4agzaBJva7z1QOgVm+ho2EtO6WMW9keHaXjITmh4mhwMw17a",
+	"ZwejQ3o0PE7ew19vW3CsOo5ljgFGMxh0+ZbtP7CsiXqFTY5lbWpg+wzV3pwrBhGPnyL0sDUSYqa2zrW/",
+	"fnr4xOYJ7OjHXx7h3f361rreEP/i3pb7OeJezoLa6PL2JcYrm0SPZffjRhniWdiPFHmtWB6emzsDkhTa",
+	"SBKHI51V4FRygk3RvGtuI88tccBOF8tOplZS5Nn+Seeo022AmKvgJIyim94oim4ejxo3cpOz3tpk/hIG",
+	"y1KvRpag6ofjsW6TQl4lcLP3ynHGgFDbegGEpSqShLGUpYErdtmj1snlMEGbyDwScxCiudQ6YylUtNc7",
+	"Qpx5PSNWC97PCBWRqJWpmE+69GEo7cEmMzVVBQO9LMfYCuwvpc2Mf5bj8pDMJQ7L3jRm6aUsNGoeM65L",
+	"HJe5TGf80hDZjsr7xQ7P/wVHWVeYq6Nc2SqYQ2u4eYP/lQJ/W73tOU3PqiiDFKwKu0y5eO7p0d6OZvkz",
+	"Nq8bcoHFEqgzqworkhcZUwOyZLJHwuGrZQN9rV3u8DN28Li7MS7z8Qdj/D7GuFnz9GEM8s6/P0O8Cdyb",
+	"vdyE7SHKcVdP2ef17Qi52rVOLPd1U60IpB0dN+/hlNkJ1xrqrcBalw0QGuQXGugXpmzUDXseGHwPWLvB",
+	"AVCGALdT/MHM+UaA0GCSb7LDbwP0u3C9eGmAlg3OzfhXbHFemBFtqHKCDNL4+bcvX5GV9qWxy/sgI4lt",
+	"Y8hwQQ5O1uZ+YEWJ4jeedzZnsNls2gf5nCaTSNS7QRFNr5hC1wAwmt9lBfKhmLHXRSTim7KVE3Z8UfGZ",
+	"fa7qmkjGTCsSH3YPYq9hIsZcqnZ9ZefOak2QZIZLMOXaEQ//euo47cs3r1rB1oz8RsoCOIgDV+YZiY0p",
+	"9rXceihCAyDNiOvUZLRlyIViQnHNr43mjMQrDNrikgEhv3z57TPyhg0JXCKfMqXJE5sw/NzINZ4w7P17",
+	"8rh/1Lb9iGg2ljnXk6n50owLMCSgSuCMxAY4Y7gOY7u2U5F7JBJm3W2n0DbyRqwXs9iFvrgiMdUf/3Ou",
+	"Y1uGzpWKAxLTIjWgImY3M/OnGI5ie53qGLkpy4hjArgEzFVrSNqUNT/ReoZ1g1yMpKuQpNg9y/KEDcwQ",
+	"A22MmrBOw/pSu5s4cmm9HBzcChxjntaVM8tlWiQa1uYPfyBfyPnyM1AJZi5/9JHhItvTFVb/o49sTZHX",
+	"lGhKBR2zqVk9JlL05UKxfq9DnhjqNDIdhqkXssj96vNOJPod8kTOFrhGfhFBXKWXu8hlJxIHu5eI1PgX",
+	"52fn4KaFzGPdVvsfxeWE3Hz+woSRFMzb5Gul1fJcXK7d1vS21VmVwmFAzC2dTgcnYPagnstaz2zDkwYx",
+	"Qb8jxOvGth94rjzrSceFU5Eww7Up4CA38DI6+ZwPz/ELBOWBOzDwD2kB2B5sfTIDerdSFDHryn/jDvnr",
+	"asoA2YsP+/24DfWtuECRqGUbOLcp4aIsULZoCRNXk4lszJmCDZrxhAnFvF1nzJacM03zhRcKdvusFbSu",
+	"Wa5w7/U63U4X/B8zJszFQeug0+0cgKmnJ6D4KsZA3IXqL2O6Cd3A76reoMc+hyyCHFrWBAOLKOL0bSQy",
+	"OT7z+j9AA0MiRVDLeTGPgeO2lvvi5GMkhouytBszK1Dal7EIlxZRj54OWSKnjIxyxiKhZYlZbE9uwzIX",
+	"TnnWGy0ONnRY3LMOEmzmCBMcQwipbYYss9RvtVPWFOQsXBJq0J79KBJYUqr8ioVSQfesVFrpoOgESSQ2",
+	"dpHe2rwxEq5740G367dlhD4ihoGBVjZxFbmkSkYXbG4Ie8VEh7xAjaNwxyIrlyjmIi156dwy3VLD3n73",
+	"cI0n2zIbV/bz6VITHejxH3pN/jf14KgdCADK7rDbW/dQOcD9hsao5tH+6fZHlxv13Aato253+3P1dnbw",
+	"1MH2pxqaN/nwFzpW+Njt7TtoJIHZI+UaoRak5UppOlYGfLu1e2feuaJfIEzFGnw1X0NvhpoIsfJCBYaH",
+	"DNyCdHCv37Bg0BUuK1KbahiJuEzVHWBBuBGq2I2aarNh+ZQNSAxdd2LbRazX7fobK4gE5BRVhyfgsQmE",
+	"2j7kDn5V5yY4Reh3JY+El/JSHrbQIU8BUpoLKK3gUsbFFVlg1i6jycSMLBKoa9k1iBgzGiyGzllZizFl",
+	"VMAls7eQKgAnbZN3UT5gt0VTJVPOtNnuUpC9gy6E95YKo15gOYlV0n7bhh02tFlXjG2qVr1T/NtmPq1u",
+	"2cdm47fB1htty3nDpksCo7uhi8dK94639YqYdZ59vzhFFFmG9vjOjdqrEg6MW9T7Dawr97dqvlZ64cIv",
+	"fsTEL1/Hwbm8/OYwJWxtr9n6Sqnq5t24c26k68K5JS9yTUsSv+3fsjiQAk8UeDiRH7TceSqbninPXbm/",
+	"iuhvf3SladHvU7cYcQHGKWgXx3O+eqmhk9a726A1k2vS96mBTJ4B4WxAZCeEh6Miy1xLGgPFS3tHjowF",
+	"DwDTJpyiK3MOx1iwTKFozgcEjuoBF4ucd8h5WecyZJGw7d2IlkQZnBlbhwu8zNyEwoTsxZVUidu+YI3E",
+	"Gsnql+S2yhzbT2W62F3mwU6xYzT/rBbiHCypEDzYZkLgYrJjNNaEsUWWi3rX1bRa2ZVSNRlKCikxq0Lp",
+	"HfLJ8jgweGkzNx+V2eH+EFZF4+3tzs2Qmgqbb+sORSgYup9m+UUUy84qw5W33a2AbIteudsCpH6X5lUF",
+	"sFSD2vH2KVdNda4Pif13EJbeERL31AXdHUR62bLePNDbQSovd8CF5462P9fYffCDxqppLM+55nU/8N1l",
+	"7U3qq8lI2v8eUxVuN3ldEO9DhU+ZsrWM1SAHtd5NwWXrGeUH9gFR2kB+7tr+Ks1dOc6qMWXNDHiRs8Ps",
+	"WzBWr6zfxKpB0BqpZNiXEU6ygI4IXvdpoxalYJFAlcrBp3EY72JbIAlKDXg34wIPY2owGdb4GCxG8E7u",
+	"+XX4F3C8mx8te4l/2Lu1vYsM5EHE996p+5jYAqWfjXD0BZtlNFmzX/3jJWDnUdcICHcQJuZyrcCpwAKM",
+	"6qnK1l9YR7g9+iXjV6zWvRbL6cEVt0lzthETN+YDG/QcibiWYxyTPddrozuoZI2VMe3S5eqkivmcmYc9",
+	"dgYxpbmHT60jvALBHQKJ0ShqSlniHYzCRSS4VtgbkcxYzmWK1zHK6vnSb7RNVlbl5zrkPBJ2M3vn9dhD",
+	"raDnscwZHwu38XeXSl4+972k0nvg+YYs8IPjbndnMNaUi367enLabuj3AfFfjrsHojKY1f27xX93Fecf",
+	"AONvTenYGo47Kx3Mpl7rQX/TVCCwHI9bdp7N6JilqC+0A4ROWu9ZN3lQns/pwq11P7j1vNe836vu83bZ",
+	"dX5vJUM2gHzYMue0itaXpzaVYbx2sJwmq4JIuDRZFSxlydoIsQPEq3myeP6TBXWQWINZ63D8k1cH4eKF",
+	"5m2YkDaGVnEjpJurYLYn4xaKpYTrMy8LHvNNXCr/cEEuPoOXoUXegci0uY3mrKxnLoNoVeXJAo6UdC0D",
+	"r9hMO2JFosmlf9rg0ifPpJ0kqEc4ptM/kS4oI5tYiID+/129/bX06d+G03+pWGapBAWcMDsWiLiCj12d",
+	"Nn4Vhe+TqZUmrPMXVRlXS9nWfjWAn4xvqLrLZLvsdHSSPk7C4+ERDQ+TgzQ8Yf1R2KPd4Wlykj5mxyNv",
+	"suir8qeCv2yaRP900Ot7k1jN+F47iV0jFk4il2Uo7xW4qBdo3TN+0TSSDxGM35V6h044Jetlcrw1Ng6s",
+	"v95y/Nw2HlLemStkb3OHHTS9nDyPBFaUrfQ7JnAiHFo8tTyZ5YIVMubXzLbYNPdA2olRCDOMQ5d5T+ZD",
+	"hp3Lt0FWj/kF5U4kqpRsiIDY84TwYXevU7byGvIhs/J15rGceVDBOqoO+6c2w9E/s6dRQwGx72FeVQXk",
+	"K4XaVVp0meK8s+VV60X1UwQg6q2s79BY2m8MjXW9fmNmlyK680T9ntzrxKWXGDhnOcPqjDMCkTdM2lvu",
+	"vvXrt/cazkr8YI39HOK6Jp39/Dh7hlPC+DWz0rHs+72LPZZB968NglvYcvNaRjtkra90uxo0pT9Gop7Q",
+	"aHMdoep+D0RwQGKbVWqzjdsd8gbNse+jFs2yqDWAlqC3cYAF+zt2EZPCfTxlhr7oGHSHBUqYIs06lWF1",
+	"xdjMuQorSyES600FpN49JDF0TrOycWch6/Vra3RsrfH+2/7+Zbb1CgEhsRNO+/5Nu58+iKNfFj2+5GNB",
+	"cF9sBo1+H5stEYeaH6jsPAlOnVof+Ji4ekjwJvhnCQxKRGg7nENhEBaOQLcbDPspbPQKgLYCaTU540IC",
+	"S26VPSXRd0KJ0jKDXm5XTEQiocL1KFfo1hoXIEy90w7a1i+FuY3ueEmYhBWmMOL+adwhsd/q3tVkqTWF",
+	"uugdAqrgcQGNZwW4ZH9IFn+6Nou9pgWsuLVeOqAM1vciyLb+niq9fa28Jytp7wNINy/TsmuZ2N7yP5Pl",
+	"UMiEGsFl+A4wVqesK18n19d7gOqnYNxHvK+eeLECuOtnRqw9kGH3XJTGIzx2QuOHWw7k4MouanpGGM0z",
+	"7oqTFBESWvGwHOj8245e7CAi64fsfVA6v7zSQbbHlEv/6MGNCsgVyqxXQGUGJp6Kuks1Ds3dWRTr+hoM",
+	"SGxrpq3BPyn/ss0RwEHhysWx2qz8KghUXeQCyrrsGb1+nTJ54SsBd2JuJJbcGLUBuxzPGfjSixz0wWlM",
+	"hmwhRdpuzlzBL0LJ+z1kpC1+X1fDXlWkNxea/0S+jOXmlz+FO+OeMwc3947V8fchBSzwGjcHaH0/q/GX",
+	"l/wfYsm/au8FSlSbHeS3xdjBZYHdGhojxy9AJCIIhrZ4DrG7ZEbXjrkq6Y0DlzFoxG0k1ITOWNXzwYFo",
+	"+2KufehYJeQ7aBqJqksfpDadWX8Mnp5YnuLt0OmKPP0L07YWv5So/86FS9M6/gJJi5jW81448cKrTC2P",
+	"+fiNoi+/j8hqArGujMD5RJqlU/6yeZv7G2hdstK/o15HAWXcSUPHkic2jqRd3YtDYvs23aIOxurM80hF",
+	"Aphqc2+reiIizMsedmuPxj/3G2/hJ6al4wEEzR4Vts0cNmeBjGFzNyaaQEmKi1pN2XQIjbLQwu/H7TMC",
+	"j/sT0dTYucMFoQJabETCFQzvrQufoYvjNF4vt9BQ91qE4jljDcIJO5Uty6f3RHyNwqdzB5mx0jbtV4LO",
+	"Or8WVOaz62/CFn9wGfsBBv7GVAhu6gfSIq6AC0eQX7u8rdWtYrv/YtdL8297aknZQIVqEu/bLiOdBZ1m",
+	"CBupWESCiWueSzGFRqS2vQ+0b84JNEccOLep6xTkgmA4jiFTkP7NshHZi6f0ipG8ELEbB2QRaDLRejbY",
+	"3+/1H3e6nW6nNzjpnnStRV7kRkLtQ6M7bpfNHr9jqGuJtYqVXX8QIHVgW2CU6Qx0XFIcDo6xImoJld8G",
+	"y+/9Bh8FH4xRbLX+KQiGQ++8YJfwGGBlP7QJ9pNO/E9bE2H1m5+7xkfW9Z5o19e5RI9eJ+3qjd+w1u27",
+	"2/8XAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -47,9 +47,9 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 		secs := int64((expires.Sub(now) + time.Second - 1) / time.Second)
 		k.LifetimeSeconds = &secs
 	}
-	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys)
+	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) { // the user was deleted since the token was checked
-		return nil, userGone()
+		return nil, userGone().problem()
 	}
 	if err != nil {
 		return nil, err
@@ -129,9 +129,10 @@ func scopesBody(scopes []string) []gen.Scope {
 	return out
 }
 
-func userGone() *Problem {
-	return (&authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
-		detail: "The user of this access token no longer exists."}).problem()
+// userGone is the refusal of a token whose user no longer exists.
+func userGone() *authFailure {
+	return &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
+		detail: "The user of this access token no longer exists."}
 }
 
 // ListAPIKeys lists a page of the caller's keys, newest first.
@@ -167,8 +168,7 @@ func (s *Server) ListAPIKeys(ctx context.Context, req gen.ListAPIKeysRequestObje
 	if err != nil {
 		return nil, err
 	}
-	more := len(keys) > pg.Limit
-	keys = keys[:min(len(keys), pg.Limit)]
+	keys, link := onePage(keys, pg, "/v1/auth/api-keys", func(k store.APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
 	now := s.now()
 	var changes time.Time // the first expiry still to come
 	body := make([]gen.APIKey, len(keys))
@@ -181,11 +181,6 @@ func (s *Server) ListAPIKeys(ctx context.Context, req gen.ListAPIKeysRequestObje
 			ID: k.ID, Name: k.Name, Prefix: k.Prefix, IsActive: active, CreatedAt: k.CreatedAt,
 			RevokedAt: k.RevokedAt, ExpiresAt: k.ExpiresAt, LastUsedAt: k.LastUsedAt, Scopes: scopesBody(k.Scopes),
 		}
-	}
-	var link string
-	if more {
-		last := keys[len(keys)-1]
-		link = nextLink("/v1/auth/api-keys", pg.Limit, more, last.CreatedAt, last.ID)
 	}
 	// Encoded as gen.ListAPIKeys200JSONResponse would.
 	var buf bytes.Buffer
@@ -215,7 +210,7 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	digest, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID)
+	digest, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
 	}
@@ -247,7 +242,7 @@ func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestOb
 		return nil, err
 	}
 	old, err := s.store.RotateAPIKey(ctx, req.KeyID, next, store.Rotation{
-		Now: s.now, Grace: grace, MaxActive: s.cfg.MaxActiveKeys,
+		Now: s.now, Grace: grace, MaxActive: s.cfg.MaxActiveKeys, By: actor(ctx),
 		// The new key lives as long as the old one was created to live,
 		// counted from now, within the lifetime bound: rotation renews a key.
 		Lifetime: func(old *store.APIKey, now time.Time) *time.Time {

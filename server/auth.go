@@ -29,9 +29,10 @@ const (
 // principal is who a request acts as.
 type principal struct {
 	userID uuid.UUID
-	me     []byte    // with an API key: GET /v1/me's response body
-	keyID  uuid.UUID // the API key, when one authenticated the request
-	scopes []string  // the API key's scopes
+	me     []byte        // with an API key: GET /v1/me's response body
+	keyID  uuid.UUID     // the API key, when one authenticated the request
+	scopes []string      // the API key's scopes
+	token  *token.Claims // the access token, when one authenticated the request
 }
 
 // authFailure is a refused credential: 401, with a challenge.
@@ -158,33 +159,41 @@ func (s *Server) checkBearer(req *http.Request, cacheOnly bool) (*principal, err
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "malformed",
 			detail: "Send exactly one access token as Authorization: Bearer <token>."}
 	}
-	sub, err := s.tokens.Verify(raw)
+	claims, err := s.tokens.Verify(raw)
 	if errors.Is(err, token.ErrExpired) {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "expired",
 			detail: "The access token expired; log in again."}
 	}
 	// sub must be a user ID as this service writes it: canonical, lower
 	// case (uuid.Parse also takes upper case, braces and urn:uuid:).
-	id, perr := uuid.Parse(sub)
-	if err != nil || perr != nil || id.String() != sub {
+	var id uuid.UUID
+	if err == nil {
+		id, err = uuid.Parse(claims.Subject)
+	}
+	if err != nil || id.String() != claims.Subject {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "invalid",
 			detail: "The access token is invalid."}
 	}
-	if known, epoch := s.cache.userExists(id); !known {
+	e, epoch := s.cache.user(id)
+	if e == nil {
 		if cacheOnly {
 			return nil, errNeedsLookup
 		}
-		exists, err := s.store.UserExists(req.Context(), id)
+		tokens, err := s.store.UserTokens(req.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, userGone()
+		}
 		if err != nil {
 			return nil, err
 		}
-		if !exists {
-			return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
-				detail: "The user of this access token no longer exists."}
-		}
-		s.cache.putUser(id, epoch)
+		e = &userEntry{tokens: *tokens}
+		s.cache.putUser(id, *tokens, epoch)
 	}
-	return &principal{userID: id}, nil
+	if claims.Generation < e.tokens.Generation || slices.Contains(e.tokens.Ended, claims.ID) {
+		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "ended",
+			detail: "The access token was ended by a sign-out or a password change; log in again."}
+	}
+	return &principal{userID: id, token: claims}, nil
 }
 
 // checkAPIKey looks up the owner of the key in the X-API-Key header. A

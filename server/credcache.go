@@ -16,7 +16,8 @@ import (
 //   - API key digest -> the key's owner (only active keys; failures are
 //     never cached, so a guesser gains nothing and a revoked key is never
 //     remembered as valid);
-//   - user ID -> that the user exists (for JWTs);
+//   - user ID -> that the user exists, and the state of their tokens
+//     (store.TokenState: which are ended), for JWTs;
 //   - user ID -> the first page of the user's keys (GET
 //     /v1/auth/api-keys, encoded), until the listing would change by itself
 //     (a key reaching its expiry) or the lifetime ends.
@@ -48,7 +49,7 @@ type credCache struct {
 	epoch   uint64 // of keys and users
 	lEpoch  uint64 // of listings
 	keys    map[[32]byte]*keyEntry
-	users   map[uuid.UUID]time.Time // user -> when the entry expires
+	users   map[uuid.UUID]*userEntry
 	lists   map[uuid.UUID]*listEntry
 	listLen int // bytes of the cached listings
 }
@@ -69,6 +70,12 @@ type listEntry struct {
 	until   time.Time // by the server's clock, the first listed key's expiry to come (zero: none)
 }
 
+// userEntry is one cached JWT user: that it exists, and its tokens' state.
+type userEntry struct {
+	tokens  store.TokenState
+	expires time.Time
+}
+
 // keyEntry is one cached API key. A later check that must run on every use
 // of a key (an expiry) or a record of its use (a last-used time, written
 // back in batches by key ID) belongs here, next to the owner.
@@ -82,7 +89,7 @@ func newCredCache(max int, ttl time.Duration) *credCache {
 	return &credCache{
 		max: max, ttl: ttl, now: time.Now,
 		keys:  make(map[[32]byte]*keyEntry),
-		users: make(map[uuid.UUID]time.Time),
+		users: make(map[uuid.UUID]*userEntry),
 		lists: make(map[uuid.UUID]*listEntry),
 	}
 }
@@ -136,23 +143,25 @@ func makeRoom[K comparable, V any](m map[K]V, max int) {
 	}
 }
 
-// userExists reports whether the user is known to exist, and the epoch to
-// pass to putUser after a miss.
-func (c *credCache) userExists(id uuid.UUID) (known bool, epoch uint64) {
+// user returns the cached entry of the user, if any, and the epoch to
+// pass to putUser after a miss. The entry must not be changed.
+func (c *credCache) user(id uuid.UUID) (e *userEntry, epoch uint64) {
 	if c.max <= 0 {
-		return false, 0
+		return nil, 0
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	exp, ok := c.users[id]
-	return ok && c.enabled && c.now().Before(exp), c.epoch
+	if e := c.users[id]; e != nil && c.enabled && c.now().Before(e.expires) {
+		return e, c.epoch
+	}
+	return nil, c.epoch
 }
 
-// putUser caches that a database read begun at epoch found the user.
-func (c *credCache) putUser(id uuid.UUID, epoch uint64) {
+// putUser caches the user's token state, read from the database at epoch.
+func (c *credCache) putUser(id uuid.UUID, tokens store.TokenState, epoch uint64) {
 	c.fill(&c.epoch, epoch, func() {
 		makeRoom(c.users, c.max)
-		c.users[id] = c.now().Add(c.ttl)
+		c.users[id] = &userEntry{tokens: tokens, expires: c.now().Add(c.ttl)}
 	})
 }
 

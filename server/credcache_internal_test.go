@@ -73,7 +73,7 @@ func TestCredCacheInvalidation(t *testing.T) {
 			_, e := c.key(d1)
 			c.putKey(d1, &keyEntry{owner: *owner}, e)
 			c.putKey(d2, &keyEntry{owner: *other}, e)
-			c.putUser(owner.User.ID, e)
+			c.putUser(owner.User.ID, store.TokenState{}, e)
 			tc.change(c)
 			if got, _ := c.key(d1); (got != nil) != tc.want1 {
 				t.Errorf("key(d1) = %+v, want cached %v", got, tc.want1)
@@ -81,8 +81,8 @@ func TestCredCacheInvalidation(t *testing.T) {
 			if got, _ := c.key(d2); (got != nil) != tc.want2 {
 				t.Errorf("key(d2) = %+v, want cached %v", got, tc.want2)
 			}
-			if got, _ := c.userExists(owner.User.ID); got != tc.wantUserCached {
-				t.Errorf("userExists(owner) = %v, want %v", got, tc.wantUserCached)
+			if got, _ := c.user(owner.User.ID); (got != nil) != tc.wantUserCached {
+				t.Errorf("user(owner) = %v, want cached %v", got, tc.wantUserCached)
 			}
 		})
 	}
@@ -96,8 +96,8 @@ func TestCredCacheBoundsAndLifetime(t *testing.T) {
 	for i := range 10 {
 		_, e := c.key([32]byte{byte(i)})
 		c.putKey([32]byte{byte(i)}, &keyEntry{owner: *mustOwner(t)}, e)
-		_, e = c.userExists(uuid.New())
-		c.putUser(uuid.New(), e)
+		_, e = c.user(uuid.New())
+		c.putUser(uuid.New(), store.TokenState{}, e)
 	}
 	if st := c.stats(); st.keys != 3 || st.users != 3 {
 		t.Fatalf("size after 10 fills = %d keys, %d users, want 3 and 3", st.keys, st.users)

@@ -195,7 +195,9 @@ func TestUnknownRouteAndWrongMethod(t *testing.T) {
 		{"GET", "/v1/auth/register", "POST"},
 		{"PUT", "/v1/auth/login", "POST"},
 		{"DELETE", "/v1/auth/api-keys", "GET, POST"},
-		{"PATCH", "/v1/me", "GET"},
+		{"PUT", "/v1/me", "GET, PATCH"},
+		{"GET", "/v1/auth/password", "POST"},
+		{"POST", "/v1/auth/account", "DELETE"},
 		{"GET", "/v1/auth/api-keys/" + uuid.NewString(), "DELETE"},
 	} {
 		r := e.do(false, tc.method, tc.path, "")

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"authapi/limit"
+	"authapi/store"
 )
 
 // requestInfo is what the middleware, the validator and the handlers learn
@@ -24,6 +25,7 @@ type requestInfo struct {
 	id        string // X-Request-ID
 	addr      string // the client's address: the TCP peer, or what a trusted proxy says
 	client    string // addr as the per-client limits count it (throttleAddress)
+	userAgent string // for security events
 	principal *principal
 	userID    string // for the log, once known
 	event     string // for the log: auth_failed, login_succeeded...
@@ -31,6 +33,12 @@ type requestInfo struct {
 }
 
 type infoKey struct{}
+
+// actor is who makes the request, as a security event records it.
+func actor(ctx context.Context) store.Actor {
+	info := infoFrom(ctx)
+	return store.Actor{Address: info.addr, UserAgent: info.userAgent}
+}
 
 // infoFrom returns the request's info; a zero one outside a request.
 func infoFrom(ctx context.Context) *requestInfo {
@@ -54,7 +62,7 @@ func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 			id = newRequestID()
 		}
 		addr := c.RealIP()
-		info := &requestInfo{id: id, addr: addr, client: throttleAddress(addr)}
+		info := &requestInfo{id: id, addr: addr, client: throttleAddress(addr), userAgent: req.UserAgent()}
 		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
 		h := c.Response().Header()
 		h[headerRequestID] = []string{id}

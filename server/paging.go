@@ -53,12 +53,15 @@ func decodeCursor(s string) (*store.Position, error) {
 	return &store.Position{CreatedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b[:8]))).UTC(), ID: uuid.UUID(b[8:])}, nil
 }
 
-// nextLink is the Link header naming the page of path after the item at
-// (at, id), or "" when there is no more.
-func nextLink(path string, limit int, more bool, at time.Time, id uuid.UUID) string {
-	if !more {
-		return ""
+// onePage cuts items, read with one more than the page holds when more
+// remain, to the page, and returns the Link header naming the next page of
+// the listing at path, or "" on the last. pos is an item's position.
+func onePage[T any](items []T, pg store.Page, path string, pos func(T) (time.Time, uuid.UUID)) ([]T, string) {
+	if len(items) <= pg.Limit {
+		return items, ""
 	}
-	q := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {encodeCursor(at, id)}}
-	return "<" + path + "?" + q.Encode() + `>; rel="next"`
+	items = items[:pg.Limit]
+	at, id := pos(items[len(items)-1])
+	q := url.Values{"limit": {strconv.Itoa(pg.Limit)}, "cursor": {encodeCursor(at, id)}}
+	return items, "<" + path + "?" + q.Encode() + `>; rel="next"`
 }

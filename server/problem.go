@@ -88,6 +88,8 @@ var (
 		"Send the request body as application/json (UTF-8).")
 	errInvalidCredentials = newProblem(http.StatusUnauthorized, "invalid-credentials", "Invalid credentials",
 		"The username or password is incorrect.")
+	errWrongPassword = newProblem(http.StatusForbidden, "wrong-password", "Wrong password",
+		"The current password is wrong.")
 	errKeyNotFound = newProblem(http.StatusNotFound, "not-found", "Not found",
 		"No API key with this ID belongs to you.")
 	errBusy = retryAfter(newProblem(http.StatusServiceUnavailable, "busy", "Service busy",

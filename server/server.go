@@ -63,7 +63,9 @@ type Config struct {
 	// KeyDefaultLifetime is the lifetime of a key created without an expiry
 	// (0: such keys never expire).
 	KeyDefaultLifetime time.Duration
-	// Now is the clock for key expiry, rotation and last use (nil: time.Now).
+	// Now is the clock for key expiry, rotation and last use, and for the
+	// age of a login (a token's auth_time) that account deletion checks
+	// (nil: time.Now).
 	Now func() time.Time
 	// HeaderLimit bounds the request line and headers in bytes
 	// (0: DefaultHeaderLimit); beyond it, 431.
@@ -107,6 +109,12 @@ type Config struct {
 	// listed as inactive, before the background work deletes them (0:
 	// forever).
 	RevokedKeyRetention time.Duration
+
+	// ReauthMaxAge is how recent a login must be for account deletion
+	// (0: DefaultReauthMaxAge).
+	ReauthMaxAge time.Duration
+	// EventRetention is how long security events are kept (0: forever).
+	EventRetention time.Duration
 
 	// MetricsElsewhere leaves /metrics off the API's routes, for a
 	// listener of its own (MetricsHandler).
@@ -160,6 +168,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.HeaderLimit <= 0 {
 		cfg.HeaderLimit = DefaultHeaderLimit
+	}
+	if cfg.ReauthMaxAge <= 0 {
+		cfg.ReauthMaxAge = DefaultReauthMaxAge
 	}
 	corsMiddleware, err := cors(cfg.CORSOrigins)
 	if err != nil {
@@ -285,6 +296,12 @@ func (s *Server) Background(ctx context.Context) {
 			if s.cfg.RevokedKeyRetention > 0 {
 				s.forget(ctx, "retired API keys", s.store.DeleteRetiredKeys, s.cfg.RevokedKeyRetention)
 			}
+			if s.cfg.EventRetention > 0 {
+				s.forget(ctx, "security events", s.store.DeleteOldEvents, s.cfg.EventRetention)
+			}
+			s.forget(ctx, "ended tokens", func(ctx context.Context, _ time.Duration) (int64, error) {
+				return s.store.ForgetEndedTokens(ctx)
+			}, 0)
 		}
 	}
 }

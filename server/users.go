@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"authapi/gen"
@@ -81,14 +83,18 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 			reason, detail = "too many failures from this address", "Too many failed logins from your address; try again later."
 		}
 		info.event, info.reason = "login_throttled", reason
+		s.recordEvent(ctx, uuid.Nil, b.Username, store.EventLoginThrottled)
 		return nil, tooMany(limitAttempts, detail, refusal.RetryAfter)
 	}
 
 	u, err := s.store.UserByUsername(ctx, b.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		// Spend the time a wrong password costs, so that the response time
-		// does not tell which usernames exist.
+		// Spend the time a wrong password costs, hash and event write, so
+		// that the response time does not tell which usernames exist.
 		if err := s.hasher.VerifyDummy(ctx, b.Password); err != nil {
+			return nil, err
+		}
+		if err := s.store.CommitNothing(ctx); err != nil {
 			return nil, err
 		}
 		info.event, info.reason = "login_failed", "unknown username"
@@ -104,10 +110,18 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	if !ok {
 		info.event, info.reason = "login_failed", "wrong password"
+		if err := s.store.RecordEvent(ctx, u.ID, store.EventLoginFailed, actor(ctx)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
 		return nil, errInvalidCredentials
 	}
 
-	if err := s.store.LoginSucceeded(ctx, name, addr); err != nil {
+	err = s.store.LoginSucceeded(ctx, name, addr, u.ID, actor(ctx))
+	if errors.Is(err, store.ErrNotFound) { // deleted since its password was checked
+		info.event, info.reason = "login_failed", "user deleted meanwhile"
+		return nil, errInvalidCredentials
+	}
+	if err != nil {
 		return nil, err
 	}
 	info.event = "login_succeeded"
@@ -121,7 +135,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 			}
 		}
 	}
-	tok, err := s.tokens.Issue(u.ID.String())
+	tok, err := s.tokens.Issue(u.ID.String(), u.TokenGeneration)
 	if err != nil {
 		return nil, err
 	}

@@ -38,11 +38,12 @@ func (k *APIKey) ActiveAt(now time.Time) bool {
 // keyColumns are the columns APIKey scans, in order.
 const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revoked_at, expires_at, last_used_at, lifetime_seconds`
 
-// CreateAPIKey inserts k for k.UserID and sets its ID and CreatedAt. When
+// CreateAPIKey inserts k for k.UserID, sets its ID and CreatedAt, and
+// records the event by made, in one transaction. When
 // maxActive > 0 and the user already has that many keys working at now
 // (neither revoked nor expired), it returns a *ConflictError. It returns
 // ErrNotFound when the user does not exist.
-func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int) error {
+func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int, by Actor) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -71,6 +72,9 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActi
 		return &ConflictError{Reason: fmt.Sprintf("you already have %d active API keys, the most allowed; revoke one first", active)}
 	}
 	if err := insertKey(ctx, tx, k); err != nil {
+		return wrap(err, "create api key")
+	}
+	if err := record(ctx, tx, k.UserID, EventKeyCreated, by, k); err != nil {
 		return wrap(err, "create api key")
 	}
 	return wrap(tx.Commit(), "create api key")
@@ -120,6 +124,8 @@ type Rotation struct {
 	// Lifetime, when not nil, computes the new key's expiry from the old
 	// key at now.
 	Lifetime func(old *APIKey, now time.Time) *time.Time
+	// By is who rotates, for the security event.
+	By Actor
 }
 
 // RotateAPIKey replaces the user's key oldID, which must work at r.Now(),
@@ -172,6 +178,9 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r 
 	err = tx.GetContext(ctx, &old.ExpiresAt, `UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2)
 		WHERE id = $1 RETURNING expires_at`, oldID, *floorMicro(&graceEnd))
 	if err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
+	if err := record(ctx, tx, next.UserID, EventKeyRotated, r.By, &old); err != nil {
 		return nil, wrap(err, "rotate api key")
 	}
 	return &old, wrap(tx.Commit(), "rotate api key")
@@ -248,51 +257,38 @@ func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID, page Page) ([]AP
 	return keys, nil
 }
 
-// retireBatch bounds the rows one statement of DeleteRetiredKeys deletes,
-// so that no statement holds many row locks or runs long.
-const retireBatch = 1000
-
 // DeleteRetiredKeys deletes the keys revoked, or expired, more than
 // retention ago (by the database's clock), a batch at a time, and returns
 // how many it deleted. Several instances may run it at once.
 func (s *DB) DeleteRetiredKeys(ctx context.Context, retention time.Duration) (int64, error) {
-	var total int64
-	for {
-		n, err := s.deleteRetiredBatch(ctx, retention)
-		total += n
-		if err != nil || n < retireBatch {
-			return total, err
-		}
-	}
-}
-
-func (s *DB) deleteRetiredBatch(ctx context.Context, retention time.Duration) (int64, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM api_keys WHERE id IN (
+	return s.inBatches(ctx, "delete retired keys", `DELETE FROM api_keys WHERE id IN (
 		SELECT id FROM api_keys
 		WHERE revoked_at < clock_timestamp() - make_interval(secs => $1)
 		   OR expires_at < clock_timestamp() - make_interval(secs => $1)
-		LIMIT $2 FOR UPDATE SKIP LOCKED)`, retention.Seconds(), retireBatch)
-	if err != nil {
-		return 0, wrap(err, "delete retired keys")
-	}
-	return res.RowsAffected()
+		LIMIT $2 FOR UPDATE SKIP LOCKED)`, retention.Seconds())
 }
 
-// RevokeAPIKey revokes the user's key keyID and returns its digest.
-// Revoking a revoked key succeeds and keeps the first revocation time. It
-// returns ErrNotFound when the key does not exist or is another user's.
-func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID) (digest []byte, err error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	err = s.db.GetContext(ctx, &digest,
-		`UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())
-		 WHERE id = $1 AND user_id = $2 RETURNING digest`, keyID, userID)
-	if err != nil {
-		return nil, wrap(err, "revoke api key")
-	}
-	return digest, nil
+// RevokeAPIKey revokes the user's key keyID, records the event, and
+// returns the key's digest. Revoking a revoked key succeeds, keeps the
+// first revocation time and records nothing. It returns ErrNotFound when
+// the key does not exist or is another user's.
+func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID, by Actor) (digest []byte, err error) {
+	err = s.inTx(ctx, "revoke api key", func(ctx context.Context, tx *sqlx.Tx) error {
+		var k APIKey
+		if err := tx.GetContext(ctx, &k, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1 AND user_id = $2 FOR UPDATE`,
+			keyID, userID); err != nil {
+			return err
+		}
+		digest = k.Digest
+		if k.RevokedAt != nil {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = clock_timestamp() WHERE id = $1`, keyID); err != nil {
+			return err
+		}
+		return record(ctx, tx, userID, EventKeyRevoked, by, &k)
+	})
+	return digest, err
 }
 
 // KeyOwner is what an unrevoked API key authenticates as: the key, its

@@ -53,7 +53,7 @@ func TestStoreAppliesTheAccountRules(t *testing.T) {
 				tc.key.Name = ""
 			}
 			var rule *account.Error
-			if err := db.CreateAPIKey(ctx, tc.key, tc.key.CreatedAt, 0); !errors.As(err, &rule) || rule.Field != tc.field {
+			if err := db.CreateAPIKey(ctx, tc.key, tc.key.CreatedAt, 0, store.Actor{}); !errors.As(err, &rule) || rule.Field != tc.field {
 				t.Fatalf("CreateAPIKey = %v, want an account rule on %s", err, tc.field)
 			}
 		})

@@ -27,7 +27,7 @@ func TestKeyScopesAndExpiryPersist(t *testing.T) {
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
 	k := newDigestKey(u.ID)
 	k.Name, k.Scopes, k.ExpiresAt = "ro", pq.StringArray{"me:read"}, &exp
-	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); err != nil {
 		t.Fatal(err)
 	}
 	o, err := db.APIKeyOwner(ctx, k.Digest)
@@ -36,14 +36,14 @@ func TestKeyScopesAndExpiryPersist(t *testing.T) {
 	}
 	bad := newDigestKey(u.ID)
 	bad.Name, bad.Scopes = "x", pq.StringArray{"admin"}
-	if err := db.CreateAPIKey(ctx, bad, time.Now(), 0); err == nil {
+	if err := db.CreateAPIKey(ctx, bad, time.Now(), 0, store.Actor{}); err == nil {
 		t.Fatal("a key with an unknown scope was stored")
 	}
 	// An expired key is still found: the caller tells "expired" from "unknown".
 	past := time.Now().Add(-time.Hour)
 	old := newDigestKey(u.ID)
 	old.Name, old.ExpiresAt = "old", &past
-	db.CreateAPIKey(ctx, old, time.Now(), 0)
+	db.CreateAPIKey(ctx, old, time.Now(), 0, store.Actor{})
 	if o, err := db.APIKeyOwner(ctx, old.Digest); err != nil || o.ExpiresAt == nil {
 		t.Fatalf("APIKeyOwner(expired) = %v, %v, want it found with its expiry", o, err)
 	}
@@ -62,7 +62,7 @@ func TestRotateAPIKey(t *testing.T) {
 	old := newDigestKey(u.ID)
 	life := int64(30 * 24 * 3600)
 	old.Name, old.Scopes, old.ExpiresAt, old.LifetimeSeconds = "ci", pq.StringArray{"me:read"}, &exp, &life
-	if err := db.CreateAPIKey(ctx, old, time.Now(), 0); err != nil {
+	if err := db.CreateAPIKey(ctx, old, time.Now(), 0, store.Actor{}); err != nil {
 		t.Fatal(err)
 	}
 	var seen *store.APIKey // what renew was given
@@ -113,7 +113,7 @@ func TestRotateAPIKey(t *testing.T) {
 			t.Errorf("rotating %s = %v, want ErrNotFound", tc.name, err)
 		}
 	}
-	db.RevokeAPIKey(ctx, u.ID, next.ID)
+	db.RevokeAPIKey(ctx, u.ID, next.ID, store.Actor{})
 	if _, err := db.RotateAPIKey(ctx, next.ID, newDigestKey(u.ID), rotation(now, 0, 0, renew)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("rotating a revoked key = %v, want ErrNotFound", err)
 	}
@@ -124,8 +124,8 @@ func TestRotationRespectsTheCap(t *testing.T) {
 	u := MustCreateUser(t, db, "full")
 	a, b := newDigestKey(u.ID), newDigestKey(u.ID)
 	a.Name, b.Name = "a", "b"
-	db.CreateAPIKey(ctx, a, time.Now(), 0)
-	db.CreateAPIKey(ctx, b, time.Now(), 0)
+	db.CreateAPIKey(ctx, a, time.Now(), 0, store.Actor{})
+	db.CreateAPIKey(ctx, b, time.Now(), 0, store.Actor{})
 	now := time.Now()
 	// At the cap, replacing a key is still allowed: the old one is not counted.
 	if _, err := db.RotateAPIKey(ctx, a.ID, newDigestKey(u.ID), rotation(now, 0, 2, nil)); err != nil {
@@ -148,16 +148,16 @@ func TestCapCountsWorkingKeys(t *testing.T) {
 	a, b := newDigestKey(u.ID), newDigestKey(u.ID)
 	a.Name, a.ExpiresAt, b.Name = "a", &end, "b"
 	for _, k := range []*store.APIKey{a, b} {
-		if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+		if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	named := func(name string) *store.APIKey { k := newDigestKey(u.ID); k.Name = name; return k }
 	justBefore := end.Add(-time.Nanosecond)
-	if err := db.CreateAPIKey(ctx, named("c"), justBefore, 2); !errors.Is(err, store.ErrConflict) {
+	if err := db.CreateAPIKey(ctx, named("c"), justBefore, 2, store.Actor{}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("CreateAPIKey a nanosecond before a key expires, at the cap = %v, want a conflict", err)
 	}
-	if err := db.CreateAPIKey(ctx, named("c"), end, 2); err != nil {
+	if err := db.CreateAPIKey(ctx, named("c"), end, 2, store.Actor{}); err != nil {
 		t.Fatalf("CreateAPIKey once a key has expired = %v, want room for it", err)
 	}
 	if _, err := db.RotateAPIKey(ctx, a.ID, named("d"), rotation(justBefore, 0, 0, nil)); err != nil {

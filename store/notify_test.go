@@ -126,14 +126,14 @@ func TestChangeNotifications(t *testing.T) {
 		t.Errorf("a rotation announced %+v for the old key, want %+v", got[1], want)
 	}
 
-	digest, err := db.RevokeAPIKey(ctx, u.ID, next.ID)
+	digest, err := db.RevokeAPIKey(ctx, u.ID, next.ID, store.Actor{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := rec.take(t, sub, 1), (store.Change{Digest: digest, KeysOf: u.ID}); !changeEqual(got[0], want) {
 		t.Fatalf("a revocation announced %+v, want %+v", got, want)
 	}
-	if _, err := db.RevokeAPIKey(ctx, u.ID, next.ID); err != nil {
+	if _, err := db.RevokeAPIKey(ctx, u.ID, next.ID, store.Actor{}); err != nil {
 		t.Fatal(err)
 	}
 	rec.take(t, sub, 0) // revoking a revoked key changes nothing
@@ -186,7 +186,7 @@ func TestSyncSeesEveryEarlierCommit(t *testing.T) {
 			for created := 1; created <= rounds; created++ {
 				k := &store.APIKey{UserID: user, Name: "k", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 				rand.Read(k.Digest)
-				if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+				if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); err != nil {
 					t.Errorf("CreateAPIKey = %v", err)
 					return
 				}

@@ -42,8 +42,12 @@ const (
 	keyOwnerSQL = `SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at, k.scopes, k.expires_at
 		 FROM api_keys k JOIN users u ON u.id = k.user_id
 		 WHERE k.digest = $1 AND k.revoked_at IS NULL`
-	userExistsSQL = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
-	listKeysSQL   = `SELECT ` + keyColumns + `
+	// A user's token state: no row when the user is gone.
+	userTokensSQL = `SELECT u.token_generation,
+		   coalesce(array_agg(e.jti) FILTER (WHERE e.jti IS NOT NULL), '{}')
+		 FROM users u LEFT JOIN ended_tokens e ON e.user_id = u.id AND e.expires_at > clock_timestamp()
+		 WHERE u.id = $1 GROUP BY u.id`
+	listKeysSQL = `SELECT ` + keyColumns + `
 		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`
 	// The pages after the first, which are not prepared.
 	listKeysAfterSQL = `SELECT ` + keyColumns + `
@@ -54,7 +58,7 @@ const (
 // preparedReads are PREPAREd on every connection that opens.
 var preparedReads = []string{
 	`PREPARE authapi_key_owner(bytea) AS ` + keyOwnerSQL,
-	`PREPARE authapi_user_exists(uuid) AS ` + userExistsSQL,
+	`PREPARE authapi_user_tokens(uuid) AS ` + userTokensSQL,
 	`PREPARE authapi_list_keys_page(uuid, integer) AS ` + listKeysSQL,
 }
 

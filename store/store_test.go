@@ -39,7 +39,7 @@ func MustCreateKey(tb testing.TB, db *store.DB, user uuid.UUID, name string) *st
 	tb.Helper()
 	k := &store.APIKey{UserID: user, Name: name, Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); err != nil {
 		tb.Fatalf("CreateAPIKey(%q) = %v", name, err)
 	}
 	return k
@@ -63,11 +63,11 @@ func TestCreateUser(t *testing.T) {
 	if _, err := db.UserByUsername(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UserByUsername(unknown) = %v, want ErrNotFound", err)
 	}
-	if ok, err := db.UserExists(ctx, u.ID); !ok || err != nil {
-		t.Fatalf("UserExists(registered) = %v, %v", ok, err)
+	if _, err := db.UserTokens(ctx, u.ID); err != nil {
+		t.Fatalf("UserTokens(registered) = %v", err)
 	}
-	if ok, err := db.UserExists(ctx, uuid.New()); ok || err != nil {
-		t.Fatalf("UserExists(random) = %v, %v", ok, err)
+	if _, err := db.UserTokens(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UserTokens(random) = %v, want ErrNotFound", err)
 	}
 }
 
@@ -206,17 +206,17 @@ func TestAPIKeys(t *testing.T) {
 	}
 
 	// Another user's key is not found, and stays active.
-	if _, err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID, store.Actor{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RevokeAPIKey(alice, bob's key) = %v, want ErrNotFound", err)
 	}
 	if _, err := db.APIKeyOwner(ctx, bobs.Digest); err != nil {
 		t.Fatalf("bob's key stopped working after alice tried to revoke it: %v", err)
 	}
-	if _, err := db.RevokeAPIKey(ctx, alice.ID, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.RevokeAPIKey(ctx, alice.ID, uuid.New(), store.Actor{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RevokeAPIKey(unknown) = %v, want ErrNotFound", err)
 	}
 
-	digest, err := db.RevokeAPIKey(ctx, alice.ID, first.ID)
+	digest, err := db.RevokeAPIKey(ctx, alice.ID, first.ID, store.Actor{})
 	if err != nil || string(digest) != string(first.Digest) {
 		t.Fatalf("RevokeAPIKey(first) = %x, %v, want its digest", digest, err)
 	}
@@ -231,7 +231,7 @@ func TestAPIKeys(t *testing.T) {
 
 	// Revoking again succeeds and keeps the first revocation time.
 	time.Sleep(5 * time.Millisecond)
-	if _, err := db.RevokeAPIKey(ctx, alice.ID, first.ID); err != nil {
+	if _, err := db.RevokeAPIKey(ctx, alice.ID, first.ID, store.Actor{}); err != nil {
 		t.Fatalf("RevokeAPIKey(revoked) = %v, want nil", err)
 	}
 	keys, _ = db.ListAPIKeys(ctx, alice.ID, store.Page{Limit: 100})
@@ -249,7 +249,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 	u := MustCreateUser(t, db, "dup")
 	k := MustCreateKey(t, db, u.ID, "one")
 	again := &store.APIKey{UserID: u.ID, Name: "two", Prefix: "rst_abcd", Digest: k.Digest}
-	if err := db.CreateAPIKey(ctx, again, time.Now(), 0); err == nil {
+	if err := db.CreateAPIKey(ctx, again, time.Now(), 0, store.Actor{}); err == nil {
 		t.Fatal("two keys with one digest were stored")
 	}
 }
@@ -257,7 +257,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 func TestCreateAPIKeyForMissingUser(t *testing.T) {
 	db := storetest.NewDB(t)
 	k := &store.APIKey{UserID: uuid.New(), Name: "x", Prefix: "rst_abcd", Digest: make([]byte, 32)}
-	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); !errors.Is(err, store.ErrNotFound) {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("CreateAPIKey(unknown user) = %v, want ErrNotFound", err)
 	}
 }
@@ -277,7 +277,7 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			k := &store.APIKey{UserID: u.ID, Name: "k", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 			rand.Read(k.Digest)
-			err := db.CreateAPIKey(ctx, k, time.Now(), limit)
+			err := db.CreateAPIKey(ctx, k, time.Now(), limit, store.Actor{})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -296,12 +296,12 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 	}
 	// Revoking one makes room for one.
 	keys, _ := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100})
-	if _, err := db.RevokeAPIKey(ctx, u.ID, keys[0].ID); err != nil {
+	if _, err := db.RevokeAPIKey(ctx, u.ID, keys[0].ID, store.Actor{}); err != nil {
 		t.Fatal(err)
 	}
 	k := &store.APIKey{UserID: u.ID, Name: "after", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, time.Now(), limit); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), limit, store.Actor{}); err != nil {
 		t.Fatalf("CreateAPIKey after a revocation = %v, want room for one", err)
 	}
 }
@@ -331,7 +331,7 @@ func TestLoginThrottle(t *testing.T) {
 		t.Fatalf("for another username: BeginLogin = %+v, %v, want admitted", r, err)
 	}
 	// A success clears the pair's failures.
-	if err := db.LoginSucceeded(ctx, "victim", "192.0.2.1"); err != nil {
+	if err := db.ClearLoginFailures(ctx, "victim", "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := db.BeginLogin(ctx, "victim", "192.0.2.1", pairOnly(max, window)); r.RetryAfter != 0 || err != nil {

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
@@ -127,12 +129,29 @@ func budgetWait(ctx context.Context, tx *sqlx.Tx, query string, window time.Dura
 }
 
 // LoginSucceeded forgets the failures of (username, address), including the
-// attempt BeginLogin recorded.
-func (s *DB) LoginSucceeded(ctx context.Context, username, address string) error {
+// attempt BeginLogin recorded, and records the login of user.
+func (s *DB) LoginSucceeded(ctx context.Context, username, address string, user uuid.UUID, by Actor) error {
+	return s.inTx(ctx, "login succeeded", func(ctx context.Context, tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE username = $1 AND address = $2`, username, address); err != nil {
+			return err
+		}
+		if err := record(ctx, tx, user, EventLoginSucceeded, by, nil); err != nil {
+			if isForeignKeyViolation(err) { // deleted since its password was checked
+				return sql.ErrNoRows
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// ClearLoginFailures forgets the failures of (username, address), including
+// the attempt BeginLogin recorded: a password check that succeeded.
+func (s *DB) ClearLoginFailures(ctx context.Context, username, address string) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err := s.db.ExecContext(ctx, `DELETE FROM login_failures WHERE username = $1 AND address = $2`, username, address)
-	return wrap(err, "login succeeded")
+	return wrap(err, "clear login failures")
 }
 
 // ForgetLoginFailures deletes failures older than window, which no longer

@@ -57,6 +57,8 @@ type config struct {
 	KeyWritesPerUser           int
 	MetricsAddr                string
 	RevokedKeyRetention        time.Duration
+	ReauthMaxAge               time.Duration
+	EventRetention             time.Duration
 	HeaderLimit                int
 	CORSOrigins                list
 	ReadHeaderTimeout          time.Duration
@@ -118,6 +120,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	num(&c.MaxActiveKeys, "max-active-keys", 100, "active API keys per user (0: no cap)")
 	dur(&c.KeyMaxLifetime, "key-max-lifetime", 365*24*time.Hour, "how far ahead an API key's expiry may be (0: no bound)")
 	dur(&c.KeyDefaultLife, "key-default-lifetime", 0, "lifetime of an API key created without an expiry (0: such keys never expire)")
+	dur(&c.ReauthMaxAge, "reauth-max-age", 5*time.Minute, "how recent a login must be to delete the account (older tokens get 401 insufficient_user_authentication)")
+	dur(&c.EventRetention, "event-retention", 90*24*time.Hour, "how long security events are kept (0: forever)")
 	dur(&c.RevokedKeyRetention, "revoked-key-retention", 30*24*time.Hour, "how long revoked and expired API keys stay listed before they are deleted (0: forever)")
 	fs.Int64Var(&c.BodyLimit, "max-body-bytes", 64<<10, "largest request body")
 	env["max-body-bytes"] = envName("max-body-bytes")
@@ -196,7 +200,8 @@ func (c *config) validate() error {
 	check(c.RegisterMaxPerAddress >= 0, "registration limit per address must not be negative")
 	check(c.RateLimitPerAddress >= 0 && c.LoginMaxPerAddress >= 0 && c.AuthFailuresPerAddress >= 0 && c.KeyWritesPerUser >= 0, "per-client limits must not be negative")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
-	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0 && c.RevokedKeyRetention >= 0, "key lifetimes and retention must not be negative")
+	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0 && c.RevokedKeyRetention >= 0 && c.EventRetention >= 0, "key lifetimes and retentions must not be negative")
+	check(c.ReauthMaxAge > 0, "re-authentication age must be positive")
 	check(c.KeyMaxLifetime == 0 || c.KeyDefaultLife <= c.KeyMaxLifetime, "the default key lifetime must not exceed the maximum")
 	check(c.BodyLimit > 0, "body limit must be positive")
 	check(c.HeaderLimit >= 1<<10, "header limit must be at least 1024 bytes")

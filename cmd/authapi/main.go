@@ -291,6 +291,8 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		KeyWritesPerUser:           cfg.KeyWritesPerUser,
 		MetricsElsewhere:           cfg.MetricsAddr != "",
 		RevokedKeyRetention:        cfg.RevokedKeyRetention,
+		ReauthMaxAge:               cfg.ReauthMaxAge,
+		EventRetention:             cfg.EventRetention,
 	})
 }
 
