@@ -6,7 +6,7 @@ GO ?= go
 # the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
 export GOTOOLCHAIN := auto
 
-.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated lint ci
+.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated check-sdk-deps lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
 .PHONY: fuzz staticcheck vulncheck measure-hardening bench
 
@@ -36,18 +36,41 @@ test-multi:
 test-pgbouncer:
 	$(GO) run ./cmd/testpg -pgbouncer -- $(GO) test -count=1 $$($(GO) list ./... | grep -v /pglocal)
 
-## generate: regenerate gen/ from openapi.yaml
+# The generated Go packages: the server's side, and the Go SDK's client and
+# models (kept apart so that the SDK does not depend on the server).
+GENERATED = gen/ client/gen/
+
+## generate: regenerate gen/ and client/gen/ from openapi.yaml
 generate:
-	$(GO) generate ./gen
+	$(GO) generate ./gen ./client/gen
 
-## check-generated: fail when gen/ is not what openapi.yaml produces
+## check-generated: fail when gen/ or client/gen/ is not what openapi.yaml produces
 check-generated: generate
-	@git diff --exit-code --stat -- gen/ || { echo "gen/ is stale: run 'make generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- gen/)" || { echo "gen/ has files that are not committed" >&2; git status --porcelain -- gen/ >&2; exit 1; }
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "$(GENERATED) stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || { echo "$(GENERATED) have files that are not committed" >&2; git status --porcelain -- $(GENERATED) >&2; exit 1; }
 
-## lint: formatting and vet (gen/ is generated and not linted)
+# The packages the Go SDK may need besides the standard library: its own,
+# oapi-codegen's runtime, and what that runtime needs.
+SDK_OWN = authapi/client authapi/client/gen
+SDK_RUNTIME = github.com/oapi-codegen/runtime github.com/oapi-codegen/runtime/types
+# GO_DEPS lists the non-standard packages that the packages named after it
+# import, directly or not, themselves included.
+GO_DEPS = $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}'
+
+## check-sdk-deps: fail when the Go SDK (client/) needs more than the standard library and oapi-codegen's runtime
+check-sdk-deps:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  { printf '%s\n' $(SDK_OWN) && $(GO_DEPS) $(SDK_RUNTIME); } > "$$tmp/allowed" && \
+	  $(GO_DEPS) ./client > "$$tmp/client" && $(GO_DEPS) ./server > "$$tmp/server" && \
+	  if ! grep -vxF -f "$$tmp/allowed" "$$tmp/server" | grep -q labstack; then \
+	    echo "check-sdk-deps: the check missed Echo in the server's dependencies" >&2; exit 1; fi && \
+	  if grep -vxF -f "$$tmp/allowed" "$$tmp/client" > "$$tmp/extra"; then \
+	    echo "check-sdk-deps: the Go SDK (client/) depends on more than the standard library and oapi-codegen's runtime:" >&2; \
+	    sed 's/^/  /' "$$tmp/extra" >&2; exit 1; fi
+
+## lint: formatting and vet (gen/ and client/gen/ are generated and not linted)
 lint:
-	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
+	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v -e '^gen/' -e '^client/gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	$(GO) vet ./...
 
 ## node_modules: the npm tools, exactly as package-lock.json pins them
@@ -111,9 +134,9 @@ GOVULNCHECK_VERSION ?= v1.9.0
 VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
 VULNDB ?= $(HOME)/.cache/authapi/vulndb-$(VULNDB_VERSION)
 
-## staticcheck: static analysis of the hand-written code (gen/ is generated)
+## staticcheck: static analysis of the hand-written code (gen/ and client/gen/ are generated)
 staticcheck:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $$($(GO) list ./... | grep -v '^authapi/gen$$')
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $$($(GO) list ./... | grep -v -e '^authapi/gen$$' -e '^authapi/client/gen$$')
 
 ## vulncheck: govulncheck, failing on called vulnerabilities not accepted in .ci/govulncheck-accepted
 vulncheck: $(VULNDB)/index/db.json
@@ -128,7 +151,7 @@ $(VULNDB)/index/db.json:
 	{ mv -T $$tmp/db $(VULNDB) 2>/dev/null || true; } && rm -rf $$tmp
 
 ## ci: what .ci/run checks
-ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
+ci: check-generated check-sdk check-sdk-deps lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
 
 ## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
 BENCH_FLAGS ?= -runs 3 -duration 5s
