@@ -6,7 +6,7 @@ GO ?= go
 # the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
 export GOTOOLCHAIN := auto
 
-.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated check-sdk-deps lint ci
+.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated check-sdk-deps cross lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
 .PHONY: fuzz staticcheck vulncheck measure-hardening bench
 
@@ -67,6 +67,13 @@ check-sdk-deps:
 	  if grep -vxF -f "$$tmp/allowed" "$$tmp/client" > "$$tmp/extra"; then \
 	    echo "check-sdk-deps: the Go SDK (client/) depends on more than the standard library and oapi-codegen's runtime:" >&2; \
 	    sed 's/^/  /' "$$tmp/extra" >&2; exit 1; fi
+
+## cross: vet every package, its tests included, for macOS and Windows (Linux-only code sits behind build constraints)
+# The fault and multi-instance suites (build tags faults, multi) are Linux
+# suites: they read /proc and stop processes with signals.
+cross:
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
+	GOOS=windows GOARCH=amd64 $(GO) vet ./...
 
 ## lint: formatting and vet (gen/ and client/gen/ are generated and not linted)
 lint:
@@ -151,7 +158,7 @@ $(VULNDB)/index/db.json:
 	{ mv -T $$tmp/db $(VULNDB) 2>/dev/null || true; } && rm -rf $$tmp
 
 ## ci: what .ci/run checks
-ci: check-generated check-sdk check-sdk-deps lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
+ci: check-generated check-sdk check-sdk-deps cross lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
 
 ## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
 BENCH_FLAGS ?= -runs 3 -duration 5s
