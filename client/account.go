@@ -8,7 +8,7 @@ import (
 	"iter"
 	"net/http"
 
-	"authapi/gen"
+	"authapi/client/gen"
 )
 
 // The account self-service models, as openapi.yaml defines them.

@@ -1,5 +1,5 @@
 // Package client is the Go SDK of authapi. It wraps the client generated
-// from openapi.yaml (package gen) with one typed method per operation,
+// from openapi.yaml (authapi/client/gen) with one typed method per operation,
 // credentials set once, and errors as *Problem, the RFC 9457 problem
 // document every authapi error is.
 //
@@ -43,7 +43,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"authapi/gen"
+	"authapi/client/gen"
 )
 
 // The API's models, as openapi.yaml defines them.

@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"authapi/gen"
+	"authapi/client/gen"
 )
 
 // TestRegisterRequestMatchesSpec keeps the hand-written RegisterRequest in

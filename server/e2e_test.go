@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
-	"authapi/gen"
+	"authapi/client/gen"
 	"authapi/server"
 	"authapi/token"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"authapi/gen"
+	"authapi/client/gen"
 	"authapi/server"
 )
 

@@ -73,32 +73,18 @@ const envPrefix = "AUTH_"
 // parseConfig reads args (without the program name), then the environment
 // for every flag not given. It returns flag.ErrHelp after printing the usage
 // for -h.
+//
+// The merge is ours rather than a library's: peterbourgon/ff, the one that
+// fits, reads only the process environment, while run takes getenv so that
+// tests drive the binary in-process, in parallel, each with its own
+// environment; and it stops at the first bad variable.
 func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	env := make(map[string]string) // flag name -> variable
-
-	str := func(p *string, flagName, def, usage string) {
-		fs.StringVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	dur := func(p *time.Duration, flagName string, def time.Duration, usage string) {
-		fs.DurationVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	num := func(p *int, flagName string, def int, usage string) {
-		fs.IntVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	unum := func(p *uint, flagName string, def uint, usage string) {
-		fs.UintVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	val := func(v flag.Value, flagName, usage string) {
-		fs.Var(v, flagName, usage)
-		env[flagName] = envName(flagName)
-	}
+	// Every flag is also set by its variable (envName), so a setting is one
+	// line: the flag.
+	str, dur, num, unum, val := fs.StringVar, fs.DurationVar, fs.IntVar, fs.UintVar, fs.Var
 
 	str(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL; empty starts a private PostgreSQL in the data folder")
@@ -124,7 +110,6 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	dur(&c.EventRetention, "event-retention", 90*24*time.Hour, "how long security events are kept (0: forever)")
 	dur(&c.RevokedKeyRetention, "revoked-key-retention", 30*24*time.Hour, "how long revoked and expired API keys stay listed before they are deleted (0: forever)")
 	fs.Int64Var(&c.BodyLimit, "max-body-bytes", 64<<10, "largest request body")
-	env["max-body-bytes"] = envName("max-body-bytes")
 	num(&c.HeaderLimit, "max-header-bytes", 8<<10, "largest request line and headers (431 beyond)")
 	val(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	val(&c.CORSOrigins, "cors-origins", "comma-separated browser origins (https://host[:port]) allowed to call the API, or * for any; empty: CORS off")
@@ -137,7 +122,6 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	str(&c.DBPrepare, "db-prepare", "auto", "prepare the reads of authenticated requests once per connection: on, off, or auto (on unless -database-listen-url is set, which says the database URL may be a pooler in transaction mode, where most connections would lack them)")
 	dur(&c.DBConnectTimeout, "db-connect-timeout", 60*time.Second, "how long to keep retrying the database at start-up (0: forever)")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending migrations at start-up")
-	env["migrate"] = envName("migrate")
 	num(&c.HashWorkers, "hash-workers", 0, "password hashes at once (0: one per CPU)")
 	num(&c.HashQueue, "hash-queue", 1024, "requests that may wait for a hash worker before 503")
 	dur(&c.HashWait, "hash-wait", 10*time.Second, "longest wait for a hash worker before 503")
@@ -156,10 +140,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		fmt.Fprintf(out, "Usage: %s [migrate] [flags]\n\nauthapi serves the authentication API. With `migrate`, it applies the\ndatabase migrations and exits. Every flag can also be set by the\nenvironment variable named after it; a flag wins over the variable.\n\nFlags:\n", name)
 		fs.PrintDefaults()
 	}
-	for f := range env { // name each variable in the usage
-		fl := fs.Lookup(f)
-		fl.Usage += " ($" + env[f] + ")"
-	}
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " ($" + envName(f.Name) + ")" })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -169,13 +150,14 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	given := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
-	for f, variable := range env {
-		if v := getenv(variable); v != "" && !given[f] {
-			if err := fs.Set(f, v); err != nil {
+	fs.VisitAll(func(f *flag.Flag) {
+		variable := envName(f.Name)
+		if v := getenv(variable); v != "" && !given[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", variable, err))
 			}
 		}
-	}
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"authapi/internal/deathsig"
 	"authapi/internal/syncbuf"
 )
 
@@ -61,8 +62,9 @@ func Launch(tb testing.TB, bin string, env map[string]string, args ...string) *P
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// Should the test binary die, its servers die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Should the test binary die, its servers die with it (on Linux).
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	deathsig.Set(cmd.SysProcAttr, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start authapi: %v", err)
 	}
