@@ -58,7 +58,7 @@ func (s *Server) ChangePassword(ctx context.Context, req gen.ChangePasswordReque
 	}
 	err = s.store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, actor(ctx))
 	switch {
-	case errors.Is(err, store.ErrConflict): // changed meanwhile: what was checked is no longer the password
+	case errors.Is(err, store.ErrChanged): // changed meanwhile: what was checked is no longer the password
 		return nil, errWrongPassword
 	case errors.Is(err, store.ErrNotFound):
 		return nil, userGone().problem()
@@ -83,7 +83,7 @@ func (s *Server) checkPassword(ctx context.Context, info *requestInfo, u *store.
 	if refusal.RetryAfter > 0 {
 		info.event, info.reason = "login_throttled", "too many failures for this username and address"
 		s.recordEvent(ctx, u.ID, "", store.EventLoginThrottled)
-		return false, tooMany(limitAttempts, "Too many failed password checks for your account from your address; try again later.", refusal.RetryAfter)
+		return false, refusePasswordChecks.after(refusal.RetryAfter)
 	}
 	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {

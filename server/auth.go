@@ -96,7 +96,7 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	}
 	if errors.Is(err, errNeedsLookup) {
 		info.event, info.reason = "auth_throttled", in.SecuritySchemeName+": too many failed checks from this address"
-		return tooMany(limitFailures, "Too many failed authentications from your address; try again later.", wait)
+		return refuseAuthFailures.after(wait)
 	}
 	var af *authFailure
 	if errors.As(err, &af) {

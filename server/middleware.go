@@ -150,7 +150,7 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		info := infoFrom(c.Request().Context())
 		if ok, wait := s.rate.Allow(info.client, time.Now()); !ok {
 			info.event, info.reason = "rate_limited", "requests per address"
-			return tooMany(limitAddress, "Too many requests from your address; slow down.", wait)
+			return refuseRequests.after(wait)
 		}
 		return next(c)
 	}

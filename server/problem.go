@@ -118,10 +118,37 @@ var limitTitles = map[string]string{
 	limitKeys:     "Too many key changes",
 }
 
-// tooMany is the 429 of a limit: detail says what was too many, wait how
-// long until a retry can succeed.
-func tooMany(kind, detail string, wait time.Duration) *Problem {
-	return retryAfter(newProblem(http.StatusTooManyRequests, kind, limitTitles[kind], detail), wait)
+// A refusal is a 429 of one limit: its kind (the problem type) and what it
+// tells the client. Every 429's wording is here.
+type refusal struct{ kind, detail string }
+
+var (
+	refuseRequests       = refusal{limitAddress, "Too many requests from your address; slow down."}
+	refuseLogins         = refusal{limitAttempts, "Too many logins from your address; try again later."}
+	refuseAtOnce         = refusal{limitAttempts, "Too many attempts at once from your address; try again shortly."}
+	refuseRegistrations  = refusal{limitAttempts, "Too many registrations from your address; try again later."}
+	refuseUserFailures   = refusal{limitAttempts, "Too many failed logins for this username from your address; try again later."}
+	refuseAddrFailures   = refusal{limitAttempts, "Too many failed logins from your address; try again later."}
+	refusePasswordChecks = refusal{limitAttempts, "Too many failed password checks for your account from your address; try again later."}
+	refuseAuthFailures   = refusal{limitFailures, "Too many failed authentications from your address; try again later."}
+	refuseKeyChanges     = refusal{limitKeys, "Too many API key changes for your account; try again later."}
+)
+
+// after is the 429: a retry can succeed after wait.
+func (r refusal) after(wait time.Duration) *Problem {
+	return retryAfter(newProblem(http.StatusTooManyRequests, r.kind, limitTitles[r.kind], r.detail), wait)
+}
+
+// loginRefusal words a refusal of the login throttle, for the client and
+// for the log.
+func loginRefusal(r store.Refusal) (refusal, string) {
+	switch {
+	case r.Contended:
+		return refuseAtOnce, "another login from this address holds its throttle"
+	case r.ByAddress:
+		return refuseAddrFailures, "too many failures from this address"
+	}
+	return refuseUserFailures, "too many failures for this username and address"
 }
 
 func bodyTooLarge(limit int64) *Problem {
@@ -149,6 +176,9 @@ func (s *Server) problemFor(err error) *Problem {
 		return p
 	case errors.As(err, &conflict):
 		return conflictProblem(conflict)
+	case errors.Is(err, store.ErrKeyLimit):
+		return newProblem(http.StatusConflict, "api-key-limit", "Too many API keys",
+			fmt.Sprintf("You have %d active API keys, the most allowed; revoke one first.", s.cfg.MaxActiveKeys))
 	case errors.Is(err, store.ErrUnavailable):
 		return errUnavailable
 	case errors.Is(err, password.ErrBusy):
@@ -168,9 +198,6 @@ func (s *Server) problemFor(err error) *Problem {
 }
 
 func conflictProblem(c *store.ConflictError) *Problem {
-	if c.Reason != "" {
-		return newProblem(http.StatusConflict, "api-key-limit", "Too many API keys", strings.ToUpper(c.Reason[:1])+c.Reason[1:]+".")
-	}
 	p := newProblem(http.StatusConflict, "already-registered", "Already registered", "")
 	names := map[string]string{"username": "username", "email": "email address"}
 	var said []string

@@ -32,7 +32,7 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 	}
 	if wait > 0 {
 		info.event, info.reason = "register_throttled", "too many registrations from this address"
-		return nil, tooMany(limitAttempts, "Too many registrations from your address; try again later.", wait)
+		return nil, refuseRegistrations.after(wait)
 	}
 	// Refuse a taken name before paying for a hash; the insert below still
 	// decides races, through the unique indexes.
@@ -62,7 +62,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	info := infoFrom(ctx)
 	if ok, wait := s.logins.Allow(info.client, time.Now()); !ok {
 		info.event, info.reason = "login_throttled", "too many logins from this address"
-		return nil, tooMany(limitAttempts, "Too many logins from your address; try again later.", wait)
+		return nil, refuseLogins.after(wait)
 	}
 	leave, err := s.passwordTurn(ctx, info)
 	if err != nil {
@@ -75,16 +75,10 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		return nil, err
 	}
 	if refusal.RetryAfter > 0 {
-		reason, detail := "too many failures for this username and address", "Too many failed logins for this username from your address; try again later."
-		switch {
-		case refusal.Contended:
-			reason, detail = "another login from this address holds its throttle", "Too many attempts at once from your address; try again shortly."
-		case refusal.ByAddress:
-			reason, detail = "too many failures from this address", "Too many failed logins from your address; try again later."
-		}
+		refused, reason := loginRefusal(refusal)
 		info.event, info.reason = "login_throttled", reason
 		s.recordEvent(ctx, uuid.Nil, b.Username, store.EventLoginThrottled)
-		return nil, tooMany(limitAttempts, detail, refusal.RetryAfter)
+		return nil, refused.after(refusal.RetryAfter)
 	}
 
 	u, err := s.store.UserByUsername(ctx, b.Username)
@@ -177,7 +171,7 @@ func (s *Server) passwordTurn(ctx context.Context, info *requestInfo) (leave fun
 			return nil, ctx.Err()
 		}
 		info.event, info.reason = "login_throttled", "too many concurrent password checks from this address"
-		return nil, tooMany(limitAttempts, "Too many attempts at once from your address; try again shortly.", time.Second)
+		return nil, refuseAtOnce.after(time.Second)
 	}
 	return leave, nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,7 +40,7 @@ const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revok
 // CreateAPIKey inserts k for k.UserID, sets its ID and CreatedAt, and
 // records the event by made, in one transaction. When
 // maxActive > 0 and the user already has that many keys working at now
-// (neither revoked nor expired), it returns a *ConflictError. It returns
+// (neither revoked nor expired), it returns ErrKeyLimit. It returns
 // ErrNotFound when the user does not exist.
 func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int, by Actor) error {
 	ctx, cancel := s.withTimeout(ctx)
@@ -69,7 +68,7 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActi
 		}
 	}
 	if maxActive > 0 && active >= maxActive {
-		return &ConflictError{Reason: fmt.Sprintf("you already have %d active API keys, the most allowed; revoke one first", active)}
+		return wrap(ErrKeyLimit, "create api key")
 	}
 	if err := insertKey(ctx, tx, k); err != nil {
 		return wrap(err, "create api key")
@@ -131,8 +130,8 @@ type Rotation struct {
 // RotateAPIKey replaces the user's key oldID, which must work at r.Now(),
 // by next (for next.UserID), which inherits the old key's name, scopes and
 // lifetime, and ends the old key after r.Grace. It returns the old key as
-// it now stands, ErrNotFound when no such working key is the user's, and a
-// *ConflictError when the cap is reached.
+// it now stands, ErrNotFound when no such working key is the user's, and
+// ErrKeyLimit when the cap is reached.
 func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r Rotation) (*APIKey, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -163,7 +162,7 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r 
 			return nil, wrap(err, "rotate api key")
 		}
 		if active >= maxActive {
-			return nil, &ConflictError{Reason: fmt.Sprintf("you already have %d other active API keys, the most allowed; revoke one first", active)}
+			return nil, wrap(ErrKeyLimit, "rotate api key")
 		}
 	}
 	next.Name, next.Scopes, next.LifetimeSeconds = old.Name, old.Scopes, old.LifetimeSeconds

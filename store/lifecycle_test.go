@@ -133,7 +133,7 @@ func TestRotationRespectsTheCap(t *testing.T) {
 	}
 	// With a grace period the old key stays active; with a cap of 1 and two
 	// other active keys there is no room for a replacement.
-	if _, err := db.RotateAPIKey(ctx, b.ID, newDigestKey(u.ID), rotation(now, time.Hour, 1, nil)); !errors.Is(err, store.ErrConflict) {
+	if _, err := db.RotateAPIKey(ctx, b.ID, newDigestKey(u.ID), rotation(now, time.Hour, 1, nil)); !errors.Is(err, store.ErrKeyLimit) {
 		t.Fatalf("rotation past the cap = %v, want a conflict", err)
 	}
 }
@@ -154,7 +154,7 @@ func TestCapCountsWorkingKeys(t *testing.T) {
 	}
 	named := func(name string) *store.APIKey { k := newDigestKey(u.ID); k.Name = name; return k }
 	justBefore := end.Add(-time.Nanosecond)
-	if err := db.CreateAPIKey(ctx, named("c"), justBefore, 2, store.Actor{}); !errors.Is(err, store.ErrConflict) {
+	if err := db.CreateAPIKey(ctx, named("c"), justBefore, 2, store.Actor{}); !errors.Is(err, store.ErrKeyLimit) {
 		t.Fatalf("CreateAPIKey a nanosecond before a key expires, at the cap = %v, want a conflict", err)
 	}
 	if err := db.CreateAPIKey(ctx, named("c"), end, 2, store.Actor{}); err != nil {

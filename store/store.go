@@ -3,8 +3,10 @@
 //
 // Methods return errors that wrap one of the sentinels below, so that the
 // HTTP layer can map them to statuses in one place: ErrNotFound,
-// ErrConflict (as a *ConflictError naming the fields), ErrInvalidText and
-// ErrUnavailable.
+// ErrConflict (as a *ConflictError naming the fields), ErrKeyLimit,
+// ErrChanged, ErrInvalidText and ErrUnavailable (or an *account.Error for
+// a value the account rules refuse). The words a client reads are the
+// HTTP layer's.
 package store
 
 import (
@@ -31,8 +33,14 @@ import (
 var (
 	// ErrNotFound means the row does not exist (or is not the caller's).
 	ErrNotFound = errors.New("store: not found")
-	// ErrConflict means a uniqueness rule or a limit refused the write.
+	// ErrConflict means a uniqueness rule refused the write (as a
+	// *ConflictError naming the fields).
 	ErrConflict = errors.New("store: conflict")
+	// ErrKeyLimit means the user has as many active API keys as allowed.
+	ErrKeyLimit = errors.New("store: active API key limit reached")
+	// ErrChanged means the row changed since it was read: a
+	// compare-and-swap lost to a concurrent write.
+	ErrChanged = errors.New("store: changed meanwhile")
 	// ErrInvalidText means PostgreSQL cannot store some text (a NUL
 	// character, invalid UTF-8). Validation should have caught it first.
 	ErrInvalidText = errors.New("store: text cannot be stored")
@@ -43,13 +51,9 @@ var (
 // ConflictError says which fields conflict with an existing row.
 type ConflictError struct {
 	Fields []string // e.g. "username", "email"
-	Reason string   // for conflicts that are not about a field, e.g. a limit
 }
 
 func (e *ConflictError) Error() string {
-	if e.Reason != "" {
-		return "store: conflict: " + e.Reason
-	}
 	return "store: conflict on " + strings.Join(e.Fields, ", ")
 }
 

@@ -283,7 +283,7 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 			switch {
 			case err == nil:
 				created++
-			case errors.Is(err, store.ErrConflict):
+			case errors.Is(err, store.ErrKeyLimit):
 				refused++
 			default:
 				t.Errorf("CreateAPIKey = %v", err)

@@ -177,7 +177,7 @@ func (s *DB) UpdateUser(ctx context.Context, id uuid.UUID, email, fullName *stri
 
 // ChangePassword replaces the password hash of the user with id, if it is
 // still oldHash, ends every token issued so far (the token generation
-// goes up), and records the event. It returns ErrConflict when the hash
+// goes up), and records the event. It returns ErrChanged when the hash
 // changed meanwhile (a concurrent change: the current password is no
 // longer the one checked), and ErrNotFound when the user is gone.
 func (s *DB) ChangePassword(ctx context.Context, id uuid.UUID, oldHash, newHash string, by Actor) error {
@@ -192,7 +192,7 @@ func (s *DB) ChangePassword(ctx context.Context, id uuid.UUID, oldHash, newHash 
 			if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1`, id); err != nil {
 				return err
 			}
-			return ErrConflict
+			return ErrChanged
 		}
 		return record(ctx, tx, id, EventPasswordChanged, by, nil)
 	})
