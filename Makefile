@@ -8,7 +8,7 @@ export GOTOOLCHAIN := auto
 
 .PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
-.PHONY: fuzz staticcheck vulncheck measure-hardening bench
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench bench-flood
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -130,9 +130,16 @@ $(VULNDB)/index/db.json:
 ## ci: what .ci/run checks
 ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
 
-## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
+## bench: load-test every operation with wrk next to the machine's limits, then bench-flood; writes BENCHMARKS.md
 BENCH_FLAGS ?= -runs 3 -duration 5s
 bench:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
 	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
 	$(GO) run ./cmd/authbench -bin $${TMPDIR:-/tmp}/authapi-bench $(BENCH_FLAGS)
+	$(GO) run ./cmd/floodbench -bin $${TMPDIR:-/tmp}/authapi-bench $(FLOOD_FLAGS)
+
+## bench-flood: one address floods bad logins, then unknown API keys, with the default limits: another address's latency, the flood's 429s, log lines (minutes; BENCHMARKS.md)
+FLOOD_FLAGS ?= -runs 3 -duration 20s
+bench-flood:
+	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
+	$(GO) run ./cmd/floodbench -bin $${TMPDIR:-/tmp}/authapi-bench $(FLOOD_FLAGS)
