@@ -28,25 +28,31 @@ const maxFloodLines = 3000
 // countLogs counts, in the log of the stopped server, the lines about the
 // flood from addr (it sends nothing else, so every line naming it is about
 // the flood, summaries written after its end included) and the lines
-// written while it ran. Lines naming neither the flooder nor the victim
-// mean that the server did not see the clients' own addresses, which would
-// void the measurement.
+// written while it ran; and it reads the server's own time for each of the
+// victim's requests (the access log's duration: from the first middleware
+// to the response written) into the phases. Lines naming neither the
+// flooder nor the victim mean that the server did not see the clients' own
+// addresses, which would void the measurement.
 func (s *server) countLogs(r *scenarioResult, addr string) error {
 	if r == nil {
 		return nil
 	}
 	var c logCount
+	r.idle.server, r.flood.server = map[string][]time.Duration{}, map[string][]time.Duration{}
+	within := func(t, start, end time.Time) bool { return !t.Before(start) && !t.After(end) }
 	for line := range strings.Lines(s.Log.String()) {
 		var l struct {
-			Time   time.Time
-			Msg    string
-			Client string
-			Count  int
+			Time          time.Time
+			Msg           string
+			Client        string
+			Count         int
+			Method, Route string
+			Duration      time.Duration // slog writes nanoseconds
 		}
 		if json.Unmarshal([]byte(line), &l) != nil {
 			continue
 		}
-		in := !l.Time.Before(r.flooder.Start) && !l.Time.After(r.flooder.End)
+		in := within(l.Time, r.flooder.Start, r.flooder.End)
 		if in {
 			c.window++
 		}
@@ -60,6 +66,13 @@ func (s *server) countLogs(r *scenarioResult, addr string) error {
 		case victimAddr:
 			if in {
 				c.victim++
+			}
+			op := l.Method + " " + l.Route
+			switch {
+			case within(l.Time, r.idle.start, r.idle.end):
+				r.idle.server[op] = append(r.idle.server[op], l.Duration)
+			case within(l.Time, r.flood.start, r.flood.end):
+				r.flood.server[op] = append(r.flood.server[op], l.Duration)
 			}
 		}
 	}
@@ -122,11 +135,11 @@ var targets = map[string]target{
 // victimRows writes a row per operation: the victim's times idle and under
 // the flood, against the target of those judged.
 func victimRows(b *bytes.Buffer, ops []string, judged map[string]bool, pick func(runResult) *scenarioResult, runs []runResult) {
-	b.WriteString("| victim's request | samples idle, flood | idle p50 | flood p50 | ratio | idle p99 | flood p90 | flood p99 | refused under the flood | target | met? |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| victim's request | samples idle, flood | idle p50 | flood p50 | ratio | idle p99 | flood p90 | flood p99 | refused under the flood | target | met? | the server's own time (its log), p50 idle → flood |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, op := range ops {
 		var idleP50, floodP50 []time.Duration
 		var ratios []float64
-		var idleAll, floodAll []time.Duration
+		var idleAll, floodAll, idleServer, floodServer []time.Duration
 		refused := 0
 		for _, r := range runs {
 			s := pick(r)
@@ -135,16 +148,17 @@ func victimRows(b *bytes.Buffer, ops []string, judged map[string]bool, pick func
 			idleP50, floodP50 = append(idleP50, bench.Median(idle)), append(floodP50, bench.Median(flood))
 			ratios = append(ratios, ratio(bench.Median(flood), bench.Median(idle)))
 			refused += s.flood.failed(op)
+			idleServer, floodServer = append(idleServer, bench.Median(s.idle.server[op])), append(floodServer, bench.Median(s.flood.server[op]))
 		}
 		t, met := targets[op], "—"
 		tgt := "none (scenario A's: " + t.String() + ")"
 		if judged[op] {
 			tgt, met = t.String(), yes(t.met(bench.Median(ratios), bench.Median(floodP50)) && refused == 0)
 		}
-		fmt.Fprintf(b, "| `%s` | %d, %d | %s | %s | %.2f | %s | %s | %s | %d | %s | %s |\n", op, len(idleAll), len(floodAll),
+		fmt.Fprintf(b, "| `%s` | %d, %d | %s | %s | %.2f | %s | %s | %s | %d | %s | %s | %s → %s |\n", op, len(idleAll), len(floodAll),
 			bench.Round(bench.Median(idleP50)), bench.Round(bench.Median(floodP50)), bench.Median(ratios),
 			bench.Round(bench.Percentile(idleAll, 99)), bench.Round(bench.Percentile(floodAll, 90)), bench.Round(bench.Percentile(floodAll, 99)),
-			refused, tgt, met)
+			refused, tgt, met, bench.Round(bench.Median(idleServer)), bench.Round(bench.Median(floodServer)))
 	}
 }
 
@@ -155,7 +169,7 @@ func yes(ok bool) string { return map[bool]string{true: "yes", false: "**no**"}[
 // floodFigures writes what the floods of every run sent and got, and what
 // they cost, as medians over the runs.
 func floodFigures(b *bytes.Buffer, o options, pick func(runResult) *scenarioResult, runs []runResult) {
-	var rates, waits, waitsIdle, waitSec, inUse, inUseIdle, queue, srv, db, fl []float64
+	var rates, waits, waitsIdle, waitSec, inUse, inUseIdle, queue, srv, db, fl, perReq []float64
 	kinds := map[string][]float64{}
 	for _, r := range runs {
 		s := pick(r)
@@ -168,6 +182,7 @@ func floodFigures(b *bytes.Buffer, o options, pick func(runResult) *scenarioResu
 		srv = append(srv, 100*s.flood.cpuServer.Seconds()/secs)
 		db = append(db, 100*s.flood.cpuDB.Seconds()/secs)
 		fl = append(fl, 100*s.flood.cpuFlooder.Seconds()/s.flooder.End.Sub(s.flooder.Start).Seconds())
+		perReq = append(perReq, 1e6*(s.flood.cpuServer-s.idle.cpuServer).Seconds()/float64(max(s.flooder.Requests, 1)))
 		for _, k := range s.flooder.answerKinds() {
 			kinds[k] = nil
 		}
@@ -194,10 +209,10 @@ func floodFigures(b *bytes.Buffer, o options, pick func(runResult) *scenarioResu
 	}
 	fmt.Fprintf(b, "The flood: %s requests/s answered; answers %s. "+
 		"Database pool: at most %.0f of 20 connections in use (idle: %.0f), %.0f waits for a connection (idle: %.0f) totalling %.1f s; password hash queue at most %.0f. "+
-		"CPU while it ran, in %% of one CPU (the machine has %d): server %.0f, PostgreSQL %.0f, the flood process %.0f.\n\n",
+		"CPU while it ran, in %% of one CPU (the machine has %d): server %.0f, PostgreSQL %.0f, the flood process %.0f; the server's CPU beyond its idle phase's, per flood request: %.0f µs.\n\n",
 		bench.Commas(bench.Median(rates)), strings.Join(mix, ", "),
 		bench.Median(inUse), bench.Median(inUseIdle), bench.Median(waits), bench.Median(waitsIdle), bench.Median(waitSec), bench.Median(queue),
-		runtime.NumCPU(), bench.Median(srv), bench.Median(db), bench.Median(fl))
+		runtime.NumCPU(), bench.Median(srv), bench.Median(db), bench.Median(fl), bench.Median(perReq))
 }
 
 func formatLogins(b *bytes.Buffer, o options, runs []runResult) {
@@ -299,6 +314,16 @@ func timeline(b *bytes.Buffer, o options, ops []string, pick func(runResult) *sc
 			}
 		}
 	}
+	// Each part's medians are judged against the idle phases' (the
+	// median of the runs' medians).
+	idle := map[string]time.Duration{}
+	for _, op := range ops {
+		var p50 []time.Duration
+		for _, r := range runs {
+			p50 = append(p50, bench.Median(pick(r).idle.durations(op, time.Time{})))
+		}
+		idle[op] = bench.Median(p50)
+	}
 	kinds := make([]string, 0, len(totals))
 	for k := range totals {
 		kinds = append(kinds, k)
@@ -309,7 +334,7 @@ func timeline(b *bytes.Buffer, o options, ops []string, pick func(runResult) *sc
 		b.WriteString(", " + k)
 	}
 	for _, op := range ops {
-		b.WriteString(" | victim's `" + op + "` p50 (samples)")
+		b.WriteString(" | victim's `" + op + "` p50 (× idle; samples)")
 	}
 	b.WriteString(" |\n|---|---" + strings.Repeat("|---", len(ops)) + "|\n")
 	for i := range parts {
@@ -326,7 +351,8 @@ func timeline(b *bytes.Buffer, o options, ops []string, pick func(runResult) *sc
 		}
 		fmt.Fprintf(b, "| %d–%s s | %s: %s", i*partSec, end, per(all), strings.Join(each, ", "))
 		for _, op := range ops {
-			fmt.Fprintf(b, " | %s (%d)", bench.Round(bench.Median(victim[i][op])), len(victim[i][op]))
+			p50 := bench.Median(victim[i][op])
+			fmt.Fprintf(b, " | %s (%.1f ×; %d)", bench.Round(p50), ratio(p50, idle[op]), len(victim[i][op]))
 		}
 		b.WriteString(" |\n")
 	}

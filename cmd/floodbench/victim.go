@@ -231,6 +231,9 @@ type phase struct {
 	logins                 map[string]float64
 	// CPU time over the phase, from /proc.
 	cpuServer, cpuDB, cpuFlooder time.Duration
+	// The server's own time for each of the victim's requests, by
+	// operation, from its access log (countLogs).
+	server map[string][]time.Duration
 }
 
 // measure runs the victim for d while scraping the server's metrics.
