@@ -140,6 +140,6 @@ bench:
 
 ## bench-flood: one address floods bad logins, then unknown API keys, with the default limits: another address's latency, the flood's 429s, log lines (minutes; BENCHMARKS.md)
 FLOOD_FLAGS ?= -runs 3 -duration 20s
+# floodbench builds authapi into a temporary folder of its own.
 bench-flood:
-	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
-	$(GO) run ./cmd/floodbench -bin $${TMPDIR:-/tmp}/authapi-bench $(FLOOD_FLAGS)
+	$(GO) run ./cmd/floodbench $(FLOOD_FLAGS)
