@@ -12,7 +12,7 @@ export GOTOOLCHAIN := auto
 .DEFAULT_GOAL := help
 .PHONY: help deps run build test test-faults test-multi test-pgbouncer generate check-generated check-sdk-deps cross lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
-.PHONY: fuzz staticcheck vulncheck measure-hardening bench
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench bench-flood
 
 ## help: list the targets, one line each (the default goal)
 help:
@@ -192,9 +192,16 @@ CI_CHECKS = check-generated check-sdk check-sdk-deps cross lint staticcheck vuln
 ci:
 	@for t in $(CI_CHECKS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || exit 1; done
 
-## bench: load-test every operation with wrk next to the machine's limits; writes BENCHMARKS.md
+## bench: load-test every operation with wrk next to the machine's limits, then bench-flood; writes BENCHMARKS.md
 BENCH_FLAGS ?= -runs 3 -duration 5s
 bench:
 	@command -v wrk >/dev/null || { echo "make bench needs wrk, Debian's wrk package: make deps (or apt-get install wrk)" >&2; exit 1; }
 	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
 	$(GO) run ./cmd/authbench -bin $${TMPDIR:-/tmp}/authapi-bench $(BENCH_FLAGS)
+	$(GO) run ./cmd/floodbench -bin $${TMPDIR:-/tmp}/authapi-bench $(FLOOD_FLAGS)
+
+## bench-flood: one address floods bad logins, then unknown API keys, with the default limits: another address's latency, the flood's 429s, log lines (minutes; BENCHMARKS.md)
+FLOOD_FLAGS ?= -runs 3 -duration 20s
+# floodbench builds authapi into a temporary folder of its own.
+bench-flood:
+	$(GO) run ./cmd/floodbench $(FLOOD_FLAGS)

@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
@@ -39,6 +38,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/argon2"
+
+	"authapi/internal/bench"
 )
 
 // The server's argon2id parameters: its defaults.
@@ -89,19 +90,19 @@ func run() error {
 	var rawRates []float64
 	for i := range o.runs {
 		fmt.Fprintf(os.Stderr, "run %d of %d\n", i+1, o.runs)
-		load := loadavg()
+		load := bench.Loadavg()
 		res, raw, err := oneRun(o)
 		if err != nil {
 			return err
 		}
 		runs = append(runs, res)
 		rawRates = append(rawRates, raw...)
-		loads = append(loads, load+" → "+loadavg())
+		loads = append(loads, load+" → "+bench.Loadavg())
 	}
 	report := format(o, runs, rawRates, loads)
 	fmt.Print(report)
 	if o.out != "" {
-		return writeSection(o.out, report)
+		return bench.ReplaceSection(o.out, beginMarker, endMarker, report)
 	}
 	return nil
 }
@@ -434,7 +435,7 @@ func (s *server) wrk(url string, pid int, script string, conns int, d time.Durat
 		return result{}, err
 	}
 	threads := min(conns, 2)
-	srv0, db0 := cpuTimes(pid)
+	srv0, db0 := bench.CPUTimes(pid)
 	// A hashing call waits in the server's queue for up to 10 s; wrk's
 	// default timeout (2 s) would count that wait as an error.
 	out, err := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "--timeout", "30s",
@@ -442,7 +443,7 @@ func (s *server) wrk(url string, pid int, script string, conns int, d time.Durat
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
-	srv1, db1 := cpuTimes(pid)
+	srv1, db1 := bench.CPUTimes(pid)
 	var r result
 	m := rpsLine.FindSubmatch(out)
 	if m == nil {
@@ -481,43 +482,6 @@ func (s *server) wrk(url string, pid int, script string, conns int, d time.Durat
 		}
 	}
 	return r, nil
-}
-
-// cpuTimes returns the CPU time used so far by the process pid and by all
-// its descendants (the embedded PostgreSQL), from /proc.
-func cpuTimes(pid int) (self, descendants time.Duration) {
-	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	parent := map[int]int{}
-	used := map[int]time.Duration{}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		p, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// The command may hold spaces: fields count from after its ")".
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		parent[p], _ = strconv.Atoi(f[1])
-		ut, _ := strconv.Atoi(f[11])
-		st, _ := strconv.Atoi(f[12])
-		used[p] = time.Duration(ut+st) * tick
-	}
-	for p := range used {
-		for q := parent[p]; q > 1; q = parent[q] {
-			if q == pid {
-				descendants += used[p]
-				break
-			}
-		}
-	}
-	return used[pid], descendants
 }
 
 // request is a wrk script sending one fixed request.
@@ -584,14 +548,6 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
 // target is what an operation must reach at 32 connections.
 type target struct {
 	ratio  float64       // of its limit
@@ -608,18 +564,6 @@ var targets = map[string]target{
 	"POST /v1/auth/register":      {ratio: 0.85, rps: 4 * 16, errors: true, text: "≥ 0.85 × raw argon2id, no errors, ≥ 64/s"},
 }
 
-func median[T int | float64 | time.Duration](v []T) T {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // format writes the report in Markdown.
 func format(o options, runs []map[string]result, raw []float64, loads []string) string {
 	var b bytes.Buffer
@@ -628,7 +572,7 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), o.runs, o.duration)
 	fmt.Fprintf(&b, "Server: embedded PostgreSQL, default settings (argon2id m=%d KiB t=%d p=%d, credential cache on, access log on) except the login and registration throttles and the active-key cap, which are off so that the bench can repeat logins, registrations and key creations from one address. ", argonMemory, argonTime, argonThreads)
 	fmt.Fprintf(&b, "Raw argon2id on all CPUs, measured by the bench for 3 s before and 3 s after each load of a hashing call (the ratio uses their mean): median %.1f hashes/s (all: %s). Load average (1, 5, 15 min) before → after each run: %s. CPU per request is read from /proc around each load (PostgreSQL's is approximate: processes that exit take their time with them).\n\n",
-		median(raw), joinFloats(raw), strings.Join(loads, "; "))
+		bench.Median(raw), joinFloats(raw), strings.Join(loads, "; "))
 	b.WriteString("| operation | conns | req/s | p50 | p99 | errors | ratio to limit | target at 32 | met? | CPU µs/request: server + PostgreSQL |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, op := range operations {
 		for _, conns := range []int{1, 32} {
@@ -649,45 +593,24 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 			limit := map[string]string{"healthz": " of no-work", "argon2id": " of raw argon2id", "": ""}[op.limit]
 			ratioText := "—"
 			if op.limit != "" {
-				ratioText = fmt.Sprintf("%.2f%s", median(ratio), limit)
+				ratioText = fmt.Sprintf("%.2f%s", bench.Median(ratio), limit)
 			}
 			tgt, met := "", ""
 			if t, ok := targets[op.name]; ok && conns == 32 {
 				tgt = t.text
-				ok := median(ratio) >= t.ratio && (t.rps == 0 || median(rps) >= t.rps) &&
-					(t.p99 == 0 || median(p99) < t.p99) && (!t.errors || slices.Max(errs) == 0)
+				ok := bench.Median(ratio) >= t.ratio && (t.rps == 0 || bench.Median(rps) >= t.rps) &&
+					(t.p99 == 0 || bench.Median(p99) < t.p99) && (!t.errors || slices.Max(errs) == 0)
 				met = map[bool]string{true: "yes", false: "**no**"}[ok]
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s + %s |\n", op.name, conns, commas(median(rps)),
-				round(median(p50)), round(median(p99)), slices.Max(errs), ratioText, tgt, met, micros(median(cpuS)), micros(median(cpuD)))
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s + %s |\n", op.name, conns, bench.Commas(bench.Median(rps)),
+				bench.Round(bench.Median(p50)), bench.Round(bench.Median(p99)), slices.Max(errs), ratioText, tgt, met, micros(bench.Median(cpuS)), micros(bench.Median(cpuD)))
 		}
 	}
 	return b.String()
 }
 
-func round(d time.Duration) string {
-	switch {
-	case d >= 100*time.Millisecond:
-		return d.Round(time.Millisecond).String()
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond).String()
-	}
-	return d.Round(time.Microsecond).String()
-}
-
 func micros(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 0, 64)
-}
-
-func commas(v float64) string {
-	if v < 1000 {
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	}
-	s := strconv.Itoa(int(v + 0.5))
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
 
 func joinFloats(v []float64) string {
@@ -703,31 +626,3 @@ const (
 	beginMarker = "<!-- make bench: begin -->"
 	endMarker   = "<!-- make bench: end -->"
 )
-
-// writeSection replaces the text between the markers in path (appending
-// them if missing) with report.
-func writeSection(path, report string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	text := string(old)
-	section := beginMarker + "\n" + report + endMarker
-	i, j := strings.Index(text, beginMarker), strings.Index(text, endMarker)
-	if i >= 0 && j > i {
-		text = text[:i] + section + text[j+len(endMarker):]
-	} else {
-		text += "\n" + section + "\n"
-	}
-	w, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(w)
-	bw.WriteString(text)
-	if err := bw.Flush(); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
-}
