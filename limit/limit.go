@@ -24,10 +24,19 @@ type Buckets struct {
 	burst   int
 	maxKeys int // per shard
 	seed    maphash.Seed
-	shard   [shards]struct {
-		mu sync.Mutex
-		m  map[string]*rate.Limiter
-	}
+	shard   [shards]keyShard
+}
+
+// keyShard is the buckets of the keys that hash to it.
+type keyShard struct {
+	mu sync.Mutex
+	m  map[string]*bucket
+}
+
+// bucket is one key's tokens, and how many of them Hold has set aside.
+type bucket struct {
+	tokens *rate.Limiter
+	held   int
 }
 
 // DefaultMaxKeys bounds the keys a Buckets remembers.
@@ -44,7 +53,7 @@ func New(n int, per time.Duration, maxKeys int) *Buckets {
 	}
 	b := &Buckets{limit: rate.Limit(float64(n) / per.Seconds()), burst: n, maxKeys: max(maxKeys/shards, 1), seed: maphash.MakeSeed()}
 	for i := range b.shard {
-		b.shard[i].m = make(map[string]*rate.Limiter)
+		b.shard[i].m = make(map[string]*bucket)
 	}
 	return b
 }
@@ -55,30 +64,30 @@ func (b *Buckets) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 	if b == nil {
 		return true, 0
 	}
-	l := b.bucket(key, now)
-	r := l.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
+	s, k := b.lock(key, now)
+	defer s.mu.Unlock()
+	if t := k.tokens.TokensAt(now) - float64(k.held); t < 1 {
+		return false, b.wait(t)
 	}
+	k.tokens.AllowN(now, 1)
 	return true, 0
 }
 
-// Empty reports whether key's bucket has no token at now, and how long
-// until it has one, without taking any.
+// Empty reports whether key's bucket has no token at now that is not
+// held, and how long until it has one, without taking any.
 func (b *Buckets) Empty(key string, now time.Time) (empty bool, retryAfter time.Duration) {
 	if b == nil {
 		return false, 0
 	}
 	s := &b.shard[b.index(key)]
 	s.mu.Lock()
-	l := s.m[key]
-	s.mu.Unlock()
-	if l == nil {
+	defer s.mu.Unlock()
+	k := s.m[key]
+	if k == nil {
 		return false, 0
 	}
-	if t := l.TokensAt(now); t < 1 {
-		return true, time.Duration((1 - t) / float64(b.limit) * float64(time.Second))
+	if t := k.tokens.TokensAt(now) - float64(k.held); t < 1 {
+		return true, b.wait(t)
 	}
 	return false, 0
 }
@@ -87,41 +96,75 @@ func (b *Buckets) Empty(key string, now time.Time) (empty bool, retryAfter time.
 // event (a failure) that Empty then weighs.
 func (b *Buckets) Take(key string, now time.Time) {
 	if b != nil {
-		b.bucket(key, now).AllowN(now, 1)
+		s, k := b.lock(key, now)
+		k.tokens.AllowN(now, 1)
+		s.mu.Unlock()
 	}
+}
+
+// Hold sets a token of key's bucket aside for work whose outcome decides
+// whether it is spent (a credential looked up: spent if it fails), so that
+// concurrent work cannot spend more tokens than there are. When none is
+// free it holds nothing and says how long until one is. done, called once
+// the outcome is known (at), spends the token or gives it back.
+func (b *Buckets) Hold(key string, now time.Time) (done func(spend bool, at time.Time), ok bool, retryAfter time.Duration) {
+	if b == nil {
+		return func(bool, time.Time) {}, true, 0
+	}
+	s, k := b.lock(key, now)
+	defer s.mu.Unlock()
+	if t := k.tokens.TokensAt(now) - float64(k.held); t < 1 {
+		return nil, false, b.wait(t)
+	}
+	k.held++
+	return func(spend bool, at time.Time) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		k.held--
+		if spend {
+			k.tokens.AllowN(at, 1)
+		}
+	}, true, 0
+}
+
+// wait is how long until a bucket with t free tokens has one.
+func (b *Buckets) wait(t float64) time.Duration {
+	return time.Duration((1 - t) / float64(b.limit) * float64(time.Second))
 }
 
 func (b *Buckets) index(key string) int {
 	return int(maphash.String(b.seed, key) % shards)
 }
 
-// bucket returns key's bucket, making room for it if the shard is full:
-// first by forgetting full buckets (a full bucket is the same as a new
-// one, so nothing is lost), then, if too many are in use, an eighth of
-// them at random, so that the sweep is paid once per many new keys.
-func (b *Buckets) bucket(key string, now time.Time) *rate.Limiter {
+// lock locks key's shard and returns it with key's bucket, making room for
+// it if the shard is full: first by forgetting full buckets that hold
+// nothing (such a bucket is the same as a new one, so nothing is lost),
+// then, if too many are in use, an eighth of the idle ones at random, so
+// that the sweep is paid once per many new keys.
+func (b *Buckets) lock(key string, now time.Time) (*keyShard, *bucket) {
 	s := &b.shard[b.index(key)]
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.m[key]; l != nil {
-		return l
+	if k := s.m[key]; k != nil {
+		return s, k
 	}
 	if len(s.m) >= b.maxKeys {
-		for k, l := range s.m {
-			if l.TokensAt(now) >= float64(b.burst) {
-				delete(s.m, k)
+		for name, k := range s.m {
+			if k.held == 0 && k.tokens.TokensAt(now) >= float64(b.burst) {
+				delete(s.m, name)
 			}
 		}
-		for k := range s.m {
+		for name, k := range s.m {
 			if len(s.m) <= b.maxKeys-max(b.maxKeys/8, 1) {
 				break
 			}
-			delete(s.m, k)
+			if k.held == 0 {
+				delete(s.m, name)
+			}
 		}
 	}
-	l := rate.NewLimiter(b.limit, b.burst)
-	s.m[key] = l
-	return l
+	k := &bucket{tokens: rate.NewLimiter(b.limit, b.burst)}
+	s.m[key] = k
+	return s, k
 }
 
 // Len returns how many keys are remembered.

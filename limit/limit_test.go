@@ -150,3 +150,47 @@ func TestGate(t *testing.T) {
 		t.Fatalf("%d keys remembered with nobody in or waiting, want 0", n)
 	}
 }
+
+// TestBucketsHold: work in flight holds its token, so that concurrent
+// work cannot spend more than the bucket has; a token given back is free
+// again, a token spent is gone.
+func TestBucketsHold(t *testing.T) {
+	b := limit.New(3, time.Minute, 0)
+	var dones []func(bool, time.Time)
+	for i := range 3 {
+		done, ok, _ := b.Hold("a", t0)
+		if !ok {
+			t.Fatalf("Hold #%d = false, want 3 held at once", i+1)
+		}
+		dones = append(dones, done)
+	}
+	if _, ok, wait := b.Hold("a", t0); ok || wait <= 0 {
+		t.Fatalf("a fourth Hold with three in flight = %v (wait %v), want refused", ok, wait)
+	}
+	if empty, _ := b.Empty("a", t0); !empty {
+		t.Fatal("Empty with every token held = false")
+	}
+	dones[0](false, t0) // given back
+	if done, ok, _ := b.Hold("a", t0); !ok {
+		t.Fatal("Hold after one was given back = false")
+	} else {
+		done(false, t0)
+	}
+	dones[1](true, t0) // spent
+	dones[2](true, t0)
+	if _, ok, _ := b.Hold("a", t0); !ok {
+		t.Fatal("the token given back is gone")
+	}
+	b2 := limit.New(1, time.Hour, 0)
+	done, _, _ := b2.Hold("b", t0)
+	done(true, t0)
+	if ok, _ := b2.Allow("b", t0); ok {
+		t.Fatal("a spent token is still there")
+	}
+	var nilb *limit.Buckets
+	if done, ok, _ := nilb.Hold("c", t0); !ok {
+		t.Fatal("a nil Buckets refused a hold")
+	} else {
+		done(true, t0)
+	}
+}

@@ -42,6 +42,7 @@ type authFailure struct {
 	detail  string // for the client
 	reason  string // for the log: missing, malformed, expired, unknown...
 	expired bool   // an API key that was valid but has expired: its own problem type
+	counted bool   // the lookup that found it out spent a failure already
 }
 
 func (f *authFailure) Error() string { return "authentication failed: " + f.reason }
@@ -81,29 +82,35 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 		p   *principal
 		err error
 	)
-	// An address past its budget of failures gets answers from the cache
-	// only: a guesser's next credential costs no lookup, while one already
-	// verified keeps working.
+	// A credential the cache cannot vouch for costs a lookup, which holds
+	// one of the address's failures while it runs: an address past its
+	// budget gets answers from the cache only, and concurrent guesses
+	// cannot look up more than the budget has left.
 	now := time.Now()
-	cacheOnly, wait := s.authFails.Empty(info.client, now)
+	admit := func() (func(failed bool), error) {
+		done, ok, wait := s.authFails.Hold(info.client, now)
+		if !ok {
+			info.event, info.reason = "auth_throttled", in.SecuritySchemeName+": too many failed checks from this address"
+			return nil, refuseAuthFailures.after(wait)
+		}
+		return func(failed bool) { done(failed, time.Now()) }, nil
+	}
 	switch in.SecuritySchemeName {
 	case schemeBearer:
-		p, err = s.checkBearer(req, cacheOnly)
+		p, err = s.checkBearer(req, admit)
 	case schemeAPIKey:
-		p, err = s.checkAPIKey(req, cacheOnly)
+		p, err = s.checkAPIKey(req, admit)
 	default:
 		return fmt.Errorf("server: no check for security scheme %q", in.SecuritySchemeName)
-	}
-	if errors.Is(err, errNeedsLookup) {
-		info.event, info.reason = "auth_throttled", in.SecuritySchemeName+": too many failed checks from this address"
-		return refuseAuthFailures.after(wait)
 	}
 	var af *authFailure
 	if errors.As(err, &af) {
 		if af.scheme == schemeAPIKey {
 			s.metrics.keyRefused.Inc()
 		}
-		s.authFails.Take(info.client, now)
+		if !af.counted {
+			s.authFails.Take(info.client, now)
+		}
 		info.event = "auth_failed"
 		info.reason = in.SecuritySchemeName + ": " + af.reason
 		return af.problem()
@@ -140,14 +147,15 @@ func insufficientScope(scope string) *Problem {
 		with("WWW-Authenticate", fmt.Sprintf(`APIKey realm="authapi", header="%s", error="insufficient_scope", scope=%q`, apiKeyHeader, scope))
 }
 
-// errNeedsLookup means that a credential could be checked only in the
-// database, which the caller ruled out (Config.AuthFailuresPerAddress).
-var errNeedsLookup = errors.New("server: the credential needs a database lookup")
+// admitFunc admits a database lookup of a credential, or refuses it with
+// the problem to answer; failed says, once it is known, whether the
+// credential was refused.
+type admitFunc func() (done func(failed bool), err error)
 
 // checkBearer verifies the JWT in the Authorization header, and that its
-// user still exists. With cacheOnly, a user the cache does not know is
-// errNeedsLookup.
-func (s *Server) checkBearer(req *http.Request, cacheOnly bool) (*principal, error) {
+// user still exists; a user the cache does not know is looked up if admit
+// allows.
+func (s *Server) checkBearer(req *http.Request, admit admitFunc) (*principal, error) {
 	values := req.Header.Values("Authorization")
 	if len(values) == 0 || strings.TrimSpace(values[0]) == "" {
 		return nil, &authFailure{scheme: schemeBearer, reason: "missing",
@@ -176,12 +184,16 @@ func (s *Server) checkBearer(req *http.Request, cacheOnly bool) (*principal, err
 	}
 	e, epoch := s.cache.user(id)
 	if e == nil {
-		if cacheOnly {
-			return nil, errNeedsLookup
+		done, err := admit()
+		if err != nil {
+			return nil, err
 		}
 		tokens, err := s.store.UserTokens(req.Context(), id)
+		done(errors.Is(err, store.ErrNotFound))
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, userGone()
+			gone := userGone()
+			gone.counted = true
+			return nil, gone
 		}
 		if err != nil {
 			return nil, err
@@ -197,9 +209,9 @@ func (s *Server) checkBearer(req *http.Request, cacheOnly bool) (*principal, err
 }
 
 // checkAPIKey looks up the owner of the key in the X-API-Key header. A
-// malformed key (wrong shape or checksum) is refused without a lookup; with
-// cacheOnly, a key the cache does not hold is errNeedsLookup.
-func (s *Server) checkAPIKey(req *http.Request, cacheOnly bool) (*principal, error) {
+// malformed key (wrong shape or checksum) is refused without a lookup; a
+// key the cache does not hold is looked up if admit allows.
+func (s *Server) checkAPIKey(req *http.Request, admit admitFunc) (*principal, error) {
 	values := req.Header.Values(apiKeyHeader)
 	if len(values) == 0 || values[0] == "" {
 		return nil, &authFailure{scheme: schemeAPIKey, reason: "missing",
@@ -214,12 +226,14 @@ func (s *Server) checkAPIKey(req *http.Request, cacheOnly bool) (*principal, err
 	if e != nil {
 		s.metrics.keyHit.Inc()
 	} else {
-		if cacheOnly {
-			return nil, errNeedsLookup
+		done, err := admit()
+		if err != nil {
+			return nil, err
 		}
 		owner, err := s.store.APIKeyOwner(req.Context(), digest)
+		done(errors.Is(err, store.ErrNotFound))
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
+			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked", counted: true,
 				detail: "The API key is not recognised or has been revoked."}
 		}
 		if err != nil {

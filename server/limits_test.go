@@ -275,3 +275,32 @@ func (e *env) metrics() string {
 	e.t.Helper()
 	return string(e.do(false, "GET", "/metrics", "").Body)
 }
+
+// TestAuthFailuresHoldUnderConcurrency: a lookup holds one of the address's
+// failures while it runs, so that concurrent guesses cannot look up more
+// keys than the budget has left (checking the budget before a lookup and
+// counting the failure after let 1,214 lookups through a budget of 133).
+func TestAuthFailuresHoldUnderConcurrency(t *testing.T) {
+	e := newEnv(t, trustLoopbackProxy, limits(func(c *server.Config) { c.AuthFailuresPerAddress = 5 }))
+	const n = 60
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			k, err := apikey.Generate(rand.Reader)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			codes[i] = e.do(true, "GET", "/v1/me", "", "X-API-Key", k, "X-Forwarded-For", "203.0.113.22").Status
+		})
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count[401] > 5 || count[401]+count[429] != n {
+		t.Fatalf("%d concurrent unknown keys with a budget of 5 failures: %v, want at most 5 looked up (401), the rest 429", n, count)
+	}
+}
