@@ -181,16 +181,18 @@ func (b *Buckets) Len() int {
 	return n
 }
 
-// Gate lets one holder per key in at a time; the others wait their turn.
-// Waiting holds nothing but the waiter itself, so work done inside (a
-// database transaction, a password hash) cannot be crowded by one key.
+// Gate lets Size holders per key in at a time (one when Size is 0); the
+// others wait their turn. Waiting holds nothing but the waiter itself, so
+// work done inside (a database transaction, a password hash) cannot be
+// crowded by one key.
 type Gate struct {
-	mu sync.Mutex
-	m  map[string]*turn
+	Size int
+	mu   sync.Mutex
+	m    map[string]*turn
 }
 
 type turn struct {
-	ch   chan struct{} // holds a token while someone is in
+	ch   chan struct{} // holds a token per holder
 	refs int           // holders and waiters
 }
 
@@ -203,7 +205,7 @@ func (g *Gate) Enter(ctx context.Context, key string) (leave func(), err error) 
 	}
 	t := g.m[key]
 	if t == nil {
-		t = &turn{ch: make(chan struct{}, 1)}
+		t = &turn{ch: make(chan struct{}, max(g.Size, 1))}
 		g.m[key] = t
 	}
 	t.refs++

@@ -232,19 +232,14 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// throttleAddress is the unit of login throttling for a client address: an
-// IPv4 address, or an IPv6 /64, which one subscriber usually holds whole.
+// throttleAddress is the unit a client address counts as for the
+// per-client limits (limit.AddressKey): an IPv4 address, or an IPv6 /64.
 func throttleAddress(addr string) string {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
 		return addr
 	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	prefix, _ := ip.Prefix(64)
-	return prefix.String()
+	return limit.AddressKey(ip)
 }
 
 // ipExtractor decides the client address: the TCP peer, unless the peer is

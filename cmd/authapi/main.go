@@ -17,16 +17,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"authapi/apikey"
+	"authapi/limit"
 	"authapi/password"
 	"authapi/pglocal"
 	"authapi/server"
@@ -121,6 +124,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	httpSrv := newHTTPServer(cfg, srv.Handler(), log)
+	if cfg.ConcurrencyPerAddress > 0 {
+		proxies := cfg.TrustedProxies
+		cl := limit.NewListener(ln, cfg.ConcurrencyPerAddress, cfg.ReadHeaderTimeout, func(a netip.Addr) bool {
+			return slices.ContainsFunc(proxies, func(p netip.Prefix) bool { return p.Contains(a) })
+		})
+		ln, httpSrv.ConnState = cl, cl.ConnState
+	}
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
