@@ -110,7 +110,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Prepare {
 		conns = preparingConnector{connector}
 	}
-	db := sqlx.NewDb(sql.OpenDB(conns), "postgres")
+	db := sqlx.NewDb(sql.OpenDB(&failoverConnector{Connector: conns}), "postgres")
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -205,20 +205,32 @@ func wrap(err error, op string) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	case errors.Is(err, errNoServer):
+		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 	case errors.As(err, &pqErr):
 		switch {
 		case pqErr.Code == "22021", pqErr.Code == "22P05":
 			return fmt.Errorf("store: %s: %w: %w", op, ErrInvalidText, err)
-		case pqErr.Code.Class() == "08", // connection exception
-			pqErr.Code.Class() == "53",                                          // insufficient resources
-			pqErr.Code == "57P01", pqErr.Code == "57P02", pqErr.Code == "57P03", // shutting down, starting up
-			pqErr.Code == "57014": // statement cancelled by our timeout
+		case unavailableCode(pqErr.Code):
 			return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 		}
 	case unreachable(err):
 		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// unavailableCode reports whether a SQLSTATE means that the server cannot
+// do the work now, but may soon: the request should be retried.
+func unavailableCode(code pq.ErrorCode) bool {
+	switch {
+	case code.Class() == "08", // connection exception
+		code.Class() == "53",                              // insufficient resources
+		code == "57P01", code == "57P02", code == "57P03", // shutting down, starting up, in recovery
+		code == "57014": // statement cancelled by our timeout
+		return true
+	}
+	return false
 }
 
 // unreachable reports whether err means the server could not be talked to.
