@@ -166,3 +166,41 @@ func TestServerUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyConnectionLeavesThePool: a pooled connection whose server
+// stops taking writes (its primary demoted without closing sessions)
+// fails the write that finds out as the database being unavailable, and
+// is not used again: the next write goes through a new connection.
+func TestReadOnlyConnectionLeavesThePool(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(db *store.DB, u *store.User) error
+	}{
+		{"a write returning rows", func(db *store.DB, u *store.User) error {
+			return db.CreateUser(ctx, &store.User{Username: u.Username + "x", Email: "x" + u.Email, FullName: "X", PasswordHash: hash})
+		}},
+		{"a write returning none", func(db *store.DB, u *store.User) error {
+			return db.SetPasswordHash(ctx, u.ID, hash)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// One connection, so that the write after the failure would
+			// get the same one if it were kept.
+			db, err := store.Open(ctx, storetest.DirectURL(storetest.NewURL(t)), store.Options{MaxConns: 1, QueryTimeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			u := MustCreateUser(t, db, "demoted")
+			if err := db.Exec(ctx, `SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY`); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.write(db, u); !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("a write on a read-only session = %v, want ErrUnavailable", err)
+			}
+			if err := tc.write(db, u); err != nil {
+				t.Fatalf("the next write = %v, want it on a new connection", err)
+			}
+		})
+	}
+}

@@ -227,7 +227,8 @@ func unavailableCode(code pq.ErrorCode) bool {
 	case code.Class() == "08", // connection exception
 		code.Class() == "53",                              // insufficient resources
 		code == "57P01", code == "57P02", code == "57P03", // shutting down, starting up, in recovery
-		code == "57014": // statement cancelled by our timeout
+		code == "57014",             // statement cancelled by our timeout
+		code == readOnlyTransaction: // a write reached a server that no longer takes them
 		return true
 	}
 	return false
