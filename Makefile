@@ -6,7 +6,7 @@ GO ?= go
 # the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
 export GOTOOLCHAIN := auto
 
-.PHONY: run build test test-faults test-multi test-pgbouncer generate check-generated lint ci
+.PHONY: run build test test-faults test-multi test-pgbouncer test-ha generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
 .PHONY: fuzz staticcheck vulncheck measure-hardening bench
 
@@ -31,6 +31,11 @@ test-faults:
 test-multi:
 	$(GO) vet -tags multi ./multi/
 	$(GO) run ./cmd/testpg -- $(GO) test -tags multi -count=1 -v ./multi/
+
+## test-ha: two authapi instances on PostgreSQL under Patroni (3 members, synchronous, etcd): kill -9 of the primary and a switchover under load (Debian's patroni, etcd-server)
+test-ha:
+	$(GO) vet -tags ha ./ha/
+	$(GO) test -tags ha -count=1 -timeout 8m -v ./ha/
 
 ## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
 test-pgbouncer:
