@@ -204,3 +204,24 @@ func TestReadOnlyConnectionLeavesThePool(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckURL(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"postgres://authapi@db1,db2,db3:5432/authapi?target_session_attrs=read-write", true},
+		{"postgres://authapi@db1,db2,db3/authapi?port=5432,5433,5434&target_session_attrs=read-write", true},
+		{"host=db1,db2 port=5432,5433 dbname=authapi target_session_attrs=read-write", true},
+		{"postgres://authapi@db1:5432/authapi", true},
+		{"postgres://authapi@[::1]:5432/authapi", true},
+		{"postgres://authapi@/authapi?host=/run/postgresql", true},
+		// libpq's form, which lib/pq reads as host names with colons.
+		{"postgres://authapi@db1:5432,db2:5433/authapi", false},
+		{"postgres://authapi@db1:5432,db2/authapi", false},
+	} {
+		if err := store.CheckURL(tc.url); (err == nil) != tc.ok {
+			t.Errorf("CheckURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
+		}
+	}
+}

@@ -132,11 +132,40 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 // prepared statement "" requires 2"). The mode's other effect, []byte
 // parameters sent in binary, suits the bytea columns they fill.
 func connConfig(url string) (pq.Config, error) {
-	cfg, err := pq.NewConfig(url)
+	cfg, err := parseURL(url)
 	if err != nil {
 		return pq.Config{}, fmt.Errorf("store: open: %w", err)
 	}
 	cfg.BinaryParameters = true
+	return cfg, nil
+}
+
+// CheckURL reports what is wrong with a database URL that lib/pq would
+// misread or refuse.
+func CheckURL(url string) error {
+	_, err := parseURL(url)
+	return err
+}
+
+// parseURL parses url as lib/pq does, but refuses a port per host in a
+// URL naming several (postgres://db1:5432,db2:5433/authapi, libpq's form
+// for a highly available cluster): lib/pq takes "db1:5432" for a host
+// name, and every connection would fail on a name that does not resolve.
+func parseURL(url string) (pq.Config, error) {
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return pq.Config{}, err
+	}
+	hosts := []string{cfg.Host}
+	for _, m := range cfg.Multi {
+		hosts = append(hosts, m.Host)
+	}
+	for _, h := range hosts {
+		if _, port, err := net.SplitHostPort(h); err == nil && port != "" {
+			return pq.Config{}, fmt.Errorf("the host %q names a port, which lib/pq does not read in a URL: "+
+				"give one port for all hosts (postgres://db1,db2/authapi?port=5432) or one per host in the same order (?port=5432,5433)", h)
+		}
+	}
 	return cfg, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"authapi/server"
+	"authapi/store"
 )
 
 // config is the binary's configuration: every setting is a flag, and an
@@ -202,6 +203,12 @@ func (c *config) validate() error {
 	check(c.LogFormat == "json" || c.LogFormat == "text", "log format must be json or text")
 	check(c.AccessLog == "all" || c.AccessLog == "events", "access log must be all or events")
 	check(c.DataDir != "" || c.DatabaseURL != "", "a data folder is needed without a database URL")
+	for _, u := range []struct{ name, url string }{{"AUTH_DATABASE_URL", c.DatabaseURL}, {"AUTH_DATABASE_LISTEN_URL", c.DatabaseListen}} {
+		if u.url != "" {
+			err := store.CheckURL(u.url)
+			check(err == nil, "%s: %v", u.name, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
