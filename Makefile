@@ -8,7 +8,7 @@ export GOTOOLCHAIN := auto
 
 .PHONY: run build test test-faults test-multi test-pgbouncer test-ha generate check-generated lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
-.PHONY: fuzz staticcheck vulncheck measure-hardening bench
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench bench-growth
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -141,3 +141,10 @@ bench:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
 	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
 	$(GO) run ./cmd/authbench -bin $${TMPDIR:-/tmp}/authapi-bench $(BENCH_FLAGS)
+
+## bench-growth: the operations on a small database against one of 1,000,000 users and keys, alternately (ratios), start-up, this round's migrations, memory, the credential cache's hit rate; needs wrk (about 15 minutes; writes BENCHMARKS.md)
+GROWTH_FLAGS ?= -runs 5 -duration 5s
+bench-growth:
+	@command -v wrk >/dev/null || { echo "make bench-growth needs wrk: apt-get install wrk" >&2; exit 1; }
+	$(GO) build -o bin/authapi-growth ./cmd/authapi
+	$(GO) run ./cmd/authbench -growth -bin bin/authapi-growth $(GROWTH_FLAGS)
