@@ -131,7 +131,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	unum(&c.Argon2Time, "argon2-time", 2, "argon2id passes (OWASP minimum: 2)")
 	unum(&c.Argon2Threads, "argon2-threads", 1, "argon2id lanes")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM or SIGINT")
-	num(&c.CacheSize, "credential-cache-size", 10000, "API keys, and separately JWT users, whose verification is cached, invalidated through LISTEN/NOTIFY (0: no cache)")
+	num(&c.CacheSize, "credential-cache-size", 25000, "API keys, and separately JWT users, whose verification is cached, invalidated through LISTEN/NOTIFY (0: no cache)")
 	dur(&c.CacheTTL, "credential-cache-ttl", time.Minute, "longest time a verification stays cached")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json", "json or text")
