@@ -21,6 +21,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
@@ -251,7 +252,7 @@ func wrap(err error, op string) error {
 
 // unavailableCode reports whether a SQLSTATE means that the server cannot
 // do the work now, but may soon: the request should be retried.
-func unavailableCode(code pq.ErrorCode) bool {
+func unavailableCode(code pqerror.Code) bool {
 	switch {
 	case code.Class() == "08", // connection exception
 		code.Class() == "53",                              // insufficient resources

@@ -445,7 +445,7 @@ func bulkLoad(ctx context.Context, db *sql.DB, keys []knownKey, all int, hash st
 			return fmt.Errorf("%.60s: %w", s.sql, err)
 		}
 	}
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("known_digests", "n", "prefix", "digest"))
+	stmt, err := tx.PrepareContext(ctx, `COPY known_digests (n, prefix, digest) FROM STDIN`)
 	if err != nil {
 		return err
 	}
