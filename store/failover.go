@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 
 	"github.com/lib/pq"
@@ -49,12 +50,24 @@ func (c *failoverConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		if serverUnavailable(err) {
-			return nil, errors.Join(errNoServer, err)
+			return nil, &noServerError{err}
 		}
 		return nil, err
 	}
 	return &failoverConn{Conn: conn, c: c, generation: gen}, nil
 }
+
+// noServerError is errNoServer, with what each server answered on one
+// line (lib/pq puts each host's on a line of its own), for the logs.
+type noServerError struct{ err error }
+
+func (e *noServerError) Error() string {
+	return errNoServer.Error() + ": " + oneLine.Replace(e.err.Error())
+}
+
+var oneLine = strings.NewReplacer(":\n", ": ", "\n", "; ")
+
+func (e *noServerError) Unwrap() []error { return []error{errNoServer, e.err} }
 
 // serverUnavailable reports whether err, from opening a connection, means
 // that no server could take it for now: for every server tried (lib/pq
