@@ -10,9 +10,9 @@ GO ?= go
 export GOTOOLCHAIN := auto
 
 .DEFAULT_GOAL := help
-.PHONY: help deps run build test test-faults test-multi test-pgbouncer generate check-generated check-sdk-deps cross lint ci
+.PHONY: help deps run build test test-faults test-multi test-pgbouncer test-ha generate check-generated check-sdk-deps cross lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
-.PHONY: fuzz staticcheck vulncheck measure-hardening bench bench-flood
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench bench-flood bench-growth
 
 ## help: list the targets, one line each (the default goal)
 help:
@@ -55,6 +55,11 @@ test-faults:
 test-multi:
 	$(GO) vet -tags multi ./multi/
 	$(GO) run ./cmd/testpg -- $(GO) test -tags multi -count=1 -v ./multi/
+
+## test-ha: two authapi instances on PostgreSQL under Patroni (3 members, synchronous, etcd): kill -9 of the primary and a switchover under load (Debian's patroni, etcd-server)
+test-ha:
+	$(GO) vet -tags ha ./ha/
+	$(GO) test -tags ha -count=1 -timeout 8m -v ./ha/
 
 ## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
 test-pgbouncer:
@@ -186,7 +191,7 @@ $(VULNDB)/index/db.json:
 # CI's checks, in order. .ci/run installs what they need (make deps) and
 # runs make ci, so that this list is the only one.
 CI_CHECKS = check-generated check-sdk check-sdk-deps cross lint staticcheck vulncheck lint-spec check-breaking \
-	test test-multi fuzz test-pgbouncer test-faults test-sdk test-docs
+	test test-multi fuzz test-pgbouncer test-faults test-ha test-sdk test-docs
 
 ## ci: every check CI runs, one after another, stopping at the first failure
 ci:
@@ -205,3 +210,10 @@ FLOOD_FLAGS ?= -runs 3 -duration 20s
 # floodbench builds authapi into a temporary folder of its own.
 bench-flood:
 	$(GO) run ./cmd/floodbench $(FLOOD_FLAGS)
+
+## bench-growth: the operations on a small database against one of 1,000,000 users and keys, alternately (ratios), start-up, this round's migrations, memory, the credential cache's hit rate; needs wrk (about 15 minutes; writes BENCHMARKS.md)
+GROWTH_FLAGS ?= -runs 5 -duration 5s
+bench-growth:
+	@command -v wrk >/dev/null || { echo "make bench-growth needs wrk, Debian's wrk package: make deps (or apt-get install wrk)" >&2; exit 1; }
+	$(GO) build -o bin/authapi-growth ./cmd/authapi
+	$(GO) run ./cmd/authbench -growth -bin bin/authapi-growth $(GROWTH_FLAGS)

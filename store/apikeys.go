@@ -188,16 +188,43 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r 
 // RecordKeyUses sets last_used_at of each key to its time, truncated to the
 // minute, unless the row already says that minute or later: several
 // instances reporting one use write the row once. It returns the owners of
-// the keys it changed.
-func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, err error) {
-	if len(uses) == 0 {
-		return nil, nil
+// the keys it changed. The keys are written in statements of at most
+// keyUseBatch, each under the statement timeout; on an error it returns the
+// owners of those written before, and the uses it did not write.
+func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, unwritten map[uuid.UUID]time.Time, err error) {
+	ids := make([]uuid.UUID, 0, len(uses))
+	for id := range uses {
+		ids = append(ids, id)
 	}
-	ids := make([]string, 0, len(uses))
-	times := make([]string, 0, len(uses))
-	for id, t := range uses {
-		ids = append(ids, id.String())
-		times = append(times, t.UTC().Truncate(time.Minute).Format(time.RFC3339))
+	for start := 0; start < len(ids); start += keyUseBatch {
+		batch := ids[start:min(start+keyUseBatch, len(ids))]
+		changed, err := s.recordKeyUses(ctx, batch, uses)
+		if err != nil {
+			unwritten = make(map[uuid.UUID]time.Time, len(ids)-start)
+			for _, id := range ids[start:] {
+				unwritten[id] = uses[id]
+			}
+			return owners, unwritten, err
+		}
+		owners = append(owners, changed...)
+	}
+	return owners, nil, nil
+}
+
+// keyUseBatch bounds the keys one statement of RecordKeyUses updates. A
+// statement updating tens of thousands of keys of a table of a million
+// outlasted the statement timeout under load, was cancelled, and was
+// retried larger with the uses that came meanwhile, never to be written
+// (BENCHMARKS.md).
+const keyUseBatch = 1000
+
+// recordKeyUses writes the uses of the keys ids in one statement.
+func (s *DB) recordKeyUses(ctx context.Context, ids []uuid.UUID, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, err error) {
+	idText := make([]string, len(ids))
+	times := make([]string, len(ids))
+	for i, id := range ids {
+		idText[i] = id.String()
+		times[i] = uses[id].UTC().Truncate(time.Minute).Format(time.RFC3339)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -205,7 +232,7 @@ func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (o
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
 		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)
 		RETURNING k.user_id`,
-		pq.Array(ids), pq.Array(times))
+		pq.Array(idText), pq.Array(times))
 	return owners, wrap(err, "record key uses")
 }
 

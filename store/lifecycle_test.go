@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -177,7 +178,7 @@ func TestRecordKeyUses(t *testing.T) {
 		t.Fatal("a new key has a last use")
 	}
 	at := time.Date(2026, 3, 1, 10, 30, 45, 0, time.UTC)
-	owners, err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at, uuid.New(): at})
+	owners, _, err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at, uuid.New(): at})
 	if err != nil || len(owners) != 1 || owners[0] != u.ID {
 		t.Fatalf("RecordKeyUses = %v, %v, want the owner of the one known key", owners, err)
 	}
@@ -186,7 +187,7 @@ func TestRecordKeyUses(t *testing.T) {
 	}
 	// An older report (another instance, late) never moves it back, and
 	// changes no listing.
-	if owners, _ := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at.Add(-time.Hour)}); len(owners) != 0 {
+	if owners, _, _ := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: at.Add(-time.Hour)}); len(owners) != 0 {
 		t.Fatalf("an older use reported owners %v, want none", owners)
 	}
 	if got := lastUsed(); !got.Equal(at.Truncate(time.Minute)) {
@@ -280,5 +281,75 @@ func TestListAPIKeysPages(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages of 2 = %v, want %v", got, want)
+	}
+}
+
+// TestRecordKeyUsesInBatches: many uses are written in statements of a
+// bounded size, each under the statement timeout, so that none outlasts
+// it on a large table; uses not written are handed back.
+func TestRecordKeyUsesInBatches(t *testing.T) {
+	url := storetest.NewURL(t)
+	db, err := store.Open(ctx, url, store.Options{MaxConns: 2, QueryTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	u := MustCreateUser(t, db, "busy")
+	plain, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	const n = 2500
+	rows, err := plain.QueryContext(ctx, `INSERT INTO api_keys (user_id, name, prefix, digest)
+		SELECT $1, 'k', 'rst_abcd', decode(md5(g::text) || md5((-g)::text), 'hex') FROM generate_series(1, $2::int) g
+		RETURNING id`, u.ID, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := map[uuid.UUID]time.Time{}
+	at := time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		uses[id] = at
+	}
+	if err := rows.Err(); err != nil || len(uses) != n {
+		t.Fatalf("%d keys inserted (%v), want %d", len(uses), err, n)
+	}
+	// Counts the statements that update api_keys.
+	for _, stmt := range []string{
+		`CREATE TABLE update_statements (n int NOT NULL)`,
+		`INSERT INTO update_statements VALUES (0)`,
+		`CREATE FUNCTION count_update() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE update_statements SET n = n + 1; RETURN NULL; END $$`,
+		`CREATE TRIGGER count_update AFTER UPDATE ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION count_update()`,
+	} {
+		if _, err := plain.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	owners, unwritten, err := db.RecordKeyUses(ctx, uses)
+	if err != nil || len(owners) != n || len(unwritten) != 0 {
+		t.Fatalf("RecordKeyUses(%d uses) = %d owners, %d unwritten, %v; want %d, 0, nil", n, len(owners), len(unwritten), err, n)
+	}
+	var statements, written int
+	if err := plain.QueryRowContext(ctx, `SELECT (SELECT n FROM update_statements), (SELECT count(*) FROM api_keys WHERE last_used_at = $1)`, at).Scan(&statements, &written); err != nil {
+		t.Fatal(err)
+	}
+	if statements != 3 || written != n {
+		t.Fatalf("%d uses written in %d statements (%d keys show them), want 3 statements of at most 1,000 and %d keys", n, statements, written, n)
+	}
+
+	// On a failure, what was not written comes back.
+	db.Close()
+	later := map[uuid.UUID]time.Time{}
+	for id := range uses {
+		later[id] = at.Add(time.Minute)
+	}
+	if _, unwritten, err := db.RecordKeyUses(ctx, later); err == nil || len(unwritten) != n {
+		t.Fatalf("RecordKeyUses on a closed pool = %d unwritten, %v; want all %d and an error", len(unwritten), err, n)
 	}
 }

@@ -105,7 +105,7 @@ func TestChangeNotifications(t *testing.T) {
 		t.Fatalf("a created key announced %+v, want %+v", got, keysOf)
 	}
 
-	owners, err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: time.Now()})
+	owners, _, err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: time.Now()})
 	if err != nil || len(owners) != 1 {
 		t.Fatal(owners, err)
 	}

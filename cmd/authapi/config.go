@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"authapi/server"
+	"authapi/store"
 )
 
 // config is the binary's configuration: every setting is a flag, and an
@@ -131,7 +132,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	unum(&c.Argon2Time, "argon2-time", 2, "argon2id passes (OWASP minimum: 2)")
 	unum(&c.Argon2Threads, "argon2-threads", 1, "argon2id lanes")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM or SIGINT")
-	num(&c.CacheSize, "credential-cache-size", 10000, "API keys, and separately JWT users, whose verification is cached, invalidated through LISTEN/NOTIFY (0: no cache)")
+	num(&c.CacheSize, "credential-cache-size", 25000, "API keys, and separately JWT users, whose verification is cached, invalidated through LISTEN/NOTIFY (0: no cache)")
 	dur(&c.CacheTTL, "credential-cache-ttl", time.Minute, "longest time a verification stays cached")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json", "json or text")
@@ -204,6 +205,12 @@ func (c *config) validate() error {
 	check(c.LogFormat == "json" || c.LogFormat == "text", "log format must be json or text")
 	check(c.AccessLog == "all" || c.AccessLog == "events", "access log must be all or events")
 	check(c.DataDir != "" || c.DatabaseURL != "", "a data folder is needed without a database URL")
+	for _, u := range []struct{ name, url string }{{"AUTH_DATABASE_URL", c.DatabaseURL}, {"AUTH_DATABASE_LISTEN_URL", c.DatabaseListen}} {
+		if u.url != "" {
+			err := store.CheckURL(u.url)
+			check(err == nil, "%s: %v", u.name, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

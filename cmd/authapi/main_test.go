@@ -261,6 +261,8 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"CORS origin without a scheme", map[string]string{"AUTH_CORS_ORIGINS": "app.example.com"}, nil, "AUTH_CORS_ORIGINS"},
 		{"CORS wildcard pattern", map[string]string{"AUTH_CORS_ORIGINS": "https://*.example.com"}, nil, "AUTH_CORS_ORIGINS"},
 		{"CORS * with others", map[string]string{"AUTH_CORS_ORIGINS": "*,https://app.example.com"}, nil, "cannot be combined"},
+		{"a port per host in the database URL", map[string]string{"AUTH_DATABASE_URL": "postgres://a@db1:5432,db2:5433/authapi", "AUTH_JWT_SECRET": secret}, nil, "AUTH_DATABASE_URL: the host \"db1:5432\" names a port"},
+		{"a port per host in the listen URL", map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret, "AUTH_DATABASE_LISTEN_URL": "postgres://a@db1,db2:5433,db3:5434/authapi"}, nil, "AUTH_DATABASE_LISTEN_URL: the host \"db2:5433\""},
 		{"unknown flag", nil, []string{"-nope"}, "not defined"},
 		{"stray argument", nil, []string{"serve"}, "unexpected arguments"},
 	} {

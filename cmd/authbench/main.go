@@ -74,6 +74,9 @@ func run() error {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "file whose bench section is replaced by the results (empty: none)")
 	flag.StringVar(&o.only, "only", "", "run only the operations whose name contains this (and the no-work route)")
 	flag.StringVar(&extra, "server-env", "", "extra KEY=VALUE settings for the server, comma-separated")
+	growth := flag.Bool("growth", false, "compare a small database with a large one instead (make bench-growth; growth: flags)")
+	var g growthOptions
+	sizes := growthFlags(&g)
 	flag.Parse()
 	if extra != "" {
 		o.extra = strings.Split(extra, ",")
@@ -83,6 +86,13 @@ func run() error {
 	}
 	if _, err := os.Stat(o.bin); err != nil {
 		return fmt.Errorf("no authapi binary at %s: go build -o %s ./cmd/authapi", o.bin, o.bin)
+	}
+	if *growth {
+		var err error
+		if g.cacheSizes, err = parseSizes(*sizes); err != nil {
+			return err
+		}
+		return runGrowth(o, g)
 	}
 
 	var runs []map[string]result
@@ -102,7 +112,7 @@ func run() error {
 	report := format(o, runs, rawRates, loads)
 	fmt.Print(report)
 	if o.out != "" {
-		return bench.ReplaceSection(o.out, beginMarker, endMarker, report)
+		return writeSection(o.out, "bench", report)
 	}
 	return nil
 }
@@ -426,7 +436,9 @@ var (
 	latencyUnit = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
 )
 
-// wrk drives the server with script at conns connections for d.
+// wrkThreads is how many threads wrk runs for conns connections.
+func wrkThreads(conns int) int { return min(conns, 2) }
+
 // wrk drives url with script, and reads the CPU time of the process pid
 // (without its descendants but PostgreSQL's, when pid is authapi's).
 func (s *server) wrk(url string, pid int, script string, conns int, d time.Duration) (result, error) {
@@ -434,7 +446,7 @@ func (s *server) wrk(url string, pid int, script string, conns int, d time.Durat
 	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
 		return result{}, err
 	}
-	threads := min(conns, 2)
+	threads := wrkThreads(conns)
 	srv0, db0 := bench.CPUTimes(pid)
 	// A hashing call waits in the server's queue for up to 10 s; wrk's
 	// default timeout (2 s) would count that wait as an error.
@@ -621,8 +633,8 @@ func joinFloats(v []float64) string {
 	return strings.Join(s, ", ")
 }
 
-// Markers around the section of BENCHMARKS.md that make bench rewrites.
-const (
-	beginMarker = "<!-- make bench: begin -->"
-	endMarker   = "<!-- make bench: end -->"
-)
+// writeSection replaces the section of path that the make target
+// rewrites (between its markers) with report.
+func writeSection(path, target, report string) error {
+	return bench.ReplaceSection(path, "<!-- make "+target+": begin -->", "<!-- make "+target+": end -->", report)
+}

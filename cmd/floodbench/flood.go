@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"authapi/apikey"
+	"authapi/internal/bench"
+	"authapi/internal/deathsig"
 )
 
 // floodConfig is what the flood process is told.
@@ -63,7 +65,8 @@ func startFlood(ctx context.Context, c floodConfig) (*flood, error) {
 		"-kind", c.Kind, "-username", c.Username)
 	cmd.Stderr = os.Stderr
 	// Should this process die, the flood dies with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	deathsig.Set(cmd.SysProcAttr, syscall.SIGKILL)
 	f := &flood{cmd: cmd}
 	if f.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -245,10 +248,7 @@ func floodMain(args []string) error {
 	}
 	wg.Wait()
 	r.End = time.Now()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	r.CPU = bench.SelfCPU()
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
