@@ -1,4 +1,7 @@
-# authapi: `make run` serves the API, `make test` runs every test.
+# authapi: `make run` serves the API, `make test` runs every test, `make`
+# alone lists the targets (help). Every target has a `## name: what it does`
+# line above it, which help prints (make lint fails on a target without).
+# Nothing here installs system packages but `make deps`.
 GO ?= go
 # go.mod's toolchain line names the Go release to build with (a patch
 # release newer than the machines' own may fix vulnerabilities in the
@@ -6,9 +9,30 @@ GO ?= go
 # the first time. Machines default to GOTOOLCHAIN=local, which would ignore it.
 export GOTOOLCHAIN := auto
 
-.PHONY: run run-gateway build test test-faults test-multi test-pgbouncer generate check-generated lint ci
+.DEFAULT_GOAL := help
+.PHONY: help deps run run-gateway build test test-faults test-multi test-pgbouncer test-ha test-gateway generate check-generated check-sdk-deps cross lint ci
 .PHONY: lint-spec check-breaking test-docs sdk check-sdk test-sdk
-.PHONY: fuzz staticcheck vulncheck measure-hardening bench test-gateway
+.PHONY: fuzz staticcheck vulncheck measure-hardening bench bench-flood bench-growth
+
+## help: list the targets, one line each (the default goal)
+help:
+	@sed -n 's/^## \([a-z_-]*\): \(.*\)/\1\t\2/p' $(firstword $(MAKEFILE_LIST)) | awk -F '\t' '{ printf "  %-18s %s\n", $$1, $$2 }'
+
+# The Debian packages the targets run: PostgreSQL's server (run, test and
+# most others), PgBouncer (test-pgbouncer), Chromium (test-docs), wrk
+# (bench), and nginx, Patroni and etcd (the gateway and high-availability
+# targets).
+DEBIAN_PACKAGES = postgresql pgbouncer chromium wrk nginx patroni etcd-server
+
+## deps: install the Debian packages the targets need (apt-get, as root or through sudo), those missing only
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -qx 'install ok installed' || echo $$p; done); \
+	  if [ -z "$$missing" ]; then echo "deps: installed already: $(DEBIAN_PACKAGES)"; exit 0; fi; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "deps: installing" $$missing; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 
 ## run: serve the API on 127.0.0.1:8080 with a private PostgreSQL in ./var
 run:
@@ -38,27 +62,64 @@ test-multi:
 
 ## test-gateway: nginx with the shipped deploy/nginx/authapi.conf in front of an echoing upstream, authapi as its authentication step (Debian's nginx package)
 test-gateway:
-	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "make test-gateway needs nginx: apt-get install nginx" >&2; exit 1; }
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "make test-gateway needs nginx, Debian's nginx package: make deps" >&2; exit 1; }
 	$(GO) vet -tags gateway ./gateway/
 	$(GO) run ./cmd/testpg -- $(GO) test -tags gateway -count=1 -timeout 10m -v ./gateway/
+
+## test-ha: two authapi instances on PostgreSQL under Patroni (3 members, synchronous, etcd): kill -9 of the primary and a switchover under load (Debian's patroni, etcd-server)
+test-ha:
+	$(GO) vet -tags ha ./ha/
+	$(GO) test -tags ha -count=1 -timeout 8m -v ./ha/
 
 ## test-pgbouncer: the tests again (but pglocal's, which use no database URL), through PgBouncer in transaction pooling mode
 test-pgbouncer:
 	$(GO) run ./cmd/testpg -pgbouncer -- $(GO) test -count=1 $$($(GO) list ./... | grep -v /pglocal)
 
-## generate: regenerate gen/ from openapi.yaml
+# The generated Go packages: the server's side, and the Go SDK's client and
+# models (kept apart so that the SDK does not depend on the server).
+GENERATED = gen/ client/gen/
+
+## generate: regenerate gen/ and client/gen/ from openapi.yaml
 generate:
-	$(GO) generate ./gen
+	$(GO) generate ./gen ./client/gen
 
-## check-generated: fail when gen/ is not what openapi.yaml produces
+## check-generated: fail when gen/ or client/gen/ is not what openapi.yaml produces
 check-generated: generate
-	@git diff --exit-code --stat -- gen/ || { echo "gen/ is stale: run 'make generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- gen/)" || { echo "gen/ has files that are not committed" >&2; git status --porcelain -- gen/ >&2; exit 1; }
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "$(GENERATED) stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- $(GENERATED))" || { echo "$(GENERATED) have files that are not committed" >&2; git status --porcelain -- $(GENERATED) >&2; exit 1; }
 
-## lint: formatting and vet (gen/ is generated and not linted)
+# The packages the Go SDK may need besides the standard library: its own,
+# oapi-codegen's runtime, and what that runtime needs.
+SDK_OWN = authapi/client authapi/client/gen
+SDK_RUNTIME = github.com/oapi-codegen/runtime github.com/oapi-codegen/runtime/types
+# GO_DEPS lists the non-standard packages that the packages named after it
+# import, directly or not, themselves included.
+GO_DEPS = $(GO) list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}'
+
+## check-sdk-deps: fail when the Go SDK (client/) needs more than the standard library and oapi-codegen's runtime
+check-sdk-deps:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  { printf '%s\n' $(SDK_OWN) && $(GO_DEPS) $(SDK_RUNTIME); } > "$$tmp/allowed" && \
+	  $(GO_DEPS) ./client > "$$tmp/client" && $(GO_DEPS) ./server > "$$tmp/server" && \
+	  if ! grep -vxF -f "$$tmp/allowed" "$$tmp/server" | grep -q labstack; then \
+	    echo "check-sdk-deps: the check missed Echo in the server's dependencies" >&2; exit 1; fi && \
+	  if grep -vxF -f "$$tmp/allowed" "$$tmp/client" > "$$tmp/extra"; then \
+	    echo "check-sdk-deps: the Go SDK (client/) depends on more than the standard library and oapi-codegen's runtime:" >&2; \
+	    sed 's/^/  /' "$$tmp/extra" >&2; exit 1; fi
+
+## cross: vet every package, its tests included, for macOS and Windows (Linux-only code sits behind build constraints)
+# The fault and multi-instance suites (build tags faults, multi) are Linux
+# suites: they read /proc and stop processes with signals.
+cross:
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
+	GOOS=windows GOARCH=amd64 $(GO) vet ./...
+
+## lint: gofmt and go vet (not on the generated gen/ and client/gen/), and a help line for every target
 lint:
-	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
+	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v -e '^gen/' -e '^client/gen/'))"; test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	$(GO) vet ./...
+	@for t in $$(sed -n 's/^\.PHONY://p' $(firstword $(MAKEFILE_LIST))); do \
+	  grep -q "^## $$t: " $(firstword $(MAKEFILE_LIST)) || { echo "Makefile: target $$t has no '## $$t: description' line for make help" >&2; exit 1; }; done
 
 ## node_modules: the npm tools, exactly as package-lock.json pins them
 node_modules: package.json package-lock.json sdk/typescript/package.json
@@ -74,7 +135,7 @@ lint-spec: node_modules
 OASDIFF = $(GO) run github.com/oasdiff/oasdiff@v1.37.0
 
 ## check-breaking: fail on a breaking change from api/openapi.baseline.yaml
-## (a deliberate one updates the baseline in the same commit)
+# A deliberate breaking change updates the baseline in the same commit.
 check-breaking:
 	@# The gate must be able to fail: removing an endpoint has to be caught.
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
@@ -97,8 +158,8 @@ check-sdk: sdk
 test-sdk: node_modules
 	npm test --workspace sdk/typescript
 
-## test-docs: walk the reference flow through /docs in headless Chromium
-## (Debian's chromium package); the screenshot lands in tmp/test-artifacts
+## test-docs: walk the reference flow through /docs in headless Chromium; the screenshot lands in tmp/test-artifacts
+# Chromium is Debian's chromium package (make deps).
 test-docs: node_modules
 	node --test test/browser/*.test.mjs
 
@@ -122,9 +183,9 @@ GOVULNCHECK_VERSION ?= v1.9.0
 VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
 VULNDB ?= $(HOME)/.cache/authapi/vulndb-$(VULNDB_VERSION)
 
-## staticcheck: static analysis of the hand-written code (gen/ is generated)
+## staticcheck: static analysis of the hand-written code (gen/ and client/gen/ are generated)
 staticcheck:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $$($(GO) list ./... | grep -v '^authapi/gen$$')
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $$($(GO) list ./... | grep -v -e '^authapi/gen$$' -e '^authapi/client/gen$$')
 
 ## vulncheck: govulncheck, failing on called vulnerabilities not accepted in .ci/govulncheck-accepted
 vulncheck: $(VULNDB)/index/db.json
@@ -138,12 +199,32 @@ $(VULNDB)/index/db.json:
 	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $$tmp/db && \
 	{ mv -T $$tmp/db $(VULNDB) 2>/dev/null || true; } && rm -rf $$tmp
 
-## ci: what .ci/run checks
-ci: check-generated check-sdk lint staticcheck vulncheck lint-spec check-breaking test test-multi fuzz test-sdk test-docs
+# CI's checks, in order. .ci/run installs what they need (make deps) and
+# runs make ci, so that this list is the only one.
+CI_CHECKS = check-generated check-sdk check-sdk-deps cross lint staticcheck vulncheck lint-spec check-breaking \
+	test test-multi fuzz test-pgbouncer test-faults test-ha test-gateway test-sdk test-docs
 
-## bench: load-test every operation with wrk next to the machine's limits, and the gateway through nginx; writes BENCHMARKS.md
+## ci: every check CI runs, one after another, stopping at the first failure
+ci:
+	@for t in $(CI_CHECKS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t || exit 1; done
+
+## bench: load-test every operation with wrk next to the machine's limits, the gateway through nginx, then bench-flood; writes BENCHMARKS.md
 BENCH_FLAGS ?= -runs 3 -duration 5s
 bench:
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	@command -v wrk >/dev/null || { echo "make bench needs wrk, Debian's wrk package: make deps (or apt-get install wrk)" >&2; exit 1; }
 	$(GO) build -o $${TMPDIR:-/tmp}/authapi-bench ./cmd/authapi
 	$(GO) run ./cmd/authbench -bin $${TMPDIR:-/tmp}/authapi-bench $(BENCH_FLAGS)
+	$(GO) run ./cmd/floodbench -bin $${TMPDIR:-/tmp}/authapi-bench $(FLOOD_FLAGS)
+
+## bench-flood: one address floods bad logins, then unknown API keys, with the default limits: another address's latency, the flood's 429s, log lines (minutes; BENCHMARKS.md)
+FLOOD_FLAGS ?= -runs 3 -duration 20s
+# floodbench builds authapi into a temporary folder of its own.
+bench-flood:
+	$(GO) run ./cmd/floodbench $(FLOOD_FLAGS)
+
+## bench-growth: the operations on a small database against one of 1,000,000 users and keys, alternately (ratios), start-up, this round's migrations, memory, the credential cache's hit rate; needs wrk (about 15 minutes; writes BENCHMARKS.md)
+GROWTH_FLAGS ?= -runs 5 -duration 5s
+bench-growth:
+	@command -v wrk >/dev/null || { echo "make bench-growth needs wrk, Debian's wrk package: make deps (or apt-get install wrk)" >&2; exit 1; }
+	$(GO) build -o bin/authapi-growth ./cmd/authapi
+	$(GO) run ./cmd/authbench -growth -bin bin/authapi-growth $(GROWTH_FLAGS)

@@ -1,11 +1,13 @@
 // Package client is the Go SDK of authapi. It wraps the client generated
-// from openapi.yaml (package gen) with one typed method per operation,
+// from openapi.yaml (authapi/client/gen) with one typed method per operation,
 // credentials set once, and errors as *Problem, the RFC 9457 problem
 // document every authapi error is.
 //
-// A JWT (from Login) authenticates the API key management methods; an API
-// key (from CreateAPIKey) authenticates GetCurrentUser. Each credential is
-// sent only to the operations that accept it.
+// A JWT (from Login) authenticates the API key management methods and the
+// account's own (ChangePassword, Logout, DeleteAccount, SecurityEvents);
+// an API key (from CreateAPIKey) authenticates GetCurrentUser and
+// UpdateCurrentUser. Each credential is sent only to the operations that
+// accept it.
 //
 // A key may be limited to some scopes and may expire (WithScopes,
 // WithExpiry); RotateAPIKey replaces one with a grace period during which
@@ -38,15 +40,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
-	"authapi/gen"
+	"authapi/client/gen"
 )
 
 // The API's models, as openapi.yaml defines them.
@@ -95,7 +99,7 @@ type Doer interface {
 // cheap to copy with other credentials (UsingToken, UsingAPIKey).
 type Client struct {
 	api    *gen.Client
-	token  string // JWT for the key management operations
+	token  string // JWT for the /v1/auth operations that need one
 	apiKey string // API key for /v1/me
 }
 
@@ -112,11 +116,12 @@ type options struct {
 // http.DefaultClient: set timeouts, proxies or TLS there.
 func WithHTTPClient(doer Doer) Option { return func(o *options) { o.doer = doer } }
 
-// WithToken authenticates the API key management operations with a JWT
-// access token from Login.
+// WithToken authenticates the operations that need a JWT (key
+// management, the account's own) with an access token from Login.
 func WithToken(jwt string) Option { return func(o *options) { o.token = jwt } }
 
-// WithAPIKey authenticates GetCurrentUser with an API key (rst_...).
+// WithAPIKey authenticates GetCurrentUser and UpdateCurrentUser with an
+// API key (rst_...).
 func WithAPIKey(key string) Option { return func(o *options) { o.apiKey = key } }
 
 // New returns a client of the server at baseURL (scheme and host, and a
@@ -140,15 +145,16 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return &Client{api: api, token: o.token, apiKey: o.apiKey}, nil
 }
 
-// UsingToken returns a copy of c that sends jwt to the API key management
-// operations.
+// UsingToken returns a copy of c that sends jwt to the operations that
+// need a JWT.
 func (c *Client) UsingToken(jwt string) *Client {
 	cp := *c
 	cp.token = jwt
 	return &cp
 }
 
-// UsingAPIKey returns a copy of c that sends key to GetCurrentUser.
+// UsingAPIKey returns a copy of c that sends key to GetCurrentUser and
+// UpdateCurrentUser.
 func (c *Client) UsingAPIKey(key string) *Client {
 	cp := *c
 	cp.apiKey = key
@@ -218,14 +224,109 @@ func (c *Client) RotateAPIKey(ctx context.Context, keyID uuid.UUID, grace time.D
 	return decode[CreatedAPIKey]("rotateApiKey", http.StatusOK)(c.api.RotateAPIKey(ctx, keyID, gen.RotateAPIKeyRequest{GraceSeconds: &secs}, c.bearer))
 }
 
-// ListAPIKeys lists the caller's API keys, newest first, revoked ones
-// included. Needs a JWT.
+// ListAPIKeys lists all the caller's API keys, newest first, revoked ones
+// included, following every page. Needs a JWT.
 func (c *Client) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
-	keys, err := decode[[]APIKey]("listApiKeys", http.StatusOK)(c.api.ListAPIKeys(ctx, c.bearer))
+	var all []APIKey
+	for k, err := range c.APIKeys(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, k)
+	}
+	return all, nil
+}
+
+// APIKeys iterates over the caller's API keys, newest first, fetching a
+// page at a time; it stops at the first error, which it yields. Needs a
+// JWT.
+func (c *Client) APIKeys(ctx context.Context) iter.Seq2[APIKey, error] {
+	return pages(func(cursor string) ([]APIKey, string, error) {
+		p, err := c.ListAPIKeysPage(ctx, 0, cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		return p.Keys, p.Next, nil
+	})
+}
+
+// KeyPage is a page of the caller's API keys.
+type KeyPage struct {
+	Keys []APIKey
+	Next string // the cursor of the next page; "" on the last
+}
+
+// ListAPIKeysPage returns the page of at most limit keys (0: the server's
+// default, 100) that starts at cursor ("": the newest). Needs a JWT.
+func (c *Client) ListAPIKeysPage(ctx context.Context, limit int, cursor string) (*KeyPage, error) {
+	var params gen.ListAPIKeysParams
+	params.Limit, params.Cursor = pageQuery(limit, cursor)
+	var next string
+	keys, err := decode[[]APIKey]("listApiKeys", http.StatusOK)(nextCursor(&next)(c.api.ListAPIKeys(ctx, &params, c.bearer)))
 	if err != nil {
 		return nil, err
 	}
-	return *keys, nil
+	return &KeyPage{Keys: *keys, Next: next}, nil
+}
+
+// pageQuery is a page's limit (0: the server's default) and cursor (""
+// for the first page) as the generated client takes them.
+func pageQuery(limit int, cursor string) (*gen.Limit, *gen.Cursor) {
+	var l *gen.Limit
+	if limit > 0 {
+		n := gen.Limit(limit)
+		l = &n
+	}
+	if cursor == "" {
+		return l, nil
+	}
+	return l, &cursor
+}
+
+// pages iterates over the items of the pages that fetch returns, starting
+// from the first, until a page names no next cursor.
+func pages[T any](fetch func(cursor string) ([]T, string, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		cursor := ""
+		for {
+			items, next, err := fetch(cursor)
+			if err != nil {
+				var zero T
+				yield(zero, err)
+				return
+			}
+			for _, it := range items {
+				if !yield(it, nil) {
+					return
+				}
+			}
+			if next == "" {
+				return
+			}
+			cursor = next
+		}
+	}
+}
+
+// nextCursor stores the cursor of a response's Link rel="next" (RFC 8288)
+// in next, or "" when it has none.
+func nextCursor(next *string) func(*http.Response, error) (*http.Response, error) {
+	return func(resp *http.Response, err error) (*http.Response, error) {
+		if err != nil {
+			return resp, err
+		}
+		for _, link := range strings.Split(resp.Header.Get("Link"), ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
+			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+				continue
+			}
+			u, perr := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+			if perr == nil {
+				*next = u.Query().Get("cursor")
+			}
+		}
+		return resp, nil
+	}
 }
 
 // RevokeAPIKey revokes one of the caller's API keys; revoking a revoked
@@ -243,8 +344,8 @@ func (c *Client) GetCurrentUser(ctx context.Context) (*User, error) {
 }
 
 // bearer and key are request editors: each credential goes only to the
-// operations that take it, so an API key never travels to key management
-// and a JWT never to /v1/me.
+// operations that take it, so an API key never travels to /v1/auth and a
+// JWT never to /v1/me.
 func (c *Client) bearer(_ context.Context, req *http.Request) error {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

@@ -162,7 +162,7 @@ func TestProblems(t *testing.T) {
 			return err
 		}, 401, client.TypeUnauthenticated, nil},
 		{"me with a mistyped key", func() error {
-			_, err := anon.UsingAPIKey(key.RawKey[:len(key.RawKey)-1] + "x").GetCurrentUser(ctx)
+			_, err := anon.UsingAPIKey(mistype(key.RawKey)).GetCurrentUser(ctx)
 			return err
 		}, 401, client.TypeInvalidAPIKey, nil},
 	} {
@@ -190,6 +190,16 @@ func TestProblems(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mistype changes the last character of key (to one it was not: a key
+// ending in x stayed valid when every key's x was written over it).
+func mistype(key string) string {
+	last := "x"
+	if strings.HasSuffix(key, last) {
+		last = "y"
+	}
+	return key[:len(key)-1] + last
 }
 
 func TestRetryAfter(t *testing.T) {
@@ -261,6 +271,23 @@ func TestCredentialsGoOnlyWhereAccepted(t *testing.T) {
 	if _, err := both.GetCurrentUser(ctx); err != nil {
 		t.Fatalf("GetCurrentUser with both credentials = %v", err)
 	}
+	if _, err := both.UpdateCurrentUser(ctx, client.WithFullName("C")); err != nil {
+		t.Fatalf("UpdateCurrentUser with both credentials = %v", err)
+	}
+	if _, err := both.ListSecurityEventsPage(ctx, 0, ""); err != nil {
+		t.Fatalf("ListSecurityEventsPage with both credentials = %v", err)
+	}
+	if err := both.ChangePassword(ctx, "secureP@ss123", "an0ther-Secure-passw0rd"); err != nil {
+		t.Fatalf("ChangePassword with both credentials = %v", err)
+	}
+	both = both.UsingToken(mustLoginAs(t, both, "carol", "an0ther-Secure-passw0rd"))
+	if err := both.Logout(ctx); err != nil {
+		t.Fatalf("Logout with both credentials = %v", err)
+	}
+	both = both.UsingToken(mustLoginAs(t, both, "carol", "an0ther-Secure-passw0rd"))
+	if err := both.DeleteAccount(ctx); err != nil {
+		t.Fatalf("DeleteAccount with both credentials = %v", err)
+	}
 	want := map[string]string{
 		"POST /v1/auth/register":                 "",
 		"POST /v1/auth/login":                    "",
@@ -269,6 +296,11 @@ func TestCredentialsGoOnlyWhereAccepted(t *testing.T) {
 		"DELETE /v1/auth/api-keys/{key_id}":      "jwt",
 		"POST /v1/auth/api-keys/{key_id}/rotate": "jwt",
 		"GET /v1/me":                             "key",
+		"PATCH /v1/me":                           "key",
+		"GET /v1/auth/events":                    "jwt",
+		"POST /v1/auth/password":                 "jwt",
+		"POST /v1/auth/logout":                   "jwt",
+		"DELETE /v1/auth/account":                "jwt",
 	}
 	if !reflect.DeepEqual(rec.seen, want) {
 		t.Fatalf("credentials sent = %v, want %v", rec.seen, want)
@@ -277,7 +309,13 @@ func TestCredentialsGoOnlyWhereAccepted(t *testing.T) {
 
 func mustToken(tb testing.TB, c *client.Client, name string) string {
 	tb.Helper()
-	tok, err := c.Login(ctx, name, "secureP@ss123")
+	return mustLoginAs(tb, c, name, "secureP@ss123")
+}
+
+// mustLoginAs logs name in with password and returns the token.
+func mustLoginAs(tb testing.TB, c *client.Client, name, password string) string {
+	tb.Helper()
+	tok, err := c.Login(ctx, name, password)
 	if err != nil {
 		tb.Fatalf("Login(%q) = %v", name, err)
 	}

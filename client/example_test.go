@@ -196,3 +196,87 @@ func ExampleVerifier_Middleware() {
 	// GET 200 hershel's things
 	// POST 403 Insufficient scope
 }
+
+// A password change ends every token issued before it, this one's too:
+// log in again with the new password.
+func ExampleClient_ChangePassword() {
+	baseURL, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, _ := client.New(baseURL)
+	if _, err := c.RegisterUser(ctx, client.RegisterRequest{
+		Username: "hershel", Email: "hershel@example.com",
+		Password: "secureP@ss123", FullName: "Hershel Moshkovitz",
+	}); err != nil {
+		log.Fatal(err)
+	}
+	tok, err := c.Login(ctx, "hershel", "secureP@ss123")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c = c.UsingToken(tok.AccessToken)
+
+	err = c.ChangePassword(ctx, "not my password", "an0ther-Secure-passw0rd")
+	var p *client.Problem
+	if errors.As(err, &p) {
+		fmt.Println("wrong current password:", p.Status, p.Type)
+	}
+	if err := c.ChangePassword(ctx, "secureP@ss123", "an0ther-Secure-passw0rd"); err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.ListAPIKeys(ctx)
+	if errors.As(err, &p) {
+		fmt.Println("the old token:", p.Status, p.Type)
+	}
+	tok, err = c.Login(ctx, "hershel", "an0ther-Secure-passw0rd")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c = c.UsingToken(tok.AccessToken)
+	_, err = c.ListAPIKeys(ctx)
+	fmt.Println("a new login works:", err == nil)
+	// Output:
+	// wrong current password: 403 urn:authapi:problem:wrong-password
+	// the old token: 401 urn:authapi:problem:invalid-token
+	// a new login works: true
+}
+
+// The security log, newest first; the iterator fetches the pages as the
+// loop goes.
+func ExampleClient_SecurityEvents() {
+	baseURL, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, _ := client.New(baseURL)
+	if _, err := c.RegisterUser(ctx, client.RegisterRequest{
+		Username: "hershel", Email: "hershel@example.com",
+		Password: "secureP@ss123", FullName: "Hershel Moshkovitz",
+	}); err != nil {
+		log.Fatal(err)
+	}
+	tok, err := c.Login(ctx, "hershel", "secureP@ss123")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c = c.UsingToken(tok.AccessToken)
+	key, err := c.CreateAPIKey(ctx, "my-app-key")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.UsingAPIKey(key.RawKey).UpdateCurrentUser(ctx, client.WithFullName("Hershel M.")); err != nil {
+		log.Fatal(err)
+	}
+
+	for e, err := range c.SecurityEvents(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(e.Type, e.KeyPrefix != nil && *e.KeyPrefix == key.Prefix)
+	}
+	// Output:
+	// profile_updated false
+	// api_key_created true
+	// login_succeeded false
+}

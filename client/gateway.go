@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"authapi/gen"
+	"authapi/client/gen"
 )
 
 // Principal is who a request authapi verified acts as: the owner of its API

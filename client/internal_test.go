@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"authapi/gen"
+	"authapi/client/gen"
 )
 
 // TestRegisterRequestMatchesSpec keeps the hand-written RegisterRequest in
@@ -12,6 +12,13 @@ import (
 func TestRegisterRequestMatchesSpec(t *testing.T) {
 	if got, want := jsonFields(reflect.TypeFor[RegisterRequest]()), jsonFields(reflect.TypeFor[gen.RegisterRequest]()); !reflect.DeepEqual(got, want) {
 		t.Fatalf("RegisterRequest JSON fields = %v, want %v (gen.RegisterRequest)", got, want)
+	}
+}
+
+// TestUserUpdateMatchesSpec does the same for UpdateCurrentUser's body.
+func TestUserUpdateMatchesSpec(t *testing.T) {
+	if got, want := jsonFields(reflect.TypeFor[userUpdate]()), jsonFields(reflect.TypeFor[gen.UpdateUserRequest]()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("userUpdate JSON fields = %v, want %v (gen.UpdateUserRequest)", got, want)
 	}
 }
 

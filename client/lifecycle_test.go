@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -255,4 +257,48 @@ func TestKeyLastUse(t *testing.T) {
 		}
 		s.Clock.Add(3 * time.Minute)
 	}
+}
+
+// TestKeyPages: a page at a time, or every page through the iterator.
+func TestKeyPages(t *testing.T) {
+	s := MustStart(t)
+	c := MustLogin(t, MustClient(t, s.URL), "pagedgo")
+	var ids []uuid.UUID // newest first
+	for i := range 5 {
+		k, err := c.CreateAPIKey(ctx, fmt.Sprint("k", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]uuid.UUID{k.ID}, ids...)
+	}
+	var paged []uuid.UUID
+	cursor, pages := "", 0
+	for {
+		p, err := c.ListAPIKeysPage(ctx, 2, cursor)
+		if err != nil {
+			t.Fatalf("ListAPIKeysPage(2, %q) = %v", cursor, err)
+		}
+		for _, k := range p.Keys {
+			paged = append(paged, k.ID)
+		}
+		pages++
+		if cursor = p.Next; cursor == "" {
+			break
+		}
+	}
+	if pages != 3 || !slices.Equal(paged, ids) {
+		t.Fatalf("pages of 2: %d pages, %v; want 3 pages of %v", pages, paged, ids)
+	}
+	var iterated []uuid.UUID
+	for k, err := range c.APIKeys(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		iterated = append(iterated, k.ID)
+	}
+	if !slices.Equal(iterated, ids) {
+		t.Fatalf("APIKeys yields %v, want %v", iterated, ids)
+	}
+	_, err := c.ListAPIKeysPage(ctx, 0, "not-a-cursor")
+	expectProblem(t, "a cursor that is not one", err, 422, "urn:authapi:problem:validation-failed", "cursor")
 }

@@ -18,6 +18,7 @@ const (
 	TypeBodyTooLarge         = "urn:authapi:problem:body-too-large"
 	TypeUnauthenticated      = "urn:authapi:problem:unauthenticated"
 	TypeInvalidCredentials   = "urn:authapi:problem:invalid-credentials"
+	TypeWrongPassword        = "urn:authapi:problem:wrong-password" // ChangePassword's current password
 	TypeInvalidToken         = "urn:authapi:problem:invalid-token"
 	TypeInvalidAPIKey        = "urn:authapi:problem:invalid-api-key"
 	TypeAPIKeyExpired        = "urn:authapi:problem:api-key-expired"
@@ -30,6 +31,10 @@ const (
 	TypeUnavailable          = "urn:authapi:problem:unavailable"
 	TypeBusy                 = "urn:authapi:problem:busy"
 	TypeInternal             = "urn:authapi:problem:internal"
+
+	// TypeReauthenticationRequired: the token is valid, but its login is
+	// too old for the operation (DeleteAccount): log in again and retry.
+	TypeReauthenticationRequired = "urn:authapi:problem:reauthentication-required"
 )
 
 // Problem is a refused request: the server's RFC 9457 problem document,

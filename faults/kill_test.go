@@ -72,6 +72,18 @@ func TestKill9UnderLoad(t *testing.T) {
 			if n := MustCount(t, db, `SELECT count(*) FROM api_keys k WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = k.user_id)`); n != 0 {
 				t.Errorf("%d API keys have no owner", n)
 			}
+			// An event is written in the transaction of its change: no
+			// committed key without its event, no event of a key that
+			// was never committed.
+			if n := MustCount(t, db, `SELECT count(*) FROM api_keys k WHERE NOT EXISTS
+				(SELECT 1 FROM security_events e WHERE e.key_id = k.id AND e.type = 'api_key_created')`); n != 0 {
+				t.Errorf("%d committed keys have no api_key_created event", n)
+			}
+			if n := MustCount(t, db, `SELECT count(*) FROM security_events e WHERE e.type = 'api_key_created' AND NOT EXISTS
+				(SELECT 1 FROM api_keys k WHERE k.id = e.key_id)`); n != 0 {
+				t.Errorf("%d api_key_created events are of keys that were never committed", n)
+			}
+			events := MustCount(t, db, `SELECT count(*) FROM security_events WHERE type = 'api_key_created'`)
 			// Every user in the database is one the load sent, acknowledged
 			// or not, and logs in with the password it sent.
 			names := MustUsernames(t, db)
@@ -97,8 +109,8 @@ func TestKill9UnderLoad(t *testing.T) {
 			keys := MustCount(t, db, `SELECT count(*) FROM api_keys`)
 			l.MustVerifyAcked(t, c)
 			report(t, "killed with %d users and %d keys acknowledged and %d requests in flight; restarted and serving in %s; "+
-				"all acknowledged writes usable; the database holds %d users (%d committed but unacknowledged, all able to log in) and %d keys (%d unacknowledged), none half-written",
-				ackedUsers, ackedKeys, lost, ms(restarted), len(names), len(names)-ackedUsers, keys, keys-ackedKeys)
+				"all acknowledged writes usable; the database holds %d users (%d committed but unacknowledged, all able to log in) and %d keys (%d unacknowledged), none half-written, each with its creation event (%d events)",
+				ackedUsers, ackedKeys, lost, ms(restarted), len(names), len(names)-ackedUsers, keys, keys-ackedKeys, events)
 		})
 	}
 }

@@ -57,6 +57,45 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for SecurityEventType.
+const (
+	APIKeyCreated   SecurityEventType = "api_key_created"
+	APIKeyRevoked   SecurityEventType = "api_key_revoked"
+	APIKeyRotated   SecurityEventType = "api_key_rotated"
+	LoggedOut       SecurityEventType = "logged_out"
+	LoginFailed     SecurityEventType = "login_failed"
+	LoginSucceeded  SecurityEventType = "login_succeeded"
+	LoginThrottled  SecurityEventType = "login_throttled"
+	PasswordChanged SecurityEventType = "password_changed"
+	ProfileUpdated  SecurityEventType = "profile_updated"
+)
+
+// Valid indicates whether the value is a known member of the SecurityEventType enum.
+func (e SecurityEventType) Valid() bool {
+	switch e {
+	case APIKeyCreated:
+		return true
+	case APIKeyRevoked:
+		return true
+	case APIKeyRotated:
+		return true
+	case LoggedOut:
+		return true
+	case LoginFailed:
+		return true
+	case LoginSucceeded:
+		return true
+	case LoginThrottled:
+		return true
+	case PasswordChanged:
+		return true
+	case ProfileUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
 // APIKey An API key as listed. The raw key is never listed.
 type APIKey struct {
 	// CreatedAt When the key was created (RFC 3339).
@@ -125,6 +164,22 @@ type AccessToken struct {
 //
 // Example: bearer
 type AccessTokenTokenType string
+
+// ChangePasswordRequest The current password, and the new one.
+type ChangePasswordRequest struct {
+	// CurrentPassword The password now.
+	//
+	// Example: secureP@ss123
+	CurrentPassword string `json:"current_password"`
+
+	// NewPassword The new password (8-128 chars), counted in Unicode code points,
+	// never truncated, different from the current one. No NUL
+	// characters.
+	//
+	//
+	// Example: an0ther-Secure-passw0rd
+	NewPassword string `json:"new_password"`
+}
 
 // CreateAPIKeyRequest A new API key.
 type CreateAPIKeyRequest struct {
@@ -217,6 +272,14 @@ type LoginRequest struct {
 	Username string `json:"username"`
 }
 
+// LogoutRequest Which tokens to end.
+type LogoutRequest struct {
+	// All End every token of the user issued so far, not only this one.
+	//
+	// Example: true
+	All *bool `json:"all,omitempty"`
+}
+
 // Problem An RFC 9457 problem document.
 type Problem struct {
 	// Detail What went wrong with this request.
@@ -255,7 +318,10 @@ type Problem struct {
 
 // RegisterRequest A new account.
 type RegisterRequest struct {
-	// Email Valid email address (`local@domain`, no display name). Unique without regard to case.
+	// Email Valid email address (`local@domain`, no display name): at most
+	// 254 characters, of which at most 64 before the `@` (RFC 5321).
+	// Unique without regard to case.
+	//
 	//
 	// Example: hershel@example.com
 	Email openapi_types.Email `json:"email"`
@@ -292,6 +358,70 @@ type RotateAPIKeyRequest struct {
 // Example: me:read
 type Scope string
 
+// SecurityEvent One thing that happened to the account.
+type SecurityEvent struct {
+	// ClientAddress The address (IPv4 or IPv6) of the client that made the request, as the server saw it (through trusted proxies); empty if it could not be told.
+	//
+	// Example: 203.0.113.7
+	ClientAddress string `json:"client_address"`
+
+	// ID Event ID.
+	//
+	// Example: 5b1c9a7e-2f4d-4e8a-9c3b-1d2e3f4a5b6c
+	ID openapi_types.UUID `json:"id"`
+
+	// KeyID For key events, the key's ID (for a rotation, the key rotated); otherwise null.
+	//
+	// Example: b2c3d4e5-6789-abcd-ef01-23456789abcd
+	KeyID *openapi_types.UUID `json:"key_id"`
+
+	// KeyPrefix For key events, the key's prefix; otherwise null.
+	//
+	// Example: rst_a1b2
+	KeyPrefix *string `json:"key_prefix"`
+
+	// OccurredAt When it happened (RFC 3339).
+	//
+	// Example: 2026-02-16T10:30:00Z
+	OccurredAt time.Time `json:"occurred_at"`
+
+	// Type What happened: a login that succeeded, failed (a wrong password) or
+	// was throttled; a password change; a sign-out; a profile update; an
+	// API key created, rotated or revoked.
+	//
+	//
+	// Example: login_succeeded
+	Type SecurityEventType `json:"type"`
+
+	// UserAgent The request's User-Agent, cut to 200 characters, without control characters; empty when it sent none.
+	//
+	// Example: curl/8.5.0
+	UserAgent string `json:"user_agent"`
+}
+
+// SecurityEventType What happened: a login that succeeded, failed (a wrong password) or
+// was throttled; a password change; a sign-out; a profile update; an
+// API key created, rotated or revoked.
+//
+// Example: login_succeeded
+type SecurityEventType string
+
+// UpdateUserRequest What to change of the user; at least one field.
+type UpdateUserRequest struct {
+	// Email New email address, under the registration rules: `local@domain`,
+	// at most 254 characters, at most 64 before the `@`. Unique
+	// without regard to case.
+	//
+	//
+	// Example: hershel@example.org
+	Email *openapi_types.Email `json:"email,omitempty"`
+
+	// FullName New display name (1-200 chars), not only white space.
+	//
+	// Example: Hershel M.
+	FullName *string `json:"full_name,omitempty"`
+}
+
 // User A user account.
 type User struct {
 	// Email Email address, as registered.
@@ -315,6 +445,9 @@ type User struct {
 	Username string `json:"username"`
 }
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
 // ForwardedMethod defines model for ForwardedMethod.
 type ForwardedMethod = string
 
@@ -323,6 +456,9 @@ type ForwardedURI = string
 
 // KeyID defines model for KeyID.
 type KeyID = openapi_types.UUID
+
+// Limit defines model for Limit.
+type Limit = int32
 
 // OriginalMethod defines model for OriginalMethod.
 type OriginalMethod = string
@@ -372,6 +508,29 @@ type UnsupportedMediaType = Problem
 // ValidationFailed An RFC 9457 problem document.
 type ValidationFailed = Problem
 
+// WrongPassword An RFC 9457 problem document.
+type WrongPassword = Problem
+
+// ListAPIKeysParams defines parameters for ListAPIKeys.
+type ListAPIKeysParams struct {
+	// Limit How many items a page holds, at most.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where the page starts: the `cursor` of the previous page's `Link`
+	// header (`rel="next"`), as it is. Opaque; without it, the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListSecurityEventsParams defines parameters for ListSecurityEvents.
+type ListSecurityEventsParams struct {
+	// Limit How many items a page holds, at most.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Where the page starts: the `cursor` of the previous page's `Link`
+	// header (`rel="next"`), as it is. Opaque; without it, the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // VerifyAPIKeyParams defines parameters for VerifyAPIKey.
 type VerifyAPIKeyParams struct {
 	// XForwardedMethod The method of the request the gateway holds, as the client sent it
@@ -401,3111 +560,26 @@ type RotateAPIKeyJSONRequestBody = RotateAPIKeyRequest
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
+// LogoutJSONRequestBody defines body for Logout for application/json ContentType.
+type LogoutJSONRequestBody = LogoutRequest
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = ChangePasswordRequest
+
 // RegisterUserJSONRequestBody defines body for RegisterUser for application/json ContentType.
 type RegisterUserJSONRequestBody = RegisterRequest
 
-// RequestEditorFn is the function signature for the RequestEditor callback function
-type RequestEditorFn func(ctx context.Context, req *http.Request) error
-
-// Doer performs HTTP requests.
-//
-// The standard http.Client implements this interface.
-type HttpRequestDoer interface {
-	Do(req *http.Request) (*http.Response, error)
-}
-
-// Client which conforms to the OpenAPI3 specification for this service.
-type Client struct {
-	// The endpoint of the server conforming to this interface, with scheme,
-	// https://api.deepmap.com for example. This can contain a path relative
-	// to the server, such as https://api.deepmap.com/dev-test, and all the
-	// paths in the swagger spec will be appended to the server.
-	Server string
-
-	// Doer for performing requests, typically a *http.Client with any
-	// customized settings, such as certificate chains.
-	Client HttpRequestDoer
-
-	// A list of callbacks for modifying requests which are generated before sending over
-	// the network.
-	RequestEditors []RequestEditorFn
-}
-
-// ClientOption allows setting custom parameters during construction
-type ClientOption func(*Client) error
-
-// Creates a new Client, with reasonable defaults
-func NewClient(server string, opts ...ClientOption) (*Client, error) {
-	// create a client with sane default values
-	client := Client{
-		Server: server,
-	}
-	// mutate client and add all optional params
-	for _, o := range opts {
-		if err := o(&client); err != nil {
-			return nil, err
-		}
-	}
-	// ensure the server URL always has a trailing slash
-	if !strings.HasSuffix(client.Server, "/") {
-		client.Server += "/"
-	}
-	// create httpClient, if not already present
-	if client.Client == nil {
-		client.Client = &http.Client{}
-	}
-	return &client, nil
-}
-
-// WithHTTPClient allows overriding the default Doer, which is
-// automatically created using http.Client. This is useful for tests.
-func WithHTTPClient(doer HttpRequestDoer) ClientOption {
-	return func(c *Client) error {
-		c.Client = doer
-		return nil
-	}
-}
-
-// WithRequestEditorFn allows setting up a callback function, which will be
-// called right before sending the request. This can be used to mutate the request.
-func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
-	return func(c *Client) error {
-		c.RequestEditors = append(c.RequestEditors, fn)
-		return nil
-	}
-}
-
-// The interface specification for the client above.
-type ClientInterface interface {
-
-	// ListAPIKeys List all your API keys
-	//
-	// Lists the caller's API keys, newest first, revoked ones included with
-	// `is_active: false`. Raw keys are never listed. Requires a JWT.
-	//
-	// Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-	ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// CreateAPIKeyWithBody Generate a new API key (shown once)
-	//
-	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. A key may be
-	// limited to some `scopes` and may expire (`expires_at`). Requires a
-	// JWT.
-	//
-	// Takes any type of body and a specified content type.
-	//
-	// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-	CreateAPIKeyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// CreateAPIKey Generate a new API key (shown once)
-	//
-	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. A key may be
-	// limited to some `scopes` and may expire (`expires_at`). Requires a
-	// JWT.
-	//
-	// Takes a body of the `application/json` content type.
-	//
-	// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-	CreateAPIKey(ctx context.Context, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// RevokeAPIKey Revoke an API key
-	//
-	// Revokes one of the caller's API keys; it stops working at once. The
-	// key stays in the listing with `is_active: false`. Revoking a revoked
-	// key succeeds again. A key that does not exist, or belongs to someone
-	// else, is `404`. Requires a JWT.
-	//
-	// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-	RevokeAPIKey(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// RotateAPIKeyWithBody Rotate an API key
-	//
-	// Replaces one of the caller's active keys with a new one that keeps its
-	// name, scopes and expiry, and answers like key creation (the new
-	// `raw_key` is shown this once). The old key keeps working for
-	// `grace_seconds` (default 0: it stops at once) and the listing shows it
-	// with that end time in `expires_at`. Rotating a key that is already in
-	// its grace period is allowed and never extends its end time. A
-	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-	//
-	// Takes any type of body and a specified content type.
-	//
-	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-	RotateAPIKeyWithBody(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// RotateAPIKey Rotate an API key
-	//
-	// Replaces one of the caller's active keys with a new one that keeps its
-	// name, scopes and expiry, and answers like key creation (the new
-	// `raw_key` is shown this once). The old key keeps working for
-	// `grace_seconds` (default 0: it stops at once) and the listing shows it
-	// with that end time in `expires_at`. Rotating a key that is already in
-	// its grace period is allowed and never extends its end time. A
-	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-	//
-	// Takes a body of the `application/json` content type.
-	//
-	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-	RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// LoginWithBody Authenticate and receive a JWT token
-	//
-	// Exchanges a username (matched without regard to case) and password
-	// for a JWT access token. An unknown username and a wrong password give
-	// the same `401`. Repeated failures for one username from one client
-	// address, and many failures from one address over all usernames, are
-	// throttled with `429` and `Retry-After`.
-	//
-	// Takes any type of body and a specified content type.
-	//
-	// Corresponds with POST /v1/auth/login (the `Login` operationId).
-	LoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// Login Authenticate and receive a JWT token
-	//
-	// Exchanges a username (matched without regard to case) and password
-	// for a JWT access token. An unknown username and a wrong password give
-	// the same `401`. Repeated failures for one username from one client
-	// address, and many failures from one address over all usernames, are
-	// throttled with `429` and `Retry-After`.
-	//
-	// Takes a body of the `application/json` content type.
-	//
-	// Corresponds with POST /v1/auth/login (the `Login` operationId).
-	Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// RegisterUserWithBody Create a new user account
-	//
-	// Creates a user. The username and the email address are unique
-	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered. Registration attempts
-	// from one client address are limited per hour (`429` beyond).
-	//
-	// Takes any type of body and a specified content type.
-	//
-	// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-	RegisterUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// RegisterUser Create a new user account
-	//
-	// Creates a user. The username and the email address are unique
-	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered. Registration attempts
-	// from one client address are limited per hour (`429` beyond).
-	//
-	// Takes a body of the `application/json` content type.
-	//
-	// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-	RegisterUser(ctx context.Context, body RegisterUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// VerifyAPIKey Verify an API key for a gateway's forward auth
-	//
-	// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
-	// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
-	// request it is holding may reach the product: the request's API key
-	// in `X-API-Key`, its method in `X-Forwarded-Method` (or
-	// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
-	// (or `X-Original-URI`). A gateway sends GET whatever the original
-	// method; this operation has no HEAD.
-	//
-	// **Allowed** (`200`, no body): the key is valid, the path is
-	// `/v1/me` or under `/v1/me/`, and the key has the scope the method
-	// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
-	// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
-	// headers say who the request acts as; the gateway copies them to
-	// the upstream.
-	//
-	// **Refused**: a missing, malformed, unknown, revoked or expired key
-	// gets the very `401` that `GET /v1/me` gives for it, and a key
-	// without the scope the very `403` (`insufficient-scope`). A path
-	// outside `/v1/me`, or one that could be read as outside it, is `403`
-	// `urn:authapi:problem:path-not-allowed`. The path is judged after
-	// dropping the query, decoding percent-encoding once and resolving
-	// `.` and `..` segments; it is refused when any reading an upstream
-	// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
-	// as in `//v1/me`, or next to a `..`), and when it holds an encoded
-	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
-	// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
-	// (`..;`) or a segment of only dots and spaces other than `.` and
-	// `..`. The key is judged first, then the path, then the scope.
-	//
-	// Forwarded headers that are missing, repeated, malformed, or that
-	// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
-	// with different values) are a gateway configuration error: `422`
-	// naming them.
-	//
-	// The check, its cache, its revocation guarantees (the next request
-	// to the revoking instance, within 100 ms on the others), metrics and
-	// log events are those of `GET /v1/me`.
-	//
-	// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
-	VerifyAPIKey(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetCurrentUser Get the user who owns the API key
-	//
-	// Returns the owner of the API key sent in `X-API-Key`, in the same
-	// shape as registration returns it. Requires an API key with the
-	// `me:read` scope; a JWT is not accepted here.
-	//
-	// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
-	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
-}
-
-// ListAPIKeys List all your API keys
-//
-// Lists the caller's API keys, newest first, revoked ones included with
-// `is_active: false`. Raw keys are never listed. Requires a JWT.
-//
-// Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-func (c *Client) ListAPIKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListAPIKeysRequest(c.Server)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// CreateAPIKeyWithBody Generate a new API key (shown once)
-//
-// Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. A key may be
-// limited to some `scopes` and may expire (`expires_at`). Requires a
-// JWT.
-//
-// Takes any type of body and a specified content type.
-//
-// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-func (c *Client) CreateAPIKeyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAPIKeyRequestWithBody(c.Server, contentType, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// CreateAPIKey Generate a new API key (shown once)
-//
-// Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. A key may be
-// limited to some `scopes` and may expire (`expires_at`). Requires a
-// JWT.
-//
-// Takes a body of the `application/json` content type.
-//
-// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-func (c *Client) CreateAPIKey(ctx context.Context, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAPIKeyRequest(c.Server, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// RevokeAPIKey Revoke an API key
-//
-// Revokes one of the caller's API keys; it stops working at once. The
-// key stays in the listing with `is_active: false`. Revoking a revoked
-// key succeeds again. A key that does not exist, or belongs to someone
-// else, is `404`. Requires a JWT.
-//
-// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-func (c *Client) RevokeAPIKey(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRevokeAPIKeyRequest(c.Server, keyID)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// RotateAPIKeyWithBody Rotate an API key
-//
-// Replaces one of the caller's active keys with a new one that keeps its
-// name, scopes and expiry, and answers like key creation (the new
-// `raw_key` is shown this once). The old key keeps working for
-// `grace_seconds` (default 0: it stops at once) and the listing shows it
-// with that end time in `expires_at`. Rotating a key that is already in
-// its grace period is allowed and never extends its end time. A
-// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-//
-// Takes any type of body and a specified content type.
-//
-// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-func (c *Client) RotateAPIKeyWithBody(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRotateAPIKeyRequestWithBody(c.Server, keyID, contentType, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// RotateAPIKey Rotate an API key
-//
-// Replaces one of the caller's active keys with a new one that keeps its
-// name, scopes and expiry, and answers like key creation (the new
-// `raw_key` is shown this once). The old key keeps working for
-// `grace_seconds` (default 0: it stops at once) and the listing shows it
-// with that end time in `expires_at`. Rotating a key that is already in
-// its grace period is allowed and never extends its end time. A
-// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-//
-// Takes a body of the `application/json` content type.
-//
-// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-func (c *Client) RotateAPIKey(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRotateAPIKeyRequest(c.Server, keyID, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// LoginWithBody Authenticate and receive a JWT token
-//
-// Exchanges a username (matched without regard to case) and password
-// for a JWT access token. An unknown username and a wrong password give
-// the same `401`. Repeated failures for one username from one client
-// address, and many failures from one address over all usernames, are
-// throttled with `429` and `Retry-After`.
-//
-// Takes any type of body and a specified content type.
-//
-// Corresponds with POST /v1/auth/login (the `Login` operationId).
-func (c *Client) LoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLoginRequestWithBody(c.Server, contentType, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// Login Authenticate and receive a JWT token
-//
-// Exchanges a username (matched without regard to case) and password
-// for a JWT access token. An unknown username and a wrong password give
-// the same `401`. Repeated failures for one username from one client
-// address, and many failures from one address over all usernames, are
-// throttled with `429` and `Retry-After`.
-//
-// Takes a body of the `application/json` content type.
-//
-// Corresponds with POST /v1/auth/login (the `Login` operationId).
-func (c *Client) Login(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLoginRequest(c.Server, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// RegisterUserWithBody Create a new user account
-//
-// Creates a user. The username and the email address are unique
-// without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered. Registration attempts
-// from one client address are limited per hour (`429` beyond).
-//
-// Takes any type of body and a specified content type.
-//
-// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-func (c *Client) RegisterUserWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegisterUserRequestWithBody(c.Server, contentType, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// RegisterUser Create a new user account
-//
-// Creates a user. The username and the email address are unique
-// without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered. Registration attempts
-// from one client address are limited per hour (`429` beyond).
-//
-// Takes a body of the `application/json` content type.
-//
-// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-func (c *Client) RegisterUser(ctx context.Context, body RegisterUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegisterUserRequest(c.Server, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// VerifyAPIKey Verify an API key for a gateway's forward auth
-//
-// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
-// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
-// request it is holding may reach the product: the request's API key
-// in `X-API-Key`, its method in `X-Forwarded-Method` (or
-// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
-// (or `X-Original-URI`). A gateway sends GET whatever the original
-// method; this operation has no HEAD.
-//
-// **Allowed** (`200`, no body): the key is valid, the path is
-// `/v1/me` or under `/v1/me/`, and the key has the scope the method
-// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
-// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
-// headers say who the request acts as; the gateway copies them to
-// the upstream.
-//
-// **Refused**: a missing, malformed, unknown, revoked or expired key
-// gets the very `401` that `GET /v1/me` gives for it, and a key
-// without the scope the very `403` (`insufficient-scope`). A path
-// outside `/v1/me`, or one that could be read as outside it, is `403`
-// `urn:authapi:problem:path-not-allowed`. The path is judged after
-// dropping the query, decoding percent-encoding once and resolving
-// `.` and `..` segments; it is refused when any reading an upstream
-// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
-// as in `//v1/me`, or next to a `..`), and when it holds an encoded
-// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
-// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
-// (`..;`) or a segment of only dots and spaces other than `.` and
-// `..`. The key is judged first, then the path, then the scope.
-//
-// Forwarded headers that are missing, repeated, malformed, or that
-// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
-// with different values) are a gateway configuration error: `422`
-// naming them.
-//
-// The check, its cache, its revocation guarantees (the next request
-// to the revoking instance, within 100 ms on the others), metrics and
-// log events are those of `GET /v1/me`.
-//
-// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
-func (c *Client) VerifyAPIKey(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewVerifyAPIKeyRequest(c.Server, params)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetCurrentUser Get the user who owns the API key
-//
-// Returns the owner of the API key sent in `X-API-Key`, in the same
-// shape as registration returns it. Requires an API key with the
-// `me:read` scope; a JWT is not accepted here.
-//
-// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
-func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetCurrentUserRequest(c.Server)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// NewListAPIKeysRequest constructs an http.Request for the ListAPIKeys method
-func NewListAPIKeysRequest(server string) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/auth/api-keys")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewCreateAPIKeyRequest calls the generic CreateAPIKey builder with application/json body
-func NewCreateAPIKeyRequest(server string, body CreateAPIKeyJSONRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = bytes.NewReader(buf)
-	return NewCreateAPIKeyRequestWithBody(server, "application/json", bodyReader)
-}
-
-// NewCreateAPIKeyRequestWithBody constructs an http.Request for the CreateAPIKey method, with any body, and a specified content type
-func NewCreateAPIKeyRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/auth/api-keys")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
-	if err != nil {
-		return nil, err
-	}
-
-	req.Header.Add("Content-Type", contentType)
-
-	return req, nil
-}
-
-// NewRevokeAPIKeyRequest constructs an http.Request for the RevokeAPIKey method
-func NewRevokeAPIKeyRequest(server string, keyID KeyID) (*http.Request, error) {
-	var err error
-
-	var pathParam0 string
-
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
-	if err != nil {
-		return nil, err
-	}
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/auth/api-keys/%s", pathParam0)
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewRotateAPIKeyRequest calls the generic RotateAPIKey builder with application/json body
-func NewRotateAPIKeyRequest(server string, keyID KeyID, body RotateAPIKeyJSONRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = bytes.NewReader(buf)
-	return NewRotateAPIKeyRequestWithBody(server, keyID, "application/json", bodyReader)
-}
-
-// NewRotateAPIKeyRequestWithBody constructs an http.Request for the RotateAPIKey method, with any body, and a specified content type
-func NewRotateAPIKeyRequestWithBody(server string, keyID KeyID, contentType string, body io.Reader) (*http.Request, error) {
-	var err error
-
-	var pathParam0 string
-
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key_id", keyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
-	if err != nil {
-		return nil, err
-	}
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/auth/api-keys/%s/rotate", pathParam0)
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
-	if err != nil {
-		return nil, err
-	}
-
-	req.Header.Add("Content-Type", contentType)
-
-	return req, nil
-}
-
-// NewLoginRequest calls the generic Login builder with application/json body
-func NewLoginRequest(server string, body LoginJSONRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = bytes.NewReader(buf)
-	return NewLoginRequestWithBody(server, "application/json", bodyReader)
-}
-
-// NewLoginRequestWithBody constructs an http.Request for the Login method, with any body, and a specified content type
-func NewLoginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/auth/login")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
-	if err != nil {
-		return nil, err
-	}
-
-	req.Header.Add("Content-Type", contentType)
-
-	return req, nil
-}
-
-// NewRegisterUserRequest calls the generic RegisterUser builder with application/json body
-func NewRegisterUserRequest(server string, body RegisterUserJSONRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = bytes.NewReader(buf)
-	return NewRegisterUserRequestWithBody(server, "application/json", bodyReader)
-}
-
-// NewRegisterUserRequestWithBody constructs an http.Request for the RegisterUser method, with any body, and a specified content type
-func NewRegisterUserRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/auth/register")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
-	if err != nil {
-		return nil, err
-	}
-
-	req.Header.Add("Content-Type", contentType)
-
-	return req, nil
-}
-
-// NewVerifyAPIKeyRequest constructs an http.Request for the VerifyAPIKey method
-func NewVerifyAPIKeyRequest(server string, params *VerifyAPIKeyParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/auth/verify")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-
-		if params.XForwardedMethod != nil {
-			var headerParam0 string
-
-			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Forwarded-Method", *params.XForwardedMethod, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
-			if err != nil {
-				return nil, err
-			}
-
-			req.Header.Set("X-Forwarded-Method", headerParam0)
-		}
-
-		if params.XOriginalMethod != nil {
-			var headerParam1 string
-
-			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Original-Method", *params.XOriginalMethod, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
-			if err != nil {
-				return nil, err
-			}
-
-			req.Header.Set("X-Original-Method", headerParam1)
-		}
-
-		if params.XForwardedURI != nil {
-			var headerParam2 string
-
-			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Forwarded-Uri", *params.XForwardedURI, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
-			if err != nil {
-				return nil, err
-			}
-
-			req.Header.Set("X-Forwarded-Uri", headerParam2)
-		}
-
-		if params.XOriginalURI != nil {
-			var headerParam3 string
-
-			headerParam3, err = runtime.StyleParamWithOptions("simple", false, "X-Original-URI", *params.XOriginalURI, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
-			if err != nil {
-				return nil, err
-			}
-
-			req.Header.Set("X-Original-URI", headerParam3)
-		}
-
-	}
-
-	return req, nil
-}
-
-// NewGetCurrentUserRequest constructs an http.Request for the GetCurrentUser method
-func NewGetCurrentUserRequest(server string) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/me")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
-	for _, r := range c.RequestEditors {
-		if err := r(ctx, req); err != nil {
-			return err
-		}
-	}
-	for _, r := range additionalEditors {
-		if err := r(ctx, req); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ClientWithResponses builds on ClientInterface to offer response payloads
-type ClientWithResponses struct {
-	ClientInterface
-}
-
-// NewClientWithResponses creates a new ClientWithResponses, which wraps
-// Client with return type handling
-func NewClientWithResponses(server string, opts ...ClientOption) (*ClientWithResponses, error) {
-	client, err := NewClient(server, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &ClientWithResponses{client}, nil
-}
-
-// WithBaseURL overrides the baseURL.
-func WithBaseURL(baseURL string) ClientOption {
-	return func(c *Client) error {
-		newBaseURL, err := url.Parse(baseURL)
-		if err != nil {
-			return err
-		}
-		c.Server = newBaseURL.String()
-		return nil
-	}
-}
-
-// ClientWithResponsesInterface is the interface specification for the client with responses above.
-type ClientWithResponsesInterface interface {
-
-	// ListAPIKeysWithResponse List all your API keys
-	//
-	// Lists the caller's API keys, newest first, revoked ones included with
-	// `is_active: false`. Raw keys are never listed. Requires a JWT.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-	ListAPIKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error)
-
-	// CreateAPIKeyWithBodyWithResponse Generate a new API key (shown once)
-	//
-	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. A key may be
-	// limited to some `scopes` and may expire (`expires_at`). Requires a
-	// JWT.
-	//
-	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-	CreateAPIKeyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error)
-
-	// CreateAPIKeyWithResponse Generate a new API key (shown once)
-	//
-	// Creates an API key for the caller. The full key is in `raw_key` of
-	// this response and nowhere else, ever: store it now. A key may be
-	// limited to some `scopes` and may expire (`expires_at`). Requires a
-	// JWT.
-	//
-	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-	CreateAPIKeyWithResponse(ctx context.Context, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error)
-
-	// RevokeAPIKeyWithResponse Revoke an API key
-	//
-	// Revokes one of the caller's API keys; it stops working at once. The
-	// key stays in the listing with `is_active: false`. Revoking a revoked
-	// key succeeds again. A key that does not exist, or belongs to someone
-	// else, is `404`. Requires a JWT.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-	RevokeAPIKeyWithResponse(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error)
-
-	// RotateAPIKeyWithBodyWithResponse Rotate an API key
-	//
-	// Replaces one of the caller's active keys with a new one that keeps its
-	// name, scopes and expiry, and answers like key creation (the new
-	// `raw_key` is shown this once). The old key keeps working for
-	// `grace_seconds` (default 0: it stops at once) and the listing shows it
-	// with that end time in `expires_at`. Rotating a key that is already in
-	// its grace period is allowed and never extends its end time. A
-	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-	//
-	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-	RotateAPIKeyWithBodyWithResponse(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error)
-
-	// RotateAPIKeyWithResponse Rotate an API key
-	//
-	// Replaces one of the caller's active keys with a new one that keeps its
-	// name, scopes and expiry, and answers like key creation (the new
-	// `raw_key` is shown this once). The old key keeps working for
-	// `grace_seconds` (default 0: it stops at once) and the listing shows it
-	// with that end time in `expires_at`. Rotating a key that is already in
-	// its grace period is allowed and never extends its end time. A
-	// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-	//
-	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-	RotateAPIKeyWithResponse(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error)
-
-	// LoginWithBodyWithResponse Authenticate and receive a JWT token
-	//
-	// Exchanges a username (matched without regard to case) and password
-	// for a JWT access token. An unknown username and a wrong password give
-	// the same `401`. Repeated failures for one username from one client
-	// address, and many failures from one address over all usernames, are
-	// throttled with `429` and `Retry-After`.
-	//
-	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/login (the `Login` operationId).
-	LoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResponse, error)
-
-	// LoginWithResponse Authenticate and receive a JWT token
-	//
-	// Exchanges a username (matched without regard to case) and password
-	// for a JWT access token. An unknown username and a wrong password give
-	// the same `401`. Repeated failures for one username from one client
-	// address, and many failures from one address over all usernames, are
-	// throttled with `429` and `Retry-After`.
-	//
-	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/login (the `Login` operationId).
-	LoginWithResponse(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error)
-
-	// RegisterUserWithBodyWithResponse Create a new user account
-	//
-	// Creates a user. The username and the email address are unique
-	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered. Registration attempts
-	// from one client address are limited per hour (`429` beyond).
-	//
-	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-	RegisterUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterUserResponse, error)
-
-	// RegisterUserWithResponse Create a new user account
-	//
-	// Creates a user. The username and the email address are unique
-	// without regard to case: `Hershel` and `hershel` are the same account.
-	// The username is returned as it was registered. Registration attempts
-	// from one client address are limited per hour (`429` beyond).
-	//
-	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-	RegisterUserWithResponse(ctx context.Context, body RegisterUserJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterUserResponse, error)
-
-	// VerifyAPIKeyWithResponse Verify an API key for a gateway's forward auth
-	//
-	// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
-	// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
-	// request it is holding may reach the product: the request's API key
-	// in `X-API-Key`, its method in `X-Forwarded-Method` (or
-	// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
-	// (or `X-Original-URI`). A gateway sends GET whatever the original
-	// method; this operation has no HEAD.
-	//
-	// **Allowed** (`200`, no body): the key is valid, the path is
-	// `/v1/me` or under `/v1/me/`, and the key has the scope the method
-	// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
-	// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
-	// headers say who the request acts as; the gateway copies them to
-	// the upstream.
-	//
-	// **Refused**: a missing, malformed, unknown, revoked or expired key
-	// gets the very `401` that `GET /v1/me` gives for it, and a key
-	// without the scope the very `403` (`insufficient-scope`). A path
-	// outside `/v1/me`, or one that could be read as outside it, is `403`
-	// `urn:authapi:problem:path-not-allowed`. The path is judged after
-	// dropping the query, decoding percent-encoding once and resolving
-	// `.` and `..` segments; it is refused when any reading an upstream
-	// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
-	// as in `//v1/me`, or next to a `..`), and when it holds an encoded
-	// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
-	// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
-	// (`..;`) or a segment of only dots and spaces other than `.` and
-	// `..`. The key is judged first, then the path, then the scope.
-	//
-	// Forwarded headers that are missing, repeated, malformed, or that
-	// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
-	// with different values) are a gateway configuration error: `422`
-	// naming them.
-	//
-	// The check, its cache, its revocation guarantees (the next request
-	// to the revoking instance, within 100 ms on the others), metrics and
-	// log events are those of `GET /v1/me`.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
-	VerifyAPIKeyWithResponse(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error)
-
-	// GetCurrentUserWithResponse Get the user who owns the API key
-	//
-	// Returns the owner of the API key sent in `X-API-Key`, in the same
-	// shape as registration returns it. Requires an API key with the
-	// `me:read` scope; a JWT is not accepted here.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
-	GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error)
-}
-
-// ListAPIKeysResponse200Headers the declared response headers of an HTTP 200 response for ListAPIKeys
-type ListAPIKeysResponse200Headers struct {
-	CacheControl *string
-}
-
-// ListAPIKeysResponse401Headers the declared response headers of an HTTP 401 response for ListAPIKeys
-type ListAPIKeysResponse401Headers struct {
-	WWWAuthenticate *string
-}
-
-// ListAPIKeysResponse503Headers the declared response headers of an HTTP 503 response for ListAPIKeys
-type ListAPIKeysResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type ListAPIKeysResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *[]APIKey
-	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationProblemJSON401 *BearerUnauthorized
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ListAPIKeysResponse200Headers
-	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *ListAPIKeysResponse401Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *ListAPIKeysResponse503Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListAPIKeysResponse) GetJSON200() *[]APIKey {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ListAPIKeysResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
-	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ListAPIKeysResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ListAPIKeysResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r ListAPIKeysResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r ListAPIKeysResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r ListAPIKeysResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListAPIKeysResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// CreateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for CreateAPIKey
-type CreateAPIKeyResponse200Headers struct {
-	CacheControl *string
-}
-
-// CreateAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for CreateAPIKey
-type CreateAPIKeyResponse401Headers struct {
-	WWWAuthenticate *string
-}
-
-// CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
-type CreateAPIKeyResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type CreateAPIKeyResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *CreatedAPIKey
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
-	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationProblemJSON401 *BearerUnauthorized
-	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationProblemJSON409 *Conflict
-	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationProblemJSON413 *PayloadTooLarge
-	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationProblemJSON415 *UnsupportedMediaType
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *ValidationFailed
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *CreateAPIKeyResponse200Headers
-	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *CreateAPIKeyResponse401Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *CreateAPIKeyResponse503Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r CreateAPIKeyResponse) GetJSON200() *CreatedAPIKey {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
-// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
-	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON409() *Conflict {
-	return r.ApplicationProblemJSON409
-}
-
-// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
-	return r.ApplicationProblemJSON413
-}
-
-// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationProblemJSON415
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
-	return r.ApplicationProblemJSON422
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r CreateAPIKeyResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r CreateAPIKeyResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r CreateAPIKeyResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r CreateAPIKeyResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r CreateAPIKeyResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// RevokeAPIKeyResponse204Headers the declared response headers of an HTTP 204 response for RevokeAPIKey
-type RevokeAPIKeyResponse204Headers struct {
-	CacheControl *string
-}
-
-// RevokeAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for RevokeAPIKey
-type RevokeAPIKeyResponse401Headers struct {
-	WWWAuthenticate *string
-}
-
-// RevokeAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RevokeAPIKey
-type RevokeAPIKeyResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type RevokeAPIKeyResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationProblemJSON401 *BearerUnauthorized
-	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationProblemJSON404 *NotFound
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *ValidationFailed
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers204 the parsed response headers for an HTTP 204 response
-	Headers204 *RevokeAPIKeyResponse204Headers
-	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *RevokeAPIKeyResponse401Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *RevokeAPIKeyResponse503Headers
-}
-
-// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r RevokeAPIKeyResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
-	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r RevokeAPIKeyResponse) GetApplicationProblemJSON404() *NotFound {
-	return r.ApplicationProblemJSON404
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r RevokeAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
-	return r.ApplicationProblemJSON422
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RevokeAPIKeyResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r RevokeAPIKeyResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r RevokeAPIKeyResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r RevokeAPIKeyResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r RevokeAPIKeyResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r RevokeAPIKeyResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// RotateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateAPIKey
-type RotateAPIKeyResponse200Headers struct {
-	CacheControl *string
-}
-
-// RotateAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for RotateAPIKey
-type RotateAPIKeyResponse401Headers struct {
-	WWWAuthenticate *string
-}
-
-// RotateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RotateAPIKey
-type RotateAPIKeyResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type RotateAPIKeyResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *CreatedAPIKey
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
-	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationProblemJSON401 *BearerUnauthorized
-	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationProblemJSON404 *NotFound
-	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationProblemJSON409 *Conflict
-	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationProblemJSON413 *PayloadTooLarge
-	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationProblemJSON415 *UnsupportedMediaType
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *ValidationFailed
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *RotateAPIKeyResponse200Headers
-	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *RotateAPIKeyResponse401Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *RotateAPIKeyResponse503Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r RotateAPIKeyResponse) GetJSON200() *CreatedAPIKey {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
-// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON401() *BearerUnauthorized {
-	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON404() *NotFound {
-	return r.ApplicationProblemJSON404
-}
-
-// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON409() *Conflict {
-	return r.ApplicationProblemJSON409
-}
-
-// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
-	return r.ApplicationProblemJSON413
-}
-
-// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationProblemJSON415
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
-	return r.ApplicationProblemJSON422
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r RotateAPIKeyResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r RotateAPIKeyResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r RotateAPIKeyResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r RotateAPIKeyResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r RotateAPIKeyResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// LoginResponse200Headers the declared response headers of an HTTP 200 response for Login
-type LoginResponse200Headers struct {
-	CacheControl *string
-}
-
-// LoginResponse429Headers the declared response headers of an HTTP 429 response for Login
-type LoginResponse429Headers struct {
-	RetryAfter *int32
-}
-
-// LoginResponse503Headers the declared response headers of an HTTP 503 response for Login
-type LoginResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type LoginResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *AccessToken
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
-	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationProblemJSON401 *InvalidCredentials
-	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationProblemJSON413 *PayloadTooLarge
-	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationProblemJSON415 *UnsupportedMediaType
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *ValidationFailed
-	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationProblemJSON429 *TooManyRequests
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *LoginResponse200Headers
-	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *LoginResponse429Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *LoginResponse503Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r LoginResponse) GetJSON200() *AccessToken {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
-// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON401() *InvalidCredentials {
-	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
-	return r.ApplicationProblemJSON413
-}
-
-// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationProblemJSON415
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON422() *ValidationFailed {
-	return r.ApplicationProblemJSON422
-}
-
-// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON429() *TooManyRequests {
-	return r.ApplicationProblemJSON429
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r LoginResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r LoginResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r LoginResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r LoginResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r LoginResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// RegisterUserResponse200Headers the declared response headers of an HTTP 200 response for RegisterUser
-type RegisterUserResponse200Headers struct {
-	CacheControl *string
-}
-
-// RegisterUserResponse429Headers the declared response headers of an HTTP 429 response for RegisterUser
-type RegisterUserResponse429Headers struct {
-	RetryAfter *int32
-}
-
-// RegisterUserResponse503Headers the declared response headers of an HTTP 503 response for RegisterUser
-type RegisterUserResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type RegisterUserResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *User
-	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationProblemJSON400 *BadRequest
-	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationProblemJSON409 *Conflict
-	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
-	ApplicationProblemJSON413 *PayloadTooLarge
-	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
-	ApplicationProblemJSON415 *UnsupportedMediaType
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *ValidationFailed
-	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationProblemJSON429 *TooManyRequests
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *RegisterUserResponse200Headers
-	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *RegisterUserResponse429Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *RegisterUserResponse503Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r RegisterUserResponse) GetJSON200() *User {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON400() *BadRequest {
-	return r.ApplicationProblemJSON400
-}
-
-// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON409() *Conflict {
-	return r.ApplicationProblemJSON409
-}
-
-// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
-	return r.ApplicationProblemJSON413
-}
-
-// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
-	return r.ApplicationProblemJSON415
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON422() *ValidationFailed {
-	return r.ApplicationProblemJSON422
-}
-
-// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON429() *TooManyRequests {
-	return r.ApplicationProblemJSON429
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r RegisterUserResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r RegisterUserResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r RegisterUserResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r RegisterUserResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r RegisterUserResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// VerifyAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for VerifyAPIKey
-type VerifyAPIKeyResponse200Headers struct {
-	CacheControl     *string
-	XAuthapiKeyID    openapi_types.UUID
-	XAuthapiScopes   string
-	XAuthapiUserID   openapi_types.UUID
-	XAuthapiUsername string
-}
-
-// VerifyAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for VerifyAPIKey
-type VerifyAPIKeyResponse401Headers struct {
-	WWWAuthenticate *string
-}
-
-// VerifyAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for VerifyAPIKey
-type VerifyAPIKeyResponse403Headers struct {
-	WWWAuthenticate *string
-}
-
-// VerifyAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for VerifyAPIKey
-type VerifyAPIKeyResponse429Headers struct {
-	RetryAfter *int32
-}
-
-// VerifyAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for VerifyAPIKey
-type VerifyAPIKeyResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type VerifyAPIKeyResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationProblemJSON401 *APIKeyUnauthorized
-	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationProblemJSON403 *ForwardedRequestForbidden
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *ValidationFailed
-	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationProblemJSON429 *TooManyRequests
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *VerifyAPIKeyResponse200Headers
-	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *VerifyAPIKeyResponse401Headers
-	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *VerifyAPIKeyResponse403Headers
-	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *VerifyAPIKeyResponse429Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *VerifyAPIKeyResponse503Headers
-}
-
-// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r VerifyAPIKeyResponse) GetApplicationProblemJSON401() *APIKeyUnauthorized {
-	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r VerifyAPIKeyResponse) GetApplicationProblemJSON403() *ForwardedRequestForbidden {
-	return r.ApplicationProblemJSON403
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r VerifyAPIKeyResponse) GetApplicationProblemJSON422() *ValidationFailed {
-	return r.ApplicationProblemJSON422
-}
-
-// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r VerifyAPIKeyResponse) GetApplicationProblemJSON429() *TooManyRequests {
-	return r.ApplicationProblemJSON429
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r VerifyAPIKeyResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r VerifyAPIKeyResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r VerifyAPIKeyResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r VerifyAPIKeyResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r VerifyAPIKeyResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r VerifyAPIKeyResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// GetCurrentUserResponse200Headers the declared response headers of an HTTP 200 response for GetCurrentUser
-type GetCurrentUserResponse200Headers struct {
-	CacheControl *string
-}
-
-// GetCurrentUserResponse401Headers the declared response headers of an HTTP 401 response for GetCurrentUser
-type GetCurrentUserResponse401Headers struct {
-	WWWAuthenticate *string
-}
-
-// GetCurrentUserResponse403Headers the declared response headers of an HTTP 403 response for GetCurrentUser
-type GetCurrentUserResponse403Headers struct {
-	WWWAuthenticate *string
-}
-
-// GetCurrentUserResponse503Headers the declared response headers of an HTTP 503 response for GetCurrentUser
-type GetCurrentUserResponse503Headers struct {
-	RetryAfter *int32
-}
-
-type GetCurrentUserResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *User
-	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationProblemJSON401 *APIKeyUnauthorized
-	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationProblemJSON403 *InsufficientScope
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *InternalError
-	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationProblemJSON503 *ServiceUnavailable
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *GetCurrentUserResponse200Headers
-	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetCurrentUserResponse401Headers
-	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *GetCurrentUserResponse403Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *GetCurrentUserResponse503Headers
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetCurrentUserResponse) GetJSON200() *User {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetCurrentUserResponse) GetApplicationProblemJSON401() *APIKeyUnauthorized {
-	return r.ApplicationProblemJSON401
-}
-
-// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r GetCurrentUserResponse) GetApplicationProblemJSON403() *InsufficientScope {
-	return r.ApplicationProblemJSON403
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetCurrentUserResponse) GetApplicationProblemJSON500() *InternalError {
-	return r.ApplicationProblemJSON500
-}
-
-// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetCurrentUserResponse) GetApplicationProblemJSON503() *ServiceUnavailable {
-	return r.ApplicationProblemJSON503
-}
-
-// GetBody returns the raw response body bytes
-func (r GetCurrentUserResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetCurrentUserResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetCurrentUserResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetCurrentUserResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-// ListAPIKeysWithResponse List all your API keys
-//
-// Lists the caller's API keys, newest first, revoked ones included with
-// `is_active: false`. Raw keys are never listed. Requires a JWT.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /v1/auth/api-keys (the `ListAPIKeys` operationId).
-func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error) {
-	rsp, err := c.ListAPIKeys(ctx, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseListAPIKeysResponse(rsp)
-}
-
-// CreateAPIKeyWithBodyWithResponse Generate a new API key (shown once)
-//
-// Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. A key may be
-// limited to some `scopes` and may expire (`expires_at`). Requires a
-// JWT.
-//
-// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-func (c *ClientWithResponses) CreateAPIKeyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error) {
-	rsp, err := c.CreateAPIKeyWithBody(ctx, contentType, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseCreateAPIKeyResponse(rsp)
-}
-
-// CreateAPIKeyWithResponse Generate a new API key (shown once)
-//
-// Creates an API key for the caller. The full key is in `raw_key` of
-// this response and nowhere else, ever: store it now. A key may be
-// limited to some `scopes` and may expire (`expires_at`). Requires a
-// JWT.
-//
-// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/api-keys (the `CreateAPIKey` operationId).
-func (c *ClientWithResponses) CreateAPIKeyWithResponse(ctx context.Context, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error) {
-	rsp, err := c.CreateAPIKey(ctx, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseCreateAPIKeyResponse(rsp)
-}
-
-// RevokeAPIKeyWithResponse Revoke an API key
-//
-// Revokes one of the caller's API keys; it stops working at once. The
-// key stays in the listing with `is_active: false`. Revoking a revoked
-// key succeeds again. A key that does not exist, or belongs to someone
-// else, is `404`. Requires a JWT.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with DELETE /v1/auth/api-keys/{key_id} (the `RevokeAPIKey` operationId).
-func (c *ClientWithResponses) RevokeAPIKeyWithResponse(ctx context.Context, keyID KeyID, reqEditors ...RequestEditorFn) (*RevokeAPIKeyResponse, error) {
-	rsp, err := c.RevokeAPIKey(ctx, keyID, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseRevokeAPIKeyResponse(rsp)
-}
-
-// RotateAPIKeyWithBodyWithResponse Rotate an API key
-//
-// Replaces one of the caller's active keys with a new one that keeps its
-// name, scopes and expiry, and answers like key creation (the new
-// `raw_key` is shown this once). The old key keeps working for
-// `grace_seconds` (default 0: it stops at once) and the listing shows it
-// with that end time in `expires_at`. Rotating a key that is already in
-// its grace period is allowed and never extends its end time. A
-// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-//
-// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-func (c *ClientWithResponses) RotateAPIKeyWithBodyWithResponse(ctx context.Context, keyID KeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error) {
-	rsp, err := c.RotateAPIKeyWithBody(ctx, keyID, contentType, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseRotateAPIKeyResponse(rsp)
-}
-
-// RotateAPIKeyWithResponse Rotate an API key
-//
-// Replaces one of the caller's active keys with a new one that keeps its
-// name, scopes and expiry, and answers like key creation (the new
-// `raw_key` is shown this once). The old key keeps working for
-// `grace_seconds` (default 0: it stops at once) and the listing shows it
-// with that end time in `expires_at`. Rotating a key that is already in
-// its grace period is allowed and never extends its end time. A
-// revoked, expired, unknown or foreign key is `404`. Requires a JWT.
-//
-// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/api-keys/{key_id}/rotate (the `RotateAPIKey` operationId).
-func (c *ClientWithResponses) RotateAPIKeyWithResponse(ctx context.Context, keyID KeyID, body RotateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateAPIKeyResponse, error) {
-	rsp, err := c.RotateAPIKey(ctx, keyID, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseRotateAPIKeyResponse(rsp)
-}
-
-// LoginWithBodyWithResponse Authenticate and receive a JWT token
-//
-// Exchanges a username (matched without regard to case) and password
-// for a JWT access token. An unknown username and a wrong password give
-// the same `401`. Repeated failures for one username from one client
-// address, and many failures from one address over all usernames, are
-// throttled with `429` and `Retry-After`.
-//
-// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/login (the `Login` operationId).
-func (c *ClientWithResponses) LoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LoginResponse, error) {
-	rsp, err := c.LoginWithBody(ctx, contentType, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseLoginResponse(rsp)
-}
-
-// LoginWithResponse Authenticate and receive a JWT token
-//
-// Exchanges a username (matched without regard to case) and password
-// for a JWT access token. An unknown username and a wrong password give
-// the same `401`. Repeated failures for one username from one client
-// address, and many failures from one address over all usernames, are
-// throttled with `429` and `Retry-After`.
-//
-// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/login (the `Login` operationId).
-func (c *ClientWithResponses) LoginWithResponse(ctx context.Context, body LoginJSONRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error) {
-	rsp, err := c.Login(ctx, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseLoginResponse(rsp)
-}
-
-// RegisterUserWithBodyWithResponse Create a new user account
-//
-// Creates a user. The username and the email address are unique
-// without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered. Registration attempts
-// from one client address are limited per hour (`429` beyond).
-//
-// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-func (c *ClientWithResponses) RegisterUserWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterUserResponse, error) {
-	rsp, err := c.RegisterUserWithBody(ctx, contentType, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseRegisterUserResponse(rsp)
-}
-
-// RegisterUserWithResponse Create a new user account
-//
-// Creates a user. The username and the email address are unique
-// without regard to case: `Hershel` and `hershel` are the same account.
-// The username is returned as it was registered. Registration attempts
-// from one client address are limited per hour (`429` beyond).
-//
-// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with POST /v1/auth/register (the `RegisterUser` operationId).
-func (c *ClientWithResponses) RegisterUserWithResponse(ctx context.Context, body RegisterUserJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterUserResponse, error) {
-	rsp, err := c.RegisterUser(ctx, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseRegisterUserResponse(rsp)
-}
-
-// VerifyAPIKeyWithResponse Verify an API key for a gateway's forward auth
-//
-// Tells an API gateway (nginx `auth_request`, Traefik `ForwardAuth`,
-// Caddy `forward_auth`, Envoy `ext_authz` in HTTP mode) whether the
-// request it is holding may reach the product: the request's API key
-// in `X-API-Key`, its method in `X-Forwarded-Method` (or
-// `X-Original-Method`) and its request target in `X-Forwarded-Uri`
-// (or `X-Original-URI`). A gateway sends GET whatever the original
-// method; this operation has no HEAD.
-//
-// **Allowed** (`200`, no body): the key is valid, the path is
-// `/v1/me` or under `/v1/me/`, and the key has the scope the method
-// needs (`x-required-scopes-by-method`: `me:read` for GET, HEAD and
-// OPTIONS, `me:write` for any other method). The `X-Authapi-*`
-// headers say who the request acts as; the gateway copies them to
-// the upstream.
-//
-// **Refused**: a missing, malformed, unknown, revoked or expired key
-// gets the very `401` that `GET /v1/me` gives for it, and a key
-// without the scope the very `403` (`insufficient-scope`). A path
-// outside `/v1/me`, or one that could be read as outside it, is `403`
-// `urn:authapi:problem:path-not-allowed`. The path is judged after
-// dropping the query, decoding percent-encoding once and resolving
-// `.` and `..` segments; it is refused when any reading an upstream
-// might give it leaves `/v1/me` (an empty segment before `/v1/me/`,
-// as in `//v1/me`, or next to a `..`), and when it holds an encoded
-// `/`, `\`, `.`, `%`, `;`, `?` or `#`, a control character, a raw
-// backslash or `#`, invalid UTF-8, a `.`/`..` segment with parameters
-// (`..;`) or a segment of only dots and spaces other than `.` and
-// `..`. The key is judged first, then the path, then the scope.
-//
-// Forwarded headers that are missing, repeated, malformed, or that
-// disagree (both `X-Forwarded-Method` and `X-Original-Method` sent
-// with different values) are a gateway configuration error: `422`
-// naming them.
-//
-// The check, its cache, its revocation guarantees (the next request
-// to the revoking instance, within 100 ms on the others), metrics and
-// log events are those of `GET /v1/me`.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /v1/auth/verify (the `VerifyAPIKey` operationId).
-func (c *ClientWithResponses) VerifyAPIKeyWithResponse(ctx context.Context, params *VerifyAPIKeyParams, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error) {
-	rsp, err := c.VerifyAPIKey(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseVerifyAPIKeyResponse(rsp)
-}
-
-// GetCurrentUserWithResponse Get the user who owns the API key
-//
-// Returns the owner of the API key sent in `X-API-Key`, in the same
-// shape as registration returns it. Requires an API key with the
-// `me:read` scope; a JWT is not accepted here.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /v1/me (the `GetCurrentUser` operationId).
-func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error) {
-	rsp, err := c.GetCurrentUser(ctx, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetCurrentUserResponse(rsp)
-}
-
-// ParseListAPIKeysResponse parses an HTTP response from a ListAPIKeysWithResponse call
-func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &ListAPIKeysResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest []APIKey
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest BearerUnauthorized
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers ListAPIKeysResponse200Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		response.Headers200 = &headers
-	case rsp.StatusCode == 401:
-		var headers ListAPIKeysResponse401Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers401 = &headers
-	case rsp.StatusCode == 503:
-		var headers ListAPIKeysResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseCreateAPIKeyResponse parses an HTTP response from a CreateAPIKeyWithResponse call
-func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &CreateAPIKeyResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest CreatedAPIKey
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest BearerUnauthorized
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest Conflict
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON409 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest ValidationFailed
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers CreateAPIKeyResponse200Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		response.Headers200 = &headers
-	case rsp.StatusCode == 401:
-		var headers CreateAPIKeyResponse401Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers401 = &headers
-	case rsp.StatusCode == 503:
-		var headers CreateAPIKeyResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseRevokeAPIKeyResponse parses an HTTP response from a RevokeAPIKeyWithResponse call
-func ParseRevokeAPIKeyResponse(rsp *http.Response) (*RevokeAPIKeyResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &RevokeAPIKeyResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case rsp.StatusCode == 204:
-		break // No content-type
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest BearerUnauthorized
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest NotFound
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest ValidationFailed
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 204:
-		var headers RevokeAPIKeyResponse204Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		response.Headers204 = &headers
-	case rsp.StatusCode == 401:
-		var headers RevokeAPIKeyResponse401Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers401 = &headers
-	case rsp.StatusCode == 503:
-		var headers RevokeAPIKeyResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseRotateAPIKeyResponse parses an HTTP response from a RotateAPIKeyWithResponse call
-func ParseRotateAPIKeyResponse(rsp *http.Response) (*RotateAPIKeyResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &RotateAPIKeyResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest CreatedAPIKey
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest BearerUnauthorized
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest NotFound
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest Conflict
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON409 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest ValidationFailed
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers RotateAPIKeyResponse200Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		response.Headers200 = &headers
-	case rsp.StatusCode == 401:
-		var headers RotateAPIKeyResponse401Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers401 = &headers
-	case rsp.StatusCode == 503:
-		var headers RotateAPIKeyResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseLoginResponse parses an HTTP response from a LoginWithResponse call
-func ParseLoginResponse(rsp *http.Response) (*LoginResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &LoginResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest AccessToken
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest InvalidCredentials
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest ValidationFailed
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyRequests
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON429 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers LoginResponse200Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		response.Headers200 = &headers
-	case rsp.StatusCode == 429:
-		var headers LoginResponse429Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers429 = &headers
-	case rsp.StatusCode == 503:
-		var headers LoginResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseRegisterUserResponse parses an HTTP response from a RegisterUserWithResponse call
-func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &RegisterUserResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest User
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON400 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest Conflict
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON409 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
-		var dest PayloadTooLarge
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON413 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
-		var dest UnsupportedMediaType
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON415 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest ValidationFailed
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyRequests
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON429 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers RegisterUserResponse200Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		response.Headers200 = &headers
-	case rsp.StatusCode == 429:
-		var headers RegisterUserResponse429Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers429 = &headers
-	case rsp.StatusCode == 503:
-		var headers RegisterUserResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseVerifyAPIKeyResponse parses an HTTP response from a VerifyAPIKeyWithResponse call
-func ParseVerifyAPIKeyResponse(rsp *http.Response) (*VerifyAPIKeyResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &VerifyAPIKeyResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest APIKeyUnauthorized
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ForwardedRequestForbidden
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON403 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest ValidationFailed
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyRequests
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON429 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers VerifyAPIKeyResponse200Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		if values := rsp.Header.Values("X-Authapi-Key-Id"); len(values) > 0 {
-			var value openapi_types.UUID
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-Key-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: "uuid"}); err != nil {
-				return nil, err
-			}
-			headers.XAuthapiKeyID = value
-		}
-		if values := rsp.Header.Values("X-Authapi-Scopes"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-Scopes", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XAuthapiScopes = value
-		}
-		if values := rsp.Header.Values("X-Authapi-User-Id"); len(values) > 0 {
-			var value openapi_types.UUID
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-User-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: "uuid"}); err != nil {
-				return nil, err
-			}
-			headers.XAuthapiUserID = value
-		}
-		if values := rsp.Header.Values("X-Authapi-Username"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Authapi-Username", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XAuthapiUsername = value
-		}
-		response.Headers200 = &headers
-	case rsp.StatusCode == 401:
-		var headers VerifyAPIKeyResponse401Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers401 = &headers
-	case rsp.StatusCode == 403:
-		var headers VerifyAPIKeyResponse403Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers403 = &headers
-	case rsp.StatusCode == 429:
-		var headers VerifyAPIKeyResponse429Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers429 = &headers
-	case rsp.StatusCode == 503:
-		var headers VerifyAPIKeyResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
-
-// ParseGetCurrentUserResponse parses an HTTP response from a GetCurrentUserWithResponse call
-func ParseGetCurrentUserResponse(rsp *http.Response) (*GetCurrentUserResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetCurrentUserResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest User
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest APIKeyUnauthorized
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON401 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest InsufficientScope
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON403 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest InternalError
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest ServiceUnavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON503 = &dest
-
-	}
-
-	switch {
-	case rsp.StatusCode == 200:
-		var headers GetCurrentUserResponse200Headers
-		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.CacheControl = &value
-		}
-		response.Headers200 = &headers
-	case rsp.StatusCode == 401:
-		var headers GetCurrentUserResponse401Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers401 = &headers
-	case rsp.StatusCode == 403:
-		var headers GetCurrentUserResponse403Headers
-		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.WWWAuthenticate = &value
-		}
-		response.Headers403 = &headers
-	case rsp.StatusCode == 503:
-		var headers GetCurrentUserResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int32
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		response.Headers503 = &headers
-	}
-
-	return response, nil
-}
+// UpdateCurrentUserJSONRequestBody defines body for UpdateCurrentUser for application/json ContentType.
+type UpdateCurrentUserJSONRequestBody = UpdateUserRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// DeleteAccount Delete your account
+	// (DELETE /v1/auth/account)
+	DeleteAccount(ctx echo.Context) error
 	// ListAPIKeys List all your API keys
 	// (GET /v1/auth/api-keys)
-	ListAPIKeys(ctx echo.Context) error
+	ListAPIKeys(ctx echo.Context, params ListAPIKeysParams) error
 	// CreateAPIKey Generate a new API key (shown once)
 	// (POST /v1/auth/api-keys)
 	CreateAPIKey(ctx echo.Context) error
@@ -3515,9 +589,18 @@ type ServerInterface interface {
 	// RotateAPIKey Rotate an API key
 	// (POST /v1/auth/api-keys/{key_id}/rotate)
 	RotateAPIKey(ctx echo.Context, keyID KeyID) error
+	// ListSecurityEvents Your security log
+	// (GET /v1/auth/events)
+	ListSecurityEvents(ctx echo.Context, params ListSecurityEventsParams) error
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx echo.Context) error
+	// Logout Sign out
+	// (POST /v1/auth/logout)
+	Logout(ctx echo.Context) error
+	// ChangePassword Change your password
+	// (POST /v1/auth/password)
+	ChangePassword(ctx echo.Context) error
 	// RegisterUser Create a new user account
 	// (POST /v1/auth/register)
 	RegisterUser(ctx echo.Context) error
@@ -3527,6 +610,9 @@ type ServerInterface interface {
 	// GetCurrentUser Get the user who owns the API key
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
+	// UpdateCurrentUser Update the user who owns the API key
+	// (PATCH /v1/me)
+	UpdateCurrentUser(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3534,12 +620,37 @@ type ServerInterfaceWrapper struct {
 	Handler ServerInterface
 }
 
+// DeleteAccount converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAccount(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAccount(ctx)
+	return err
+}
+
 // ListAPIKeys converts echo context to params.
 func (w *ServerInterfaceWrapper) ListAPIKeys(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAPIKeysParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ListAPIKeys(ctx)
+	err = w.Handler.ListAPIKeys(ctx, params)
 	return err
 }
 
@@ -3584,12 +695,55 @@ func (w *ServerInterfaceWrapper) RotateAPIKey(ctx echo.Context) error {
 	return err
 }
 
+// ListSecurityEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSecurityEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSecurityEventsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSecurityEvents(ctx, params)
+	return err
+}
+
 // Login converts echo context to params.
 func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.Login(ctx)
+	return err
+}
+
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx)
+	return err
+}
+
+// ChangePassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangePassword(ctx)
 	return err
 }
 
@@ -3685,6 +839,15 @@ func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 	return err
 }
 
+// UpdateCurrentUser converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateCurrentUser(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateCurrentUser(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -3738,8 +901,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/auth/api-keys", wrapper.CreateAPIKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/auth/api-keys/:key_id", wrapper.RevokeAPIKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.POST(options.BaseURL+"/v1/auth/api-keys/:key_id/rotate", wrapper.RotateAPIKey, options.OperationMiddlewares["rotateApiKey"]...)
+	router.POST(options.BaseURL+"/v1/auth/password", wrapper.ChangePassword, options.OperationMiddlewares["changePassword"]...)
+	router.POST(options.BaseURL+"/v1/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
+	router.DELETE(options.BaseURL+"/v1/auth/account", wrapper.DeleteAccount, options.OperationMiddlewares["deleteAccount"]...)
+	router.GET(options.BaseURL+"/v1/auth/events", wrapper.ListSecurityEvents, options.OperationMiddlewares["listSecurityEvents"]...)
 	router.GET(options.BaseURL+"/v1/auth/verify", wrapper.VerifyAPIKey, options.OperationMiddlewares["verifyApiKey"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
+	router.PATCH(options.BaseURL+"/v1/me", wrapper.UpdateCurrentUser, options.OperationMiddlewares["updateCurrentUser"]...)
 
 }
 
@@ -3813,7 +981,106 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse Problem
 
 type ValidationFailedApplicationProblemPlusJSONResponse Problem
 
+type WrongPasswordApplicationProblemPlusJSONResponse Problem
+
+type DeleteAccountRequestObject struct {
+}
+
+type DeleteAccountResponseObject interface {
+	VisitDeleteAccountResponse(w http.ResponseWriter) error
+}
+
+type DeleteAccount204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type DeleteAccount204Response struct {
+	Headers DeleteAccount204ResponseHeaders
+}
+
+func (response DeleteAccount204Response) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAccount401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount401ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount429ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount500ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAccount503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAccount503ApplicationProblemPlusJSONResponse) VisitDeleteAccountResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListAPIKeysRequestObject struct {
+	Params ListAPIKeysParams
 }
 
 type ListAPIKeysResponseObject interface {
@@ -3822,6 +1089,7 @@ type ListAPIKeysResponseObject interface {
 
 type ListAPIKeys200ResponseHeaders struct {
 	CacheControl *string
+	Link         *string
 }
 
 type ListAPIKeys200JSONResponse struct {
@@ -3838,6 +1106,9 @@ func (response ListAPIKeys200JSONResponse) VisitListAPIKeysResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -3859,6 +1130,41 @@ func (response ListAPIKeys401ApplicationProblemPlusJSONResponse) VisitListAPIKey
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAPIKeys422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAPIKeys422ApplicationProblemPlusJSONResponse) VisitListAPIKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAPIKeys429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListAPIKeys429ApplicationProblemPlusJSONResponse) VisitListAPIKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4029,6 +1335,25 @@ func (response CreateAPIKey422ApplicationProblemPlusJSONResponse) VisitCreateAPI
 	return err
 }
 
+type CreateAPIKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAPIKey429ApplicationProblemPlusJSONResponse) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateAPIKey500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -4135,6 +1460,25 @@ func (response RevokeAPIKey422ApplicationProblemPlusJSONResponse) VisitRevokeAPI
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeAPIKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeAPIKey429ApplicationProblemPlusJSONResponse) VisitRevokeAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4322,6 +1666,25 @@ func (response RotateAPIKey422ApplicationProblemPlusJSONResponse) VisitRotateAPI
 	return err
 }
 
+type RotateAPIKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RotateAPIKey429ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RotateAPIKey500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -4343,6 +1706,131 @@ type RotateAPIKey503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RotateAPIKey503ApplicationProblemPlusJSONResponse) VisitRotateAPIKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEventsRequestObject struct {
+	Params ListSecurityEventsParams
+}
+
+type ListSecurityEventsResponseObject interface {
+	VisitListSecurityEventsResponse(w http.ResponseWriter) error
+}
+
+type ListSecurityEvents200ResponseHeaders struct {
+	CacheControl *string
+	Link         *string
+}
+
+type ListSecurityEvents200JSONResponse struct {
+	Body    []SecurityEvent
+	Headers ListSecurityEvents200ResponseHeaders
+}
+
+func (response ListSecurityEvents200JSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.Link != nil {
+		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents401ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents422ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents429ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents500ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSecurityEvents503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListSecurityEvents503ApplicationProblemPlusJSONResponse) VisitListSecurityEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4509,6 +1997,344 @@ type Login503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LogoutRequestObject struct {
+	Body *LogoutJSONRequestBody
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type Logout204Response struct {
+	Headers Logout204ResponseHeaders
+}
+
+func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type Logout400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response Logout400ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout413ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout415ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response Logout422ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response Logout500ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePasswordRequestObject struct {
+	Body *ChangePasswordJSONRequestBody
+}
+
+type ChangePasswordResponseObject interface {
+	VisitChangePasswordResponse(w http.ResponseWriter) error
+}
+
+type ChangePassword204ResponseHeaders struct {
+	CacheControl *string
+}
+
+type ChangePassword204Response struct {
+	Headers ChangePassword204ResponseHeaders
+}
+
+func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type ChangePassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword401ApplicationProblemPlusJSONResponse struct {
+	BearerUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	WrongPasswordApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword422ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword500ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4898,6 +2724,25 @@ func (response GetCurrentUser403ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type GetCurrentUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCurrentUser429ApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUser500ApplicationProblemPlusJSONResponse struct {
 	InternalErrorApplicationProblemPlusJSONResponse
 }
@@ -4933,8 +2778,215 @@ func (response GetCurrentUser503ApplicationProblemPlusJSONResponse) VisitGetCurr
 	return err
 }
 
+type UpdateCurrentUserRequestObject struct {
+	Body *UpdateCurrentUserJSONRequestBody
+}
+
+type UpdateCurrentUserResponseObject interface {
+	VisitUpdateCurrentUserResponse(w http.ResponseWriter) error
+}
+
+type UpdateCurrentUser200ResponseHeaders struct {
+	CacheControl *string
+}
+
+type UpdateCurrentUser200JSONResponse struct {
+	Body    User
+	Headers UpdateCurrentUser200ResponseHeaders
+}
+
+func (response UpdateCurrentUser200JSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser400ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser401ApplicationProblemPlusJSONResponse struct {
+	APIKeyUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser401ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser403ApplicationProblemPlusJSONResponse struct {
+	InsufficientScopeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser403ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser409ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser413ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser415ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser422ApplicationProblemPlusJSONResponse struct {
+	ValidationFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser422ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser429ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser500ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCurrentUser503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCurrentUser503ApplicationProblemPlusJSONResponse) VisitUpdateCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// DeleteAccount Delete your account
+	// (DELETE /v1/auth/account)
+	DeleteAccount(ctx context.Context, request DeleteAccountRequestObject) (DeleteAccountResponseObject, error)
 	// ListAPIKeys List all your API keys
 	// (GET /v1/auth/api-keys)
 	ListAPIKeys(ctx context.Context, request ListAPIKeysRequestObject) (ListAPIKeysResponseObject, error)
@@ -4947,9 +2999,18 @@ type StrictServerInterface interface {
 	// RotateAPIKey Rotate an API key
 	// (POST /v1/auth/api-keys/{key_id}/rotate)
 	RotateAPIKey(ctx context.Context, request RotateAPIKeyRequestObject) (RotateAPIKeyResponseObject, error)
+	// ListSecurityEvents Your security log
+	// (GET /v1/auth/events)
+	ListSecurityEvents(ctx context.Context, request ListSecurityEventsRequestObject) (ListSecurityEventsResponseObject, error)
 	// Login Authenticate and receive a JWT token
 	// (POST /v1/auth/login)
 	Login(ctx context.Context, request LoginRequestObject) (LoginResponseObject, error)
+	// Logout Sign out
+	// (POST /v1/auth/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
+	// ChangePassword Change your password
+	// (POST /v1/auth/password)
+	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
 	// RegisterUser Create a new user account
 	// (POST /v1/auth/register)
 	RegisterUser(ctx context.Context, request RegisterUserRequestObject) (RegisterUserResponseObject, error)
@@ -4959,6 +3020,9 @@ type StrictServerInterface interface {
 	// GetCurrentUser Get the user who owns the API key
 	// (GET /v1/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// UpdateCurrentUser Update the user who owns the API key
+	// (PATCH /v1/me)
+	UpdateCurrentUser(ctx context.Context, request UpdateCurrentUserRequestObject) (UpdateCurrentUserResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -4973,9 +3037,34 @@ type strictHandler struct {
 	middlewares []StrictMiddlewareFunc
 }
 
+// DeleteAccount operation middleware
+func (sh *strictHandler) DeleteAccount(ctx echo.Context) error {
+	var request DeleteAccountRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAccount(ctx.Request().Context(), request.(DeleteAccountRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAccount")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAccountResponseObject); ok {
+		return validResponse.VisitDeleteAccountResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListAPIKeys operation middleware
-func (sh *strictHandler) ListAPIKeys(ctx echo.Context) error {
+func (sh *strictHandler) ListAPIKeys(ctx echo.Context, params ListAPIKeysParams) error {
 	var request ListAPIKeysRequestObject
+
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ListAPIKeys(ctx.Request().Context(), request.(ListAPIKeysRequestObject))
@@ -5118,6 +3207,31 @@ func (sh *strictHandler) RotateAPIKey(ctx echo.Context, keyID KeyID) error {
 	return nil
 }
 
+// ListSecurityEvents operation middleware
+func (sh *strictHandler) ListSecurityEvents(ctx echo.Context, params ListSecurityEventsParams) error {
+	var request ListSecurityEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSecurityEvents(ctx.Request().Context(), request.(ListSecurityEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSecurityEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSecurityEventsResponseObject); ok {
+		return validResponse.VisitListSecurityEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Login operation middleware
 func (sh *strictHandler) Login(ctx echo.Context) error {
 	var request LoginRequestObject
@@ -5158,6 +3272,101 @@ func (sh *strictHandler) Login(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(LoginResponseObject); ok {
 		return validResponse.VisitLoginResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// Logout operation middleware
+func (sh *strictHandler) Logout(ctx echo.Context) error {
+	var request LogoutRequestObject
+
+	var body LogoutJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx.Request().Context(), request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ChangePassword operation middleware
+func (sh *strictHandler) ChangePassword(ctx echo.Context) error {
+	var request ChangePasswordRequestObject
+
+	var body ChangePasswordJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangePassword(ctx.Request().Context(), request.(ChangePasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangePassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ChangePasswordResponseObject); ok {
+		return validResponse.VisitChangePasswordResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5258,153 +3467,247 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 	return nil
 }
 
+// UpdateCurrentUser operation middleware
+func (sh *strictHandler) UpdateCurrentUser(ctx echo.Context) error {
+	var request UpdateCurrentUserRequestObject
+
+	var body UpdateCurrentUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCurrentUser(ctx.Request().Context(), request.(UpdateCurrentUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCurrentUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateCurrentUserResponseObject); ok {
+		return validResponse.VisitUpdateCurrentUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tdhs3suCrYHvmHktON0VSH5aokzOjOHaifDg+shRnb9pxg90giagJcAC0KCZX92T/7iPsn32EfYD9",
-	"sc+ysw+wr7AHVUB/kE2JiuSbTGb/2CLZQANVhfquws9BKqczKZgwOhj8HEwYzZiCP08KM6Ez/iVbnH5q",
-	"P2dMp4rPDJciGATnE0ZOPyVyRMyEkZPXp+SSLYiZUENoYSZMGJ5SwzL4WbG/FUybThAG9k+uWBYMjCpY",
-	"GOh0wqbUzs+u6XSWs2AQDPvpbrbH9qODZ4dHER2mWcRG3V7U393bt1/Zb4IwGEk1pSYYBEXB7ecpvf6K",
-	"ibGZBIPdgzAwi5mdTBvFxTi4uQn9jt6kcsZ0+5bcRp5oouGpkOgZTVmk2Ywqu5+QcEFoPpvQIbNbzIlU",
-	"GVObbm3KBorRjEzZYK64Yc1l97vdMJhRY5iyC/rhexr99O6jAf63RRoft5/+ObhlkxeaqbvxVmimyHwi",
-	"iZwLXcfkcR1vhKZGE2of4BrGbLpd2kNcRhZvkUVclLFRN+rVUPkATNpNCjplbdukBlb6BBdsnwrtFhQb",
-	"c22YYtmme5gwpScsby5rvxsGUy7KVTbRdhL9K41+6kZH7z5qR9Jzmk7YcymMkvnq4k/yOV1okggZaSMV",
-	"S46JYnomhWaaTOmCpFSpBUkVy+w5o7kmW2cvn5ODZ3tHRLPUTkP2O71tu8XalkQxDQbfB37a4F1Y22b5",
-	"bWOfPUuRq+s/Y0YtTkaGqdXVv53InNllSJFpYiSZU27IkI2kYsSoBRdjQseUi6XV+ZXs9WsEwYXZ7eOS",
-	"+NQu//Bgr4uwx8/V8rgwbMwUrO/t27cnNS508vr0S7a49cSTdELznIkxC4mgU7tIewKQHyJfs1DnDI/J",
-	"JVusWX6ALyOK0Xz6cRxQJNU4CN1kH8fBd9HJ69PoS7aIgyVqX2IAS3N9/0McvHsKg1ZxsrTnTxhVbeix",
-	"ex7Cb9WWPfnsd7cHJMGRqxtIQjLnZhKLhCkl7T64uKI5z94beclEHCRkPmGCUAKfyZxqopkwZFgYotio",
-	"0CzrxGIN2Na9NSRr3uZ+eF/b3sdxYJFD05Rp7VbBrmf2hN8F6aXX3wLpGztO0SkzTlC+lGpOVcayr5mZ",
-	"yKwd5FP4zfNdz1jt32Nq2JwuyETmmQ6RzTKS5tyCDuDHTSy2cAJNqGIkpdqKJKG54Vdsu0POHB8jhcjt",
-	"1pPvom8UH3NB8whXlcSCIzqOEUtDaSZ2stC+bkGmhbaHlLC/FTRHLFW4ef3Nm/MgDLgAdmiJOAgDZLzB",
-	"d1G5f/eqBoLrIO83eGavyTOj//SnP/9LXHS7/YMnTz/q/PA++bd/70ZHyErb+GgYXEdugmjKtKZjELBu",
-	"H1SQz8/PX3u4bzmi3IajUq744uy0HV0lgqgaM7MB2tg1TU2+IFTHYhV/ZGtGLbhFRv5WMLUIiTY8z8mM",
-	"qZQJEzGRyoxlAyLGXFw/0bFI/uxe9r5QPLkDxRdnpwlpoDcW98HvzlVvZ8p2zISLsf5LzqfcfNzrboLx",
-	"C8XXofuwd3Qrwn+I4+tuN4rj6343jq+fvfwVSF7G05aQqLBpIhVJUcBaPqdoao8rov8WlbbS/04/7TRg",
-	"tKFSChCzyK7gdckW70GtWa9t3FsB8qi/jeVoOmWWnSSrRzQJSSFQsDEr7hgSHnHbBZ2pcw8WsMRsfv8c",
-	"wC94LQNoBd6F4veH3H0PV/1U/6OdrRtL5E5TBRsS9JcLYaW5VPwnBqRqxzJh7J90NsutusKl2JkpOczZ",
-	"9KMftcVCTTew+DGU50saG9dESKtZpHIsuGaZXdeEajJkTBDFruQlavnaUFPoYLDX7YWB4QbQcorahJ+t",
-	"gk6hxMBpHwO3pIFTPSI645F9+KaOlz8rNgoGwZ92KlN6B3/VO69xAgTNeuWTazLlWnMxDsmU5pYdWFOz",
-	"EJdCzkXoN2M36PSZDjkRsXAfYA67c260NeWIWzexWwpjkbTtye0lcnMkKBRqDoC3b99GdY1y3V7dkJ12",
-	"pRt2/gnNzpCaHgH/ni6HMiuJYM7yPEKwkS/efPOqifZuhfavPXThsduxXmIigiU9FtJvX7eFFuiij3xq",
-	"2pTiOw9HfdBmJwQffSxQffH2fN3ZcFsI7ZmwZA+uDCFJLsWY2WPCtdGdR6VoZ1LBWp9LMcp5+hj07P0T",
-	"dqc0V4xmiyU3BRg6Ohh8/3Mw4izPLA686yMMKt7dOkFw866O5aMKyyerz96KYzd3VJ/7ERB9BtMpANqg",
-	"dEsBRCTKWTalPCc0y5SlxmqXsaiWQrbskwhYULTRStUJ0XRB5hOeTrY7xFrTqWLwLvtULJQ0tTen1iJG",
-	"KUI1mVKxIDS1RpZlsfAdzXM5R0O2bkk49vZSqiHPMibuTxdAoaA5Dn4OdDGdUrWwSCJgOsjCaJ4xgtpE",
-	"EAZXNC+atOSEiSaOb2j/NIDD7s7OpJ3+4tQSIkUO3j6u8UVcl+8yEzYNUdgXeWaVAvBd0uYTTSayW5HX",
-	"azudZXIOZLcTl315JKSJ/NM3QFtyxpbhYRcR2WWD2LN4JE47XYXJud2Xl7I5TS/RuvbuV/TyHiNJWJ3H",
-	"PjbnFgxm7b5OhS5GI56igQcrvIM1Vs9H+PzNzQfQIJBlDwsDPkIL+Cm9BByRkSdTLzwH4FSoAALLWnrU",
-	"Kc6CsUyTrWR1G0kYCwAWnJzSmZR89uLckVdCxvyK6e3Qn+RqdkdssfC0lPghUhE6HfJxIQv73mXCSELL",
-	"5svXbX9IvaWO6jeeFh/E7teRI5wsgOoHpbsPSXWr1GR5yYwhZ0c66nxAVFlDhuYvLNd/IJreSEv7XIzJ",
-	"3MJ6rqQYW0YjC0UsrdZRtF/XLv0i0DV5F3rw2UdByokghbUGWGpYhm8/JtxYBOVyPLZ6khcC3kCzRgWj",
-	"OeihsFc6lIUBxgfgBMQ+r2IMj6npSEVmVOu5VJldIhepVIql5k6FtBbz2EwfrQ94LOpfVk/qWwFa6ZBP",
-	"pJmAm9bCX17iqaBTBrB9Jc1LWYiHavWvZHkOHRfmmpx+SobM6sAQelnIognSvQqkr6QhI1jGrYC0nBcf",
-	"ewzwvZJEF+mkXDidShdpQc3riUYVZmskFfGqGTB8GFbpYtsAydd0kUuanUv5FVVj9gGMy9zOCwEgQQ72",
-	"93cPyHBhmG5AtVdj0mf18UZKnOB2ENtnIyNlhM8+tp1Z34KFNLigyNbBHvmSf0KGC5KxES1ygyB9w9QV",
-	"T9mFoFeU53SYPwZUM2rokGowcQqhGE0nduZjYtQCg4FET6Qy+aLJWmuAdesiRW1ht0K1/uBjgXTNPkr1",
-	"RjN1xZT91aJ+WOjFMVHMbjKnBsPmNekHUdSoDKPeJvhqAVdY2rmUX1OxcNT2YN4sJdo6I8pzllmRwYWu",
-	"Y4cLstf3Qd0G8fdrBmU5DzWGTWfmDh5tSd4+HpWPPwqelhdBRkpOkTtiVKZDkhrowUDUGBQzkqRyysiQ",
-	"ppePh6wLoYvZTCrDsq9Zxun54sGK5BsmGqk1eNiteVqbyE7QZFT7Fa5qiyJTuypwFt51pMoxEYyJ4OFH",
-	"ZVhzip4xiJxRTZLlHSXApr610h2+fAk0+0B49gk4VjC86nSH+3heSq+5ITmj2pDdmmc8uAmr4eDLaB/r",
-	"dOmGt6Ppven3KwRWEHDH9nbcXZWPR+7xx0JbSYKK0dIAsCMHNccd13Zt4MGWhYnkKFJUjFksEO7AQWnl",
-	"30PzsIyzdypvTs610YRdMbXwiHKTgEum3FQt/tCSYSMqDUTDlCzrENgMnZfBBfsS/2MQBjNljRnD0VOD",
-	"LoPsPTVtKTBM+DQRIGj3MOZZ7O7uHm03Y0T9bv8g6vaj3sF5rzvY7Q663X+t50Vl1LDI8OlSds7B3kps",
-	"0M4644rpuxemjZxpsiUV/DVj2TaZS3XJxfiYiCLPCR9ZEwLB4GbtkBNUyzDo8EQTy4jkiIwVTdnKpp5F",
-	"3V7U7Z137Y7usSn7elQ9MFK6skneEvP8ki1+bdT2fvHXMOD6PaqirSA2ExcfBPRLdWk52vyYjGiuGZEi",
-	"Zc40awnr1Fff2PtQypxRcDrmVJv3hd6U+Ozj1mbJQivfwN/ARWGYw3IhDM/BhT7iCp/skItZBji2hoVV",
-	"zlw2lxwRuhrhrFNvb9DtPyai29P7vgT3yZDlzYVMFxGdzSIM592RxWbPMxvx6/bwL4LisMbEfQ7IJVuE",
-	"xFonhuW5NZvR5TqjyjQXo7R5T3vDfnMph42w7WEjbGtH1HIHf967ackeDANHNZsh35NYxXkc2ucTnns6",
-	"FBLW/igI02uya99OqClXNqULkskGvL73ubEgG1127Lsw4IZN9V0S6o33bk3p9SkO6FUop0rRRYDBaZ+B",
-	"8X0AB90JckcK9YMd1jl8A+gNFrt0Gsv9vyvfLoc/stTYxZ1ANO0cImSrIgmCXfWA26rMwV8xAW51huXx",
-	"ZOvzN/39g+0OAW2Rozp14oKKLujh8t7iotvdTevzwzcsadI0W3wxGX6W8m/4F6cXP532XvFTfSrO9tPn",
-	"pwenl7Pvvn3+xVGn02mSzV736GBNfmznfdSaIluBmLds9I3jRsi5LE3Vo5q6seTdA3v21+eT9nt7z/YO",
-	"dw/2ntWSSnurSaVhAO94b5zu3pqxGweYWRkHsAaXb4vfNbNt3XdtqT11Gm0gvLGEBoTaiO05UC8qQLXY",
-	"+zLRCTb3qtAqvd1TlXDaQ43XDKzhCH7/whSKoROSGjKV2mCeHFrMTzRxGEHPOB8xy34ItSYV2ZKCkQWj",
-	"quGsiMVbbibosiwX4lZMqLW+SOMFbmA5eRgLPiJ2amsYSjHi48IHlEHnWc6Se4A+c1+xRrZ6Ua/bBfGj",
-	"tzvkFZ0yDR50sI2GjBSC/61g9xB/dyULvXt6rwwhuwxrb1EuyKuLr5rWzn2EwHENqU6tL8MgLcLhgRJh",
-	"yoX/tCQewgBB6n620m35NALS1p+1bK21YU9ZviitAHfeQlIGz7zVoSdyLlzgRKA+/ce0Ou42NP74loIT",
-	"GnbdoFBSYMaOEd9pBPwGirGdHH+D9XIIrIycmwXzL9r15kTR+ftLtki2/6NUZHzf6hZeWnLzpv8WHjd7",
-	"0kKiDVVG45FM7GuS7YH7IyS7faKoyOQ0FjkzsC0ryTI+5kZDhrUglBxE5bbJkGp20CfPz55Hu32STlh6",
-	"qYvpskjxAEDSGx2Mn00O+dGP3cte3p/uij25Pzvonsrz/sWSStXM/rQfbwHS7mE7lP4hVXWP2k2U9oae",
-	"foti/pKzPCsDx01gfCNKhyD6CFeZsnPttduRLM+eaMgUPiaCacuPa67GHyUXzswmmTRN3bXhalyqElxB",
-	"ZimfW7HpI5Nlcgt5BdzWiXDntSuGU27sCiGRZomF3OrhXCqO696l2CLIqlW3YeUrOeZirepai0wTIwm7",
-	"TidUjB0nFXcYUj5iuzrtf5ZFFZtuQkCztFDs9V+17vV366KgnK3JW/uH/8FaV7G2HBJ2VdVBTqlJJ47s",
-	"JBRnjanKIPpBl507m5Q/fuitLRFP7ViUoG8jIO+3bnP/WpXoaG//WZkqncm0mDJhVonFBwlaD1YtQaQK",
-	"wtfqnStA9vDcY75DGWBoCuO2g+1DEMuvf1F3gePc6Ji6agYGCqdNbcSda5xwiUWv8Ogw4EIbKtIWekN7",
-	"BfXYNC2UYiJl3oPmIA6lbo3MdJ+bltRyVTC0sKystY3aH3XTA9pjR8N+tpc+o4dsd9QbdrN+ukcP2OGo",
-	"obwpHik2YrCuFe7abXW6YTUWz24vGDv9NCQ019JVfqHem3wXOT4WnX6aVBk4rrrU7tYKUYMRyFogOZfj",
-	"5sY32OQyC1rjeBms87z4YFPbLqGgBh8gqcyarAKiU+s9LftHRzUXy1632+pkweDWqgUF6QHEpYGWvliO",
-	"wQdHUU1QtcXH7pSia9w75OLstF4WvPTiYwsTyAPQ0sWYNUmpIHrOTTohUrh80nYKXh+i25hk75K3PrYL",
-	"4C1xHHre1sY9z1xq9R3OI5qmsmhjmxjoXBn17WqMk2wluUxp/tdMTikXmOCZcT3L6QI0p+0OuQDj/D4S",
-	"66/um04qp3VAlgHYGgD399ack0ZJ2s7Hf/nhffLzv938e/Tuo6047mzy3PbTv9Z08a3q7+jdz93woHdT",
-	"+3X7L81Z73x8+1eUdbUGmcNgVOT5+3bt4dMaKshWL+qXnqkQxDbkYs8nkE89WwkDfo7oIF9LPbmUV9z8",
-	"1EK9dysT7o84NnEs4vgqjkdxrEgcXx/ux/H1Sfd//7df/v7LL9Hff/mvcdHv9g/h36O///I//v5f/vv/",
-	"+eWX//s//9e7X6eZeK2EVjoJkS7GR0V94+jfFLJFN1uvcb722YNbh1Gvf1hCFo4Vy6wMuRDccltguWQm",
-	"uTC6Q0D+x6JaEwzQPu0TvSlGFQL6sHTIq+VlLRujD9RvD39D/dZxhzIxc2s32nc0GmK3FlFMmeLpr+Ik",
-	"j9b6YwMig7N08ub56SlZ9TTcpgl7tlZDVnWkW/k7hPHvCBB8LucWNBjyx/qIVU4Psf/3LkaMc4A7F7pz",
-	"rM6X+5RPmWPl4iVjlUsQGuz4ePOWixWQZySjC73dIV3C7A/cWEPU+0g3jvYcdPcON2gfsgKrMvd/WQLO",
-	"mIIcFykgNl6mlXRI4nwkCdSrlF1DiJwLpp7oWCimZaFS5gtyfP3DMQwFp0pC5jyHGltr2UKxDZ5ZF1lq",
-	"d8OsdBtq0/IudFtzkBMso7uvTH9RFyYtbXYeLJtXlr+htPoVkmgjB7KF3opR8kGaHd3K9dY3Nvqw7YtW",
-	"fHMtfOg25mOtDCtsuFm8sYani25Ds7GTAivg1iZsQTZn8vqbN1hkZJXoHVfLrBPvsiUjidVCZLggu4dr",
-	"3baYHKP5tT2+UCQIbjlaeWzJC5pOYlHVsUAvIEMvmXb1YsIZu77uBUIZzDIpEYvkOvLQwhocnRzX6sxc",
-	"+HLMjCbJXnc3wSw011zEsokrpvhoUdXRhG6ZPxbZ2C5BoCri7M9weTWxgPW6n5/oZlUXF2R1gdFwEU3L",
-	"pjFCG0azASTnzRD4vhWNkWWXtOTJ0ycJeB8whOffIk0sXAYdcK41PQ9cO6SK2JAWLPljpNxTBX566Y/Q",
-	"F2/Pg/DORIpWkoEc5yT0eaaxuDUzopESASgCj4lrAcE1tuThomzK04lFLCDVQztaBJx88eabV+QtGxL4",
-	"iXzCtCHPwT9iyGur6nArELbOXj4/fNbf3x5gkJzmY6m4mUztm2ZcCJa55I5jkggpGHpMEPRID+WQWFiC",
-	"du2XtpHoE7OYJd77wDVJqPnox7lJUH9NuNZJSBJaZEkYi4Rdz+xHMRwl7ndqEjwmeU488cBPcGoaXZ7a",
-	"kh0mxswwmZSLkfSZuxSLqR1NONuYWIPQKkZOBWyi2j/EkeBrjQftQdWuYqASzDMlsyI1gJs//YlYZWRp",
-	"DGTr2Z+fPrVU5BplAfafPnV5X7X6tykVdMymFntMZKiZD+zwXoc8t9BpJTr0FC5koer1TJ1Y9DvkuZwt",
-	"EEf13I/E57BX5VudWOxuntnToF/cn9uD3xYSj1NCdp4m5Yb8fj5jwrKgRpXsOja8vBcf/7sz5La6q5I5",
-	"DIh9pNPp4AbsGTRz2eiCZ2nSmhBQWodaEx3mbFBTzJxdhIjTsbDLdWkpwDfwZ1TZvEZWvs/RzxPtDlkL",
-	"tDTJ+RWzjBUfcUSow1gM2YTb9+BafP8obJmpL3VVNwuwRL6fuKo8BkKo4uJ2J66lnlX4uRhbeEnhSRtc",
-	"uEDI6CYGJzJUzt/i+kavY4bccF0GfdIh3646mMlWstfvJ9uQLo20ZGVHzTft9XWQOS6Z29nLGPdPJ7I1",
-	"CgW8JOcpE5rVGMRrJWeKM0PVouY49CwhCIMrpjSyiV6n2+nah+SMCfvjINjtdDu7YC2ZCSgfKzQMhg1r",
-	"MYm+ggT0Rsmar7wPiWBzy9IhDF5r2yIYFDnmReaiLrFIyqjlABODkw45wzQQR8j19HPf/ksjmSJQSp3g",
-	"NHPrQmtOB0ttePrd7i31ESt1Ed8380zW5YnUUz5EkeeoKm/cKKtKjMAUh2ZW87qkYof9RkKDz1eo5xPU",
-	"k2RxcT7a3W42QZlFWQ2x6vm+A9cbB1h8yfJKxLu1tKJRFLn6xlp5EnQUjWotRW8rUGq0H4VX73V76waV",
-	"lLTT0pfmJgz2kbhuH9qszoZRu3ePaqlFrNsOQKl1/fB7RGPZK8IeCVBSQNZ6zFlFhI6BEk4a0j94dxMG",
-	"M7km2kwNqNuVHeJ0AcQRKoXW6PHlI5bPlXJPjqwmB6FBF/tBT+F8whQjLNcsBK45INCEFWwIOe+QkzIH",
-	"Y8isJj3l0FNZEi2njCTOooDJ7EN4JMlWUp3NWu9ATWgs1nCPerpoUIa7PpHZYnPOAYTo1nh70w4Qem6N",
-	"9b4ddZayLt/ScYCM6slQUpUFbUf7HdLJ8jowUueCKE/KQG19CasM5h7NOtqSbm+aFjMkFj6MP/8m7Hlj",
-	"xutTr+6X3HQHd74fArJ6Y4hVrrqUH9mpnVOu23IwH5PPbsAsa93SHsaa97pHdw8tO1nZAb0NuPJy0T2M",
-	"2797XGsZrB3c7989eKXe8/cteWrGUi3Dvm7+bN8mhm7CVYV052dsJHqD0ilnpsUleAZqj4a0dhckX9Fc",
-	"IELUzNj3vnQrxMAmsrbZQvv8BauEcp/h0qq42tfCRF7ndbMUaQqOJmz47cQZcP9MMiz0hU5tkHVfa1xh",
-	"xZsULBYoGjl4x/aSTfRgBEEpyeq9mr9vR3v1yA62hrW4XGLQe+1qoZP1tWaTvwudbA/Xe/vQsg3JH/QM",
-	"IiHUVLZffeJ2MP4FmYOt6uEZm+XYGbXl3NUbyMEJQp5gH4WTgOEvbnQs0JuPshBdelaIL5yDQug5U5rk",
-	"/BIJr2xkB6nXgs1jcZsk20YdtTXqZrXZWCSNSF5CtnxdRndQ8QzHK7bLJC3PHezrNPQVc5lwFLxiBCp5",
-	"wOqvlNIOgfAjsoySJ9T6F3IRC2401hWTGVNcZvg7uvVrjoNr40KCunxdh5zEwh3KWqtI10/V8pqRVIyP",
-	"hT/Am3OXWtT0QdzlV+jXLbHW3YNud2PlqC3ie7PatHczbfQR9TGFpwdcUBg7/cPqY/dly/9fgfuthIfL",
-	"eLi38AAX/3pJ8cLlqWsspHfpKrcnZCOr9YkdscBioZVyYQJN4JDDlVOjZxsTlMs+ZWN+xVz5pX0m2ev2",
-	"gPnNsF6sdOraF1kxVc4GUQj7DSY5xqKK+YMHwrUQwsH+WZ/lJ68gLpWX09lhChaipDG5r4NI9vpHLtJU",
-	"b9PT6vMEYD+AnVZpWSvpT1XcvYyhb8xpG6ULH8IB0KwEv0dddr2uGrNl6nXNPlS38UbrJe3rfJi1AM2c",
-	"KYYJiMcEPF8YkVgu1vj98/eW9oj/cNx3r7+BcFluNPZbc+0Gk673AgWGoVjKrK6N3LEsm9+Eb/v8mfWs",
-	"u/QB4xVopNEK0ivDzcRmqnylNirFq7x9QBKXluRY3qT8pFjZNrLMyMI4ZL1juGKmUAKidlZHnzdTgUi9",
-	"uXbZES0WS4y8sWDvZZ4xRSayUBDbO0rIkC2kyLbbbW58I2SVPYAdu/yydWliVdJXey7XB+Lmy5nwH4Kh",
-	"P3Dn4NrdMAHtIaAABN/SFrXhV/3tOfkfWnv+x+ffz33bdcHmjczTTZk2JkmsDdWfszzXywkXW3hhT2In",
-	"eO84VRKSc0XZiF+SxLX0t+9Nwlg8p1m2IIlrXP6ewtfkhbiSC5KwawPf/JQQ7q8bkhnbJvOqC1iZtuES",
-	"8ycyz7gYQ7wOOoj6orisSM2gXvZW+WxjwUUtFSYJwdvhkuzwp5UrnsgWuHRWb4JDc8JOsHTDz/JEF4on",
-	"sdiSauWyse0OOSkBqsH98tmLczKfUINlBxNGpBsQC1zn8XJD8Al0eiSfvzj51KckoXPn6VOylfS7XSwE",
-	"GspssT0o86d9y/GwvNEAusjXu8c38ql3kqr1tb8mp9nxHpcXC9/o/raEyEEtr9taR5+9OA9hB3iZxDev",
-	"z0+/efUmrKdwY0Gyz8vDeZwrzmIU81Wip0ksHPNzF1bItitYjxt3z6Vy5i6knBIj0aIrZtooRqcOpGeY",
-	"+Pf0KWRw3u+OIaQ8yE21M2OCmLUV0Vu32ucf20IYn08Fw73a04S5n2s3ab9ZAAjMInf1fgAIFZTO07VX",
-	"U9hlcJdUu+YGpJWbBRAr/hoMyLDNsJVQLDIlZzNf/+cu8ctYKuEsN+7x49AsPvUaqZb5FRfjWCQdp+J1",
-	"OgnRbDxltXIdl6DpbtAUwBpgJipKlMZiyscTA7C2w3JGLdBL0t+iglj9buFn9yli1VGIBcXMhJ06NAW7",
-	"NlYhpbC2bcQfrIQbvODQLsNdUmjPWhKSJI7tvx37z7/Yf47tP3+BA5j8yR661TvC7JeKzmMxpOmlzqme",
-	"lE/7XLGL85fRYQgrSXbqkELfQOVMjcVW0ukcJ9vYOdQ/JUdYQpNJgx50f2VZVbDl8GAR0nEod4zFYdxl",
-	"bxnftsYSRO0jtieyx6tklcQfXczmU6w6asp5VRqHTuKVsrHIuKZjxRjZgvsaW/k40MwqG4fMZedrz/gI",
-	"khoM5szpbZfFXjEKbG+FjBey7wYEMvYg5uDIelomOkIeLwqZ1GpioRMXV9LlyY4LqqgwjGkffLguk8xj",
-	"YTzvclFBXyge+n6SvW6XTDWRCFDAjd4OLXNUPNWInVyOCbuCUlo0haSG2Eqd7bTZIt+CTvArPfTLd7ne",
-	"hHcOWbqKcYMRjetH7/EGePxdu6WxviLd6hljSaSAEkArTY99UXolfEhN9sTCCh9eypyVC1YeoMmHQfXW",
-	"L9kiOs3uGt+4hr4xvrrHfYPx7uHGBNaY2XwF7kb1lRl8bc6GU8Djm8d3W25QhKEbKOPr76b6p7M6msVF",
-	"y75+5BjLuX20qsLx1xZBtUDNNvkMHwjehcEtSqPdwFOX2VQW6X324nyprZ3VIpe+curkUmKbM4CQ6lrt",
-	"njPwCaHWBvWGPibt9+ebUzRNClH6m2KhJ3TGqroyJzmUm5ibeqxULN9DwmJRqcnuii3qL/ODG8HSlM0M",
-	"yE3F2pj4Z8y4spjSpfRP7l1pw+NvkG/yAH60epnW75stfMZMeRsh2GNy7s7Uakjwa9bKBFZPLjZ2QV2k",
-	"5dZhbPsCWiT87ZrolBUa1uzacWUMnQWd5nhuqVjEgokrrqSwz4XenwCFyYpAe42Bq/Epq6acVkZwHUOm",
-	"IeWC5SOylcDVcaoQiV8HRPIMmRgzG+zs9PrPOt1Ot9MbHHYPu84nXCh7xnagzL283WoAOWIWsg5WP7de",
-	"/8iU86uHxCp+XJQhRTouAQ59jNzhWvILWTVqKdJaVuSgUp4af7d+eZRq9drVxF+zlsnOW8rLDJvVJind",
-	"S3VZgX6LWPgfoc7Hw9/7iOiqvweUtpTmOQ6v6o5aKo6cATmSKlxXElRtzkusm3c3/y8AAP//",
+	"7H3behs3tuarYNi9P4tOFUVSB0vUl69b7diJcnA8ttzuvVNuFVgFkoiKAFNAiWKytb/M7TzC3Mzd3M4D",
+	"zMU8y/Q8wLzCfFgLqEKRRYqy5Jw6N7ZI1gFYWFjn9eOHViKnMymY0Ko1+KE1YTRlOfx5WugJnfEv2OLs",
+	"E/M5ZSrJ+UxzKVqD1vmEkbNPiBwRPWHk9OUZuWQLoidUE1roCROaJ1SzFH7O2XcFU7rTClrmT56ztDXQ",
+	"ecGClkombErN89k1nc4y1hq0hv1kL91nB+Hhk6PjkA6TNGSjbi/s7+0fmK/MN62gNZL5lOrWoFUU3Hye",
+	"0usvmRjrSWuwdxi09GJmHqZ0zsW4dXMTuBm9TuSMqeYp2Yk8UkTBVQFRM5qwULEZzc18AsIFodlsQofM",
+	"TDEjMk9Zvu3UpmyQM5qSKRvMc65Zfdj9bjdozajWLDcD+vs3NPz+3UcD/G+H1D62H/+xtWGSbxTLb1+3",
+	"QrGczCeSyLlQ/kqe+OtGaKIVoeYCruCebadLe7iWoVm30CxcmLJRN+x5S3mPlTSTFHTKmqZJNYz0EQ7Y",
+	"XBWYKeRszJVmOUu3ncOE5WrCsvqwDrpBa8pFOcr6sp2G/0bD77vh8buPmhfpKU0m7KkUOpfZ6uBPszld",
+	"KBILGSotcxafkJypmRSKKTKlC5LQPF+QJGep2Wc0U2Tn1fOn5PDJ/jFRLDGPIQedXttM0ZuSKKatwTct",
+	"99jWu8CbZvltbZ49w5Gr43/BrvWXXFyujv3thGeMTGXOCNdsagg+pVwEwE+CXWsyo2OG4z3qHx21B5GI",
+	"o6Lb3Ut2r3q7Rnbs0hkPL9lC/SnjU64/7nW75oL+YVLkSuYf/+PH/wE3MEOW7OOoZR4bteIOOR0qJjSR",
+	"wrwtEhlV+LpOJFrNi3u3N5+e/ut/Zn29X5w+7apwmB386/PPn3wZfv5dfn2qpqMXTcOq03N/aYfj+7/B",
+	"/9m7j5qe0MxCr5jOF6cjzfKmRZAZM5wgRaqIlmROuSZDNjLLovMFF2NCx5SLTjNZ9vvenuRC7/VxFnxq",
+	"OOjoEGYx5QI/VxzChWZjlsP43r59e+opgtOXZ1+wxUahS5IJzTImxiwggk7NIA3ToEpC1WIYnzOUVJds",
+	"sWb4LXwZyRnNph9HLYrSImoF9mEfR62/hacvz8Iv2GJ5hfaWVmjpWd/8PWq9eww3ra7J0pz/wmjetDxm",
+	"zkP4rZqy28EH3faAxHjn6gTigMy5nkQiZnkuzTy4uKIZTy+0vGQiasVkPmGCUAKfyZwqAltiWGiSs1Gh",
+	"WLp+M6x7a0DWvM3+cOFN7+OoZRaHJglTyo6CXc+MkL2N0kuv30DpG3NfTqdMW1vlKezPpo3ADMdPGEod",
+	"pWmu1QC+iHFPx04VznJ2xWWh4MpHisRGvsWRsOy3E9dkTRuUCdeEqw75eka/K9gJLI0sNOEaxd2I5zUB",
+	"xM2QvitYvmgFLdRbLRxFbUGWDQJPz/TW6JmLcJ2meS7zOc1Tln7F9ESmzcw4hd8cJZzWN3+PqWZzuiAT",
+	"maUqQBuAkSTjhqmAs7iOxA4+QBGaM5JQZewlobjmV6zdIa+skiWFyAxTxH8Lv875mAuahTiqOBIcGfUE",
+	"+Xco9cQ8DOi4INNCGfFF2HcFzZCWFde+/Pr1uSMuLlZF3b+F5fztq9ZReq+/idDhf/rDH/8FVcGjxx91",
+	"/n4R//t/dMNjpH8T6YPWdWgfEE6ZUnQM1p+dBxXks/Pzl47uO3a7tusr9ubVWfNylQtE8zHTWywbu6aJ",
+	"zhaEqkisrh/ZmVFDbpESYM6AKM2zjMxYnjChQyYSmbJ0QMSYi+tHKhLxH+3LLoqcx7cs8ZtXZzGpLW8k",
+	"7rK+RjlP2a6ecDGuFPM2K/4m5+uW+6h3vHHB/x5F191uGEXX/W4UXT95/h6LvLxOO0KiN6GIzEmC1p/R",
+	"ADlNjCDD5d/gb1XOydknnRqNtvSYgGJmsSt6XbLFBdjc603hO1vnX5o1Wp3CZ3JOplQsrGFIUSY7yaLJ",
+	"VKKLWE6r322WmcADtZVN2YgWmbb26nrTpVczXHqNhotj3E0CU9EpM8IwXhUwcUAKgQYLM2YMw21D7KzA",
+	"HencQYAticpfvvxyA14rvhqJ9ybnd6fcXUWDL5N+bZLhxmxR6wRCeAbs0jfCWGky598zYFVzLxOw+ehs",
+	"lhkzlEuxO8vlMGPTj75VZhU8m8+sj6Y8W7LEuSJCGosxkWPBFUvNuCZUkSFjguTsSl6iA6001YUyfo3Z",
+	"TFzDspyhleieVlGnyMXAWpUDO6SBNSlD63q1bvx1+WPORq1B6w+7VZRqF39Vuy/xAUia9U4FV2TKleJi",
+	"HJApzYxsYKnhtEsh5yJwkzETtHZqh5yKSNgP8IwJ2HqKyLkgdtzETCmIRNw0JzuX0D4jRpXmxdbevn0b",
+	"+p7CurnaW3abnSmY+V9o+gq56QHW3/HlUKYlE8xZloVINvL5669f1Je9Wy37V466cNnmVS9XIoQhPdSi",
+	"bx63oRb4GA+8a5qcnVs3h3/TdjsEL30oUn3+9nzd3rBTCAgTKUvJznBBKFF8LELj3cic0EjMqFJzmadG",
+	"Sokxawfme7NHIKQoJMmkGDOzp7jSymwpImcsB8KCLx8JwZhxGYyUMYZoJsdcECrUnOWq8mAnUjESG5pc",
+	"aD5lYEpqKYnM0kgYj4s0bsGceWFoLkXo7JvYGLo1B1oVoxFPjEV8YQZ/Ub/ReLlTen1Bx+xjjNbYuAqG",
+	"amLCRSTi5Q0doz9/vP+k237o3W/DCrCuT6UYZTx5iL3vwqSGwDTLGU0XS9FSIJlqDb75oTXiLEsNv7oI",
+	"bNCq9FzjA1o37/wdcVztiNPVazfuB/vs0H/2A2yKV/A45NBBGR0Hiki0SdiU8ozQNM3Nzq1mGYlqKGTH",
+	"XImEBZcKGU3FRNEFmU94MmmfGNs3lyOeMVLMUqrZAP2y1RcIqScsN8JCFkI/Uh3yBYPIL24kYOVcam/Q",
+	"Cc0yhsqaKrS3aWI8caPJ4DuaZXKOcSDf3bRa5LnMhzxNmbg7SwFzg3sx+KGliumU5guzvgT8S1loxVNG",
+	"0GhrBa0rmhV1NrQ6WxErnpW7GiiJYRw9UdZMtNYfkSKDfAVX+CKuynfpCZsGaFMVWWpsL8i+0PoVdVm9",
+	"V3HmS/M4o0ssyTbzpXl5KKQO3dU3wJZyxpbpYQYRmmGDdWHWkVgnYJUm52ZezpjJaHKJIRiXQMI81Qmy",
+	"hDEtzWUgFrleO68zT+bhA27TQNX1IV5/c/MBDDXUjMNCQ5bDEH5KLzF+N3Js6myUAUSeKoLAsJYutf4J",
+	"KpqdeHUacWB1COycMhYbf/rs3LJXTMb8iinUb/WnW2aLhOOl2N1iVOR0yMeFLMx7lxkjDoyCLF/X/pDm",
+	"ob/Urx0v3ktTrGNH2FlA1Q/Kdx+S61a5yciS0mwBPup8wKUy/iLNnhmFcc9lei0N73MxJnND63kuxdgI",
+	"GlnkxPCqv0QHvhHvBoGR/duWB699kEU5FaQwThdLNEvx7ScYYDeW4diYo04JOD/Y+G6MZmDuw1zpEMPv",
+	"YOpbQ/tplSV9SCNJ5qQ0gbkiXCQyz1mib7X7vaztdma/f8NDcf+yZeNPBXilQ/4i9QRi+Yb+8hJ3BZ0y",
+	"oO0LqZ/LQtzXeXohy31opTBX5OwTMmTGe4DM5UIWdZLuVyR9ITUZwTA2EtJIXrzsIcj3QhJVJJNy4HQq",
+	"baISLa9HCk2YnZHMiTPNQODDbZUt1gZKvqSLTNL0XMovaT5mH8CHz8xzIX8qyOHBwd4hGS40UzWq9jwh",
+	"/cq/33ha8IDNJDbXhlrKEK99aHfen4KhNET6yM7hPvmC/4UMF8TGf5Gkr1l+xRP2RtAryjM6zB6CqinV",
+	"dEgVeEeFyBlNJubJJ0TnC8ylEzWRuc4WddHqEdaOixTewDZS1b/woUi6Zh6leaNYfsVy52QPC7U4ITkz",
+	"k8yoxsIfT/tBEUJYViFsUnxevQIM7VzKr6hYWG67t2yWEn2dEeUZSzGYoPzV4YLs911NRI35+54vWj6H",
+	"as2mM32LjDYsby4Py8sfRBVaBofEHlcuXTeH8iWaTFh6QmKP9OBbKsycakkSOWWRGNLkElVmbCYQo+9p",
+	"n8zhaYNIRCJcEz+hmoVwMUvjgRMqioxyOfVywI9UJEjpse5QQc5eXh2S3cP9Npmx3NL7ZO1rVggYD+za",
+	"GYbMPZccXlS+3b4R2La25MY+J7RUcFu82dxe5My82T6pHgBqfPEJKYTmGXw1LNIxg/IKnmVmSMax87Q2",
+	"UMjGOK5YzkfcvCPHuOFMs23Ic8kWIUbazDjLghkbB1CBeYdTNgpWPWdX0k7Ar/Zb8TXusYXfCFXMZjLX",
+	"LP2KpZyeL+7tXrxmolYyiiqAKuI/yDygrr4Oqh3sDYpMzaggUn+boC3vCeGeEC5+UDVmdq/xaCHpThWJ",
+	"l2cUg/L6q7H54MvnwIz3pGefQKQOKzOsRXmXUF6ZstIkY1RpsuelpVo3QXU7xK6a77UeVi26VQ8H9vvV",
+	"AlYUsPtx89pdlZeH9vKHWraSBXNGS7fQ3DnwouZcmbFB+kgWOpSjMDe7NBJIdxBQtAquY9CgLF7qVOHB",
+	"jBvxyq5YvnALZR9iA3VvjV3+0hrqD2DRJEWeG15ctf3Xue8wgvL6zcsCTwrLax9qTTYMugpIefnRhuJa",
+	"UZnuCqjO0g6B9abzMvlp1sH92Apas1zOWK45hjgx1pZeUN1YcSZceSLseXsx5gP29vaO2/Ucdr/bPwy7",
+	"/bB3eN7rDva6g2733/yS6NQoYs2nS4W5h/srlRfmqTOeM3X7wJSWM0V2ZA5/zVjaJnOZX3IxPiGiyDLC",
+	"R8ZGQDLYp3bIKaoYTIo+UsTIajki45wmbGVST8JuL+z2zrtmRneYlHk92uxYh7IySd5Qk/EFW7xvTczd",
+	"qluCFlcX6MM1khii9eXyy/zSCP35CRnRTDEiRcJsTKMh7eyPvjb3oZQZoyAEMqogS7Ul80EFtLk8MIYh",
+	"BOq4KDSzq4w2DDdmHZQqFop1yBvISKTgkRuvxlYRyxGaVeu5tzfo9h9yoZsr+7+AuOOQZfWBTBchnc1C",
+	"LDe4pYDd7Gc24tfN5SlIiiNPzzn76ZItArAvNcsyLsY2VzGjeb1uqZUrfUF7w359KEe1spKjWlmJucNr",
+	"G/hh/6ahnDNoWa7ZbvEdi1WSxy77HGr0kQ+FhLE/yIKpNY01bydUlyOb0gVJZY1e37i2GDAfbGPMu6AF",
+	"dWK3KYzXLiw8pddneEOvWnKa59RwRCH4dwWzv5vhYz2NK3n7pgV735o/ljv8vR74Qr+2DjWpu7RBS5K8",
+	"Kwckh9+yRJvxnkIBwDkk9Ve1FOTn/RqBVTWEv2It9uoTlu8nO5+97h8ctjsEbGyORuiprYOwCURbgo15",
+	"bv/5NtldZ3O2+Hwy/DThX/PPz958f9Z7wc/UmXh1kDw9Ozy7nP3tr08/P+50OssdEMeHa6qYO2vKmCsS",
+	"84aJvrYCqnLI/EIMVRvy3uHm+sB+b//J/tHe4f6TzWWCQQvecaGtx9PYvxO1sMg/asEYbPcNflfvvbHf",
+	"NdVS+jxaW/DaEGoUamK2p+A7OuvRKxi63cSq4u6CzYkUrMEgwlsuZp51uvrg0mYTcl5nJMWSImcv/6xU",
+	"r7/nSyPP1vRlev/o9gq9d4/vVJZnXDNjUFMuyIs3X9a9nJZg81smZ2hTTnDnKOz1UYOodkAgd89SwgV5",
+	"I3giU0bgn5nkQhvfHe0snRciwR7DlI9GDFahirfYZTELQF5IM8hIVKNcrpqmomtskfA1kBYN8W6e3p24",
+	"Rx+YuEs8vsJKS8RvZG4QzWjwr2XtU1gia/qvsvAdTWdrLXu6dWCWFxLEhS5yhrvGVjVjdQeGVh8pYsUN",
+	"plD5iBl1S+iE0ZTsSMHIgtG8FtWOxNuytaQciB0xoSPN/NjtI+VuLB8eRIKPDOcYjZ9IMeLjAgq8ZI42",
+	"/jL33MN+v6sZR3Z6Ya/btZulQ17QKVOQagW2GTKCuvsO5t5PKhruYPSceItqPf0yX95gDN3TAppy4T7d",
+	"3RyCRVu/19K13rXZZdmi9HrtfgtIWWXhvGw1kXNhM+wiYb9dL/t2x/q37xlbi8iM2wbojTC2gvhWp/dn",
+	"cATNw/E3GC+HWP7Ihtiwxq/ZT4xzOr+4ZIu4/VO5hPi+1Sk8N+zmQl07uN3MTgtsGyRuydi8Jm4P7B8B",
+	"2euTnIpUTiORMQ3TMpos5WOuFfRrCULJYVhOmwypYod98vTV03CvT5IJSy5VMV1WKY4AyHqjw/GTyRE/",
+	"/rZ72cv60z2xLw9mh90zed5/s+Qv1LsxzMcNRNo7aqbSb8U1dau9jZNa80s3OKLPOcvSsuioTp+vRZk2",
+	"wEzCqpy2CYDmUArL0kcKmnlOiGDKiGgvIfGt5MJGmkgqdd1XqyUkllpiV9a3VNmNC+yCxGVhJHkBAthq",
+	"dRvbL4ZTrs0IoQhzSapszIMsQUN0b3PkkGTVqJtW5Us55mKtNetVNREtCbvG5CAKV3FL4GC9J/Ovsqjq",
+	"mn5lPlqxFgwEZlWhgEypTiaW7ST0xY9pnkLmnC7HN7cB/+j9tB6Sty02ekVfyrEs9FoOegvlAMAhyEKi",
+	"YW/TLKu1V0IYezkv80yk1prFwIuPLcOVKlhKlCQjmgcwTUiPW7uPbaH/bxrm5rJETdkd7Ls4eFJ2aqUy",
+	"KaZM6NXpuXxYo9DwCier4jQPyahikh7KNKwDLFOsddujSWi5JOzy65/5SUB8Nsadr+qp0cIaj1spI0/K",
+	"L2mkZZVkTDmhNBVJw15C9wyXL0FnPWEVhgJQHHACavUMrmY79mo4Mbm6bJs23XUw6iaHtMeOh/10P3lC",
+	"j9jeqDfspv1knx6yo1HNVs15mDMIniSrmqPbGFPHVnaebu62P/skIDRT0rbNo5kf/y20Oyw8+ySuKlMt",
+	"aoSZrbEZNFbmeAVWmRzXJ77FJJfF65og6mBdFNUldZtmCf28eAEEp2qDg/z8+qjpwfGxFy7d73YbA6aY",
+	"RF51GKFsjtj2iDLVwjG3aDmqTqqmCoFbLYQ1oVry5tWZjzaz9OITQxOoj1PSljwpklBB1JzrZEKksH0W",
+	"zRy8vkhha5a9zZZw1S1A3nKNAyfbmjTDK9utdEuszDYdNcTKpo1S86+rVR5kJ85kQrM/p3JKucDGh5Sr",
+	"WUYXYBW2B1WMrH+w7+m9wKwC1qzZK8jhfolhZLben22T3cFev9fuROINGNLr1PqSO2IV+5/tN51ETv01",
+	"KatZvLU42F+z5WrN9bsf/+nvF/EP/37zH+G7j3aiqLPNde3Hf/a8mJ3q7/DdD93gsHfj/dr+U/2pt17e",
+	"fo8G9caKnaA1KrLsotnI+sRbVbLTC/tlTM9T+/MJtCzNVgoGPsPlIF9JNbmUV1x/37ARbre57B9RpKNI",
+	"RNFVFI2iKCdRdH10EEXXp93/899+/MePP4b/+PG/RkW/2z+Cf4//8eP//Md/+e//98cf/9//+t/v3s+A",
+	"c8YbrViYSFsNQIU/cYwMC9lgwq43zF++V2qhQ8CU8PIEeINynRVLiQeXWCDr8wr3dAOOfkY3wMqHsvdh",
+	"Zy88sDwaIKSjKKYs50m7QzbLkju7CHfBB9yCyWAvnb5+enZGVmM0mxwGJ9a8xaq2dKOqgIKfW1Irn8m5",
+	"IQ0WB2EL4qrSgCqhC1tNUnMqukHD8zLXVSEzxGC4ZKwKpgIKp6tM2XH64QlJ6UK1O6RrvBmA56K6jC5v",
+	"nQQ+7O4fbQFwt0Krsr1uWZnOWA4FgxJ8I1oWoHVIbKNLMbSElrh2RM4Fyx+pSORMySJPmOt5dS2GJ3Ar",
+	"hKNiMudZZvvwsZ8V96xNODcHsFYgSZsMRkgecr14dmXrDFeDQ9h4BeB8EzqbMcFSZ+mutR/QjrpweqXR",
+	"Hi0NiLOXV/tE5lBX3nbmoa2Ih9dOKbbxOkO9RCmzlraicwC50pNcFuOJkXYQh5rl8poz1T4hbDrTCxuZ",
+	"x0Zhm3nSMkuX8wh7nW6n19vrPFkN0PtbHNB1ntNw1Bk0ibc10Xog9IpPdDDsJcf0CQv7o/003GdHNDxO",
+	"9oZhL+2zvdE+PRgeJu8Rr7fQT6uBY5ljgtEMBkO+JewUtjVRr7HJsawtDWyfoNqbc8Ug4/EhUg+3ZkLM",
+	"1NaF9tdPD+/YPIEt4/jLI7x7XN961xvyX9zbcj9F3st5UBtD3r7EOLdF9IiqMW6UIZ6H/UiRN4rl4am5",
+	"MiBJoY0kcXak8wqcSl5FSXIbeW6JA366WA4ytZIiz3aPOged7i3gyxXSU28URddPRu/WQC6vBOutT+Yv",
+	"YbAs9WpkCSocNo91mxTyKoGbo1eOMwaEWmQVEJaqSBLGUpYGrtllh9ogl7MJ2kTmkZiDEM2l1hlLAbCi",
+	"Dvhy4kHCrOJZnBAqIlFrUzGvdOXD0NqDGFI1VQUDvSjH2ArsN6XPjB/LcXmWzAUOy140ZumFLDRqHjOu",
+	"CxyX+ZnO+IUhsh2V940dnv8NjrKuMFdHubJVsIbWcPOG+CsF/rZ62wuanlRZBilYlXaZcvHS06O9Ld3y",
+	"F2xed+R8mDW/w4rkRcbUgCy57JFw9tWyg77WL3f2M4Ir3N0Zl/n4d2f8Ps64WfP0YRzyzj+fI95k3Ju9",
+	"3GTbQ5bjrpGyZ/XtuAJLf+8w1YpA2jJw8x5Bma3sWkO9FbP2gxwOsDEAsP4ggA8L979iIDS45Jv88JsA",
+	"4y5cL14bQ8sm5+BwjtMC8ZbWdjlBBWn88uvXCGlTw7mPXd0HGUnEpiHDBdk7Wlv7gR0lil970dmcwWaz",
+	"ZR/kGU0mkaiDvRFNL5my6ETCppAcygrUQzHjr4tIxNclUhsivqj4xEM1sjWQY6YVife7ezG2blm8Y+Mx",
+	"Q4ftokJtCewwvy3SMasQtUpncWk0kYDxViZpDUOIC7I6wHC4CKcljrVQmlEwu6Z0hsR36NhalqeKxI8e",
+	"P4ohp4eZU/cWqSNh284qyPBVIFOLXV8xG/KCYX+sJXdcgZ+euy30+dvzVnBrq0Ejy4DVEweufzUSG3sH",
+	"ak0DsETgIVhcV64QJZyLEie8E4lInGM2GnkR1uTz11+/IG/ZkMBP5C9MafLUVkK/NAKbJwxPvzh60j9o",
+	"Wxw1mo1lzvVkat404wI8JGh/OCGx8QgwD4mktwhr7pZIGIa2WPltZPpYL2axy+lxRWKqP/p2rmPbX8+V",
+	"igMS0yI11lLMrmfmoxiOYvs71TFukywjjnngJ9g1NUj+pnaAidYzbIjkYiRd6ydF1D/LEzbjRIzNZvSf",
+	"jYbWl9pdxJHh633uEC/hmMy1MapZLtMi0bA2f/gD+UzOl++BFjfz8+PHhovsqQaw+o8f22YpD21pSgUd",
+	"s6lZPSZSDFIDCkGvQ54a6jQyHebfF7LI/bb6TiT6HfJUzha4Rn53RFzVzbuUbCcSe9v3vtT4F+dn5+Cm",
+	"hcxj43G7j+NyQm4+nzJhRFANk22dGF6eiysivLVub3VWpXAYEHNJp9PBCZg9qOeydmqM4UljCgKQEzoi",
+	"dJixgRejtCkCXDgVCTNcW9sOcgN/xuilC06W77P880jZTdZALUUyfsWMYMVLLBOqIBJDNuHmPTgWB2mP",
+	"R0ypS1WhtAEtUe7HFgOKgRKqpLiZifVRjMfIxdjQSwrH2lAYAYyMxRdQmoEIjOsLSjDCmKI0XNeCHXfI",
+	"X1fLNshOvN/vx23oMUZeMrrDq/hwoWvQObZJ3FqsWDycTGRj3RrIkownTCjmCQjjOuacaZovvHS8Ewmt",
+	"oHXFcoViotfpdroQg5oxYX4ctPY63c4euNt6AsZHxcNo+6IJkjHdZGHC96oOkmTvQ27GzVT2ZQM3K+Js",
+	"nkhkcnziYXAARiwxut2vOzK3QfC8Vn/kRHkkhouyvR6rW1AxlfkgV5pSz2APWSKnjIxyZmwDWdqN9gAd",
+	"wzJnzoCpY9kONoDY7tggFeLlwgTHkMZrA3xllvpwR2VfR87CJfkLZykdRALbepXfNVIaST0rQFdAap3M",
+	"Mxtlw5Evt+LjRsIB5O51uz7yLWC5wIFpY3cGlCDIJVVDgGBzQ9hLJspzJBQKF2Tl0pI7S0teOrVMt4SJ",
+	"3u/ur8kmWGbjyr4+XQIyggO5Qu9Erk04KLXTu0Av73d7624qB7jbgD1tbu0f337rMljSTdA66HZvv68O",
+	"KQh37d1+VwOAlu+CAGqIb2Z+8w7APEqAU1wjVNi0XClNx8o4QG7t3plnrqhCSBWyhnjZl4CPURMhDi42",
+	"MDxkLEMoyfcg3QUDZL6sSG25ZyTislx6gE35RqjiSRRGrxCzPQckBuSj2CK59bpdf2MFkYC6ruqkMzzj",
+	"jFB7aJCzFKtDzpzO9o8QioRXdlSejNYhz8H6NT+gtIKfMi4uyQIrp41uMyOLBJoF7ApEjBkNNqTnrOyH",
+	"mTIq4Cezt5AqYPnaE5lEeYPdFk3dZDnTZrtLQXb2upBiXWpOe4UtPdae8KEzttjQZl0xv6xa9WOdvmnm",
+	"0+qSXTxo5Ca49UJ7PpRh0yWB0d2ApLKCoPJNvStpXXbFbxASRZZhTGTrQ1qqNhrMHdUxH9ZBLlg1X2t/",
+	"cSkwP2vlQwjg4FxvRHOqGLa2d9DKSrvw5t24dX2qQ0K9pTZ1DSyMD724LA6kwOO/Hk7kBy13+OGme8pD",
+	"Eu+vIvq337oCHPXb1C1GXIAfDdrF8ZyvXmrWSevdTdCayTUtFFRDRKgKlVl3FdkJzcNRkWUOFsiY4qVr",
+	"JkeRsDXhtugXw8lzOHOOZQpFcz4gcK4mhLnkvENOy16jIYuEhdiD2JCxM2Mb9IKHmYtQmJCduJIq3olb",
+	"itBIrJGsflt0q6xz/otMF9vLPNgpdoybUczBL7Nj9IHMfWG4rq/Yyq6UqslQ0jxtNQmld8gny+PABLKt",
+	"nn1UVuj7Q1gVjXdAL29qLr+pB3Whaet+muVnUSxbqwzXYni3Jr5b9MrdFiD1kbJXFcBSH3DH26dcNfUa",
+	"P6Ttv4Ww9E7puacu6G4h0stTQcwNvS2k8jIKMdx3cPt9jQiQv2usmsby4oAeAoUf2WtvUl9NTtLuD1gu",
+	"crMp6oL2PnRZlWVzy7Ya1AHXES1cxaRRfuAfEKWNyc8d9LLS3LVErTpT1s2ABzk/zD4F6yWUjZtYNQha",
+	"I5UMsTHhsCBApfAQwI1alIJFAlUqh5jGfryNb4EkKDXg3ZwLPIixwWVYE2OwNoJ3ONovI76A4918a4nn",
+	"/vvere1dZCDPRHzvnbqLxUXQfttojr5iswxPAGzYr/4JPrDzqANjwh2ExdFcKwgqsMDmGStff2Fj9vZ0",
+	"rYxfshqCMEIaQChuk+Zso03cWJNtrOdIxLU675jsOLyT7qCSNVbGtMuQq5Mq5nUKDnax4UEKiSKIymAg",
+	"vDKCOwSK01HUlLLEO3uKi0hwrRCfksxYzmWKv2Om24ulX2tbMK7K13XIaSTsZvaORLPnBgLutMwZHwu3",
+	"8beXSl5N/b2k0nvY8w2V+HuH3e7WxlhTP8DN6uGU21m/D2j/5bh7ICuDlfW/WfvvruL8d4Px16Z0bB/N",
+	"nZUOVrSvjaC/bWrSWM7HLQfPZnTMUtQX2hmETlrv2DB5UB6m7zLD9Ti4jbzXot+r4fN2ify/s1KlHEBN",
+	"cln3WxUWlAfjlWm8drBcqqyCSLhSZRUsVSrbZHZ58txKrTIesWeNOihuws4BOGHP60Vx+ULzNCwKHANc",
+	"3wjpVp3OTjVJaKFYSrg+8ToRsDTGtVMMF+TsE3gYeuQdyEyby2jOyp5y/+wy2/2zgFN7HWzjJZtpR6xI",
+	"NIX0jxtC+uSFtJME9QhHdPuHfgZlZhObQTD+v220v1bC/usI+i81LC21AUEQZssmHdd0s23Qxu9k8WMy",
+	"tfaQdfGiqjhsqeLd78jwGyIMVbeZbJcdj47SJ0l4ODyg4X6yl4ZHrD8Ke7Q7PE6O0ifscORNFmNV/lTw",
+	"m02T6B8Pen1vEqtV92snsW3GwknkshXovRIX9Sa5e+YvmkbyewbjN6XeAY2oZL1Mjm/NjQPrr/ccn1nw",
+	"J+Wde0N2NqMcoevl5HkksKtvBXOawKl86PHU6mSWm4bglEwLc2qugbIToxBmmIcu657Miww7l0+Dqh7z",
+	"DcqdSFRl8ZABsWc64c3uWqds5RWUbmbl48xtOfNMBRuo2u8f22JM/9ykRg0FxL6He1U18a80y1el6WWZ",
+	"+daeVw0P7EMkIOpw4ncA9/bBubG32gfHdtWsW0/Ux0VfJy69GsY5yxl2yJwQyLxh0d4yAtov399rOK/y",
+	"d2/spxDXNens18fZc7QSxq+YlY4l9vo2/lgGCGwbBLewLf+14nsosF9BHBs0lT9Gol7QaGsdAflgB0Rw",
+	"QGJbVWoLo9sd8hbdsR+iFs2yqDUAWNabOEDQhC2R3KRwL0+ZoS8GBt2BjRKmSLNO5VhdMjZzocLKU4jE",
+	"elcBqXcPSQzodVY2bi1kPcy8xsDWmui/PWOhLAxfISAUdjKRPnxq4CcNP/0ujn5e6/E1HwuC+2Kz0ehj",
+	"Cd2ScajFgUr0Twjq1LD4Y+J6UiGa4J/nMCgtQosyD81Z2OMCiEOY9lMItgsGbWWk1eSMSwkshVV2lLSl",
+	"/0RpmQGe3iUTkUiocDjxCsNa4wKEqXfiRNvGpbC20R3xCZOwwhRG3D+OOyT2jxtwfXFqTbM0RoeAKnhk",
+	"Q+N5Da7YH4rFn6+tYq9pAStubZQOKIP9C2hk23hPVd6+Vt6TlbL3AZSbl2XZtUpsb/lfyHIoZEKN4DJ8",
+	"BzZWp+ztXyfX10eA6ieR3Ee8r546smJw18/tWHsoxva1KI3HqGxlje/fcigKV3ZR0xPCaJ5x10eliJAA",
+	"h8RyoPOvO3uxhYisH3T4u9L5+ZUOsj2WXPrHP25UQK5RZr0CKisw8WTabbpxaO7OA1mHLTEgse1btw7/",
+	"pPxkASogQOFa9rFRrXwrCFRd5ALauuw5yX6vOHnlKwF3anEklsIYtQG7Gs8ZxNKLHPTBcUyGbCFF2m6u",
+	"XME3AuzAPWSkBSBYhyNQoQI0N/t/oFjGMgDphwhn3HPmEObeEqHgPqSABV4T5gCt71c1/vyS//dc8i86",
+	"eoES1VYH+dAk24YssIt2bQr5nGWZWu7I3RFjLq5te6OVVHFAznPKRvySxM9lPqd5at4bB5F4StN0QeIR",
+	"fgvdhHFAnokruSAxu9bwzfexsU8BlHoqU9Ym8+ps1SqZiiCmE5mlXIyhWh7Ox3dY5GmR6IEPDVhVPkaC",
+	"C69XOg6g9seiMOBPdtgsDb9CcAfj3Uci/lv4dc7HXNDM/dAuO1bLLK9hZL3yoDc5jyOxI3PiP+XNq7O4",
+	"3SGnJUEVBGI+fXZO5hOqEaJ1woi0N0QCx3liK1pKpI0JHDFOPnt2+onrWcdSp8ePyU7c73YRf3ko00V7",
+	"UGaaucLwaWBdJj0hXEXCNXMTmdexJ3fj6kRAc7/LgyOYB5wxC8OLBDbF7mxEzBh4GJgjmZtZBzADdK2+",
+	"fnl+9vWL14EPd4lnXDjgBnyOLUwzK4otrOHjOBJW+BFFF2Ru26XdEtHEOKXqBL50lE/kjKNDPCVaoqtV",
+	"zJTOGZ1akr5Cf+vxY4D4KM8Bdwd8lxViQcMRv8h50JdrnowIAtCgC65t2dBuyD7mVzZdwrUrq4DbndlT",
+	"p7l71l5MdmK/ZxdJjgxmFjcSstCKp6xs14eC27KUEAEwhwzaO4wN5C43w3COfSTiJphz8/xQSB3aEjsL",
+	"/WF5CiFYrBseiTSXs5nrf/yuYPkiIClLJOzlGcsTM3gm7BfQCo/xWCWzKy7GkYg71sTrdGKi2HjKPGhj",
+	"5xdDo7VhFzMfKBYU5ZJGYsrHEw20NrdljBqil6y/Q4XFFLRPdxgC1VaIBMW+oF2fmtCzqSWhMDYbfnC4",
+	"hLacQhCYHEvNXjOOexSZfzvmn38x/5yYf/4EGzD+A7SprmAeBlh9EYkhTS5VRtWkvNqBCbw5fx4eBTCS",
+	"eNenFPr9Vb1EJHbiTuckbmNRh7tKjhApLJUai1sAO0v5mFp2HcyCdOySW8FiV9ymsbU7HM0whPcRD8GD",
+	"4IgTlcRtXYz55KzaarnNKdY2HVS4UB2JlCs6zhkjO0OpJ81yHHhmVYxD5N1WnlYHcEIXkWpbmKNKUOAh",
+	"iih4oVd+QCDK47f1TkskDAB6QSWTGEsssOriStpG/nFBcyo0Y8qV4l6XKESAO4Cyy9bWu1BO4E7p7nW7",
+	"ZKqIRILC2qh2YIRjzhMbpsrk2JUaoSskFYTefLHT5Iv8FWyC96xXLamPRN6mbsety/Z3lC958+rsLm+A",
+	"y9eUB60/CMTYGWNJpIAYmdGmJ+4skEr5EE/3RMIoH17qHCTyQxVyVG/9gi3Cs/S2++3VtpDYv/91eUja",
+	"Fvfbi2sPAPjWrUdgrl4ewhsPvG3LR8Dl2xeoIB+/V2CqZDNr/D+X+ZCnKRP/jPEiH31uOV6EEmO5s5ZW",
+	"MG3EWv8AJ+X5Jp/iBa13QWuD0Wgm8Nj2FZaA5p8+O186PNVYkUtfWXNyqa3UOkDIdY1+zyuICaHVBtjs",
+	"LmXh5ufOBKq7FKKMN0VCTeiMVcCDLotgH8y1Hzuv6OZi85GozGQgx4lNSOMR/pA7mGnQmzlrEuKfMm1x",
+	"08qQ0j95dKVpHX+Grq17yKMzz8wvz5r8DYqTT5musmBGlcq53YurBfJfsUbhUd/xgGOVNMBmPrWFdNo1",
+	"/rtQ9K6tN69Ho+vM80hFAphqM8ByvRMLPUzApsYoeCROffRnfMW0zLyCoKn8EkQILT04rLQHe92V7U3Z",
+	"dAhozZji7MftE/A9ahPR9JIJMlw4eMxIOMSknXX1g+gKHsfr5Ra6z57j7uz8FeGEcNnL8uk9Q96Nwqdz",
+	"B5mxgt39CwlPd34pYWmfXX8VycgHl7G/x8F/ZSoEN/UDaRGHYIEjyK+cK7y6VewRNHj0gvnbHp1ZIkhS",
+	"TeJdC7PYWdBphmYjFYtIMHHFcymmcBqGDWfDGUI5AYT+gasbcaiurgoQxzFkCvpfWTYiO/GUXjKSFyJ2",
+	"44Ayak0mWs8Gu7u9/pNOt9Pt9AZH3aOuTUkWuZFQu4C2zu2y2TNgDXUtsVZtZQeQCKQOLAZgWc9NxyXF",
+	"4fRSK6KW0hLGi68/9yu8FZLQRrHVACTRGA5J1aHkOr4ChDYDJGi/6t5/tc2RrL7zWYlSinGoRLvDhUrr",
+	"0TvOqXriV6zhYecNkLuazbyHlBkV3z3CUH0k3I+AferW3KVF6GqKA+IUCc0yW61VYrE2oLDamOlI5sE6",
+	"mNRqcs5Ju3l38/8DAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -46,6 +46,14 @@ func MustStartCluster(t *testing.T, n int, dbURL string, env ...string) []*insta
 		"AUTH_API_KEY_PEPPER":    "pepper pepper pepper pepper 32b!",
 		"AUTH_ARGON2_MEMORY_KIB": "64",
 		"AUTH_ARGON2_TIME":       "1",
+		// The tests are one client polling each instance until a
+		// credential is refused: hundreds of failed checks a minute from
+		// one address, which the per-client limits would rightly cut off.
+		// Those limits are each instance's own and tested elsewhere.
+		"AUTH_RATE_LIMIT_PER_ADDRESS":    "0",
+		"AUTH_AUTH_FAILURES_PER_ADDRESS": "0",
+		"AUTH_LOGIN_MAX_PER_ADDRESS":     "0",
+		"AUTH_KEY_WRITES_PER_USER":       "0",
 	}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -383,6 +391,94 @@ func TestThreeInstances(t *testing.T) {
 		t.Logf("the slowest of %d rotations reached every instance after %v", rotations, worst.Round(10*time.Microsecond))
 		if worst > 100*time.Millisecond {
 			t.Errorf("the slowest rotation reached another instance after %v, want at most 100ms", worst)
+		}
+	})
+
+	t.Run("a logout, a password change and an account deletion end the tokens on every instance within 100 ms", func(t *testing.T) {
+		const trials = 10
+		password := MustRegister(t, c[0], "ender")
+		var worst time.Duration
+		for n := range trials {
+			for _, tc := range []struct {
+				name string
+				end  func(in *instance, token string) int
+			}{
+				{"logout", func(in *instance, token string) int {
+					code, _ := in.do(t, "POST", "/v1/auth/logout", "", "Authorization", "Bearer "+token)
+					return code
+				}},
+				{"logout everywhere", func(in *instance, token string) int {
+					code, _ := in.do(t, "POST", "/v1/auth/logout", `{"all":true}`, "Authorization", "Bearer "+token)
+					return code
+				}},
+				{"password change", func(in *instance, token string) int {
+					next := fmt.Sprintf("secureP@ss123-%d", n)
+					code, _ := in.do(t, "POST", "/v1/auth/password", fmt.Sprintf(`{"current_password":%q,"new_password":%q}`, password, next), "Authorization", "Bearer "+token)
+					if code == 204 {
+						password = next
+					}
+					return code
+				}},
+			} {
+				token := MustLogin(t, c[n%3], "ender", password)
+				for _, in := range c { // every instance has the user's token state cached
+					for range 2 {
+						if code, _ := in.do(t, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+token); code != 200 {
+							t.Fatalf("%s %d: the token before = %d", tc.name, n, code)
+						}
+					}
+				}
+				ender := c[(n+1)%3]
+				if code := tc.end(ender, token); code != 204 {
+					t.Fatalf("%s %d = %d, want 204", tc.name, n, code)
+				}
+				ended := time.Now()
+				if code, _ := ender.do(t, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+token); code != 401 {
+					t.Fatalf("%s %d: the ending instance's very next request with the token = %d, want 401", tc.name, n, code)
+				}
+				for i, in := range c {
+					for {
+						code, _ := in.do(t, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+token)
+						if code == 401 {
+							worst = max(worst, time.Since(ended))
+							break
+						}
+						if code != 200 || time.Since(ended) > 5*time.Second {
+							t.Fatalf("%s %d: instance %d answers %d %v after the end", tc.name, n, i, code, time.Since(ended))
+						}
+					}
+				}
+			}
+		}
+		t.Logf("the slowest of %d logouts, logouts everywhere and password changes reached every instance after %v", 3*trials, worst.Round(10*time.Microsecond))
+		if worst > 100*time.Millisecond {
+			t.Errorf("the slowest end of a token reached another instance after %v, want at most 100ms", worst)
+		}
+
+		// A deleted account: its token and key are refused by every
+		// instance at once.
+		deleted := MustRegister(t, c[1], "deleted")
+		token := MustLogin(t, c[1], "deleted", deleted)
+		raw, _ := MustCreateKey(t, c[1], token)
+		for _, in := range c {
+			mustCacheKey(t, in, raw)
+			in.do(t, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+token)
+		}
+		if code, _ := c[2].do(t, "DELETE", "/v1/auth/account", "", "Authorization", "Bearer "+token); code != 204 {
+			t.Fatalf("delete account = %d", code)
+		}
+		gone := time.Now()
+		for i, in := range c {
+			for {
+				kc, _ := in.do(t, "GET", "/v1/me", "", "X-API-Key", raw)
+				tc, _ := in.do(t, "GET", "/v1/auth/api-keys", "", "Authorization", "Bearer "+token)
+				if kc == 401 && tc == 401 {
+					break
+				}
+				if time.Since(gone) > 100*time.Millisecond {
+					t.Fatalf("instance %d still answers the deleted account's key %d and token %d after %v", i, kc, tc, time.Since(gone))
+				}
+			}
 		}
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -55,7 +56,26 @@ var (
 	ErrBusy = errors.New("password: too many hashes in progress")
 	// ErrInvalidHash means a stored hash is not an argon2id PHC string.
 	ErrInvalidHash = errors.New("password: invalid argon2id hash")
+	// ErrLength means a new password is shorter than MinLength or longer
+	// than MaxLength.
+	ErrLength = fmt.Errorf("password: must be %d to %d characters", MinLength, MaxLength)
 )
+
+// The lengths of a password, in Unicode code points: every character
+// counts, and none is ever cut off.
+const (
+	MinLength = 8
+	MaxLength = 128
+)
+
+// CheckLength returns ErrLength unless password has MinLength to MaxLength
+// code points.
+func CheckLength(password string) error {
+	if n := utf8.RuneCountInString(password); n < MinLength || n > MaxLength {
+		return ErrLength
+	}
+	return nil
+}
 
 // Hasher hashes and verifies passwords.
 type Hasher struct {
@@ -96,8 +116,12 @@ func NewHasher(p Params, pool Pool) (*Hasher, error) {
 }
 
 // Hash returns the PHC string of password with a fresh salt. It returns
-// ErrBusy when the pool is saturated, or ctx's error.
+// ErrLength for a password no account may have (whatever the HTTP layer
+// let through), ErrBusy when the pool is saturated, or ctx's error.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	if err := CheckLength(password); err != nil {
+		return "", err
+	}
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return "", err

@@ -105,7 +105,7 @@ func TestVerifyUsesTheStoredParameters(t *testing.T) {
 	if !cur.NeedsRehash(enc) {
 		t.Fatal("NeedsRehash(old hash) = false, want true")
 	}
-	fresh, _ := cur.Hash(context.Background(), "x")
+	fresh, _ := cur.Hash(context.Background(), "another password")
 	if cur.NeedsRehash(fresh) {
 		t.Fatal("NeedsRehash(current hash) = true, want false")
 	}
@@ -137,10 +137,10 @@ func TestPoolIsBounded(t *testing.T) {
 
 	// With the queue full too, the next caller is refused at once.
 	waiting := make(chan error, 1)
-	go func() { _, err := h.Hash(ctx, "x"); waiting <- err }()
+	go func() { _, err := h.Hash(ctx, "password x"); waiting <- err }()
 	time.Sleep(10 * time.Millisecond) // let it take the queue's place
 	start = time.Now()
-	if _, err := h.Hash(ctx, "y"); !errors.Is(err, password.ErrBusy) || time.Since(start) > 20*time.Millisecond {
+	if _, err := h.Hash(ctx, "password y"); !errors.Is(err, password.ErrBusy) || time.Since(start) > 20*time.Millisecond {
 		t.Fatalf("Hash with a full queue = %v after %v, want ErrBusy at once", err, time.Since(start))
 	}
 	<-waiting
@@ -148,7 +148,7 @@ func TestPoolIsBounded(t *testing.T) {
 	// A cancelled caller leaves the queue with ctx's error.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := h.Hash(cctx, "z"); !errors.Is(err, context.Canceled) && !errors.Is(err, password.ErrBusy) {
+	if _, err := h.Hash(cctx, "password z"); !errors.Is(err, context.Canceled) && !errors.Is(err, password.ErrBusy) {
 		t.Fatalf("Hash(cancelled ctx) = %v, want context.Canceled", err)
 	}
 
@@ -181,4 +181,30 @@ func BenchmarkHashOWASP(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCheckLength: a new password has 8 to 128 code points, whatever the
+// HTTP layer let through; Hash refuses the others before any work.
+func TestCheckLength(t *testing.T) {
+	h := mustHasher(t, cheap, password.DefaultPool)
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{
+		{"7", "1234567", false},
+		{"8", "12345678", true},
+		{"8 astral characters", strings.Repeat("😀", 8), true},
+		{"7 astral characters (28 bytes)", strings.Repeat("😀", 7), false},
+		{"128 multibyte", strings.Repeat("码", 128), true},
+		{"129", strings.Repeat("a", 129), false},
+		{"empty", "", false},
+	} {
+		err := password.CheckLength(tc.password)
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, password.ErrLength) {
+			t.Errorf("CheckLength(%s) = %v, want ok %v", tc.name, err, tc.ok)
+		}
+		if _, err := h.Hash(context.Background(), tc.password); (err == nil) != tc.ok {
+			t.Errorf("Hash(%s) = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
 }

@@ -1,10 +1,11 @@
 // Package pglocal runs a private PostgreSQL server from the machine's PostgreSQL binaries.
 //
 // The server is reachable only through a unix socket in a fresh private
-// directory, trusts every connection that reaches that socket, and shuts down
-// when the process that started it dies. It backs authapi's built-in default
-// database and the test harness's throwaway servers; it is not meant to replace
-// a managed production database.
+// directory, trusts every connection that reaches that socket, and (on Linux)
+// shuts down when the process that started it dies. It backs authapi's
+// built-in default database and the test harness's throwaway servers; it is
+// not meant to replace a managed production database. It runs on Linux, macOS
+// and the other unix systems; elsewhere Start says to use a server of one's own.
 package pglocal
 
 import (
@@ -20,7 +21,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -50,25 +50,26 @@ type Config struct {
 }
 
 // ErrNoBinaries reports that the PostgreSQL server binaries (postgres and
-// initdb) were found neither on PATH nor under /usr/lib/postgresql.
+// initdb) were found in none of the places findBinaries searches.
 var ErrNoBinaries = errors.New("pglocal: PostgreSQL server binaries (postgres, initdb) not found: " +
-	"install Debian's `postgresql` package (apt-get install postgresql), " +
+	"install PostgreSQL's server (Debian, Ubuntu: apt-get install postgresql; macOS: brew install postgresql@17), " +
 	"or set AUTH_DATABASE_URL to use an existing server")
+
+// binDirs are the places findBinaries searches after PATH and pg_config, in
+// order: glob patterns of bin directories. Where a pattern matches several,
+// the newest major version (what its * matched) is taken.
+var binDirs = []string{
+	"/usr/lib/postgresql/*/bin",          // Debian, Ubuntu: one per major version, not on PATH
+	"/opt/homebrew/opt/postgresql@*/bin", // Homebrew, Apple silicon: versioned formulae are keg-only (not linked onto PATH)
+	"/usr/local/opt/postgresql@*/bin",    // Homebrew, Intel
+	"/opt/homebrew/bin",                  // Homebrew's linked binaries, missing from PATH outside a login shell
+}
 
 const (
 	// superuser is the role initdb creates; every connection uses it.
 	superuser = "authapi"
-	// debianLibRoot holds one bin directory per installed major version
-	// (/usr/lib/postgresql/15/bin), which is not on PATH on Debian.
-	debianLibRoot = "/usr/lib/postgresql"
-	// dataDirArg is how initdb and postgres see the data directory: the
-	// directory is opened by us and handed over as the child's fd 3 (see
-	// openDataDir for why).
-	dataDirArg = "/proc/self/fd/3"
 	// port only names the socket file (.s.PGSQL.5432): nothing listens on TCP.
 	port = 5432
-	// maxSocketPath is the size of sockaddr_un.sun_path minus its NUL byte.
-	maxSocketPath = 107
 
 	pollInterval = 50 * time.Millisecond
 	// pidFileStatusLine is the 0-based line of postmaster.pid holding the
@@ -122,7 +123,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pglocal: data directory: %w", err)
 	}
-	bins, err := findBinaries(debianLibRoot)
+	if errPlatform != nil {
+		return nil, errPlatform
+	}
+	bins, err := findBinaries(ctx, binDirs)
 	if err != nil {
 		return nil, err
 	}
@@ -278,18 +282,6 @@ func readPidFile(dir string) (pid int, status string, err error) {
 	return pid, status, nil
 }
 
-// processAlive reports whether pid names a process that has not exited.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...; comm may hold spaces and parentheses.
-	rest := b[bytes.LastIndexByte(b, ')')+1:]
-	fields := strings.Fields(string(rest))
-	return len(fields) > 0 && fields[0] != "Z"
-}
-
 // initialise waits for the freshly launched server and creates database.
 func (s *Server) initialise(ctx context.Context, database string) error {
 	db, err := sql.Open("postgres", s.URL("postgres"))
@@ -379,12 +371,12 @@ func launch(dir, sockDir, postgres string, acct account, ephemeral bool, logger 
 			os.RemoveAll(sockDir)
 		}
 	}
-	dataDir, err := openDataDir(dir)
+	dataDir, err := openChildDir(dir)
 	if err != nil {
 		removeSock()
 		return nil, err
 	}
-	defer dataDir.Close() // the child has its own copy
+	defer dataDir.close() // the child has its own copy
 
 	// One pipe for stdout and stderr: PostgreSQL logs to stderr, and the
 	// interleaving is kept. An *os.File is handed to the child directly, so
@@ -394,9 +386,9 @@ func launch(dir, sockDir, postgres string, acct account, ephemeral bool, logger 
 		removeSock()
 		return nil, fmt.Errorf("pglocal: log pipe: %w", err)
 	}
-	cmd := exec.Command(postgres, serverArgs(sockDir, ephemeral)...)
+	cmd := exec.Command(postgres, serverArgs(dataDir.arg, sockDir, ephemeral)...)
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.ExtraFiles = []*os.File{dataDir}
+	cmd.ExtraFiles = dataDir.files
 	cmd.Dir = "/" // our working directory may be unreachable for acct
 	cmd.SysProcAttr = acct.sysProcAttr(syscall.SIGINT)
 	err = cmd.Start()
@@ -413,7 +405,7 @@ func launch(dir, sockDir, postgres string, acct account, ephemeral bool, logger 
 		ownSock: ownSock,
 		cmd:     cmd,
 		logger:  logger,
-		logs:    newLogTail(logger, dir),
+		logs:    newLogTail(logger, dir, dataDir.arg),
 		exited:  make(chan struct{}),
 	}
 	go s.logs.consume(pr)
@@ -424,7 +416,7 @@ func launch(dir, sockDir, postgres string, acct account, ephemeral bool, logger 
 	return s, nil
 }
 
-func serverArgs(sockDir string, ephemeral bool) []string {
+func serverArgs(dataDirArg, sockDir string, ephemeral bool) []string {
 	args := []string{
 		"-D", dataDirArg,
 		"-k", sockDir,
@@ -468,23 +460,17 @@ func socketPath(sockDir string) string {
 	return filepath.Join(sockDir, ".s.PGSQL."+strconv.Itoa(port))
 }
 
-// openDataDir opens a data directory so it can be handed to initdb or
-// postgres as their fd 3, which they then address as /proc/self/fd/3.
-//
-// Why: the data directory may live in a home folder such as /root (mode
-// 0700) that the postgres user cannot traverse, and we must not loosen the
-// permissions of the user's folders. Opening a /proc/self/fd link is a
-// "magic link" jump straight to the open directory, with no permission
-// check on its ancestors, so the child reaches its data directory no matter
-// where it lives. postgres chdirs into it at start-up and forks its backends,
-// which inherit the descriptor, so every later path resolves the same way.
-// The trick is used when not root as well, so there is a single code path.
-func openDataDir(dir string) (*os.File, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("pglocal: open data directory: %w", err)
+// childDir is how initdb or postgres is told its data directory: the
+// argument of its -D, and the files it inherits as fd 3 onwards.
+type childDir struct {
+	arg   string
+	files []*os.File
+}
+
+func (c childDir) close() {
+	for _, f := range c.files {
+		f.Close()
 	}
-	return f, nil
 }
 
 // dirState classifies an existing or missing data directory.
@@ -530,21 +516,6 @@ func prepareDataDir(ctx context.Context, dir string, bins binaries, acct account
 	return initCluster(ctx, dir, bins.initdb, acct, ephemeral, logger)
 }
 
-// checkOwner turns PostgreSQL's refusal to use a data directory owned by
-// another user into an error that names the real directory.
-func checkOwner(dir string, acct account) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("pglocal: data directory: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if ok && int(st.Uid) != acct.uid {
-		return fmt.Errorf("pglocal: data directory %s belongs to uid %d, but the server runs as %s; "+
-			"PostgreSQL only starts on a data directory owned by its own user", dir, st.Uid, acct)
-	}
-	return nil
-}
-
 // initCluster runs initdb into a sibling temporary directory and renames it
 // into place, so an interrupted first run never leaves a half-initialised
 // cluster at dir (the next run just starts over).
@@ -584,20 +555,20 @@ func runInitdb(ctx context.Context, tmp, initdb, locale string, acct account, ep
 	if err := acct.chown(tmp); err != nil {
 		return "", fmt.Errorf("pglocal: initdb: %w", err)
 	}
-	dataDir, err := openDataDir(tmp)
+	dataDir, err := openChildDir(tmp)
 	if err != nil {
 		return "", err
 	}
-	defer dataDir.Close()
+	defer dataDir.close()
 
-	args := []string{"-D", dataDirArg, "-U", superuser, "--auth=trust", "--encoding=UTF8", "--locale=" + locale}
+	args := []string{"-D", dataDir.arg, "-U", superuser, "--auth=trust", "--encoding=UTF8", "--locale=" + locale}
 	if ephemeral {
 		args = append(args, "--no-sync")
 	}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, initdb, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.ExtraFiles = []*os.File{dataDir}
+	cmd.ExtraFiles = dataDir.files
 	cmd.Dir = "/"
 	// initdb only writes into tmp, so killing it is always safe.
 	cmd.SysProcAttr = acct.sysProcAttr(syscall.SIGKILL)
@@ -611,107 +582,66 @@ func runInitdb(ctx context.Context, tmp, initdb, locale string, acct account, ep
 	return out.String(), nil
 }
 
-// account is the OS user the server runs as.
-type account struct {
-	name     string
-	uid, gid int
-	cred     *syscall.Credential // nil: run as ourselves
-}
-
-// serverAccount picks the user to run PostgreSQL as. PostgreSQL refuses to
-// run as root, and development machines and CI often are root, so root hands
-// the server to the postgres user (created by Debian's package) or, failing
-// that, nobody.
-func serverAccount() (account, error) {
-	if os.Geteuid() != 0 {
-		return account{uid: os.Geteuid(), gid: os.Getegid()}, nil
-	}
-	for _, name := range []string{"postgres", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.Atoi(u.Uid)
-		gid, err2 := strconv.Atoi(u.Gid)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		// Groups is left empty on purpose: the child must not keep root's
-		// supplementary groups.
-		cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		return account{name: name, uid: uid, gid: gid, cred: cred}, nil
-	}
-	return account{}, errors.New("pglocal: running as root and neither the postgres nor the nobody user exists; " +
-		"PostgreSQL refuses to run as root")
-}
-
-func (a account) String() string {
-	if a.name == "" {
-		return fmt.Sprintf("uid %d", a.uid)
-	}
-	return fmt.Sprintf("%s (uid %d)", a.name, a.uid)
-}
-
-// chown hands path to the account; running as ourselves needs nothing.
-func (a account) chown(path string) error {
-	if a.cred == nil {
-		return nil
-	}
-	return os.Chown(path, a.uid, a.gid)
-}
-
-// sysProcAttr ties a child to our process.
-//
-// Pdeathsig: if we die, even by SIGKILL, the kernel sends the child this
-// signal (for postgres SIGINT, a fast shutdown; its backends follow the
-// postmaster). Go sets it in the child after the credential change, which
-// would otherwise clear it, so it survives the setuid. The kernel ties it to
-// the OS thread that forked the child rather than to the process; that is
-// fine because Go never retires idle threads (only a thread whose goroutine
-// exits while locked with runtime.LockOSThread, which we don't do).
-//
-// Setpgid: a terminal's Ctrl-C goes to our process group only, so we get to
-// stop the server ourselves, in order (after draining HTTP), rather than
-// have it vanish under in-flight requests.
-func (a account) sysProcAttr(deathSig syscall.Signal) *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{
-		Credential: a.cred,
-		Setpgid:    true,
-		Pdeathsig:  deathSig,
-	}
-}
-
 type binaries struct {
 	postgres, initdb string
 }
 
-// findBinaries looks for postgres and initdb on PATH and then in the newest
-// libRoot/<version>/bin, where Debian installs them without touching PATH.
-func findBinaries(libRoot string) (binaries, error) {
-	pg, errPG := exec.LookPath("postgres")
-	initdb, errInit := exec.LookPath("initdb")
-	if errPG == nil && errInit == nil {
-		return binaries{postgres: pg, initdb: initdb}, nil
+// findBinaries looks for postgres and initdb on PATH, then in the directory
+// `pg_config --bindir` names, then in dirs (see binDirs). Outside PATH, it
+// takes only a directory that holds both.
+func findBinaries(ctx context.Context, dirs []string) (binaries, error) {
+	if b, ok := binariesIn(""); ok {
+		return b, nil
 	}
+	if pgConfig, err := exec.LookPath("pg_config"); err == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, pgConfig, "--bindir").Output()
+		if dir := strings.TrimSpace(string(out)); err == nil && filepath.IsAbs(dir) {
+			if b, ok := binariesIn(dir); ok {
+				return b, nil
+			}
+		}
+	}
+	for _, pattern := range dirs {
+		if b, ok := newestBinaries(pattern); ok {
+			return b, nil
+		}
+	}
+	return binaries{}, fmt.Errorf("%w (searched PATH, pg_config --bindir, %s)", ErrNoBinaries, strings.Join(dirs, ", "))
+}
+
+// newestBinaries looks in the directories that pattern matches, newest
+// major version first (what the pattern's * matched, if it has one).
+func newestBinaries(pattern string) (binaries, bool) {
+	matches, _ := filepath.Glob(pattern) // only a malformed pattern fails
+	before, after, wild := strings.Cut(pattern, "*")
 	var best binaries
 	var bestVersion []int
-	entries, _ := os.ReadDir(libRoot) // a missing libRoot just means no candidates
-	for _, e := range entries {
-		version, ok := parseVersion(e.Name())
-		if !ok || (bestVersion != nil && slices.Compare(version, bestVersion) <= 0) {
+	for _, dir := range matches {
+		version := []int{0}
+		if wild {
+			v, ok := parseVersion(strings.TrimSuffix(strings.TrimPrefix(dir, before), after))
+			if !ok {
+				continue
+			}
+			version = v
+		}
+		if bestVersion != nil && slices.Compare(version, bestVersion) <= 0 {
 			continue
 		}
-		bin := filepath.Join(libRoot, e.Name(), "bin")
-		pg, errPG := exec.LookPath(filepath.Join(bin, "postgres"))
-		initdb, errInit := exec.LookPath(filepath.Join(bin, "initdb"))
-		if errPG == nil && errInit == nil {
-			best, bestVersion = binaries{postgres: pg, initdb: initdb}, version
+		if b, ok := binariesIn(dir); ok {
+			best, bestVersion = b, version
 		}
 	}
-	if bestVersion == nil {
-		return binaries{}, fmt.Errorf("%w (searched PATH and %s/<version>/bin)", ErrNoBinaries, libRoot)
-	}
-	return best, nil
+	return best, bestVersion != nil
+}
+
+// binariesIn finds postgres and initdb in dir, or on PATH when dir is "".
+func binariesIn(dir string) (binaries, bool) {
+	pg, errPG := exec.LookPath(filepath.Join(dir, "postgres"))
+	initdb, errInit := exec.LookPath(filepath.Join(dir, "initdb"))
+	return binaries{postgres: pg, initdb: initdb}, errPG == nil && errInit == nil
 }
 
 // parseVersion parses a major version directory name such as "15" or "9.6"
@@ -733,14 +663,15 @@ func parseVersion(name string) ([]int, bool) {
 type logTail struct {
 	logger *slog.Logger
 	dir    string
+	arg    string        // how the server knows dir (childDir.arg)
 	done   chan struct{} // closed when the pipe reaches EOF
 
 	mu    sync.Mutex
 	lines []string
 }
 
-func newLogTail(logger *slog.Logger, dir string) *logTail {
-	return &logTail{logger: logger, dir: dir, done: make(chan struct{})}
+func newLogTail(logger *slog.Logger, dir, arg string) *logTail {
+	return &logTail{logger: logger, dir: dir, arg: arg, done: make(chan struct{})}
 }
 
 // consume reads r to EOF. It must keep reading whatever arrives: a full
@@ -765,10 +696,12 @@ func (l *logTail) consume(r io.ReadCloser) {
 }
 
 func (l *logTail) add(line string) {
-	// postgres knows its data directory only as /proc/self/fd/3; name the
-	// real one, so messages such as "another postmaster is running in data
-	// directory ..." make sense to a reader.
-	line = strings.ReplaceAll(line, dataDirArg, l.dir)
+	// On Linux postgres knows its data directory only as /proc/self/fd/3;
+	// name the real one, so messages such as "another postmaster is running
+	// in data directory ..." make sense to a reader.
+	if l.arg != l.dir {
+		line = strings.ReplaceAll(line, l.arg, l.dir)
+	}
 	l.logger.Debug("postgres: " + line)
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -1,3 +1,5 @@
+//go:build unix
+
 package pglocal_test
 
 import (
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,6 +128,9 @@ func TestUnreadableParent(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("only meaningful as root, where the server runs as another user")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the server reaches a data directory under an untraversable parent through /proc, on Linux only")
 	}
 	home, err := os.MkdirTemp("", "pglocal-home-")
 	if err != nil {
@@ -379,43 +385,82 @@ func TestLogger(t *testing.T) {
 	}
 }
 
-// TestFindBinaries must not run in parallel: it changes PATH.
+// TestFindBinaries must not run in parallel: it changes PATH. Each case
+// lays out fake binaries under a root that stands for / (PATH aside) and
+// says where postgres and initdb must be taken from.
 func TestFindBinaries(t *testing.T) {
-	root := t.TempDir()
-	for _, version := range []string{"9.6", "10", "15", "16"} {
-		fakeBinaries(t, filepath.Join(root, version, "bin"), "postgres", "initdb")
-	}
-	fakeBinaries(t, filepath.Join(root, "17", "bin"), "postgres") // incomplete: skipped
-	fakeBinaries(t, filepath.Join(root, "latest", "bin"), "postgres", "initdb")
-	onPath := t.TempDir()
-	fakeBinaries(t, onPath, "postgres", "initdb")
-
+	const (
+		debian    = "usr/lib/postgresql"
+		brewArm   = "opt/homebrew/opt"
+		brewIntel = "usr/local/opt"
+		brewBin   = "opt/homebrew/bin"
+	)
+	both := []string{"postgres", "initdb"}
 	tests := []struct {
-		name, path, root string
-		wantDir          string // "" wants ErrNoBinaries
+		name     string
+		bins     map[string][]string // directory under root (or "PATH", "pgconfig") -> the binaries in it
+		pgConfig string              // what a pg_config on PATH prints ("" for no pg_config)
+		want     string              // directory under root; "" wants ErrNoBinaries
 	}{
-		{"PATH wins", onPath, root, onPath},
-		{"newest numeric version", t.TempDir(), root, filepath.Join(root, "16", "bin")},
-		{"nothing anywhere", t.TempDir(), filepath.Join(root, "missing"), ""},
+		{"PATH first", map[string][]string{"PATH": both, "pgconfig": both, debian + "/15/bin": both, brewBin: both}, "pgconfig", "PATH"},
+		{"PATH only with both", map[string][]string{"PATH": {"postgres"}, debian + "/15/bin": both}, "", debian + "/15/bin"},
+		{"pg_config before Debian", map[string][]string{"pgconfig": both, debian + "/16/bin": both}, "pgconfig", "pgconfig"},
+		{"pg_config naming a directory without them", map[string][]string{"pgconfig": {"initdb"}, debian + "/16/bin": both}, "pgconfig", debian + "/16/bin"},
+		{"pg_config printing nothing useful", map[string][]string{debian + "/16/bin": both}, "not-a-path", debian + "/16/bin"},
+		{"newest Debian version with both", map[string][]string{
+			debian + "/9.6/bin": both, debian + "/10/bin": both, debian + "/15/bin": both,
+			debian + "/16/bin": {"postgres"}, debian + "/latest/bin": both,
+		}, "", debian + "/15/bin"},
+		{"Debian before Homebrew", map[string][]string{debian + "/13/bin": both, brewArm + "/postgresql@17/bin": both}, "", debian + "/13/bin"},
+		{"newest Homebrew formula, Apple silicon before Intel", map[string][]string{
+			brewArm + "/postgresql@14/bin": both, brewArm + "/postgresql@17/bin": both,
+			brewIntel + "/postgresql@18/bin": both, brewBin: both,
+		}, "", brewArm + "/postgresql@17/bin"},
+		{"Homebrew on Intel", map[string][]string{brewIntel + "/postgresql@15/bin": both, brewIntel + "/postgresql@16/bin": both, brewBin: both}, "", brewIntel + "/postgresql@16/bin"},
+		{"Homebrew bin last", map[string][]string{brewBin: both, brewArm + "/postgresql@17/bin": {"postgres"}}, "", brewBin},
+		{"nothing complete anywhere", map[string][]string{"PATH": {"initdb"}, debian + "/15/bin": {"postgres"}, brewBin: {"initdb"}}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("PATH", tt.path)
-			pg, initdb, err := pglocal.FindBinaries(tt.root)
-			if tt.wantDir == "" {
+			root := t.TempDir()
+			for dir, names := range tt.bins {
+				fakeBinaries(t, filepath.Join(root, dir), names...)
+			}
+			path := filepath.Join(root, "PATH")
+			mustMkdir(t, path)
+			if tt.pgConfig != "" {
+				out := tt.pgConfig
+				if out == "pgconfig" {
+					out = filepath.Join(root, "pgconfig")
+				}
+				if err := os.WriteFile(filepath.Join(path, "pg_config"), []byte("#!/bin/sh\necho '"+out+"'\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Setenv("PATH", path)
+			pg, initdb, err := pglocal.FindBinaries(root)
+			if tt.want == "" {
 				if !errors.Is(err, pglocal.ErrNoBinaries) {
-					t.Errorf("findBinaries(%s) = %v, want ErrNoBinaries", tt.root, err)
+					t.Fatalf("findBinaries = %s %s, %v; want ErrNoBinaries", pg, initdb, err)
+				}
+				for _, place := range []string{"PATH", "pg_config", debian, brewArm, brewIntel, brewBin} {
+					if !strings.Contains(err.Error(), place) {
+						t.Errorf("findBinaries = %v, want it to name %s among the places searched", err, place)
+					}
 				}
 				return
 			}
-			want := filepath.Join(tt.wantDir, "postgres") + " " + filepath.Join(tt.wantDir, "initdb")
-			if err != nil || pg+" "+initdb != want {
-				t.Errorf("findBinaries(%s) = %s %s, %v; want %s", tt.root, pg, initdb, err, want)
+			want := filepath.Join(root, tt.want)
+			if err != nil || pg != filepath.Join(want, "postgres") || initdb != filepath.Join(want, "initdb") {
+				t.Errorf("findBinaries = %s %s, %v; want both in %s", pg, initdb, err, want)
 			}
 		})
 	}
-	if msg := pglocal.ErrNoBinaries.Error(); !strings.Contains(msg, "apt-get install postgresql") || !strings.Contains(msg, "AUTH_DATABASE_URL") {
-		t.Errorf("ErrNoBinaries = %q, want it to mention apt-get install postgresql and AUTH_DATABASE_URL", msg)
+	msg := pglocal.ErrNoBinaries.Error()
+	for _, want := range []string{"apt-get install postgresql", "brew install postgresql@", "AUTH_DATABASE_URL"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("ErrNoBinaries = %q, want it to mention %s", msg, want)
+		}
 	}
 }
 

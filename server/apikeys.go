@@ -22,7 +22,7 @@ const maxGrace = 7 * 24 * time.Hour
 // CreateAPIKey makes a key for the caller and shows it this once.
 // (POST /v1/auth/api-keys)
 func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestObject) (gen.CreateAPIKeyResponseObject, error) {
-	p, err := principalFrom(ctx)
+	p, err := s.keyWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -47,15 +47,30 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 		secs := int64((expires.Sub(now) + time.Second - 1) / time.Second)
 		k.LifetimeSeconds = &secs
 	}
-	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys)
+	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) { // the user was deleted since the token was checked
-		return nil, userGone()
+		return nil, userGone().problem()
 	}
 	if err != nil {
 		return nil, err
 	}
 	s.keysChanged(p.userID, nil)
 	return gen.CreateAPIKey200JSONResponse{Body: createdBody(k, raw)}, nil
+}
+
+// keyWriter returns the principal of a request that changes its user's
+// keys, after counting it against Config.KeyWritesPerUser.
+func (s *Server) keyWriter(ctx context.Context) (*principal, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ok, wait := s.keyWrites.Allow(p.userID.String(), time.Now()); !ok {
+		info := infoFrom(ctx)
+		info.event, info.reason = "key_writes_throttled", "too many key changes for this user"
+		return nil, refuseKeyChanges.after(wait)
+	}
+	return p, nil
 }
 
 // expiry checks a requested expiry against the lifetime bound, or applies
@@ -114,35 +129,46 @@ func scopesBody(scopes []string) []gen.Scope {
 	return out
 }
 
-func userGone() *Problem {
-	return (&authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
-		detail: "The user of this access token no longer exists."}).problem()
+// userGone is the refusal of a token whose user no longer exists.
+func userGone() *authFailure {
+	return &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
+		detail: "The user of this access token no longer exists."}
 }
 
-// ListAPIKeys lists the caller's keys, newest first.
+// ListAPIKeys lists a page of the caller's keys, newest first.
 // (GET /v1/auth/api-keys)
-func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject) (gen.ListAPIKeysResponseObject, error) {
+func (s *Server) ListAPIKeys(ctx context.Context, req gen.ListAPIKeysRequestObject) (gen.ListAPIKeysResponseObject, error) {
 	p, err := principalFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Served from the cache when it can be: the listing changes only
-	// through writes every instance hears of (credcache.go), or by a key
-	// reaching its expiry, when the entry ends. A change made through
-	// another instance may still be on its way: hear all that committed
-	// before this request first.
-	e, epoch := s.cache.list(p.userID, s.now())
-	if e != nil && s.heardAll(ctx) {
-		if e, epoch = s.cache.list(p.userID, s.now()); e != nil {
-			s.metrics.listCached.Inc()
-			return encodedJSON(e.body), nil
-		}
-	}
-	s.metrics.listRead.Inc()
-	keys, err := s.store.ListAPIKeys(ctx, p.userID)
+	pg, err := page(req.Params.Limit, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
+	// The first page of the default size is served from the cache when it
+	// can be: it changes only through writes every instance hears of
+	// (credcache.go), or by a key reaching its expiry, when the entry
+	// ends. A change made through another instance may still be on its
+	// way: hear all that committed before this request first.
+	cacheable := pg.After == nil && pg.Limit == defaultPageSize
+	var epoch uint64
+	if cacheable {
+		var e *listEntry
+		e, epoch = s.cache.list(p.userID, s.now())
+		if e != nil && s.heardAll(ctx) {
+			if e, epoch = s.cache.list(p.userID, s.now()); e != nil {
+				s.metrics.listCached.Inc()
+				return listing{body: e.body, link: e.link}, nil
+			}
+		}
+	}
+	s.metrics.listRead.Inc()
+	keys, err := s.store.ListAPIKeys(ctx, p.userID, pg)
+	if err != nil {
+		return nil, err
+	}
+	keys, link := onePage(keys, pg, "/v1/auth/api-keys", func(k store.APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
 	now := s.now()
 	var changes time.Time // the first expiry still to come
 	body := make([]gen.APIKey, len(keys))
@@ -163,8 +189,10 @@ func (s *Server) ListAPIKeys(ctx context.Context, _ gen.ListAPIKeysRequestObject
 	}
 	// A copy of the length it needs: the cache counts lengths.
 	encoded := bytes.Clone(buf.Bytes())
-	s.cache.putList(p.userID, encoded, changes, epoch)
-	return encodedJSON(encoded), nil
+	if cacheable {
+		s.cache.putList(p.userID, encoded, link, changes, epoch)
+	}
+	return listing{body: encoded, link: link}, nil
 }
 
 // keysChanged is called after a committed change to user's keys: this
@@ -178,11 +206,11 @@ func (s *Server) keysChanged(user uuid.UUID, digest []byte) {
 // RevokeAPIKey revokes one of the caller's keys.
 // (DELETE /v1/auth/api-keys/{key_id})
 func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestObject) (gen.RevokeAPIKeyResponseObject, error) {
-	p, err := principalFrom(ctx)
+	p, err := s.keyWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	digest, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID)
+	digest, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
 	}
@@ -198,7 +226,7 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 // period ends.
 // (POST /v1/auth/api-keys/{key_id}/rotate)
 func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestObject) (gen.RotateAPIKeyResponseObject, error) {
-	p, err := principalFrom(ctx)
+	p, err := s.keyWriter(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -209,25 +237,26 @@ func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestOb
 	if grace < 0 || grace > maxGrace { // the spec's bounds, checked already
 		return nil, validationProblem([]gen.FieldError{{Field: "grace_seconds", Message: "is out of range"}})
 	}
-	now := s.now()
 	next, raw, err := s.newKey(p.userID)
 	if err != nil {
 		return nil, err
 	}
-	// The new key lives as long as the old one was created to live,
-	// counted from now, within the lifetime bound: rotation renews a key.
-	lifetime := func(old *store.APIKey) *time.Time {
-		if old.LifetimeSeconds == nil {
-			return nil
-		}
-		d := time.Duration(*old.LifetimeSeconds) * time.Second
-		if max := s.cfg.KeyMaxLifetime; max > 0 && d > max {
-			d = max
-		}
-		end := now.Add(d)
-		return &end
-	}
-	old, err := s.store.RotateAPIKey(ctx, req.KeyID, now, now.Add(grace), next, s.cfg.MaxActiveKeys, lifetime)
+	old, err := s.store.RotateAPIKey(ctx, req.KeyID, next, store.Rotation{
+		Now: s.now, Grace: grace, MaxActive: s.cfg.MaxActiveKeys, By: actor(ctx),
+		// The new key lives as long as the old one was created to live,
+		// counted from now, within the lifetime bound: rotation renews a key.
+		Lifetime: func(old *store.APIKey, now time.Time) *time.Time {
+			if old.LifetimeSeconds == nil {
+				return nil
+			}
+			d := time.Duration(*old.LifetimeSeconds) * time.Second
+			if max := s.cfg.KeyMaxLifetime; max > 0 && d > max {
+				d = max
+			}
+			end := now.Add(d)
+			return &end
+		},
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
 	}

@@ -29,9 +29,10 @@ const (
 // principal is who a request acts as.
 type principal struct {
 	userID uuid.UUID
-	me     []byte    // with an API key: GET /v1/me's response body
-	keyID  uuid.UUID // the API key, when one authenticated the request
-	scopes []string  // the API key's scopes
+	me     []byte        // with an API key: GET /v1/me's response body
+	keyID  uuid.UUID     // the API key, when one authenticated the request
+	scopes []string      // the API key's scopes
+	token  *token.Claims // the access token, when one authenticated the request
 
 	verified *verifiedHeaders // with an API key: GET /v1/auth/verify's answer
 }
@@ -43,6 +44,7 @@ type authFailure struct {
 	detail  string // for the client
 	reason  string // for the log: missing, malformed, expired, unknown...
 	expired bool   // an API key that was valid but has expired: its own problem type
+	counted bool   // the lookup that found it out spent a failure already
 }
 
 func (f *authFailure) Error() string { return "authentication failed: " + f.reason }
@@ -82,11 +84,24 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 		p   *principal
 		err error
 	)
+	// A credential the cache cannot vouch for costs a lookup, which holds
+	// one of the address's failures while it runs: an address past its
+	// budget gets answers from the cache only, and concurrent guesses
+	// cannot look up more than the budget has left.
+	now := time.Now()
+	admit := func() (func(failed bool), error) {
+		done, ok, wait := s.authFails.Hold(info.client, now)
+		if !ok {
+			info.event, info.reason = "auth_throttled", in.SecuritySchemeName+": too many failed checks from this address"
+			return nil, refuseAuthFailures.after(wait)
+		}
+		return func(failed bool) { done(failed, time.Now()) }, nil
+	}
 	switch in.SecuritySchemeName {
 	case schemeBearer:
-		p, err = s.checkBearer(req)
+		p, err = s.checkBearer(req, admit)
 	case schemeAPIKey:
-		p, err = s.checkAPIKey(req)
+		p, err = s.checkAPIKey(req, admit)
 	default:
 		return fmt.Errorf("server: no check for security scheme %q", in.SecuritySchemeName)
 	}
@@ -94,6 +109,9 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	if errors.As(err, &af) {
 		if af.scheme == schemeAPIKey {
 			s.metrics.keyRefused.Inc()
+		}
+		if !af.counted {
+			s.authFails.Take(info.client, now)
 		}
 		info.event = "auth_failed"
 		info.reason = in.SecuritySchemeName + ": " + af.reason
@@ -137,9 +155,15 @@ func insufficientScope(scope string) *Problem {
 		with("WWW-Authenticate", fmt.Sprintf(`APIKey realm="authapi", header="%s", error="insufficient_scope", scope=%q`, apiKeyHeader, scope))
 }
 
+// admitFunc admits a database lookup of a credential, or refuses it with
+// the problem to answer; failed says, once it is known, whether the
+// credential was refused.
+type admitFunc func() (done func(failed bool), err error)
+
 // checkBearer verifies the JWT in the Authorization header, and that its
-// user still exists.
-func (s *Server) checkBearer(req *http.Request) (*principal, error) {
+// user still exists; a user the cache does not know is looked up if admit
+// allows.
+func (s *Server) checkBearer(req *http.Request, admit admitFunc) (*principal, error) {
 	values := req.Header.Values("Authorization")
 	if len(values) == 0 || strings.TrimSpace(values[0]) == "" {
 		return nil, &authFailure{scheme: schemeBearer, reason: "missing",
@@ -151,33 +175,51 @@ func (s *Server) checkBearer(req *http.Request) (*principal, error) {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "malformed",
 			detail: "Send exactly one access token as Authorization: Bearer <token>."}
 	}
-	sub, err := s.tokens.Verify(raw)
+	claims, err := s.tokens.Verify(raw)
 	if errors.Is(err, token.ErrExpired) {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "expired",
 			detail: "The access token expired; log in again."}
 	}
-	id, perr := uuid.Parse(sub)
-	if err != nil || perr != nil {
+	// sub must be a user ID as this service writes it: canonical, lower
+	// case (uuid.Parse also takes upper case, braces and urn:uuid:).
+	var id uuid.UUID
+	if err == nil {
+		id, err = uuid.Parse(claims.Subject)
+	}
+	if err != nil || id.String() != claims.Subject {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "invalid",
 			detail: "The access token is invalid."}
 	}
-	if known, epoch := s.cache.userExists(id); !known {
-		exists, err := s.store.UserExists(req.Context(), id)
+	e, epoch := s.cache.user(id)
+	if e == nil {
+		done, err := admit()
 		if err != nil {
 			return nil, err
 		}
-		if !exists {
-			return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "user gone",
-				detail: "The user of this access token no longer exists."}
+		tokens, err := s.store.UserTokens(req.Context(), id)
+		done(errors.Is(err, store.ErrNotFound))
+		if errors.Is(err, store.ErrNotFound) {
+			gone := userGone()
+			gone.counted = true
+			return nil, gone
 		}
-		s.cache.putUser(id, epoch)
+		if err != nil {
+			return nil, err
+		}
+		e = &userEntry{tokens: *tokens}
+		s.cache.putUser(id, *tokens, epoch)
 	}
-	return &principal{userID: id}, nil
+	if claims.Generation < e.tokens.Generation || slices.Contains(e.tokens.Ended, claims.ID) {
+		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "ended",
+			detail: "The access token was ended by a sign-out or a password change; log in again."}
+	}
+	return &principal{userID: id, token: claims}, nil
 }
 
 // checkAPIKey looks up the owner of the key in the X-API-Key header. A
-// malformed key (wrong shape or checksum) is refused without a lookup.
-func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
+// malformed key (wrong shape or checksum) is refused without a lookup; a
+// key the cache does not hold is looked up if admit allows.
+func (s *Server) checkAPIKey(req *http.Request, admit admitFunc) (*principal, error) {
 	values := req.Header.Values(apiKeyHeader)
 	if len(values) == 0 || values[0] == "" {
 		return nil, &authFailure{scheme: schemeAPIKey, reason: "missing",
@@ -192,9 +234,14 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 	if e != nil {
 		s.metrics.keyHit.Inc()
 	} else {
+		done, err := admit()
+		if err != nil {
+			return nil, err
+		}
 		owner, err := s.store.APIKeyOwner(req.Context(), digest)
+		done(errors.Is(err, store.ErrNotFound))
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
+			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked", counted: true,
 				detail: "The API key is not recognised or has been revoked."}
 		}
 		if err != nil {
@@ -221,20 +268,33 @@ func (s *Server) checkAPIKey(req *http.Request) (*principal, error) {
 }
 
 // encodedJSON is a 200 response with its JSON body encoded beforehand, as
-// gen's 200 JSON responses would write it: GET /v1/me's and GET
-// /v1/auth/api-keys', from the credential cache.
+// gen's 200 JSON responses would write it: GET /v1/me's, from the
+// credential cache.
 type encodedJSON []byte
 
 func (body encodedJSON) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
 	return body.write(w)
 }
-func (body encodedJSON) VisitListAPIKeysResponse(w http.ResponseWriter) error { return body.write(w) }
 
 func (body encodedJSON) write(w http.ResponseWriter) error {
 	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.WriteHeader(http.StatusOK)
 	_, err := w.Write(body)
 	return err
+}
+
+// listing is a page of GET /v1/auth/api-keys, encoded beforehand, with the
+// Link to the next page if there is one.
+type listing struct {
+	body []byte
+	link string
+}
+
+func (l listing) VisitListAPIKeysResponse(w http.ResponseWriter) error {
+	if l.link != "" {
+		w.Header().Set("Link", l.link)
+	}
+	return encodedJSON(l.body).write(w)
 }
 
 // principalFrom returns the principal the validator authenticated. The spec

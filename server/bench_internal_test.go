@@ -2,18 +2,25 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/lib/pq"
 
 	"authapi/gen"
+	"authapi/store"
 )
 
 // BenchmarkValidate runs the spec's validation of a valid registration, the
@@ -87,4 +94,39 @@ func BenchmarkCredCacheHit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCredCacheMemory reports the heap a cached API key takes, for
+// sizing AUTH_CREDENTIAL_CACHE_SIZE: entries as a fill after a miss makes
+// them (a user's fields scanned from the database, two scopes, the
+// encoded GET /v1/me body), in a full cache of 10,000.
+func BenchmarkCredCacheMemory(b *testing.B) {
+	const n = 10000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := newCredCache(n, time.Minute)
+		c.Listening(true)
+		for i := range n {
+			name := fmt.Sprintf("user%06d", i)
+			owner := store.KeyOwner{KeyID: uuid.New(), Scopes: pq.StringArray{strings.Clone("me:read"), strings.Clone("me:write")},
+				User: store.User{ID: uuid.New(), Username: name, Email: name + "@example.com", FullName: fmt.Sprintf("Full Name %06d", i), CreatedAt: time.Now()}}
+			me, err := json.Marshal(userBody(&owner.User))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var d [32]byte
+			binary.BigEndian.PutUint64(d[:], uint64(i))
+			_, epoch := c.key(d)
+			c.putKey(d, &keyEntry{owner: owner, me: append(me, '\n')}, epoch)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if c.stats().keys != n {
+			b.Fatalf("%d keys cached, want %d", c.stats().keys, n)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/key")
+		runtime.KeepAlive(c)
+	}
 }

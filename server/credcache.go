@@ -16,10 +16,11 @@ import (
 //   - API key digest -> the key's owner (only active keys; failures are
 //     never cached, so a guesser gains nothing and a revoked key is never
 //     remembered as valid);
-//   - user ID -> that the user exists (for JWTs);
-//   - user ID -> the encoded listing of the user's keys (GET
-//     /v1/auth/api-keys), until the listing would change by itself (a key
-//     reaching its expiry) or the lifetime ends.
+//   - user ID -> that the user exists, and the state of their tokens
+//     (store.TokenState: which are ended), for JWTs;
+//   - user ID -> the first page of the user's keys (GET
+//     /v1/auth/api-keys, encoded), until the listing would change by itself
+//     (a key reaching its expiry) or the lifetime ends.
 //
 // It is correct only while it hears of every change: the instance that
 // revokes a key drops it at once, and every instance drops what the
@@ -48,7 +49,7 @@ type credCache struct {
 	epoch   uint64 // of keys and users
 	lEpoch  uint64 // of listings
 	keys    map[[32]byte]*keyEntry
-	users   map[uuid.UUID]time.Time // user -> when the entry expires
+	users   map[uuid.UUID]*userEntry
 	lists   map[uuid.UUID]*listEntry
 	listLen int // bytes of the cached listings
 }
@@ -64,8 +65,15 @@ const (
 // listEntry is one user's cached key listing.
 type listEntry struct {
 	body    []byte    // the 200 response's body, encoded
+	link    string    // its Link header, if any
 	expires time.Time // the end of the entry's lifetime
 	until   time.Time // by the server's clock, the first listed key's expiry to come (zero: none)
+}
+
+// userEntry is one cached JWT user: that it exists, and its tokens' state.
+type userEntry struct {
+	tokens  store.TokenState
+	expires time.Time
 }
 
 // keyEntry is one cached API key. A later check that must run on every use
@@ -83,7 +91,7 @@ func newCredCache(max int, ttl time.Duration) *credCache {
 	return &credCache{
 		max: max, ttl: ttl, now: time.Now,
 		keys:  make(map[[32]byte]*keyEntry),
-		users: make(map[uuid.UUID]time.Time),
+		users: make(map[uuid.UUID]*userEntry),
 		lists: make(map[uuid.UUID]*listEntry),
 	}
 }
@@ -137,23 +145,25 @@ func makeRoom[K comparable, V any](m map[K]V, max int) {
 	}
 }
 
-// userExists reports whether the user is known to exist, and the epoch to
-// pass to putUser after a miss.
-func (c *credCache) userExists(id uuid.UUID) (known bool, epoch uint64) {
+// user returns the cached entry of the user, if any, and the epoch to
+// pass to putUser after a miss. The entry must not be changed.
+func (c *credCache) user(id uuid.UUID) (e *userEntry, epoch uint64) {
 	if c.max <= 0 {
-		return false, 0
+		return nil, 0
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	exp, ok := c.users[id]
-	return ok && c.enabled && c.now().Before(exp), c.epoch
+	if e := c.users[id]; e != nil && c.enabled && c.now().Before(e.expires) {
+		return e, c.epoch
+	}
+	return nil, c.epoch
 }
 
-// putUser caches that a database read begun at epoch found the user.
-func (c *credCache) putUser(id uuid.UUID, epoch uint64) {
+// putUser caches the user's token state, read from the database at epoch.
+func (c *credCache) putUser(id uuid.UUID, tokens store.TokenState, epoch uint64) {
 	c.fill(&c.epoch, epoch, func() {
 		makeRoom(c.users, c.max)
-		c.users[id] = c.now().Add(c.ttl)
+		c.users[id] = &userEntry{tokens: tokens, expires: c.now().Add(c.ttl)}
 	})
 }
 
@@ -176,7 +186,7 @@ func (c *credCache) list(user uuid.UUID, now time.Time) (e *listEntry, epoch uin
 // at epoch, for the entries' lifetime, and only while the server's clock
 // is before until (zero: no bound): a listed key's expiry changes what the
 // listing says.
-func (c *credCache) putList(user uuid.UUID, body []byte, until time.Time, epoch uint64) {
+func (c *credCache) putList(user uuid.UUID, body []byte, link string, until time.Time, epoch uint64) {
 	if len(body) > maxListingBytes {
 		return
 	}
@@ -188,7 +198,7 @@ func (c *credCache) putList(user uuid.UUID, body []byte, until time.Time, epoch 
 				break
 			}
 		}
-		c.lists[user] = &listEntry{body: body, expires: c.now().Add(c.ttl), until: until}
+		c.lists[user] = &listEntry{body: body, link: link, expires: c.now().Add(c.ttl), until: until}
 		c.listLen += len(body)
 	})
 }

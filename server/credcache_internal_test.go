@@ -73,7 +73,7 @@ func TestCredCacheInvalidation(t *testing.T) {
 			_, e := c.key(d1)
 			c.putKey(d1, &keyEntry{owner: *owner}, e)
 			c.putKey(d2, &keyEntry{owner: *other}, e)
-			c.putUser(owner.User.ID, e)
+			c.putUser(owner.User.ID, store.TokenState{}, e)
 			tc.change(c)
 			if got, _ := c.key(d1); (got != nil) != tc.want1 {
 				t.Errorf("key(d1) = %+v, want cached %v", got, tc.want1)
@@ -81,8 +81,8 @@ func TestCredCacheInvalidation(t *testing.T) {
 			if got, _ := c.key(d2); (got != nil) != tc.want2 {
 				t.Errorf("key(d2) = %+v, want cached %v", got, tc.want2)
 			}
-			if got, _ := c.userExists(owner.User.ID); got != tc.wantUserCached {
-				t.Errorf("userExists(owner) = %v, want %v", got, tc.wantUserCached)
+			if got, _ := c.user(owner.User.ID); (got != nil) != tc.wantUserCached {
+				t.Errorf("user(owner) = %v, want cached %v", got, tc.wantUserCached)
 			}
 		})
 	}
@@ -96,8 +96,8 @@ func TestCredCacheBoundsAndLifetime(t *testing.T) {
 	for i := range 10 {
 		_, e := c.key([32]byte{byte(i)})
 		c.putKey([32]byte{byte(i)}, &keyEntry{owner: *mustOwner(t)}, e)
-		_, e = c.userExists(uuid.New())
-		c.putUser(uuid.New(), e)
+		_, e = c.user(uuid.New())
+		c.putUser(uuid.New(), store.TokenState{}, e)
 	}
 	if st := c.stats(); st.keys != 3 || st.users != 3 {
 		t.Fatalf("size after 10 fills = %d keys, %d users, want 3 and 3", st.keys, st.users)
@@ -146,8 +146,8 @@ func TestCredCacheListings(t *testing.T) {
 			c := newCredCache(10, time.Minute)
 			c.Listening(true)
 			_, e := c.list(owner, now)
-			c.putList(owner, []byte("[1]"), time.Time{}, e)
-			c.putList(other, []byte("[2]"), time.Time{}, e)
+			c.putList(owner, []byte("[1]"), "", time.Time{}, e)
+			c.putList(other, []byte("[2]"), "", time.Time{}, e)
 			tc.change(c)
 			if got, _ := c.list(owner, now); (got != nil) != tc.wantOwner {
 				t.Errorf("owner's listing = %+v, want cached %v", got, tc.wantOwner)
@@ -163,7 +163,7 @@ func TestCredCacheListings(t *testing.T) {
 		c.Listening(true)
 		_, e := c.list(owner, time.Now())
 		c.Changed(store.Change{KeysOf: owner}) // a key created between the read and the fill
-		c.putList(owner, []byte("[]"), time.Time{}, e)
+		c.putList(owner, []byte("[]"), "", time.Time{}, e)
 		if got, _ := c.list(owner, time.Now()); got != nil {
 			t.Fatalf("a listing read before a change was cached after it: %s", got.body)
 		}
@@ -179,7 +179,7 @@ func TestCredCacheListingLifetime(t *testing.T) {
 	user := uuid.New()
 	put := func(body string, until time.Time) {
 		_, e := c.list(user, start)
-		c.putList(user, []byte(body), until, e)
+		c.putList(user, []byte(body), "", until, e)
 	}
 
 	// A listed key expiring changes the listing: the entry ends then, by
@@ -206,7 +206,7 @@ func TestCredCacheListingLifetime(t *testing.T) {
 	cacheNow = start
 	for range 10 {
 		_, e := c.list(uuid.New(), start)
-		c.putList(uuid.New(), []byte("[]"), time.Time{}, e)
+		c.putList(uuid.New(), []byte("[]"), "", time.Time{}, e)
 	}
 	if st := c.stats(); st.lists != 3 || c.listLen != 3*len("[]") {
 		t.Fatalf("after 10 fills: %d listings of %d bytes, want 3 of 6", st.lists, c.listLen)
@@ -231,13 +231,13 @@ func TestCredCacheEpochs(t *testing.T) {
 	if got, _ := c.key(d); got == nil {
 		t.Fatal("a listing's change dropped a key's fill")
 	}
-	c.putList(user, []byte("[]"), time.Time{}, le)
+	c.putList(user, []byte("[]"), "", time.Time{}, le)
 	if got, _ := c.list(user, time.Now()); got != nil {
 		t.Fatal("a listing filled across a listing's change")
 	}
 	_, le = c.list(user, time.Now())
 	c.Changed(store.Change{Digest: make([]byte, 32)})
-	c.putList(user, []byte("[]"), time.Time{}, le)
+	c.putList(user, []byte("[]"), "", time.Time{}, le)
 	if got, _ := c.list(user, time.Now()); got != nil {
 		t.Fatal("a listing filled across a key's change of unknown owner")
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
-	"authapi/gen"
+	"authapi/client/gen"
 	"authapi/server"
 	"authapi/token"
 )
@@ -76,7 +76,7 @@ func TestReferenceFlow(t *testing.T) {
 		}
 	})
 	t.Run("list", func(t *testing.T) {
-		resp, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, token))
+		resp, err := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, token))
 		if err != nil || resp.StatusCode() != 200 {
 			t.Fatalf("list = %v %d %s", err, resp.StatusCode(), resp.Body)
 		}
@@ -110,7 +110,7 @@ func TestReferenceFlow(t *testing.T) {
 		}
 	})
 	t.Run("listing keeps the revoked key", func(t *testing.T) {
-		resp, _ := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, token))
+		resp, _ := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, token))
 		keys := *resp.JSON200
 		if len(keys) != 1 || keys[0].IsActive || keys[0].RevokedAt == nil {
 			t.Fatalf("list after revoke = %+v, want the key inactive with its revocation time", keys)
@@ -195,7 +195,9 @@ func TestUnknownRouteAndWrongMethod(t *testing.T) {
 		{"GET", "/v1/auth/register", "POST"},
 		{"PUT", "/v1/auth/login", "POST"},
 		{"DELETE", "/v1/auth/api-keys", "GET, POST"},
-		{"PATCH", "/v1/me", "GET"},
+		{"PUT", "/v1/me", "GET, PATCH"},
+		{"GET", "/v1/auth/password", "POST"},
+		{"POST", "/v1/auth/account", "DELETE"},
 		{"GET", "/v1/auth/api-keys/" + uuid.NewString(), "DELETE"},
 	} {
 		r := e.do(false, tc.method, tc.path, "")
@@ -453,7 +455,7 @@ func TestCredentialSeparation(t *testing.T) {
 	if r := e.do(true, "GET", "/v1/me", "", "Authorization", "Bearer "+u.Token, "X-API-Key", key.RawKey); r.Status != 200 {
 		t.Errorf("GET /v1/me with both = %d, want 200", r.Status)
 	}
-	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, u.Token))
+	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, u.Token))
 	if len(*resp.JSON200) != 1 {
 		t.Errorf("the API key minted or revoked keys: listing %s", resp.Body)
 	}
@@ -472,7 +474,7 @@ func TestForeignAndUnknownKeyIDs(t *testing.T) {
 	if resp, _ := e.Client.GetCurrentUserWithResponse(ctx, apiKey(t, key.RawKey)); resp.StatusCode() != 200 {
 		t.Fatalf("alice's key after mallory's attempts = %d, want it still working", resp.StatusCode())
 	}
-	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, mallory.Token))
+	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, mallory.Token))
 	if len(*resp.JSON200) != 0 {
 		t.Fatalf("mallory's listing shows %s", resp.Body)
 	}
@@ -493,7 +495,7 @@ func TestListingOrderAndScope(t *testing.T) {
 	}
 	e.Client.RevokeAPIKeyWithResponse(ctx, uuid.MustParse(ids[2]), bearer(t, u.Token))
 	e.MustCreateKey(e.MustLogin("someone"), "theirs")
-	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, u.Token))
+	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, u.Token))
 	keys := *resp.JSON200
 	if len(keys) != 5 {
 		t.Fatalf("listing has %d keys, want 5", len(keys))

@@ -22,3 +22,7 @@ func (s *Server) ListingCached(user uuid.UUID) bool {
 	e, _ := s.cache.list(user, s.now())
 	return e != nil
 }
+
+// FlushLogSummaries writes the summary of the requests the log left out,
+// as the background work does every interval.
+func (s *Server) FlushLogSummaries() { s.logs.flush(s.log) }

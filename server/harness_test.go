@@ -22,7 +22,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"authapi"
-	"authapi/gen"
+	"authapi/client/gen"
 	"authapi/internal/syncbuf"
 	"authapi/server"
 	"authapi/server/servertest"

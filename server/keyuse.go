@@ -64,15 +64,14 @@ func (u *keyUses) putBack(uses map[uuid.UUID]time.Time) {
 // WriteKeyUses writes the key uses recorded since the last call.
 func (s *Server) WriteKeyUses(ctx context.Context) error {
 	uses := s.uses.take(s.now())
-	owners, err := s.store.RecordKeyUses(ctx, uses)
-	if err != nil {
-		s.uses.putBack(uses)
-		return err
-	}
+	owners, unwritten, err := s.store.RecordKeyUses(ctx, uses)
 	// The listings show the uses: this instance's at once, the others'
 	// when they hear of it.
 	for _, u := range owners {
 		s.keysChanged(u, nil)
 	}
-	return nil
+	if err != nil {
+		s.uses.putBack(unwritten)
+	}
+	return err
 }

@@ -11,14 +11,14 @@ import (
 
 	"github.com/google/uuid"
 
-	"authapi/gen"
+	"authapi/client/gen"
 	"authapi/server"
 )
 
 // listed returns u's key id as listed.
 func (e *env) listed(u *user, id uuid.UUID) gen.APIKey {
 	e.t.Helper()
-	resp, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(e.t, u.Token))
+	resp, err := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(e.t, u.Token))
 	if err != nil || resp.JSON200 == nil {
 		e.t.Fatalf("list = %v %s", err, resp.Body)
 	}
@@ -102,13 +102,19 @@ func TestKeyExpiryRules(t *testing.T) {
 			}
 		})
 	}
+	// RFC 3339 (section 5.6) allows a lower-case t and z.
+	at := now.Add(time.Hour).UTC().Truncate(time.Second)
+	r := e.do(false, "POST", "/v1/auth/api-keys", fmt.Sprintf(`{"name":"k","expires_at":%q}`, strings.ToLower(at.Format(time.RFC3339))), "Authorization", "Bearer "+u.Token)
+	if got, _ := time.Parse(time.RFC3339, fmt.Sprint(r.JSON["expires_at"])); r.Status != 200 || !got.Equal(at) {
+		t.Fatalf("expires_at with a lower-case t and z = %d %s, want 200 expiring at %v", r.Status, r.Body, at)
+	}
 	if r := createKey(e, u, `{"name":"forever"}`); r.Status != 200 || r.JSON["expires_at"] != nil {
 		t.Fatalf("a key without expires_at = %s, want expires_at null (no default lifetime)", r.Body)
 	}
 
 	d := newEnv(t, options{server: func(c *server.Config) { c.KeyDefaultLifetime = 30 * 24 * time.Hour }})
 	du := d.MustLogin("defaulted")
-	r := createKey(d, du, `{"name":"k"}`)
+	r = createKey(d, du, `{"name":"k"}`)
 	got, _ := time.Parse(time.RFC3339, fmt.Sprint(r.JSON["expires_at"]))
 	if want := d.Clock.Now().Add(30 * 24 * time.Hour); r.Status != 200 || got.Sub(want).Abs() > time.Second {
 		t.Fatalf("with a default lifetime, expires_at = %v, want about %v", r.JSON["expires_at"], want)
@@ -334,7 +340,7 @@ func TestKeyScopes(t *testing.T) {
 			t.Errorf("the 403 = %s %q, want insufficient-scope", got.Body, got.Header.Get("WWW-Authenticate"))
 		}
 	}
-	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, u.Token))
+	resp, _ := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, u.Token))
 	for _, k := range *resp.JSON200 {
 		if k.Name == "all" && len(k.Scopes) != 2 || k.Name == "read" && (len(k.Scopes) != 1 || k.Scopes[0] != gen.MeRead) {
 			t.Errorf("listed %q with scopes %v", k.Name, k.Scopes)
@@ -381,7 +387,7 @@ func TestConcurrentDuplicateRotationAndRevocation(t *testing.T) {
 	if rotated[200] != 1 || rotated[404] != n-1 {
 		t.Fatalf("%d concurrent rotations of one key: statuses %v, want one 200 and %d 404s", n, rotated, n-1)
 	}
-	keys, err := e.Client.ListAPIKeysWithResponse(ctx, bearer(t, u.Token))
+	keys, err := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(t, u.Token))
 	if err != nil || keys.JSON200 == nil {
 		t.Fatalf("list = %v", err)
 	}
@@ -411,4 +417,61 @@ func TestConcurrentDuplicateRotationAndRevocation(t *testing.T) {
 	if again := e.listed(u, next.ID).RevokedAt; again == nil || !again.Equal(*first) {
 		t.Fatalf("a later revocation moved revoked_at from %v to %v", first, again)
 	}
+}
+
+// TestConcurrentRotationsOnAMovingClock: with the server's clock moving,
+// as in production, 24 rotations of one key at once (no grace) mint
+// exactly one working key, trial after trial. The clock is read once the
+// key's row is locked: read before, a rotation judged the key by a time
+// earlier than the end another had just given it, and two or three
+// succeeded.
+func TestConcurrentRotationsOnAMovingClock(t *testing.T) {
+	e := newEnv(t, options{server: func(c *server.Config) { c.Now = time.Now }})
+	u := e.MustLogin("movingclock")
+	const trials, n = 30, 24
+	for trial := range trials {
+		k := e.MustCreateKey(u, fmt.Sprint("k", trial))
+		codes := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				r := e.do(true, "POST", "/v1/auth/api-keys/"+k.ID.String()+"/rotate", "{}", "Authorization", "Bearer "+u.Token)
+				codes[i] = r.Status
+			})
+		}
+		wg.Wait()
+		ok := 0
+		for _, c := range codes {
+			switch c {
+			case 200:
+				ok++
+			case 404:
+			default:
+				t.Fatalf("trial %d: a rotation answered %d", trial, c)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("trial %d: %d of %d concurrent rotations succeeded, want exactly 1", trial, ok, n)
+		}
+		// Revoke what the trial made, to stay under the active-key cap.
+		for _, key := range e.activeKeys(u) {
+			e.do(true, "DELETE", "/v1/auth/api-keys/"+key.String(), "", "Authorization", "Bearer "+u.Token)
+		}
+	}
+}
+
+// activeKeys lists the IDs of u's active keys.
+func (e *env) activeKeys(u *user) []uuid.UUID {
+	e.t.Helper()
+	resp, err := e.Client.ListAPIKeysWithResponse(ctx, nil, bearer(e.t, u.Token))
+	if err != nil || resp.JSON200 == nil {
+		e.t.Fatalf("list = %v", err)
+	}
+	var out []uuid.UUID
+	for _, k := range *resp.JSON200 {
+		if k.IsActive {
+			out = append(out, k.ID)
+		}
+	}
+	return out
 }

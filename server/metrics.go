@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -91,9 +92,11 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-// handler serves the registry.
-func (m *metrics) handler() echo.HandlerFunc {
-	return echo.WrapHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+// handler serves the registry on the API's routes.
+func (m *metrics) handler() echo.HandlerFunc { return echo.WrapHandler(m.httpHandler()) }
+
+func (m *metrics) httpHandler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
 // observe records a served request and its log event. Its labels are

@@ -10,9 +10,13 @@ import (
 	"net/netip"
 	"regexp"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"authapi/limit"
+	"authapi/store"
 )
 
 // requestInfo is what the middleware, the validator and the handlers learn
@@ -20,6 +24,8 @@ import (
 type requestInfo struct {
 	id        string // X-Request-ID
 	addr      string // the client's address: the TCP peer, or what a trusted proxy says
+	client    string // addr as the per-client limits count it (throttleAddress)
+	userAgent string // for security events
 	principal *principal
 	userID    string // for the log, once known
 	event     string // for the log: auth_failed, login_succeeded...
@@ -27,6 +33,12 @@ type requestInfo struct {
 }
 
 type infoKey struct{}
+
+// actor is who makes the request, as a security event records it.
+func actor(ctx context.Context) store.Actor {
+	info := infoFrom(ctx)
+	return store.Actor{Address: info.addr, UserAgent: info.userAgent}
+}
 
 // infoFrom returns the request's info; a zero one outside a request.
 func infoFrom(ctx context.Context) *requestInfo {
@@ -49,7 +61,8 @@ func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 		if !requestIDPattern.MatchString(id) {
 			id = newRequestID()
 		}
-		info := &requestInfo{id: id, addr: c.RealIP()}
+		addr := c.RealIP()
+		info := &requestInfo{id: id, addr: addr, client: throttleAddress(addr), userAgent: req.UserAgent()}
 		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
 		h := c.Response().Header()
 		h[headerRequestID] = []string{id}
@@ -97,6 +110,9 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			(c.Request().Method == http.MethodGet || c.Request().Method == http.MethodHead) {
 			return nil
 		}
+		if status >= 400 && status < 500 && !s.logs.allow(info.client) {
+			return nil // counted, and summed up once per interval
+		}
 		if !s.log.Enabled(c.Request().Context(), level) {
 			return nil
 		}
@@ -120,6 +136,85 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// limitRate refuses a client address's requests beyond
+// Config.RateLimitPerAddress, before any other work. Health checks are
+// exempt: a load balancer polls them from one address.
+func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
+	if s.rate == nil {
+		return next
+	}
+	return func(c echo.Context) error {
+		if p := c.Path(); p == "/healthz" || p == "/readyz" {
+			return next(c)
+		}
+		info := infoFrom(c.Request().Context())
+		if ok, wait := s.rate.Allow(info.client, time.Now()); !ok {
+			info.event, info.reason = "rate_limited", "requests per address"
+			return refuseRequests.after(wait)
+		}
+		return next(c)
+	}
+}
+
+// logInterval is the period of the log's budget of failed requests per
+// client address, and of the summary of those it left out.
+const logInterval = 10 * time.Second
+
+// Bounds of the log sampler: lines of failed requests per address per
+// interval, and addresses summed up one by one per interval (the rest are
+// summed up together).
+const (
+	logLinesPerInterval = 20
+	logMaxSummaries     = 1000
+)
+
+// logSampler keeps a flood of failed requests (4xx) from writing a line
+// each: each client address has a budget of lines per interval, and what
+// goes beyond it is counted and summed up in one line per address and
+// interval. Server errors are always logged.
+type logSampler struct {
+	budget  *limit.Buckets
+	mu      sync.Mutex
+	skipped map[string]int // client -> requests not logged; "" for the rest
+}
+
+func newLogSampler() *logSampler {
+	return &logSampler{budget: limit.New(logLinesPerInterval, logInterval, 0), skipped: make(map[string]int)}
+}
+
+// allow reports whether a failed request of client may be logged, and
+// counts it otherwise.
+func (l *logSampler) allow(client string) bool {
+	if l == nil { // a Server made without New, in tests
+		return true
+	}
+	if ok, _ := l.budget.Allow(client, time.Now()); ok {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.skipped[client]; !ok && len(l.skipped) >= logMaxSummaries {
+		client = ""
+	}
+	l.skipped[client]++
+	return false
+}
+
+// flush writes the summary of the requests not logged since the last flush.
+func (l *logSampler) flush(log *slog.Logger) {
+	l.mu.Lock()
+	skipped := l.skipped
+	l.skipped = make(map[string]int)
+	l.mu.Unlock()
+	for client, n := range skipped {
+		if client == "" {
+			client = "other addresses"
+		}
+		log.Info("requests not logged", "event", "requests_not_logged", "client", client, "count", n,
+			"reason", fmt.Sprintf("more than %d failed requests from the address in %v", logLinesPerInterval, logInterval))
+	}
+}
+
 // recoverPanics turns a panic into a 500 whose body reveals nothing; the
 // stack goes to the log.
 func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
@@ -137,19 +232,14 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// throttleAddress is the unit of login throttling for a client address: an
-// IPv4 address, or an IPv6 /64, which one subscriber usually holds whole.
+// throttleAddress is the unit a client address counts as for the
+// per-client limits (limit.AddressKey): an IPv4 address, or an IPv6 /64.
 func throttleAddress(addr string) string {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
 		return addr
 	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	prefix, _ := ip.Prefix(64)
-	return prefix.String()
+	return limit.AddressKey(ip)
 }
 
 // ipExtractor decides the client address: the TCP peer, unless the peer is

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"authapi/account"
 	"authapi/gen"
 	"authapi/password"
 	"authapi/store"
@@ -39,6 +41,10 @@ func (p *Problem) Error() string {
 }
 
 func (p *Problem) Unwrap() error { return p.cause }
+
+// StatusClientClosedRequest is nginx's status for a request whose client
+// hung up before the answer: logged and counted as such, never sent.
+const StatusClientClosedRequest = 499
 
 // problemTypePrefix makes the stable type URIs clients switch on.
 const problemTypePrefix = "urn:authapi:problem:"
@@ -82,6 +88,8 @@ var (
 		"Send the request body as application/json (UTF-8).")
 	errInvalidCredentials = newProblem(http.StatusUnauthorized, "invalid-credentials", "Invalid credentials",
 		"The username or password is incorrect.")
+	errWrongPassword = newProblem(http.StatusForbidden, "wrong-password", "Wrong password",
+		"The current password is wrong.")
 	errKeyNotFound = newProblem(http.StatusNotFound, "not-found", "Not found",
 		"No API key with this ID belongs to you.")
 	errBusy = retryAfter(newProblem(http.StatusServiceUnavailable, "busy", "Service busy",
@@ -90,7 +98,58 @@ var (
 		"The database is unreachable; try again shortly."), time.Second)
 	errInternal = newProblem(http.StatusInternalServerError, "internal", "Internal error",
 		"Something went wrong on our side.")
+	errClientClosed = newProblem(StatusClientClosedRequest, "client-closed-request", "Client closed request",
+		"The client closed the connection before the answer was ready.")
 )
+
+// The kinds of 429, one per limit, so that a client can tell which it met;
+// each carries Retry-After.
+const (
+	limitAddress  = "rate-limited"         // AUTH_RATE_LIMIT_PER_ADDRESS
+	limitAttempts = "too-many-attempts"    // logins and registrations
+	limitFailures = "too-many-failures"    // failed credential checks
+	limitKeys     = "too-many-key-changes" // AUTH_KEY_WRITES_PER_USER
+)
+
+var limitTitles = map[string]string{
+	limitAddress:  "Too many requests",
+	limitAttempts: "Too many attempts",
+	limitFailures: "Too many failed authentications",
+	limitKeys:     "Too many key changes",
+}
+
+// A refusal is a 429 of one limit: its kind (the problem type) and what it
+// tells the client. Every 429's wording is here.
+type refusal struct{ kind, detail string }
+
+var (
+	refuseRequests       = refusal{limitAddress, "Too many requests from your address; slow down."}
+	refuseLogins         = refusal{limitAttempts, "Too many logins from your address; try again later."}
+	refuseAtOnce         = refusal{limitAttempts, "Too many attempts at once from your address; try again shortly."}
+	refuseRegistrations  = refusal{limitAttempts, "Too many registrations from your address; try again later."}
+	refuseUserFailures   = refusal{limitAttempts, "Too many failed logins for this username from your address; try again later."}
+	refuseAddrFailures   = refusal{limitAttempts, "Too many failed logins from your address; try again later."}
+	refusePasswordChecks = refusal{limitAttempts, "Too many failed password checks for your account from your address; try again later."}
+	refuseAuthFailures   = refusal{limitFailures, "Too many failed authentications from your address; try again later."}
+	refuseKeyChanges     = refusal{limitKeys, "Too many API key changes for your account; try again later."}
+)
+
+// after is the 429: a retry can succeed after wait.
+func (r refusal) after(wait time.Duration) *Problem {
+	return retryAfter(newProblem(http.StatusTooManyRequests, r.kind, limitTitles[r.kind], r.detail), wait)
+}
+
+// loginRefusal words a refusal of the login throttle, for the client and
+// for the log.
+func loginRefusal(r store.Refusal) (refusal, string) {
+	switch {
+	case r.Contended:
+		return refuseAtOnce, "another login from this address holds its throttle"
+	case r.ByAddress:
+		return refuseAddrFailures, "too many failures from this address"
+	}
+	return refuseUserFailures, "too many failures for this username and address"
+}
 
 func bodyTooLarge(limit int64) *Problem {
 	return newProblem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
@@ -108,6 +167,7 @@ func (s *Server) problemFor(err error) *Problem {
 	var (
 		p        *Problem
 		conflict *store.ConflictError
+		rule     *account.Error
 		httpErr  *echo.HTTPError
 		tooLarge *http.MaxBytesError
 	)
@@ -116,10 +176,17 @@ func (s *Server) problemFor(err error) *Problem {
 		return p
 	case errors.As(err, &conflict):
 		return conflictProblem(conflict)
+	case errors.Is(err, store.ErrKeyLimit):
+		return newProblem(http.StatusConflict, "api-key-limit", "Too many API keys",
+			fmt.Sprintf("You have %d active API keys, the most allowed; revoke one first.", s.cfg.MaxActiveKeys))
 	case errors.Is(err, store.ErrUnavailable):
 		return errUnavailable
 	case errors.Is(err, password.ErrBusy):
 		return errBusy
+	case errors.As(err, &rule):
+		return validationProblem([]gen.FieldError{{Field: orBody(rule.Field), Message: rule.Message}})
+	case errors.Is(err, password.ErrLength):
+		return validationProblem([]gen.FieldError{{Field: "password", Message: fmt.Sprintf("must be %d to %d characters", password.MinLength, password.MaxLength)}})
 	case errors.Is(err, store.ErrInvalidText):
 		return validationProblem([]gen.FieldError{{Field: "body", Message: "contains text that cannot be stored (NUL or invalid UTF-8)"}})
 	case errors.As(err, &tooLarge):
@@ -131,9 +198,6 @@ func (s *Server) problemFor(err error) *Problem {
 }
 
 func conflictProblem(c *store.ConflictError) *Problem {
-	if c.Reason != "" {
-		return newProblem(http.StatusConflict, "api-key-limit", "Too many API keys", strings.ToUpper(c.Reason[:1])+c.Reason[1:]+".")
-	}
 	p := newProblem(http.StatusConflict, "already-registered", "Already registered", "")
 	names := map[string]string{"username": "username", "email": "email address"}
 	var said []string
@@ -181,6 +245,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 		err = echo.ErrNotFound
 	}
 	p := s.problemFor(err)
+	if errors.Is(c.Request().Context().Err(), context.Canceled) {
+		// The client hung up: whatever failed, it failed for that. Not a
+		// server error (anyone could raise those by hanging up), and the
+		// answer reaches nobody; nginx's 499 names it in the log and the
+		// metrics.
+		p = errClientClosed
+	}
 	info := infoFrom(c.Request().Context())
 	if p.Status >= 500 {
 		level := slog.LevelWarn

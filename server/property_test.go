@@ -11,8 +11,10 @@ package server_test
 //
 // The server's clock is the harness's settable one, and moving it is one of
 // the steps, so that keys expire and rotated keys reach the end of their
-// grace while the model watches. Access tokens keep real time, so that
-// moving the clock a week ahead does not log everyone out.
+// grace while the model watches. Access tokens have a clock of their own,
+// which stands still unless a step moves it (see deleteAccount): moving
+// the server's a week ahead does not log everyone out, and how old a
+// login is depends on the steps alone, never on how fast they ran.
 //
 // rapid draws the values. The seed is fixed and the number of checks
 // bounded so that `make test` stays fast and repeatable; -rapid.seed,
@@ -25,11 +27,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +57,8 @@ func propertyFlags(tb testing.TB) {
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	for name, value := range map[string]string{
-		"rapid.seed":       "20261206",
-		"rapid.checks":     "15",
+		"rapid.seed":       "20261130",
+		"rapid.checks":     "20",
 		"rapid.steps":      "40",
 		"rapid.nofailfile": "true",
 	} {
@@ -194,6 +199,8 @@ func (d *drawer) value(name string, s *openapi3.Schema) *rapid.Generator[any] {
 	case s.Type.Is("integer"):
 		lo, hi := intBounds(d.tb, name, s)
 		return asAny(rapid.OneOf(rapid.Just(lo), rapid.Just(hi), rapid.Int64Range(lo, hi)))
+	case s.Type.Is("boolean"):
+		return asAny(rapid.Bool())
 	case s.Type.Is("array"):
 		return asAny(d.array(name, s))
 	}
@@ -515,21 +522,29 @@ func (d *drawer) arrayBreakages(field string, s *openapi3.Schema) []breakage {
 
 // propModel is what the server should hold, as the requests so far made it.
 type propModel struct {
-	users       map[string]*propUser // by lower-cased username
-	emails      map[string]bool      // lower-cased
-	keys        map[string]*propKey  // by ID
+	users       map[string]*propUser // by lower-cased username; deleted accounts are not
+	emails      map[string]*propUser // by lower-cased email: who holds it
+	keys        map[string]*propKey  // by ID, deleted accounts' too
+	deleted     []*propUser          // deleted accounts, whose keys and tokens must stay refused
+	ended       []*propToken         // tokens ended before their expiry, which must stay refused
 	maxKey      int                  // the server's active key cap
 	maxLifetime time.Duration        // the server's bound on a key's expiry
+	reauth      time.Duration        // how recent a login account deletion needs
 	allScopes   []string             // a key's scopes when it is created without any, sorted
 	meScopes    []string             // what GET /v1/me requires, from its x-required-scopes
 	// what the verify operation requires by forwarded method, from its
 	// x-required-scopes-by-method
 	verifyScopes map[string][]string
+	writeScopes  []string // what PATCH /v1/me requires
 }
 
 type propUser struct {
-	id, username, email, password, fullName, token string
-	keys                                           []*propKey // in creation order
+	id, username, email, password, fullName string
+	token                                   string       // the newest working token, or ""
+	live                                    []*propToken // the tokens that work, in issue order
+	keys                                    []*propKey   // in creation order
+	events                                  []propEvent  // its security log, oldest first
+	deleted                                 bool
 }
 
 type propKey struct {
@@ -556,7 +571,7 @@ func (k *propKey) used(now time.Time) {
 
 // activeAt says whether the key works at now.
 func (k *propKey) activeAt(now time.Time) bool {
-	return !k.revoked && (k.expiresAt == nil || now.Before(*k.expiresAt))
+	return !k.revoked && !k.owner.deleted && (k.expiresAt == nil || now.Before(*k.expiresAt))
 }
 
 // activeKeys counts u's keys that work at now, but except.
@@ -603,10 +618,11 @@ func (m *propModel) sortedUsers() []*propUser {
 // propEnv is a server, the model of its state, and the spec's operations.
 type propEnv struct {
 	*env
-	m    *propModel
-	d    *drawer
-	ops  map[string]*openapi3.Operation
-	seen map[string]int // outcomes met: "operation outcome"
+	m      *propModel
+	d      *drawer
+	ops    map[string]*openapi3.Operation
+	seen   map[string]int // outcomes met: "operation outcome"
+	tokens *clock         // the access tokens' clock
 }
 
 // send makes one request; onSpec says whether it should satisfy the spec
@@ -685,6 +701,51 @@ func (p *propEnv) checkBrokenBodies(t *rapid.T, opID, method, path string, valid
 			expectNoEcho(t, what, r, broken)
 			p.seen[what]++
 		}
+		p.checkTwins(t, opID, method, path, valid, name, prop, header...)
+	}
+}
+
+// checkTwins sends valid with a member whose name folds to the property
+// name (another case, or a Unicode simple folding such as ſ for s), next
+// to the property and in its place, and expects a 422 naming the property:
+// the handler must never act on a value the validator did not check.
+func (p *propEnv) checkTwins(t *rapid.T, opID, method, path string, valid map[string]any, name string, prop *openapi3.Schema, header ...string) {
+	twin := twinName(t, name)
+	value := p.d.value(name, prop).Draw(t, name+" for its twin")
+	for _, alone := range []bool{false, true} {
+		body := map[string]any{}
+		for k, v := range valid {
+			body[k] = v
+		}
+		if _, ok := body[name]; !ok && !alone {
+			body[name] = p.d.value(name, prop).Draw(t, name)
+		}
+		if alone {
+			delete(body, name)
+		}
+		body[twin] = value
+		what := fmt.Sprintf("%s with a twin of %s", opID, name)
+		if alone {
+			what = fmt.Sprintf("%s with a lone twin of %s", opID, name)
+		}
+		r := p.send(t, false, method, path, body, header...)
+		expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", name)
+		p.seen[what]++
+	}
+}
+
+// twinName draws a name other than name that strings.EqualFold takes for
+// it.
+func twinName(t *rapid.T, name string) string {
+	folds := strings.NewReplacer("s", "ſ", "k", "\u212a", "K", "\u212a")
+	for {
+		twin := recase(t, name)
+		if rapid.Bool().Draw(t, "fold beyond case") {
+			twin = folds.Replace(twin)
+		}
+		if twin != name {
+			return twin
+		}
 	}
 }
 
@@ -747,6 +808,32 @@ func (p *propEnv) checkBrokenHeaders(t *rapid.T, opID, method, path string, vali
 			what := fmt.Sprintf("%s with %s breaking %s", opID, param.Name, b.constraint)
 			r := p.sendHeaders(t, method, path, append(h, extra...))
 			expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", param.Name)
+			expectNoEcho(t, what, r, broken)
+			p.seen[what]++
+		}
+	}
+}
+
+// checkBrokenQuery sends a listing with each constraint of each of its
+// query parameters broken in turn, and expects a 422 naming it.
+func (p *propEnv) checkBrokenQuery(t *rapid.T, opID, path string, u *propUser) {
+	for _, param := range p.ops[opID].Parameters {
+		if param.Value.In != "query" {
+			continue
+		}
+		name, schema := param.Value.Name, param.Value.Schema.Value
+		var valid any
+		if schema.Type.Is("integer") {
+			lo, hi := intBounds(p.t, name, schema)
+			valid = rapid.Int64Range(lo, hi).Draw(t, name)
+		} else {
+			valid = stringGen(p.t, schema).Draw(t, name)
+		}
+		for _, b := range p.d.breakages(name, schema, false, false) {
+			broken, _, _ := b.apply(t, valid)
+			what := opID + " with " + name + " breaking " + b.constraint
+			r := p.send(t, false, "GET", path+"?"+url.Values{name: {fmt.Sprint(broken)}}.Encode(), nil, "Authorization", "Bearer "+u.token)
+			expectProblem(t, what, r, http.StatusUnprocessableEntity, "urn:authapi:problem:validation-failed", name)
 			expectNoEcho(t, what, r, broken)
 			p.seen[what]++
 		}
@@ -827,12 +914,24 @@ func operationChecks(p *propEnv) map[string]propOp {
 		return p.d.object(bodySchema(p.ops[opID])).Draw(t, opID+" body")
 	}
 	user := func(t *rapid.T) *propUser { return rapid.SampledFrom(p.m.loggedIn()).Draw(t, "user") }
-	return map[string]propOp{
+	checks := map[string]propOp{
 		"registerUser": {
 			broken: func(t *rapid.T) {
 				p.checkBrokenBodies(t, "registerUser", "POST", "/v1/auth/register", body(t, "registerUser"))
 			},
-			valid: func(t *rapid.T) { p.register(t, body(t, "registerUser")) },
+			valid: func(t *rapid.T) {
+				b := body(t, "registerUser")
+				if rapid.IntRange(0, 3).Draw(t, "with a taken name") == 0 {
+					taken := rapid.SampledFrom(p.m.sortedUsers()).Draw(t, "registered user")
+					if rapid.Bool().Draw(t, "take the username") {
+						b["username"] = recase(t, taken.username) // unique without regard to case
+					}
+					if rapid.Bool().Draw(t, "take the email") {
+						b["email"] = recase(t, taken.email) // likewise
+					}
+				}
+				p.register(t, b)
+			},
 		},
 		"login": {
 			broken: func(t *rapid.T) {
@@ -840,9 +939,18 @@ func operationChecks(p *propEnv) map[string]propOp {
 			},
 			valid: func(t *rapid.T) {
 				b := body(t, "login")
-				if rapid.Bool().Draw(t, "as a known user") {
+				switch rapid.IntRange(0, 3).Draw(t, "as whom") {
+				case 1:
 					u := rapid.SampledFrom(p.m.sortedUsers()).Draw(t, "known user")
 					b = map[string]any{"username": recase(t, u.username), "password": u.password}
+				case 2: // a failed login of a user, which its log records
+					u := rapid.SampledFrom(p.m.sortedUsers()).Draw(t, "known user")
+					b["username"] = recase(t, u.username)
+				case 3: // the account is gone, or its name someone else's now
+					if len(p.m.deleted) > 0 {
+						u := rapid.SampledFrom(p.m.deleted).Draw(t, "deleted user")
+						b = map[string]any{"username": recase(t, u.username), "password": u.password}
+					}
 				}
 				p.login(t, b)
 			},
@@ -858,6 +966,7 @@ func operationChecks(p *propEnv) map[string]propOp {
 		},
 		"listApiKeys": {
 			broken: func(t *rapid.T) {
+				p.checkBrokenQuery(t, "listApiKeys", "/v1/auth/api-keys", user(t))
 				r := p.send(t, true, "GET", "/v1/auth/api-keys", nil)
 				expectProblem(t, "listApiKeys without a token", r, 401, "urn:authapi:problem:unauthenticated")
 			},
@@ -893,13 +1002,21 @@ func operationChecks(p *propEnv) map[string]propOp {
 			valid: func(t *rapid.T) {
 				u := user(t)
 				id := p.drawKeyID(t, u)
-				switch rapid.SampledFrom([]string{"drawn", "over the cap", "just revoked"}).Draw(t, "which key") {
+				switch rapid.SampledFrom([]string{"drawn", "over the cap", "just revoked", "someone else's", "expired"}).Draw(t, "which key") {
 				case "over the cap":
 					id = p.overCap(t, u, func() map[string]any { return body(t, "createApiKey") })
 				case "just revoked":
 					if own := slices.DeleteFunc(slices.Clone(u.keys), func(k *propKey) bool { return k.revoked }); len(own) > 0 {
 						id = rapid.SampledFrom(own).Draw(t, "key to revoke").id
 						p.revoke(t, u, id)
+					}
+				case "someone else's": // a deleted account's too
+					if others := slices.DeleteFunc(p.m.allKeys(), func(k *propKey) bool { return k.owner == u }); len(others) > 0 {
+						id = rapid.SampledFrom(others).Draw(t, "someone else's key").id
+					}
+				case "expired":
+					if ended := slices.DeleteFunc(slices.Clone(u.keys), func(k *propKey) bool { return k.revoked || k.activeAt(p.Clock.Now()) }); len(ended) > 0 {
+						id = rapid.SampledFrom(ended).Draw(t, "expired key").id
 					}
 				}
 				var b map[string]any // the body is optional: none at all is valid
@@ -946,9 +1063,17 @@ func operationChecks(p *propEnv) map[string]propOp {
 				r = p.send(t, true, "GET", "/v1/me", nil, "Authorization", "Bearer "+user(t).token)
 				expectProblem(t, "getCurrentUser with a JWT", r, 401, "urn:authapi:problem:unauthenticated")
 			},
-			valid: func(t *rapid.T) { p.me(t, rapid.SampledFrom(p.m.allKeys()).Draw(t, "key")) },
+			valid: func(t *rapid.T) {
+				k := rapid.SampledFrom(p.m.allKeys()).Draw(t, "key")
+				if rapid.IntRange(0, 3).Draw(t, "kind of key") == 0 {
+					k = p.keyWith(t, p.m.meScopes, false) // 403, which drawn scopes seldom give
+				}
+				p.me(t, k)
+			},
 		},
 	}
+	maps.Copy(checks, p.accountChecks(user))
+	return checks
 }
 
 // overCap fills u's keys up to the cap and rotates one with a grace
@@ -1026,7 +1151,7 @@ func (p *propEnv) wait(t *rapid.T) {
 	now := p.Clock.Now()
 	var ending []*propKey
 	for _, k := range p.m.allKeys() {
-		if !k.revoked && k.expiresAt != nil && k.expiresAt.After(now) {
+		if !k.revoked && !k.owner.deleted && k.expiresAt != nil && k.expiresAt.After(now) {
 			ending = append(ending, k)
 		}
 	}
@@ -1046,7 +1171,7 @@ func (p *propEnv) register(t *rapid.T, body map[string]any) {
 	if p.m.users[strings.ToLower(u.username)] != nil {
 		taken = append(taken, "username")
 	}
-	if p.m.emails[strings.ToLower(u.email)] {
+	if p.m.emails[strings.ToLower(u.email)] != nil {
 		taken = append(taken, "email")
 	}
 	r := p.send(t, true, "POST", "/v1/auth/register", body)
@@ -1061,7 +1186,7 @@ func (p *propEnv) register(t *rapid.T, body map[string]any) {
 	p.seen["registerUser 200"]++
 	u.id = r.JSON["id"].(string)
 	p.m.users[strings.ToLower(u.username)] = u
-	p.m.emails[strings.ToLower(u.email)] = true
+	p.m.emails[strings.ToLower(u.email)] = u
 }
 
 func (p *propEnv) login(t *rapid.T, body map[string]any) {
@@ -1071,6 +1196,10 @@ func (p *propEnv) login(t *rapid.T, body map[string]any) {
 	if u == nil || u.password != body["password"] {
 		expectProblem(t, "login with wrong credentials", r, 401, "urn:authapi:problem:invalid-credentials")
 		p.seen["login 401"]++
+		if u != nil { // an unknown username has no log to write to
+			u.record("login_failed", nil)
+			p.seen["login 401 with a user's wrong password"]++
+		}
 		return
 	}
 	tok, _ := r.JSON["access_token"].(string)
@@ -1078,7 +1207,8 @@ func (p *propEnv) login(t *rapid.T, body map[string]any) {
 		t.Fatalf("login as %q = %d %s, want 200 with a bearer token", u.username, r.Status, r.Body)
 	}
 	p.seen["login 200"]++
-	u.token = tok
+	u.record("login_succeeded", nil)
+	p.issued(t, u, tok)
 }
 
 // created checks the answer of a create or a rotation, which both make a
@@ -1135,7 +1265,8 @@ func (p *propEnv) createKey(t *rapid.T, u *propUser, body map[string]any) {
 		life := (expires.Sub(now) + time.Second - 1).Truncate(time.Second) // whole seconds, rounded up
 		lifetime = &life
 	}
-	p.created(t, fmt.Sprintf("createApiKey(%v)", body), r, u, body["name"].(string), scopes, expires, lifetime)
+	k := p.created(t, fmt.Sprintf("createApiKey(%v)", body), r, u, body["name"].(string), scopes, expires, lifetime)
+	u.record("api_key_created", k)
 	p.seen["createApiKey 200"]++
 }
 
@@ -1146,10 +1277,24 @@ func (p *propEnv) listKeys(t *rapid.T, u *propUser) {
 		t.Fatalf("WriteKeyUses = %v", err)
 	}
 	now := p.Clock.Now()
-	r := p.send(t, true, "GET", "/v1/auth/api-keys", nil, "Authorization", "Bearer "+u.token)
+	// The whole listing, a page at a time when a page size is drawn.
+	path := "/v1/auth/api-keys"
+	if rapid.Bool().Draw(t, "paged") {
+		path += "?limit=" + strconv.Itoa(rapid.IntRange(1, 5).Draw(t, "page size"))
+	}
 	var listed []map[string]any
-	if r.Status != 200 || json.Unmarshal(r.Body, &listed) != nil {
-		t.Fatalf("listApiKeys as %q = %d %s, want 200", u.username, r.Status, r.Body)
+	for pages := 0; path != ""; pages++ {
+		r := p.send(t, true, "GET", path, nil, "Authorization", "Bearer "+u.token)
+		var page []map[string]any
+		if r.Status != 200 || json.Unmarshal(r.Body, &page) != nil || pages > 100 {
+			t.Fatalf("listApiKeys as %q (%s) = %d %s, want 200", u.username, path, r.Status, r.Body)
+		}
+		listed = append(listed, page...)
+		path = ""
+		if link := r.Header.Get("Link"); link != "" {
+			path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+			p.seen["listApiKeys 200 with a next page"]++
+		}
 	}
 	var got, want []string
 	for _, k := range listed {
@@ -1178,6 +1323,9 @@ func (p *propEnv) revoke(t *rapid.T, u *propUser, id string) {
 		t.Fatalf("revokeApiKey(%s) = %d %s, want 204", id, r.Status, r.Body)
 	}
 	p.seen["revokeApiKey 204"]++
+	if !k.revoked { // revoking again changes nothing, so it records nothing
+		u.record("api_key_revoked", k)
+	}
 	k.revoked = true
 }
 
@@ -1224,6 +1372,7 @@ func (p *propEnv) rotate(t *rapid.T, u *propUser, id string, body map[string]any
 	}
 	next := p.created(t, fmt.Sprintf("rotateApiKey(%s, %v)", id, body), r, u, k.name, k.scopes, expires, k.lifetime)
 	p.seen["rotateApiKey 200"]++
+	u.record("api_key_rotated", k) // the key rotated, not its replacement
 	// The old key ends when its grace does, unless it ends sooner anyway.
 	if end := now.Add(grace).Truncate(time.Microsecond); k.expiresAt == nil || end.Before(*k.expiresAt) {
 		k.expiresAt = &end
@@ -1238,36 +1387,55 @@ func (p *propEnv) rotate(t *rapid.T, u *propUser, id string, body map[string]any
 func (p *propEnv) me(t *rapid.T, k *propKey) {
 	now := p.Clock.Now()
 	r := p.send(t, true, "GET", "/v1/me", nil, "X-API-Key", k.raw)
-	missing := slices.DeleteFunc(slices.Clone(p.m.meScopes), func(s string) bool { return slices.Contains(k.scopes, s) })
+	if p.keyRefused(t, "getCurrentUser", r, k, p.m.meScopes, now) {
+		return
+	}
+	u := k.owner
+	if r.Status != 200 || r.JSON["id"] != u.id || r.JSON["username"] != u.username || r.JSON["email"] != u.email || r.JSON["full_name"] != u.fullName {
+		t.Fatalf("getCurrentUser with %q's key = %d %s, want 200 with email %q and full name %q", u.username, r.Status, r.Body, u.email, u.fullName)
+	}
+	p.seen["getCurrentUser 200"]++
+	if k.rotated {
+		p.seen["getCurrentUser 200 in a rotation's grace"]++
+	}
+	k.used(now)
+}
+
+// keyRefused checks the answer to a request of op made at now with key k,
+// for an operation that requires scopes, when the model says the key is
+// refused, and reports whether it was.
+func (p *propEnv) keyRefused(t *rapid.T, op string, r *response, k *propKey, scopes []string, now time.Time) bool {
+	missing := slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return slices.Contains(k.scopes, s) })
 	switch {
+	case k.owner.deleted: // the key went with its account: unknown now
+		expectProblem(t, op+" with a deleted account's key", r, 401, "urn:authapi:problem:invalid-api-key")
+		p.seen[op+" 401 deleted account"]++
 	case k.revoked:
-		expectProblem(t, "getCurrentUser with a revoked key", r, 401, "urn:authapi:problem:invalid-api-key")
-		p.seen["getCurrentUser 401 revoked"]++
+		expectProblem(t, op+" with a revoked key", r, 401, "urn:authapi:problem:invalid-api-key")
+		p.seen[op+" 401 revoked"]++
 	case !k.activeAt(now):
-		expectProblem(t, "getCurrentUser with an expired key", r, 401, "urn:authapi:problem:api-key-expired")
-		p.seen["getCurrentUser 401 expired"]++
+		expectProblem(t, op+" with an expired key", r, 401, "urn:authapi:problem:api-key-expired")
+		p.seen[op+" 401 expired"]++
 		if k.rotated {
-			p.seen["getCurrentUser 401 after a rotation's grace"]++
+			p.seen[op+" 401 after a rotation's grace"]++
 		}
 	case len(missing) > 0:
-		expectProblem(t, "getCurrentUser with a key without "+strings.Join(missing, ", "), r, 403, "urn:authapi:problem:insufficient-scope")
-		p.seen["getCurrentUser 403"]++
+		expectProblem(t, op+" with a key without "+strings.Join(missing, ", "), r, 403, "urn:authapi:problem:insufficient-scope")
+		challenge := r.Header.Get("WWW-Authenticate")
+		if !slices.ContainsFunc(missing, func(s string) bool { return strings.Contains(challenge, fmt.Sprintf("scope=%q", s)) }) {
+			t.Fatalf("%s with a key without %v: WWW-Authenticate %q names none of them", op, missing, challenge)
+		}
+		p.seen[op+" 403"]++
 	default:
-		if r.Status != 200 || r.JSON["id"] != k.owner.id || r.JSON["username"] != k.owner.username {
-			t.Fatalf("getCurrentUser with %q's key = %d %s", k.owner.username, r.Status, r.Body)
-		}
-		p.seen["getCurrentUser 200"]++
-		if k.rotated {
-			p.seen["getCurrentUser 200 in a rotation's grace"]++
-		}
-		k.used(now)
+		return false
 	}
+	return true
 }
 
 // verify asks GET /v1/auth/verify about a forwarded request (header pairs)
-// with k: the model says whether the key works, the path is under /v1/me
-// (the drawn targets are plainly inside or outside), and the key has the
-// scope the method needs.
+// with k. The key is judged first, as GET /v1/me judges it, then the path
+// (the drawn targets are plainly inside or outside /v1/me), then the scope
+// the method needs.
 func (p *propEnv) verify(t *rapid.T, k *propKey, forwarded []string) {
 	now := p.Clock.Now()
 	method, target := forwarded[1], forwarded[len(forwarded)-1]
@@ -1276,31 +1444,26 @@ func (p *propEnv) verify(t *rapid.T, k *propKey, forwarded []string) {
 	if !ok {
 		need = p.m.verifyScopes["*"]
 	}
-	missing := slices.DeleteFunc(slices.Clone(need), func(s string) bool { return slices.Contains(k.scopes, s) })
 	path, _, _ := strings.Cut(target, "?")
 	inside := path == "/v1/me" || strings.HasPrefix(path, "/v1/me/") && !strings.Contains(path, "..")
-	switch {
-	case k.revoked:
-		expectProblem(t, "verifyApiKey with a revoked key", r, 401, "urn:authapi:problem:invalid-api-key")
-		p.seen["verifyApiKey 401 revoked"]++
-	case !k.activeAt(now):
-		expectProblem(t, "verifyApiKey with an expired key", r, 401, "urn:authapi:problem:api-key-expired")
-		p.seen["verifyApiKey 401 expired"]++
-	case !inside:
+	if p.keyRefused(t, "verifyApiKey", r, k, nil, now) {
+		return
+	}
+	if !inside {
 		expectProblem(t, "verifyApiKey for "+target, r, 403, "urn:authapi:problem:path-not-allowed")
 		p.seen["verifyApiKey 403 path"]++
-	case len(missing) > 0:
-		expectProblem(t, "verifyApiKey for "+method+" with a key without "+strings.Join(missing, ", "), r, 403, "urn:authapi:problem:insufficient-scope")
-		p.seen["verifyApiKey 403 scope"]++
-	default:
-		want := []string{k.owner.id, k.owner.username, k.id, strings.Join(k.scopes, " ")}
-		got := []string{r.Header.Get("X-Authapi-User-Id"), r.Header.Get("X-Authapi-Username"), r.Header.Get("X-Authapi-Key-Id"), r.Header.Get("X-Authapi-Scopes")}
-		if r.Status != 200 || !slices.Equal(got, want) || len(r.Body) != 0 {
-			t.Fatalf("verifyApiKey for %s %s with %q's key = %d %v %s, want 200 %v", method, target, k.owner.username, r.Status, got, r.Body, want)
-		}
-		p.seen["verifyApiKey 200"]++
-		k.used(now)
+		return
 	}
+	if p.keyRefused(t, "verifyApiKey", r, k, need, now) {
+		return
+	}
+	want := []string{k.owner.id, k.owner.username, k.id, strings.Join(k.scopes, " ")}
+	got := []string{r.Header.Get("X-Authapi-User-Id"), r.Header.Get("X-Authapi-Username"), r.Header.Get("X-Authapi-Key-Id"), r.Header.Get("X-Authapi-Scopes")}
+	if r.Status != 200 || !slices.Equal(got, want) || len(r.Body) != 0 {
+		t.Fatalf("verifyApiKey for %s %s with %q's key = %d %v %s, want 200 %v", method, target, k.owner.username, r.Status, got, r.Body, want)
+	}
+	p.seen["verifyApiKey 200"]++
+	k.used(now)
 }
 
 // scopesOf reads a JSON list of scopes, sorted: their order is no part of
@@ -1368,37 +1531,43 @@ func scopesByMethod(tb testing.TB, op *openapi3.Operation) map[string][]string {
 // interleaved, with the clock moving in between.
 func TestSpecProperties(t *testing.T) {
 	propertyFlags(t)
-	const maxKeys, maxLifetime = 4, 365 * 24 * time.Hour
+	const maxKeys, maxLifetime, reauth = 4, 365 * 24 * time.Hour, 5 * time.Minute
+	tokens := &clock{t: time.Now()}
 	e := newEnv(t, options{
 		server: func(c *server.Config) {
-			c.LoginMaxFailures = 0 // wrong passwords are drawn freely
+			c.LoginMaxFailures, c.LoginMaxFailuresPerAddress = 0, 0 // wrong passwords are drawn freely
+			c.ReauthMaxAge = reauth
 			c.MaxActiveKeys = maxKeys
 			c.KeyMaxLifetime, c.KeyDefaultLifetime = maxLifetime, 0
 			c.HeaderLimit = 64 << 10 // room for a forwarded target beyond its maxLength
 		},
-		token: func(c *token.Config) { c.Now = time.Now },
+		token: func(c *token.Config) { c.Now = tokens.Now },
 	})
 	ops := loadOperations(t)
 	var allScopes []string
 	for _, s := range bodySchema(ops["createApiKey"]).Properties["scopes"].Value.Items.Value.Enum {
 		allScopes = append(allScopes, fmt.Sprint(s))
 	}
-	p := &propEnv{env: e, ops: ops, seen: map[string]int{},
+	p := &propEnv{env: e, ops: ops, seen: map[string]int{}, tokens: tokens,
 		d: &drawer{tb: t, now: e.Clock.Now, windows: map[string]time.Duration{"expires_at": maxLifetime}},
 		m: &propModel{
-			users: map[string]*propUser{}, emails: map[string]bool{}, keys: map[string]*propKey{},
-			maxKey: maxKeys, maxLifetime: maxLifetime, allScopes: sorted(allScopes),
+			users: map[string]*propUser{}, emails: map[string]*propUser{}, keys: map[string]*propKey{},
+			maxKey: maxKeys, maxLifetime: maxLifetime, reauth: reauth, allScopes: sorted(allScopes),
 			meScopes: requiredScopes(t, ops["getCurrentUser"]), verifyScopes: scopesByMethod(t, ops["verifyApiKey"]),
+			writeScopes: requiredScopes(t, ops["updateCurrentUser"]),
 		}}
 	// Two users with a token and a key each, so that every operation has
 	// someone to act as from the start.
 	for _, name := range []string{"alice", "bob"} {
 		u := e.MustLogin(name)
 		k := e.MustCreateKey(u, name+"-key")
-		pu := &propUser{id: u.ID, username: name, email: name + "@example.com", password: u.Password, fullName: "Full Name of " + name, token: u.Token}
+		pu := &propUser{id: u.ID, username: name, email: name + "@example.com", password: u.Password, fullName: "Full Name of " + name}
+		pu.live = []*propToken{{raw: u.Token, owner: pu, authTime: authTimeOf(t, u.Token)}}
+		pu.token = u.Token
 		pk := &propKey{id: k.ID.String(), name: k.Name, raw: k.RawKey, scopes: p.m.allScopes, createdAt: k.CreatedAt, owner: pu, seq: len(p.m.keys)}
 		pu.keys = []*propKey{pk}
-		p.m.users[name], p.m.emails[pu.email], p.m.keys[pk.id] = pu, true, pk
+		pu.events = []propEvent{{typ: "login_succeeded"}, {typ: "api_key_created", key: pk}}
+		p.m.users[name], p.m.emails[pu.email], p.m.keys[pk.id] = pu, pu, pk
 	}
 
 	checks := operationChecks(p)
@@ -1423,11 +1592,12 @@ func TestSpecProperties(t *testing.T) {
 			})
 		})
 	}
-	// The valid requests of every operation in random order, and the clock
-	// moving, so that state builds up: keys created, used, rotated,
-	// revoked, expired, capped; users registered, logged in.
+	// The valid requests of every operation in random order, the clock
+	// moving, and credentials ended earlier tried again, so that state
+	// builds up: keys created, used, rotated, revoked, expired, capped;
+	// users registered, logged in and out, updated, deleted.
 	t.Run("interleaved", func(t *testing.T) {
-		actions := map[string]func(*rapid.T){"wait": p.wait}
+		actions := map[string]func(*rapid.T){"wait": p.wait, "stale credential": p.stale}
 		for id, c := range checks {
 			actions[id] = c.valid
 		}
@@ -1444,12 +1614,24 @@ func TestSpecProperties(t *testing.T) {
 		"rotateApiKey 404 revoked", "rotateApiKey 404 expired",
 		"getCurrentUser 200", "getCurrentUser 200 in a rotation's grace", "getCurrentUser 401 revoked",
 		"getCurrentUser 401 expired", "getCurrentUser 401 after a rotation's grace", "getCurrentUser 403",
-		"verifyApiKey 200", "verifyApiKey 401 revoked", "verifyApiKey 401 expired", "verifyApiKey 403 path", "verifyApiKey 403 scope",
+		"verifyApiKey 200", "verifyApiKey 401 revoked", "verifyApiKey 401 expired", "verifyApiKey 403 path", "verifyApiKey 403",
+		"login 401 with a user's wrong password",
+		// Account self-service.
+		"updateCurrentUser 200", "updateCurrentUser 409", "updateCurrentUser 403",
+		"updateCurrentUser 422 empty", "updateCurrentUser 422 only unknown members", "getCurrentUser 200 after an update",
+		"changePassword 204", "changePassword 403", "changePassword 422 same password", "an API key after a password change",
+		"logout 204", "logout 204 all", "logout 204 leaves the other tokens",
+		"a token ended by a password change 401", "a logged-out token 401", "a token ended by logout all 401",
+		"deleteAccount 204", "deleteAccount 204 at the reauthentication age", "deleteAccount 401 reauthentication",
+		"deleteAccount 401 a nanosecond past the age",
+		"a deleted account's token 401", "getCurrentUser 401 deleted account", "registerUser 200 with a deleted account's name",
+		"listSecurityEvents 200", "listSecurityEvents 200 with a next page",
 	}
 	for _, id := range ids {
 		op := p.ops[id]
 		if schema := bodySchema(op); schema != nil {
 			for name, prop := range schema.Properties {
+				want = append(want, fmt.Sprintf("%s with a twin of %s", id, name), fmt.Sprintf("%s with a lone twin of %s", id, name))
 				for _, b := range p.d.breakages(name, prop.Value, slices.Contains(schema.Required, name), true) {
 					want = append(want, fmt.Sprintf("%s with %s breaking %s", id, b.field, b.constraint))
 				}

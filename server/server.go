@@ -22,6 +22,7 @@ import (
 	"authapi"
 	"authapi/apikey"
 	"authapi/gen"
+	"authapi/limit"
 	"authapi/password"
 	"authapi/store"
 	"authapi/token"
@@ -62,7 +63,9 @@ type Config struct {
 	// KeyDefaultLifetime is the lifetime of a key created without an expiry
 	// (0: such keys never expire).
 	KeyDefaultLifetime time.Duration
-	// Now is the clock for key expiry, rotation and last use (nil: time.Now).
+	// Now is the clock for key expiry, rotation and last use, and for the
+	// age of a login (a token's auth_time) that account deletion checks
+	// (nil: time.Now).
 	Now func() time.Time
 	// HeaderLimit bounds the request line and headers in bytes
 	// (0: DefaultHeaderLimit); beyond it, 431.
@@ -83,6 +86,39 @@ type Config struct {
 	// CredentialCacheTTL bounds how long an entry is remembered
 	// (0: DefaultCredentialCacheTTL).
 	CredentialCacheTTL time.Duration
+
+	// The per-client limits, kept in memory and checked before any
+	// database work; 0 turns each off.
+	//
+	// RateLimitPerAddress is requests per second from one client address
+	// (an IPv6 /64), in bursts of up to a second's worth, on every route
+	// but /healthz and /readyz.
+	RateLimitPerAddress int
+	// LoginMaxPerAddress is login attempts, successes too, per client
+	// address per LoginWindow.
+	LoginMaxPerAddress int
+	// AuthFailuresPerAddress is failed credential checks (API key or JWT)
+	// per client address per minute; beyond it, a credential the cache
+	// cannot vouch for gets 429 without a lookup.
+	AuthFailuresPerAddress int
+	// KeyWritesPerUser is API key creations, rotations and revocations per
+	// user per hour.
+	KeyWritesPerUser int
+
+	// RevokedKeyRetention is how long revoked and expired keys are kept,
+	// listed as inactive, before the background work deletes them (0:
+	// forever).
+	RevokedKeyRetention time.Duration
+
+	// ReauthMaxAge is how recent a login must be for account deletion
+	// (0: DefaultReauthMaxAge).
+	ReauthMaxAge time.Duration
+	// EventRetention is how long security events are kept (0: forever).
+	EventRetention time.Duration
+
+	// MetricsElsewhere leaves /metrics off the API's routes, for a
+	// listener of its own (MetricsHandler).
+	MetricsElsewhere bool
 }
 
 // DefaultCredentialCacheTTL is the lifetime of a cached credential when
@@ -110,6 +146,13 @@ type Server struct {
 	// verify operation's (verify.go)
 	byMethod     map[*openapi3.Operation]*methodScopes
 	verifyScopes *methodScopes
+
+	rate      *limit.Buckets // requests per address
+	logins    *limit.Buckets // login attempts per address
+	authFails *limit.Buckets // failed credential checks per address
+	keyWrites *limit.Buckets // key changes per user
+	passwords limit.Gate     // one password check at a time per address
+	logs      *logSampler
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -131,12 +174,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.HeaderLimit <= 0 {
 		cfg.HeaderLimit = DefaultHeaderLimit
 	}
+	if cfg.ReauthMaxAge <= 0 {
+		cfg.ReauthMaxAge = DefaultReauthMaxAge
+	}
 	corsMiddleware, err := cors(cfg.CORSOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	if (cfg.LoginMaxFailures > 0 || cfg.LoginMaxFailuresPerAddress > 0) && cfg.LoginWindow <= 0 {
-		return nil, errors.New("server: a login failure limit needs a positive window")
+	if (cfg.LoginMaxFailures > 0 || cfg.LoginMaxFailuresPerAddress > 0 || cfg.LoginMaxPerAddress > 0) && cfg.LoginWindow <= 0 {
+		return nil, errors.New("server: a login limit needs a positive window")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -144,7 +190,12 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
 		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg, now: cfg.Now, uses: newKeyUses(),
-		cache: newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
+		cache:     newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
+		rate:      limit.New(cfg.RateLimitPerAddress, time.Second, 0),
+		logins:    limit.New(cfg.LoginMaxPerAddress, cfg.LoginWindow, 0),
+		authFails: limit.New(cfg.AuthFailuresPerAddress, time.Minute, 0),
+		keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
+		logs:      newLogSampler(),
 	}
 	s.metrics = newMetrics(s)
 	spec, err := gen.GetSwagger()
@@ -165,8 +216,9 @@ func New(cfg Config) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Binder = validatedBinder{}
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.Use(s.begin, s.logRequests, s.recoverPanics)
+	e.Use(s.begin, s.logRequests, s.limitRate, s.recoverPanics)
 	if corsMiddleware != nil {
 		e.Use(corsMiddleware) // before the header limit, so that browsers can read its 431
 	}
@@ -186,7 +238,9 @@ func New(cfg Config) (*Server, error) {
 	e.GET("/openapi.yaml", s.specYAML)
 	e.GET("/openapi.json", s.specJSON)
 	s.registerDocs(e)
-	e.GET("/metrics", s.metrics.handler())
+	if !cfg.MetricsElsewhere {
+		e.GET("/metrics", s.metrics.handler())
+	}
 	s.metrics.knowRoutes(e)
 	s.echo = e
 	return s, nil
@@ -194,6 +248,10 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler serving the API.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// MetricsHandler serves the Prometheus metrics, for a listener of their
+// own (Config.MetricsElsewhere).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.httpHandler() }
 
 // ListenForChanges hears the database announce changes to credentials on
 // a session connection to url, and keeps the credential cache in step,
@@ -217,17 +275,20 @@ func (s *Server) heardAll(ctx context.Context) bool {
 
 // Background runs the server's periodic work until ctx ends: writing the
 // API keys' last use (every few seconds, so that a use shows within five)
-// and deleting the login failures and registration attempts that have
-// left their throttling windows. It writes the last uses once more before
+// deleting the login failures and registration attempts that have left
+// their throttling windows, and the keys past their retention. It writes the last uses once more before
 // it returns.
 func (s *Server) Background(ctx context.Context) {
 	uses := time.NewTicker(2 * time.Second)
 	defer uses.Stop()
 	attempts := time.NewTicker(time.Minute)
 	defer attempts.Stop()
+	logs := time.NewTicker(logInterval)
+	defer logs.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			s.logs.flush(s.log)
 			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := s.WriteKeyUses(fctx); err != nil {
@@ -238,9 +299,20 @@ func (s *Server) Background(ctx context.Context) {
 			if err := s.WriteKeyUses(ctx); err != nil {
 				s.log.Warn("write API key last use", "error", err)
 			}
+		case <-logs.C:
+			s.logs.flush(s.log)
 		case <-attempts.C:
 			s.forget(ctx, "login failures", s.store.ForgetLoginFailures, s.cfg.LoginWindow)
 			s.forget(ctx, "registration attempts", s.store.ForgetRegistrationAttempts, RegisterWindow)
+			if s.cfg.RevokedKeyRetention > 0 {
+				s.forget(ctx, "retired API keys", s.store.DeleteRetiredKeys, s.cfg.RevokedKeyRetention)
+			}
+			if s.cfg.EventRetention > 0 {
+				s.forget(ctx, "security events", s.store.DeleteOldEvents, s.cfg.EventRetention)
+			}
+			s.forget(ctx, "ended tokens", func(ctx context.Context, _ time.Duration) (int64, error) {
+				return s.store.ForgetEndedTokens(ctx)
+			}, 0)
 		}
 	}
 }

@@ -1,11 +1,10 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/invopop/yaml"
 
 	"authapi"
 )
@@ -14,52 +13,15 @@ import (
 // from the YAML the server was built with, not taken from gen/: the spec
 // oapi-codegen embeds has its operationIds renamed by the name normalizer
 // (listApiKeys becomes ListAPIKeys), and the two documents must be the same
-// description.
+// description. Converting the YAML itself (rather than a document loaded by
+// kin-openapi, which drops `example: null` and `security: []`) keeps every
+// value; invopop/yaml reads YAML 1.2 as the served file's readers do (`on`
+// stays a string) and gives non-string mapping keys, such as the response
+// codes, their JSON string form.
 var openAPIJSON = sync.OnceValues(func() ([]byte, error) {
-	var doc any
-	if err := yaml.Unmarshal(authapi.OpenAPI, &doc); err != nil {
-		return nil, fmt.Errorf("server: openapi.yaml: %w", err)
-	}
-	doc, err := jsonValue(doc)
+	b, err := yaml.YAMLToJSON(authapi.OpenAPI)
 	if err != nil {
 		return nil, fmt.Errorf("server: openapi.yaml: %w", err)
 	}
-	return json.Marshal(doc)
+	return b, nil
 })
-
-// jsonValue makes a decoded YAML value encodable as JSON: mapping keys
-// must be strings there (a response code written 200, unquoted, is an int
-// to YAML).
-func jsonValue(v any) (any, error) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			var err error
-			if x[k], err = jsonValue(e); err != nil {
-				return nil, err
-			}
-		}
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			switch k.(type) {
-			case string, int, bool:
-			default:
-				return nil, fmt.Errorf("mapping key %v (%T) has no JSON form", k, k)
-			}
-			var err error
-			if m[fmt.Sprint(k)], err = jsonValue(e); err != nil {
-				return nil, err
-			}
-		}
-		return m, nil
-	case []any:
-		for i, e := range x {
-			var err error
-			if x[i], err = jsonValue(e); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return v, nil
-}

@@ -101,6 +101,10 @@ func TestTokensThroughTheServer(t *testing.T) {
 		{"nbf beyond the leeway", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"nbf": now.Add(10 * time.Second).Unix()}), header(nil))},
 		{"typ JWT", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(map[string]any{"typ": "JWT"}))},
 		{"no kid", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(map[string]any{"kid": nil}))},
+		{"crit header", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(nil), header(map[string]any{"crit": []string{"exp"}}))},
+		{"sub in upper case", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"sub": strings.ToUpper(u.ID)}), header(nil))},
+		{"sub in braces", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"sub": "{" + u.ID + "}"}), header(nil))},
+		{"sub as a URN", tokentest.Forge(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"sub": "urn:uuid:" + u.ID}), header(nil))},
 		{"a secret not configured", tokentest.Forge(t, jwt.SigningMethodHS256, otherSecret, claims(nil), header(map[string]any{"kid": token.KeyID(otherSecret)}))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

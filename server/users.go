@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
@@ -17,16 +19,20 @@ import (
 func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestObject) (gen.RegisterUserResponseObject, error) {
 	b := req.Body
 	info := infoFrom(ctx)
+	leave, err := s.passwordTurn(ctx, info)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	// Count the attempt before anything else, so that the 409s below
 	// cannot be used to probe for taken names beyond the budget.
-	wait, err := s.store.BeginRegistration(ctx, throttleAddress(info.addr), s.cfg.RegisterMaxPerAddress, RegisterWindow)
+	wait, err := s.store.BeginRegistration(ctx, info.client, s.cfg.RegisterMaxPerAddress, RegisterWindow)
 	if err != nil {
 		return nil, err
 	}
 	if wait > 0 {
 		info.event, info.reason = "register_throttled", "too many registrations from this address"
-		return nil, retryAfter(newProblem(http.StatusTooManyRequests, "too-many-attempts", "Too many attempts",
-			"Too many registrations from your address; try again later."), wait)
+		return nil, refuseRegistrations.after(wait)
 	}
 	// Refuse a taken name before paying for a hash; the insert below still
 	// decides races, through the unique indexes.
@@ -54,25 +60,35 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	b := req.Body
 	info := infoFrom(ctx)
-	name, addr := strings.ToLower(b.Username), throttleAddress(info.addr)
+	if ok, wait := s.logins.Allow(info.client, time.Now()); !ok {
+		info.event, info.reason = "login_throttled", "too many logins from this address"
+		return nil, refuseLogins.after(wait)
+	}
+	leave, err := s.passwordTurn(ctx, info)
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
+	name, addr := strings.ToLower(b.Username), info.client
 	refusal, err := s.store.BeginLogin(ctx, name, addr, s.loginLimits())
 	if err != nil {
 		return nil, err
 	}
 	if refusal.RetryAfter > 0 {
-		reason, detail := "too many failures for this username and address", "Too many failed logins for this username from your address; try again later."
-		if refusal.ByAddress {
-			reason, detail = "too many failures from this address", "Too many failed logins from your address; try again later."
-		}
+		refused, reason := loginRefusal(refusal)
 		info.event, info.reason = "login_throttled", reason
-		return nil, retryAfter(newProblem(http.StatusTooManyRequests, "too-many-attempts", "Too many attempts", detail), refusal.RetryAfter)
+		s.recordEvent(ctx, uuid.Nil, b.Username, store.EventLoginThrottled)
+		return nil, refused.after(refusal.RetryAfter)
 	}
 
 	u, err := s.store.UserByUsername(ctx, b.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		// Spend the time a wrong password costs, so that the response time
-		// does not tell which usernames exist.
+		// Spend the time a wrong password costs, hash and event write, so
+		// that the response time does not tell which usernames exist.
 		if err := s.hasher.VerifyDummy(ctx, b.Password); err != nil {
+			return nil, err
+		}
+		if err := s.store.CommitNothing(ctx); err != nil {
 			return nil, err
 		}
 		info.event, info.reason = "login_failed", "unknown username"
@@ -88,10 +104,18 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	if !ok {
 		info.event, info.reason = "login_failed", "wrong password"
+		if err := s.store.RecordEvent(ctx, u.ID, store.EventLoginFailed, actor(ctx)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
 		return nil, errInvalidCredentials
 	}
 
-	if err := s.store.LoginSucceeded(ctx, name, addr); err != nil {
+	err = s.store.LoginSucceeded(ctx, name, addr, u.ID, actor(ctx))
+	if errors.Is(err, store.ErrNotFound) { // deleted since its password was checked
+		info.event, info.reason = "login_failed", "user deleted meanwhile"
+		return nil, errInvalidCredentials
+	}
+	if err != nil {
 		return nil, err
 	}
 	info.event = "login_succeeded"
@@ -105,7 +129,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 			}
 		}
 	}
-	tok, err := s.tokens.Issue(u.ID.String())
+	tok, err := s.tokens.Issue(u.ID.String(), u.TokenGeneration)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +151,29 @@ func (s *Server) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserRequest
 		return nil, errors.New("server: /v1/me reached without an API key's user")
 	}
 	return encodedJSON(p.me), nil
+}
+
+// passwordTurnWait bounds the wait for an address's turn at password work.
+const passwordTurnWait = 10 * time.Second
+
+// passwordTurn waits for the client address's turn at password work:
+// one request per address at a time per instance runs the throttles'
+// transactions and the hash, so that one address can hold neither more
+// than one pooled connection for them nor more than one hashing worker,
+// however many requests it sends at once. The others wait, holding
+// nothing, for at most passwordTurnWait.
+func (s *Server) passwordTurn(ctx context.Context, info *requestInfo) (leave func(), err error) {
+	wctx, cancel := context.WithTimeout(ctx, passwordTurnWait)
+	defer cancel()
+	leave, err = s.passwords.Enter(wctx, info.client)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		info.event, info.reason = "login_throttled", "too many concurrent password checks from this address"
+		return nil, refuseAtOnce.after(time.Second)
+	}
+	return leave, nil
 }
 
 func userBody(u *store.User) gen.User {

@@ -1,20 +1,14 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -59,8 +53,9 @@ func newValidator(spec *openapi3.T, auth openapi3filter.AuthenticationFunc, body
 			Options: openapi3filter.Options{
 				MultiError:         true,
 				AuthenticationFunc: auth,
-				// Defaults would be written back into the body from the
-				// validated value, which decodeJSON alters for counting.
+				// The handler binds the very value validated (body.go).
+				KeepValidatedValue: true,
+				// Handlers apply defaults themselves; the body stays as sent.
 				SkipSettingDefaults:     true,
 				SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(formats)},
 			},
@@ -139,7 +134,7 @@ func (v *validator) middleware(method, path string, item *openapi3.PathItem) ech
 			// kin-openapi has read the body and set ContentLength to its
 			// size: an optional body that was left out needs no content type.
 			hasBody := bodyRequired || takesBody && req.ContentLength > 0
-			if p := v.classify(req, hasBody, result); p != nil {
+			if p := v.classify(req, hasBody, result, repeatedQuery(req, route.Operation)); p != nil {
 				return p
 			}
 			if hasBody {
@@ -155,7 +150,7 @@ func (v *validator) middleware(method, path string, item *openapi3.PathItem) ech
 // of precedence: an oversized body, then credentials, then the content
 // type, then malformed JSON, then every invalid field. Errors that are not
 // the client's (the database failing during authentication) pass through.
-func (v *validator) classify(req *http.Request, hasBody bool, result error) error {
+func (v *validator) classify(req *http.Request, hasBody bool, result error, fields []gen.FieldError) error {
 	var all []error
 	if result != nil {
 		me, ok := result.(openapi3.MultiError)
@@ -168,7 +163,6 @@ func (v *validator) classify(req *http.Request, hasBody bool, result error) erro
 		authErr   error
 		tooLarge  bool
 		malformed *Problem
-		fields    []gen.FieldError
 	)
 	for _, err := range all {
 		var (
@@ -176,8 +170,7 @@ func (v *validator) classify(req *http.Request, hasBody bool, result error) erro
 			prob    *Problem
 			secErr  *openapi3filter.SecurityRequirementsError
 			reqErr  *openapi3filter.RequestError
-			textErr *invalidTextError
-			litErr  *literalError
+			bodyErr bodyErrors
 			parse   *openapi3filter.ParseError
 			schema  *openapi3.SchemaError
 		)
@@ -190,14 +183,8 @@ func (v *validator) classify(req *http.Request, hasBody bool, result error) erro
 			if authErr == nil && len(secErr.Errors) > 0 {
 				authErr = secErr.Errors[0] // not a credential problem: the database, say
 			}
-		case errors.As(err, &litErr):
-			for _, f := range litErr.fields {
-				fields = append(fields, gen.FieldError{Field: f, Message: "must be a whole number written without a fraction or exponent"})
-			}
-		case errors.As(err, &textErr):
-			for _, f := range textErr.fields {
-				fields = append(fields, gen.FieldError{Field: f, Message: "contains text that cannot be stored (NUL or invalid UTF-8)"})
-			}
+		case errors.As(err, &bodyErr):
+			fields = append(fields, bodyErr...)
 		case errors.As(err, &reqErr) && reqErr.Parameter != nil:
 			fields = append(fields, fieldErrors(reqErr.Parameter.Name, reqErr.Parameter.Schema, reqErr.Err)...)
 		case errors.As(err, &reqErr) && errors.Is(reqErr.Err, openapi3filter.ErrInvalidRequired):
@@ -225,6 +212,23 @@ func (v *validator) classify(req *http.Request, hasBody bool, result error) erro
 		return validationProblem(dedupe(fields))
 	}
 	return nil
+}
+
+// repeatedQuery refuses a query parameter of op given more than once:
+// kin-openapi would check one of the values and the handler might read
+// another.
+func repeatedQuery(req *http.Request, op *openapi3.Operation) []gen.FieldError {
+	if req.URL.RawQuery == "" {
+		return nil
+	}
+	var out []gen.FieldError
+	q := req.URL.Query()
+	for _, p := range op.Parameters {
+		if p.Value != nil && p.Value.In == openapi3.ParameterInQuery && len(q[p.Value.Name]) > 1 {
+			out = append(out, gen.FieldError{Field: p.Value.Name, Message: "is given more than once"})
+		}
+	}
+	return out
 }
 
 // isJSON reports whether a Content-Type is application/json in UTF-8.
@@ -367,230 +371,4 @@ func dedupe(errs []gen.FieldError) []gen.FieldError {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Field < out[j].Field })
 	return out
-}
-
-// invalidTextError lists the fields whose text PostgreSQL cannot store.
-type invalidTextError struct{ fields []string }
-
-func (e *invalidTextError) Error() string {
-	return "invalid text in " + strings.Join(e.fields, ", ")
-}
-
-// literalError lists integer fields written with a fraction or an
-// exponent (1e3, 1000.0): JSON Schema counts them as integers, but the
-// handler's decoder cannot, so they are refused here, by name, rather than
-// failing there as if the JSON were malformed.
-type literalError struct{ fields []string }
-
-func (e *literalError) Error() string {
-	return "non-integer literal in " + strings.Join(e.fields, ", ")
-}
-
-// fractionalIntegers appends the path of every integer-typed value in v
-// written with a fraction or an exponent.
-func fractionalIntegers(v any, schema *openapi3.Schema, path string, bad *[]string) {
-	if schema == nil {
-		return
-	}
-	join := func(k string) string {
-		if path == "" {
-			return k
-		}
-		return path + "." + k
-	}
-	switch x := v.(type) {
-	case json.Number:
-		if schema.Type.Is(openapi3.TypeInteger) && strings.ContainsAny(string(x), ".eE") {
-			*bad = append(*bad, orBody(path))
-		}
-	case map[string]any:
-		for k, e := range x {
-			if prop := schema.Properties[k]; prop != nil {
-				fractionalIntegers(e, prop.Value, join(k), bad)
-			}
-		}
-	case []any:
-		if schema.Items != nil {
-			for i, e := range x {
-				fractionalIntegers(e, schema.Items.Value, join(strconv.Itoa(i)), bad)
-			}
-		}
-	}
-}
-
-var registerOnce sync.Once
-
-// registerJSONDecoder replaces kin-openapi's JSON body decoder (a process-
-// wide registry) with decodeJSON.
-func registerJSONDecoder() {
-	registerOnce.Do(func() { openapi3filter.RegisterBodyDecoder("application/json", decodeJSON) })
-}
-
-// decodeJSON is kin-openapi's JSON decoder with two changes the contract
-// needs:
-//
-//   - Text PostgreSQL cannot store (invalid UTF-8, an escaped NUL, a lone
-//     surrogate) is an error naming the fields, not silently replaced with
-//     U+FFFD as encoding/json would.
-//   - kin-openapi counts minLength and maxLength in UTF-16 code units, as
-//     JavaScript does; the contract counts code points. The value handed to
-//     the validator has each character outside the Basic Multilingual Plane
-//     replaced by U+FFFD, which is one code unit and, like the original,
-//     neither white space nor a letter or digit, so lengths count code
-//     points and the spec's patterns judge alike. Only the validator sees
-//     this copy: the handler decodes the original body.
-func decodeJSON(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
-	data, err := io.ReadAll(body)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Reason: "trailing data after the JSON value"}
-	}
-	var bad []string
-	invalidText(data, &bad)
-	if len(bad) > 0 {
-		return nil, &invalidTextError{fields: bad}
-	}
-	if schema != nil {
-		fractionalIntegers(v, schema.Value, "", &bad)
-		if len(bad) > 0 {
-			return nil, &literalError{fields: bad}
-		}
-	}
-	return countableCopy(v), nil
-}
-
-// invalidText appends the path of every string value in raw that is not
-// storable text. raw is known to be well-formed JSON. It is one pass over
-// the bytes: descending with json.Unmarshal at every level would re-read
-// the rest of the body per level, and a 20 KB body of nested arrays would
-// cost seconds of CPU.
-func invalidText(raw []byte, bad *[]string) {
-	type level struct {
-		array bool
-		key   string // the current member's name, in an object
-		index int    // the current element, in an array
-	}
-	var (
-		stack     []level
-		expectKey bool
-	)
-	path := func() string {
-		parts := make([]string, len(stack))
-		for i, l := range stack {
-			if l.array {
-				parts[i] = strconv.Itoa(l.index)
-			} else {
-				parts[i] = l.key
-			}
-		}
-		return strings.Join(parts, ".")
-	}
-	for i := 0; i < len(raw); i++ {
-		switch raw[i] {
-		case '{':
-			stack, expectKey = append(stack, level{}), true
-		case '[':
-			stack, expectKey = append(stack, level{array: true}), false
-		case '}', ']':
-			stack = stack[:len(stack)-1]
-		case ',':
-			if top := &stack[len(stack)-1]; top.array {
-				top.index++
-			} else {
-				expectKey = true
-			}
-		case '"':
-			end := i + 1
-			for raw[end] != '"' {
-				if raw[end] == '\\' {
-					end++
-				}
-				end++
-			}
-			literal := raw[i+1 : end]
-			if expectKey {
-				var k string
-				json.Unmarshal(raw[i:end+1], &k)
-				stack[len(stack)-1].key, expectKey = k, false
-			} else if !storable(literal) {
-				*bad = append(*bad, orBody(path()))
-			}
-			i = end
-		}
-	}
-}
-
-// storable reports whether the body of a JSON string literal (between the
-// quotes, escapes intact) is valid UTF-8 without NUL or lone surrogates.
-func storable(s []byte) bool {
-	if !utf8.Valid(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			continue
-		}
-		i++ // the escaped character
-		if s[i] != 'u' {
-			continue
-		}
-		r := hex4(s[i+1 : i+5])
-		i += 4
-		switch {
-		case r == 0:
-			return false
-		case 0xD800 <= r && r < 0xDC00: // high surrogate: a low one must follow
-			if i+6 >= len(s) || s[i+1] != '\\' || s[i+2] != 'u' {
-				return false
-			}
-			if lo := hex4(s[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
-				return false
-			}
-			i += 6
-		case 0xDC00 <= r && r <= 0xDFFF:
-			return false
-		}
-	}
-	return true
-}
-
-func hex4(b []byte) rune {
-	n, _ := strconv.ParseUint(string(b), 16, 32)
-	return rune(n)
-}
-
-// countableCopy replaces characters outside the BMP by U+FFFD in every
-// string of v (see decodeJSON), copying only what changes.
-func countableCopy(v any) any {
-	switch x := v.(type) {
-	case string:
-		for _, r := range x {
-			if r > 0xFFFF {
-				return strings.Map(func(r rune) rune {
-					if r > 0xFFFF {
-						return utf8.RuneError
-					}
-					return r
-				}, x)
-			}
-		}
-		return x
-	case map[string]any:
-		for k, e := range x {
-			x[k] = countableCopy(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = countableCopy(e)
-		}
-	}
-	return v
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,89 +16,108 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-func TestStorable(t *testing.T) {
+// TestDecodeJSON: what the one decoder of bodies refuses, and where it
+// says the problem is.
+func TestDecodeJSON(t *testing.T) {
+	schema := &openapi3.SchemaRef{Value: &openapi3.Schema{Properties: openapi3.Schemas{
+		"password":   {Value: openapi3.NewStringSchema()},
+		"scopes":     {Value: openapi3.NewArraySchema().WithItems(openapi3.NewStringSchema())},
+		"grace":      {Value: openapi3.NewIntegerSchema()},
+		"expires_at": {Value: openapi3.NewDateTimeSchema()},
+		"nested":     {Value: openapi3.NewObjectSchema().WithProperty("kelvin", openapi3.NewStringSchema())},
+	}}}
 	for _, tc := range []struct {
-		literal string // between the quotes
-		want    bool
+		name, body string
+		fields     []string // nil: accepted
 	}{
-		{`plain`, true},
-		{`é 密 😀`, true},
-		{`\u00e9`, true},
-		{`\ud83d\ude00`, true}, // a surrogate pair
-		{`\\u0000`, true},      // an escaped backslash, then text
-		{`\"\u0041\"`, true},
-		{`\u0000`, false},
-		{`a\u0000b`, false},
-		{`\ud83d`, false},       // high alone
-		{`\ude00`, false},       // low alone
-		{`\ud83dx`, false},      // high then text
-		{`\ud83d\u0041`, false}, // high then a non-surrogate escape
-		{`\ude00\ud83d`, false}, // reversed
-		{"\xff", false},         // raw invalid UTF-8
-		{"\xed\xa0\x80", false}, // a surrogate encoded in UTF-8
-		{"\xc3", false},         // truncated sequence
+		{"plain", `{"password":"x","scopes":["me:read"],"grace":3,"unknown":{"a":1}}`, nil},
+		{"case twin", `{"password":"x","Password":"y"}`, []string{"password"}},
+		{"lone case variant of a property", `{"PASSWORD":"y"}`, []string{"password"}},
+		{"long s folds to s", `{"ſcopes":[]}`, []string{"scopes"}},
+		{"Kelvin sign folds to k", `{"nested":{"\u212aelvin":"x"}}`, []string{"nested.kelvin"}},
+		{"exact duplicate", `{"password":"x","password":"y"}`, []string{"password"}},
+		{"unknown twins", `{"foo":1,"FOO":2}`, []string{"FOO"}},
+		{"a lone unknown member is ignored", `{"Foo":1,"passwordx":"y"}`, nil},
+		{"twins inside an unknown member", `{"u":{"a":1,"A":2}}`, []string{"u.A"}},
+		{"escaped NUL", `{"password":"a\u0000","scopes":["ok","\u0000"]}`, []string{"password", "scopes.1"}},
+		{"NUL in an unknown member", `{"other":"\u0000"}`, []string{"other"}},
+		{"invalid UTF-8", "{\"password\":\"a\xffb\"}", []string{"password"}},
+		{"UTF-8 encoded surrogate", "{\"password\":\"\xed\xa0\x80\"}", []string{"password"}},
+		{"lone high surrogate", `{"password":"\ud83d"}`, []string{"password"}},
+		{"lone low surrogate", `{"scopes":["\ude00"]}`, []string{"scopes.0"}},
+		{"reversed surrogates", `{"password":"\ude00\ud83d"}`, []string{"password"}},
+		{"integer with exponent", `{"grace":1e3}`, []string{"grace"}},
+		{"integer with fraction", `{"grace":3.0}`, []string{"grace"}},
+		{"number in an unknown member", `{"x":1.5e3}`, nil},
 	} {
-		if got := storable([]byte(tc.literal)); got != tc.want {
-			t.Errorf("storable(%q) = %v, want %v", tc.literal, got, tc.want)
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := decodeJSON(strings.NewReader(tc.body), nil, schema, nil)
+			if tc.fields == nil {
+				if err != nil {
+					t.Fatalf("decodeJSON(%s) = %v, want it accepted", tc.body, err)
+				}
+				if _, ok := v.(map[string]any); !ok {
+					t.Fatalf("decodeJSON(%s) = %#v, want an object", tc.body, v)
+				}
+				return
+			}
+			var be bodyErrors
+			if !errors.As(err, &be) {
+				t.Fatalf("decodeJSON(%s) = %v, want fields %v refused", tc.body, err, tc.fields)
+			}
+			var got []string
+			for _, f := range be {
+				got = append(got, f.Field)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.fields) {
+				t.Fatalf("decodeJSON(%s) refused %v, want %v", tc.body, got, tc.fields)
+			}
+		})
+	}
+	for _, body := range []string{``, `{`, `{} x`, `{"a":1}{}`, `{"a":"\x"}`, `{"a":"\uZZZZ"}`, `{'a':1}`, `[1,]`} {
+		var pe *openapi3filter.ParseError
+		if _, err := decodeJSON(strings.NewReader(body), nil, schema, nil); !errors.As(err, &pe) {
+			t.Errorf("decodeJSON(%q) = %v, want a ParseError (400)", body, err)
 		}
 	}
 }
 
-func TestInvalidTextPaths(t *testing.T) {
-	for _, tc := range []struct {
-		body string
-		want []string
-	}{
-		{`{"a":"fine","b":"\u0000"}`, []string{"b"}},
-		{`{"a":[{"b":"\u0000"},"ok","x\ud800"],"c":{"d":{"e":"\u0000"}},"f\u0000":"a key is not checked"}`, []string{"a.0.b", "a.2", "c.d.e"}},
-		{`{"q\"uote":"\u0000", "s": [ [ "\\", "\u0000" ] ] }`, []string{`q"uote`, "s.0.1"}},
-		{`"\u0000"`, []string{"body"}},
-		{`[1, true, null, {"a": 2}, "\u0000"]`, []string{"4"}},
-		{"{\"raw\":\"\xff\"}", []string{"raw"}},
-		{`{"all":"fine","n":[1,2,{"m":"ok"}]}`, nil},
-	} {
-		var bad []string
-		invalidText([]byte(tc.body), &bad)
-		if !slices.Equal(bad, tc.want) {
-			t.Errorf("invalidText(%s) = %q, want %q", tc.body, bad, tc.want)
-		}
-	}
-}
-
-// TestInvalidTextIsLinear: deep nesting costs no more than its length. A
-// descent that re-parsed each level took seconds of CPU on a 20 KB body of
-// nested arrays, allocating at every level.
-func TestInvalidTextIsLinear(t *testing.T) {
-	const depth = 5000
-	body := []byte(`{"a":` + strings.Repeat("[", depth) + `"\u0000"` + strings.Repeat("]", depth) + `}`)
-	var bad []string
-	allocs := testing.AllocsPerRun(1, func() { bad = nil; invalidText(body, &bad) })
-	if allocs > 100 {
-		t.Fatalf("invalidText on %d nested arrays made %v allocations, want them bounded by the stack's growth", depth, allocs)
-	}
-	if len(bad) != 1 || !strings.HasPrefix(bad[0], "a.0.0.0.") {
-		t.Fatalf("invalidText found %d fields (%.20q...), want the one deep inside", len(bad), bad)
-	}
-}
-
-func TestDecodeJSONCountsCodePoints(t *testing.T) {
-	v, err := decodeJSON(strings.NewReader(`{"a":"😀😀","b":["x😀"],"c":{"d":"plain"}}`), nil, nil, nil)
+// TestDecodeJSONValues: numbers stay exact, astral characters stay as
+// sent, date-times are upper-cased.
+func TestDecodeJSONValues(t *testing.T) {
+	schema := &openapi3.SchemaRef{Value: &openapi3.Schema{Properties: openapi3.Schemas{
+		"at": {Value: openapi3.NewDateTimeSchema()},
+	}}}
+	v, err := decodeJSON(strings.NewReader(`{"n":12345678901234567890,"s":"😀\ud83d\ude00","at":"2030-01-02t03:04:05.5z","list":[true,null]}`), nil, schema, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := v.(map[string]any)
-	if m["a"] != "\ufffd\ufffd" || m["b"].([]any)[0] != "x\ufffd" || m["c"].(map[string]any)["d"] != "plain" {
-		t.Fatalf("decodeJSON = %#v, want astral characters replaced one for one", v)
+	if m["n"] != json.Number("12345678901234567890") || m["s"] != "😀😀" || m["at"] != "2030-01-02T03:04:05.5Z" ||
+		!slices.Equal(m["list"].([]any), []any{true, nil}) {
+		t.Fatalf("decodeJSON = %#v", v)
 	}
-	_, err = decodeJSON(strings.NewReader(`{"ok":"x","bad":"a\u0000","nested":{"deep":["\ud800"]}}`), nil, nil, nil)
-	var te *invalidTextError
-	if !errors.As(err, &te) || strings.Join(te.fields, ",") != "bad,nested.deep.0" && strings.Join(te.fields, ",") != "nested.deep.0,bad" {
-		t.Fatalf("decodeJSON(invalid text) = %v, want the two fields named", err)
+}
+
+// TestDecodeJSONIsLinear: deep nesting costs no more than its length.
+func TestDecodeJSONIsLinear(t *testing.T) {
+	const depth = 5000
+	body := `{"a":` + strings.Repeat("[", depth) + `"\u0000"` + strings.Repeat("]", depth) + `}`
+	_, err := decodeJSON(strings.NewReader(body), nil, nil, nil)
+	var be bodyErrors
+	if !errors.As(err, &be) || len(be) != 1 || !strings.HasPrefix(be[0].Field, "a.0.0.0.") {
+		t.Fatalf("decodeJSON(deep) = %v, want the one field deep inside", err)
 	}
-	for _, body := range []string{``, `{`, `{} x`, `{"a":1}{}`} {
-		var pe *openapi3filter.ParseError
-		if _, err := decodeJSON(strings.NewReader(body), nil, nil, nil); !errors.As(err, &pe) {
-			t.Errorf("decodeJSON(%q) = %v, want a ParseError", body, err)
+}
+
+func TestFoldName(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+	}{{"password", "PASSWORD"}, {"scopes", "ſcopes"}, {"kelvin", "\u212aELVIN"}, {"straße", "STRASSE"}, {"Σίσυφος", "ΣΊΣΥΦΟΣ"}} {
+		a, b := tc.a, tc.b
+		if got := foldName(a) == foldName(b); got != strings.EqualFold(a, b) {
+			t.Errorf("foldName(%q) == foldName(%q) is %v, strings.EqualFold says %v", a, b, got, strings.EqualFold(a, b))
 		}
 	}
 }

@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
-	"fmt"
+	"database/sql"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"authapi/account"
 )
 
 // APIKey is a stored API key. The raw key is never stored, only its digest.
@@ -35,11 +37,12 @@ func (k *APIKey) ActiveAt(now time.Time) bool {
 // keyColumns are the columns APIKey scans, in order.
 const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revoked_at, expires_at, last_used_at, lifetime_seconds`
 
-// CreateAPIKey inserts k for k.UserID and sets its ID and CreatedAt. When
+// CreateAPIKey inserts k for k.UserID, sets its ID and CreatedAt, and
+// records the event by made, in one transaction. When
 // maxActive > 0 and the user already has that many keys working at now
-// (neither revoked nor expired), it returns a *ConflictError. It returns
+// (neither revoked nor expired), it returns ErrKeyLimit. It returns
 // ErrNotFound when the user does not exist.
-func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int) error {
+func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int, by Actor) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -65,9 +68,12 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActi
 		}
 	}
 	if maxActive > 0 && active >= maxActive {
-		return &ConflictError{Reason: fmt.Sprintf("you already have %d active API keys, the most allowed; revoke one first", active)}
+		return wrap(ErrKeyLimit, "create api key")
 	}
 	if err := insertKey(ctx, tx, k); err != nil {
+		return wrap(err, "create api key")
+	}
+	if err := record(ctx, tx, k.UserID, EventKeyCreated, by, k); err != nil {
 		return wrap(err, "create api key")
 	}
 	return wrap(tx.Commit(), "create api key")
@@ -76,6 +82,12 @@ func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActi
 func insertKey(ctx context.Context, tx *sqlx.Tx, k *APIKey) error {
 	if len(k.Scopes) == 0 {
 		k.Scopes = AllScopes
+	}
+	if err := account.CheckKeyName(k.Name); err != nil {
+		return err
+	}
+	if err := account.CheckScopes(k.Scopes); err != nil {
+		return err
 	}
 	k.ExpiresAt = floorMicro(k.ExpiresAt)
 	return tx.QueryRowxContext(ctx,
@@ -96,14 +108,31 @@ func floorMicro(t *time.Time) *time.Time {
 // AllScopes are every scope a key can have, a new key's default.
 var AllScopes = pq.StringArray{"me:read", "me:write"}
 
-// RotateAPIKey replaces the user's key oldID, which must work at now, by
-// next (for next.UserID, whose Name and Scopes it fills in from the old
-// key), and ends the old key at graceEnd, or at its own expiry if that is
-// sooner. next inherits the old key's name, scopes and lifetime; lifetime,
-// when not nil, computes next's expiry from the old key. The cap counts active keys other than the one replaced. It returns
-// ErrNotFound when no such working key is the user's, and a
-// *ConflictError when the cap is reached.
-func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd time.Time, next *APIKey, maxActive int, lifetime func(old *APIKey) *time.Time) (*APIKey, error) {
+// Rotation says how RotateAPIKey replaces a key.
+type Rotation struct {
+	// Now is the clock. It is read once the user's row is locked, so that
+	// of concurrent rotations of one key each sees the end the one before
+	// gave it: with no grace, exactly one succeeds.
+	Now func() time.Time
+	// Grace is how long the old key keeps working (never past its own
+	// expiry, and never extending an end a rotation already set).
+	Grace time.Duration
+	// MaxActive caps the user's active keys, the old one not counted
+	// (0: no cap).
+	MaxActive int
+	// Lifetime, when not nil, computes the new key's expiry from the old
+	// key at now.
+	Lifetime func(old *APIKey, now time.Time) *time.Time
+	// By is who rotates, for the security event.
+	By Actor
+}
+
+// RotateAPIKey replaces the user's key oldID, which must work at r.Now(),
+// by next (for next.UserID), which inherits the old key's name, scopes and
+// lifetime, and ends the old key after r.Grace. It returns the old key as
+// it now stands, ErrNotFound when no such working key is the user's, and
+// ErrKeyLimit when the cap is reached.
+func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r Rotation) (*APIKey, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
@@ -115,6 +144,8 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, next.UserID); err != nil {
 		return nil, wrap(err, "rotate api key")
 	}
+	now := r.Now()
+	graceEnd, maxActive := now.Add(r.Grace), r.MaxActive
 	var old APIKey
 	err = tx.GetContext(ctx, &old, `SELECT `+keyColumns+` FROM api_keys
 		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
@@ -131,12 +162,12 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 			return nil, wrap(err, "rotate api key")
 		}
 		if active >= maxActive {
-			return nil, &ConflictError{Reason: fmt.Sprintf("you already have %d other active API keys, the most allowed; revoke one first", active)}
+			return nil, wrap(ErrKeyLimit, "rotate api key")
 		}
 	}
 	next.Name, next.Scopes, next.LifetimeSeconds = old.Name, old.Scopes, old.LifetimeSeconds
-	if lifetime != nil {
-		next.ExpiresAt = lifetime(&old)
+	if r.Lifetime != nil {
+		next.ExpiresAt = r.Lifetime(&old, now)
 	}
 	if err := insertKey(ctx, tx, next); err != nil {
 		return nil, wrap(err, "rotate api key")
@@ -148,22 +179,52 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, now, graceEnd ti
 	if err != nil {
 		return nil, wrap(err, "rotate api key")
 	}
+	if err := record(ctx, tx, next.UserID, EventKeyRotated, r.By, &old); err != nil {
+		return nil, wrap(err, "rotate api key")
+	}
 	return &old, wrap(tx.Commit(), "rotate api key")
 }
 
 // RecordKeyUses sets last_used_at of each key to its time, truncated to the
 // minute, unless the row already says that minute or later: several
 // instances reporting one use write the row once. It returns the owners of
-// the keys it changed.
-func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, err error) {
-	if len(uses) == 0 {
-		return nil, nil
+// the keys it changed. The keys are written in statements of at most
+// keyUseBatch, each under the statement timeout; on an error it returns the
+// owners of those written before, and the uses it did not write.
+func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, unwritten map[uuid.UUID]time.Time, err error) {
+	ids := make([]uuid.UUID, 0, len(uses))
+	for id := range uses {
+		ids = append(ids, id)
 	}
-	ids := make([]string, 0, len(uses))
-	times := make([]string, 0, len(uses))
-	for id, t := range uses {
-		ids = append(ids, id.String())
-		times = append(times, t.UTC().Truncate(time.Minute).Format(time.RFC3339))
+	for start := 0; start < len(ids); start += keyUseBatch {
+		batch := ids[start:min(start+keyUseBatch, len(ids))]
+		changed, err := s.recordKeyUses(ctx, batch, uses)
+		if err != nil {
+			unwritten = make(map[uuid.UUID]time.Time, len(ids)-start)
+			for _, id := range ids[start:] {
+				unwritten[id] = uses[id]
+			}
+			return owners, unwritten, err
+		}
+		owners = append(owners, changed...)
+	}
+	return owners, nil, nil
+}
+
+// keyUseBatch bounds the keys one statement of RecordKeyUses updates. A
+// statement updating tens of thousands of keys of a table of a million
+// outlasted the statement timeout under load, was cancelled, and was
+// retried larger with the uses that came meanwhile, never to be written
+// (BENCHMARKS.md).
+const keyUseBatch = 1000
+
+// recordKeyUses writes the uses of the keys ids in one statement.
+func (s *DB) recordKeyUses(ctx context.Context, ids []uuid.UUID, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, err error) {
+	idText := make([]string, len(ids))
+	times := make([]string, len(ids))
+	for i, id := range ids {
+		idText[i] = id.String()
+		times[i] = uses[id].UTC().Truncate(time.Minute).Format(time.RFC3339)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -171,22 +232,44 @@ func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (o
 		FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
 		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)
 		RETURNING k.user_id`,
-		pq.Array(ids), pq.Array(times))
+		pq.Array(idText), pq.Array(times))
 	return owners, wrap(err, "record key uses")
 }
 
-// ListAPIKeys returns the user's keys, newest first, revoked ones included.
-func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error) {
+// Position is where a page of a listing newest first starts: after the
+// item created at CreatedAt with ID (ties of time are ordered by ID).
+type Position struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// Page asks for at most Limit items after After (nil: from the newest).
+type Page struct {
+	Limit int
+	After *Position
+}
+
+// ListAPIKeys returns a page of the user's keys, newest first, revoked
+// ones included, with one key more than asked for when more remain.
+func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID, page Page) ([]APIKey, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
-	rows, err := s.readID(ctx, "authapi_list_keys", listKeysSQL, userID)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if page.After == nil {
+		rows, err = s.readPage(ctx, "authapi_list_keys_page", listKeysSQL, userID, page.Limit+1)
+	} else {
+		rows, err = s.db.QueryContext(ctx, listKeysAfterSQL, userID, page.Limit+1, page.After.CreatedAt, page.After.ID)
+	}
 	if err != nil {
 		return nil, wrap(err, "list api keys")
 	}
 	defer rows.Close()
 	keys := []APIKey{}
 	for rows.Next() {
+		// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
 		var k APIKey
 		if err := rows.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &k.Digest, &k.Scopes, &k.CreatedAt, &k.RevokedAt,
 			&k.ExpiresAt, &k.LastUsedAt, &k.LifetimeSeconds); err != nil {
@@ -200,19 +283,38 @@ func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID) ([]APIKey, error
 	return keys, nil
 }
 
-// RevokeAPIKey revokes the user's key keyID and returns its digest.
-// Revoking a revoked key succeeds and keeps the first revocation time. It
-// returns ErrNotFound when the key does not exist or is another user's.
-func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID) (digest []byte, err error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	err = s.db.GetContext(ctx, &digest,
-		`UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())
-		 WHERE id = $1 AND user_id = $2 RETURNING digest`, keyID, userID)
-	if err != nil {
-		return nil, wrap(err, "revoke api key")
-	}
-	return digest, nil
+// DeleteRetiredKeys deletes the keys revoked, or expired, more than
+// retention ago (by the database's clock), a batch at a time, and returns
+// how many it deleted. Several instances may run it at once.
+func (s *DB) DeleteRetiredKeys(ctx context.Context, retention time.Duration) (int64, error) {
+	return s.inBatches(ctx, "delete retired keys", `DELETE FROM api_keys WHERE id IN (
+		SELECT id FROM api_keys
+		WHERE revoked_at < clock_timestamp() - make_interval(secs => $1)
+		   OR expires_at < clock_timestamp() - make_interval(secs => $1)
+		LIMIT $2 FOR UPDATE SKIP LOCKED)`, retention.Seconds())
+}
+
+// RevokeAPIKey revokes the user's key keyID, records the event, and
+// returns the key's digest. Revoking a revoked key succeeds, keeps the
+// first revocation time and records nothing. It returns ErrNotFound when
+// the key does not exist or is another user's.
+func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID, by Actor) (digest []byte, err error) {
+	err = s.inTx(ctx, "revoke api key", func(ctx context.Context, tx *sqlx.Tx) error {
+		var k APIKey
+		if err := tx.GetContext(ctx, &k, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1 AND user_id = $2 FOR UPDATE`,
+			keyID, userID); err != nil {
+			return err
+		}
+		digest = k.Digest
+		if k.RevokedAt != nil {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = clock_timestamp() WHERE id = $1`, keyID); err != nil {
+			return err
+		}
+		return record(ctx, tx, userID, EventKeyRevoked, by, &k)
+	})
+	return digest, err
 }
 
 // KeyOwner is what an unrevoked API key authenticates as: the key, its

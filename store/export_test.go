@@ -24,3 +24,6 @@ func (s *DB) UsedPrepared(ctx context.Context) ([]string, error) {
 	err := s.db.SelectContext(ctx, &names, `SELECT name FROM pg_prepared_statements WHERE generic_plans + custom_plans > 0 ORDER BY name`)
 	return names, err
 }
+
+// ServerUnavailable is serverUnavailable, for a table of errors.
+var ServerUnavailable = serverUnavailable

@@ -47,12 +47,15 @@ type ChangeHandler interface {
 
 // How the notification connection is watched: lib/pq notices a closed
 // connection at once, but a silently dropped one only when a query on it
-// fails, so it is pinged.
+// fails, so it is pinged. Reconnection attempts are at most a second
+// apart: after a failover the new primary is heard from within a second
+// of its promotion, rather than after lib/pq's doubling pauses have grown
+// to several, all that time with the credential cache bypassed.
 const (
 	listenPingEvery    = time.Second
 	listenPingTimeout  = 2 * time.Second
 	listenMinReconnect = 100 * time.Millisecond
-	listenMaxReconnect = 5 * time.Second
+	listenMaxReconnect = time.Second
 	// syncTimeout bounds a Sync marker's round trip, which takes about a
 	// millisecond (BENCHMARKS.md).
 	syncTimeout = time.Second
@@ -222,7 +225,9 @@ func (c *Changes) Run(ctx context.Context) {
 		defer mu.Unlock()
 		switch ev {
 		case pq.ListenerEventConnected, pq.ListenerEventReconnected:
-			connected = true
+			// A connection that has just LISTENed answers: pings that
+			// failed while there was none say nothing of it.
+			connected, healthy = true, true
 			if ev == pq.ListenerEventReconnected {
 				log.Info("credential change notifications: reconnected")
 			}

@@ -105,7 +105,7 @@ func TestChangeNotifications(t *testing.T) {
 		t.Fatalf("a created key announced %+v, want %+v", got, keysOf)
 	}
 
-	owners, err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: time.Now()})
+	owners, _, err := db.RecordKeyUses(ctx, map[uuid.UUID]time.Time{k.ID: time.Now()})
 	if err != nil || len(owners) != 1 {
 		t.Fatal(owners, err)
 	}
@@ -115,7 +115,7 @@ func TestChangeNotifications(t *testing.T) {
 
 	now := time.Now()
 	next := &store.APIKey{UserID: u.ID, Prefix: "rst_efgh", Digest: []byte("0123456789abcdef0123456789abcdef")}
-	if _, err := db.RotateAPIKey(ctx, k.ID, now, now.Add(time.Hour), next, 0, nil); err != nil {
+	if _, err := db.RotateAPIKey(ctx, k.ID, next, store.Rotation{Now: func() time.Time { return now }, Grace: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	got := rec.take(t, sub, 2)
@@ -126,14 +126,14 @@ func TestChangeNotifications(t *testing.T) {
 		t.Errorf("a rotation announced %+v for the old key, want %+v", got[1], want)
 	}
 
-	digest, err := db.RevokeAPIKey(ctx, u.ID, next.ID)
+	digest, err := db.RevokeAPIKey(ctx, u.ID, next.ID, store.Actor{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := rec.take(t, sub, 1), (store.Change{Digest: digest, KeysOf: u.ID}); !changeEqual(got[0], want) {
 		t.Fatalf("a revocation announced %+v, want %+v", got, want)
 	}
-	if _, err := db.RevokeAPIKey(ctx, u.ID, next.ID); err != nil {
+	if _, err := db.RevokeAPIKey(ctx, u.ID, next.ID, store.Actor{}); err != nil {
 		t.Fatal(err)
 	}
 	rec.take(t, sub, 0) // revoking a revoked key changes nothing
@@ -186,7 +186,7 @@ func TestSyncSeesEveryEarlierCommit(t *testing.T) {
 			for created := 1; created <= rounds; created++ {
 				k := &store.APIKey{UserID: user, Name: "k", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 				rand.Read(k.Digest)
-				if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+				if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); err != nil {
 					t.Errorf("CreateAPIKey = %v", err)
 					return
 				}

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"encoding/hex"
 	"errors"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
@@ -41,16 +42,24 @@ const (
 	keyOwnerSQL = `SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at, k.scopes, k.expires_at
 		 FROM api_keys k JOIN users u ON u.id = k.user_id
 		 WHERE k.digest = $1 AND k.revoked_at IS NULL`
-	userExistsSQL = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`
-	listKeysSQL   = `SELECT ` + keyColumns + `
-		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC`
+	// A user's token state: no row when the user is gone.
+	userTokensSQL = `SELECT u.token_generation,
+		   coalesce(array_agg(e.jti) FILTER (WHERE e.jti IS NOT NULL), '{}')
+		 FROM users u LEFT JOIN ended_tokens e ON e.user_id = u.id AND e.expires_at > clock_timestamp()
+		 WHERE u.id = $1 GROUP BY u.id`
+	listKeysSQL = `SELECT ` + keyColumns + `
+		 FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`
+	// The pages after the first, which are not prepared.
+	listKeysAfterSQL = `SELECT ` + keyColumns + `
+		 FROM api_keys WHERE user_id = $1 AND (created_at, id) < ($3, $4)
+		 ORDER BY created_at DESC, id DESC LIMIT $2`
 )
 
 // preparedReads are PREPAREd on every connection that opens.
 var preparedReads = []string{
 	`PREPARE authapi_key_owner(bytea) AS ` + keyOwnerSQL,
-	`PREPARE authapi_user_exists(uuid) AS ` + userExistsSQL,
-	`PREPARE authapi_list_keys(uuid) AS ` + listKeysSQL,
+	`PREPARE authapi_user_tokens(uuid) AS ` + userTokensSQL,
+	`PREPARE authapi_list_keys_page(uuid, integer) AS ` + listKeysSQL,
 }
 
 // preparingConnector prepares the reads on each connection it opens.
@@ -96,13 +105,22 @@ func (s *DB) readID(ctx context.Context, name, query string, id uuid.UUID) (*sql
 	return s.db.QueryContext(ctx, query, id)
 }
 
+// readPage runs a read of a page by UUID and a row limit, prepared when
+// that is on.
+func (s *DB) readPage(ctx context.Context, name, query string, id uuid.UUID, limit int) (*sql.Rows, error) {
+	if s.prepare {
+		return s.execute(ctx, `EXECUTE `+name+`('`+id.String()+`'::uuid, `+strconv.Itoa(limit)+`)`, query, id, limit)
+	}
+	return s.db.QueryContext(ctx, query, id, limit)
+}
+
 // execute runs the EXECUTE, or the query itself where the connection has
 // no such statement.
-func (s *DB) execute(ctx context.Context, execute, query string, arg any) (*sql.Rows, error) {
+func (s *DB) execute(ctx context.Context, execute, query string, args ...any) (*sql.Rows, error) {
 	rows, err := s.db.QueryContext(ctx, execute)
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) && pqErr.Code == "26000" {
-		return s.db.QueryContext(ctx, query, arg)
+		return s.db.QueryContext(ctx, query, args...)
 	}
 	return rows, err
 }

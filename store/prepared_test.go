@@ -13,7 +13,7 @@ import (
 	"authapi/store/storetest"
 )
 
-var preparedNames = []string{"authapi_key_owner", "authapi_list_keys", "authapi_user_exists"}
+var preparedNames = []string{"authapi_key_owner", "authapi_list_keys_page", "authapi_user_tokens"}
 
 // TestPreparedReads runs the prepared reads on a database migrated before
 // the store opened and on one migrated after (whose first connection
@@ -59,13 +59,13 @@ func TestPreparedReads(t *testing.T) {
 				if _, err := db.APIKeyOwner(ctx, make([]byte, 32)); !errors.Is(err, store.ErrNotFound) {
 					t.Fatalf("APIKeyOwner(unknown) = %v, want ErrNotFound", err)
 				}
-				if ok, err := db.UserExists(ctx, u.ID); !ok || err != nil {
-					t.Fatalf("UserExists = %v, %v", ok, err)
+				if st, err := db.UserTokens(ctx, u.ID); err != nil || st.Generation != 0 || len(st.Ended) != 0 {
+					t.Fatalf("UserTokens = %+v, %v", st, err)
 				}
-				if ok, err := db.UserExists(ctx, uuid.New()); ok || err != nil {
-					t.Fatalf("UserExists(unknown) = %v, %v", ok, err)
+				if _, err := db.UserTokens(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("UserTokens(unknown) = %v, want ErrNotFound", err)
 				}
-				if keys, err := db.ListAPIKeys(ctx, u.ID); err != nil || len(keys) != 1 || keys[0].ID != k.ID || string(keys[0].Digest) != string(k.Digest) || keys[0].RevokedAt != nil {
+				if keys, err := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100}); err != nil || len(keys) != 1 || keys[0].ID != k.ID || string(keys[0].Digest) != string(k.Digest) || keys[0].RevokedAt != nil {
 					t.Fatalf("ListAPIKeys = %+v, %v", keys, err)
 				}
 			}

@@ -3,8 +3,10 @@
 //
 // Methods return errors that wrap one of the sentinels below, so that the
 // HTTP layer can map them to statuses in one place: ErrNotFound,
-// ErrConflict (as a *ConflictError naming the fields), ErrInvalidText and
-// ErrUnavailable.
+// ErrConflict (as a *ConflictError naming the fields), ErrKeyLimit,
+// ErrChanged, ErrInvalidText and ErrUnavailable (or an *account.Error for
+// a value the account rules refuse). The words a client reads are the
+// HTTP layer's.
 package store
 
 import (
@@ -21,17 +23,25 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"authapi/account"
 	"authapi/migrations"
 )
 
 var (
 	// ErrNotFound means the row does not exist (or is not the caller's).
 	ErrNotFound = errors.New("store: not found")
-	// ErrConflict means a uniqueness rule or a limit refused the write.
+	// ErrConflict means a uniqueness rule refused the write (as a
+	// *ConflictError naming the fields).
 	ErrConflict = errors.New("store: conflict")
+	// ErrKeyLimit means the user has as many active API keys as allowed.
+	ErrKeyLimit = errors.New("store: active API key limit reached")
+	// ErrChanged means the row changed since it was read: a
+	// compare-and-swap lost to a concurrent write.
+	ErrChanged = errors.New("store: changed meanwhile")
 	// ErrInvalidText means PostgreSQL cannot store some text (a NUL
 	// character, invalid UTF-8). Validation should have caught it first.
 	ErrInvalidText = errors.New("store: text cannot be stored")
@@ -42,13 +52,9 @@ var (
 // ConflictError says which fields conflict with an existing row.
 type ConflictError struct {
 	Fields []string // e.g. "username", "email"
-	Reason string   // for conflicts that are not about a field, e.g. a limit
 }
 
 func (e *ConflictError) Error() string {
-	if e.Reason != "" {
-		return "store: conflict: " + e.Reason
-	}
 	return "store: conflict on " + strings.Join(e.Fields, ", ")
 }
 
@@ -110,7 +116,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Prepare {
 		conns = preparingConnector{connector}
 	}
-	db := sqlx.NewDb(sql.OpenDB(conns), "postgres")
+	db := sqlx.NewDb(sql.OpenDB(&failoverConnector{Connector: conns}), "postgres")
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -132,11 +138,40 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 // prepared statement "" requires 2"). The mode's other effect, []byte
 // parameters sent in binary, suits the bytea columns they fill.
 func connConfig(url string) (pq.Config, error) {
-	cfg, err := pq.NewConfig(url)
+	cfg, err := parseURL(url)
 	if err != nil {
 		return pq.Config{}, fmt.Errorf("store: open: %w", err)
 	}
 	cfg.BinaryParameters = true
+	return cfg, nil
+}
+
+// CheckURL reports what is wrong with a database URL that lib/pq would
+// misread or refuse.
+func CheckURL(url string) error {
+	_, err := parseURL(url)
+	return err
+}
+
+// parseURL parses url as lib/pq does, but refuses a port per host in a
+// URL naming several (postgres://db1:5432,db2:5433/authapi, libpq's form
+// for a highly available cluster): lib/pq takes "db1:5432" for a host
+// name, and every connection would fail on a name that does not resolve.
+func parseURL(url string) (pq.Config, error) {
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return pq.Config{}, err
+	}
+	hosts := []string{cfg.Host}
+	for _, m := range cfg.Multi {
+		hosts = append(hosts, m.Host)
+	}
+	for _, h := range hosts {
+		if _, port, err := net.SplitHostPort(h); err == nil && port != "" {
+			return pq.Config{}, fmt.Errorf("the host %q names a port, which lib/pq does not read in a URL: "+
+				"give one port for all hosts (postgres://db1,db2/authapi?port=5432) or one per host in the same order (?port=5432,5433)", h)
+		}
+	}
 	return cfg, nil
 }
 
@@ -205,20 +240,44 @@ func wrap(err error, op string) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+	case errors.Is(err, errNoServer):
+		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 	case errors.As(err, &pqErr):
 		switch {
 		case pqErr.Code == "22021", pqErr.Code == "22P05":
 			return fmt.Errorf("store: %s: %w: %w", op, ErrInvalidText, err)
-		case pqErr.Code.Class() == "08", // connection exception
-			pqErr.Code.Class() == "53",                                          // insufficient resources
-			pqErr.Code == "57P01", pqErr.Code == "57P02", pqErr.Code == "57P03", // shutting down, starting up
-			pqErr.Code == "57014": // statement cancelled by our timeout
+		case pqErr.Code == "23514": // check_violation: a row the rules refuse
+			return fmt.Errorf("store: %s: %w", op, &account.Error{Field: checkFields[pqErr.Constraint], Message: "is not in a form that can be stored"})
+		case unavailableCode(pqErr.Code):
 			return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 		}
 	case unreachable(err):
 		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// checkFields names the API field each CHECK constraint guards, for the
+// refusals that get past the account rules (a row stored before a rule was
+// added, updated now).
+var checkFields = map[string]string{
+	"users_username_check": "username", "users_email_check": "email", "users_email_shape": "email",
+	"users_full_name_check": "full_name", "users_full_name_not_blank": "full_name",
+	"api_keys_name_check": "name", "api_keys_scopes_check": "scopes", "api_keys_scopes_distinct": "scopes",
+}
+
+// unavailableCode reports whether a SQLSTATE means that the server cannot
+// do the work now, but may soon: the request should be retried.
+func unavailableCode(code pqerror.Code) bool {
+	switch {
+	case code.Class() == "08", // connection exception
+		code.Class() == "53",                              // insufficient resources
+		code == "57P01", code == "57P02", code == "57P03", // shutting down, starting up, in recovery
+		code == "57014",             // statement cancelled by our timeout
+		code == readOnlyTransaction: // a write reached a server that no longer takes them
+		return true
+	}
+	return false
 }
 
 // unreachable reports whether err means the server could not be talked to.

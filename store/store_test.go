@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"authapi/account"
 	"authapi/store"
 	"authapi/store/storetest"
 )
@@ -38,7 +39,7 @@ func MustCreateKey(tb testing.TB, db *store.DB, user uuid.UUID, name string) *st
 	tb.Helper()
 	k := &store.APIKey{UserID: user, Name: name, Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); err != nil {
 		tb.Fatalf("CreateAPIKey(%q) = %v", name, err)
 	}
 	return k
@@ -62,11 +63,11 @@ func TestCreateUser(t *testing.T) {
 	if _, err := db.UserByUsername(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UserByUsername(unknown) = %v, want ErrNotFound", err)
 	}
-	if ok, err := db.UserExists(ctx, u.ID); !ok || err != nil {
-		t.Fatalf("UserExists(registered) = %v, %v", ok, err)
+	if _, err := db.UserTokens(ctx, u.ID); err != nil {
+		t.Fatalf("UserTokens(registered) = %v", err)
 	}
-	if ok, err := db.UserExists(ctx, uuid.New()); ok || err != nil {
-		t.Fatalf("UserExists(random) = %v, %v", ok, err)
+	if _, err := db.UserTokens(ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UserTokens(random) = %v, want ErrNotFound", err)
 	}
 }
 
@@ -138,14 +139,14 @@ func TestStoreRefusesWhatItCannotStore(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		user store.User
-		want error
 	}{
-		{"NUL in full name", store.User{Username: "nul", Email: "nul@example.com", FullName: "a\x00b", PasswordHash: hash}, store.ErrInvalidText},
-		{"invalid UTF-8", store.User{Username: "utf", Email: "utf@example.com", FullName: "a\xffb", PasswordHash: hash}, store.ErrInvalidText},
+		{"NUL in full name", store.User{Username: "nul", Email: "nul@example.com", FullName: "a\x00b", PasswordHash: hash}},
+		{"invalid UTF-8", store.User{Username: "utf", Email: "utf@example.com", FullName: "a\xffb", PasswordHash: hash}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := db.CreateUser(ctx, &tc.user); !errors.Is(err, tc.want) {
-				t.Fatalf("CreateUser = %v, want %v", err, tc.want)
+			var rule *account.Error
+			if err := db.CreateUser(ctx, &tc.user); !errors.As(err, &rule) || rule.Field != "full_name" {
+				t.Fatalf("CreateUser = %v, want an account rule on full_name", err)
 			}
 		})
 	}
@@ -182,7 +183,7 @@ func TestAPIKeys(t *testing.T) {
 	second := MustCreateKey(t, db, alice.ID, "second")
 	bobs := MustCreateKey(t, db, bob.ID, "bobs")
 
-	keys, err := db.ListAPIKeys(ctx, alice.ID)
+	keys, err := db.ListAPIKeys(ctx, alice.ID, store.Page{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,24 +206,24 @@ func TestAPIKeys(t *testing.T) {
 	}
 
 	// Another user's key is not found, and stays active.
-	if _, err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.RevokeAPIKey(ctx, alice.ID, bobs.ID, store.Actor{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RevokeAPIKey(alice, bob's key) = %v, want ErrNotFound", err)
 	}
 	if _, err := db.APIKeyOwner(ctx, bobs.Digest); err != nil {
 		t.Fatalf("bob's key stopped working after alice tried to revoke it: %v", err)
 	}
-	if _, err := db.RevokeAPIKey(ctx, alice.ID, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.RevokeAPIKey(ctx, alice.ID, uuid.New(), store.Actor{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RevokeAPIKey(unknown) = %v, want ErrNotFound", err)
 	}
 
-	digest, err := db.RevokeAPIKey(ctx, alice.ID, first.ID)
+	digest, err := db.RevokeAPIKey(ctx, alice.ID, first.ID, store.Actor{})
 	if err != nil || string(digest) != string(first.Digest) {
 		t.Fatalf("RevokeAPIKey(first) = %x, %v, want its digest", digest, err)
 	}
 	if _, err := db.APIKeyOwner(ctx, first.Digest); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("APIKeyOwner(revoked) = %v, want ErrNotFound", err)
 	}
-	keys, _ = db.ListAPIKeys(ctx, alice.ID)
+	keys, _ = db.ListAPIKeys(ctx, alice.ID, store.Page{Limit: 100})
 	if len(keys) != 2 || keys[1].ActiveAt(time.Now()) || keys[1].RevokedAt == nil {
 		t.Fatalf("after revoking, ListAPIKeys = %+v, want the revoked key kept, inactive, with its time", keys)
 	}
@@ -230,15 +231,15 @@ func TestAPIKeys(t *testing.T) {
 
 	// Revoking again succeeds and keeps the first revocation time.
 	time.Sleep(5 * time.Millisecond)
-	if _, err := db.RevokeAPIKey(ctx, alice.ID, first.ID); err != nil {
+	if _, err := db.RevokeAPIKey(ctx, alice.ID, first.ID, store.Actor{}); err != nil {
 		t.Fatalf("RevokeAPIKey(revoked) = %v, want nil", err)
 	}
-	keys, _ = db.ListAPIKeys(ctx, alice.ID)
+	keys, _ = db.ListAPIKeys(ctx, alice.ID, store.Page{Limit: 100})
 	if !keys[1].RevokedAt.Equal(revokedAt) {
 		t.Fatalf("revocation time moved from %v to %v", revokedAt, keys[1].RevokedAt)
 	}
 
-	if keys, _ := db.ListAPIKeys(ctx, uuid.New()); keys == nil || len(keys) != 0 {
+	if keys, _ := db.ListAPIKeys(ctx, uuid.New(), store.Page{Limit: 100}); keys == nil || len(keys) != 0 {
 		t.Fatalf("ListAPIKeys(nobody) = %#v, want an empty, non-nil list", keys)
 	}
 }
@@ -248,7 +249,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 	u := MustCreateUser(t, db, "dup")
 	k := MustCreateKey(t, db, u.ID, "one")
 	again := &store.APIKey{UserID: u.ID, Name: "two", Prefix: "rst_abcd", Digest: k.Digest}
-	if err := db.CreateAPIKey(ctx, again, time.Now(), 0); err == nil {
+	if err := db.CreateAPIKey(ctx, again, time.Now(), 0, store.Actor{}); err == nil {
 		t.Fatal("two keys with one digest were stored")
 	}
 }
@@ -256,7 +257,7 @@ func TestAPIKeyDigestsAreUnique(t *testing.T) {
 func TestCreateAPIKeyForMissingUser(t *testing.T) {
 	db := storetest.NewDB(t)
 	k := &store.APIKey{UserID: uuid.New(), Name: "x", Prefix: "rst_abcd", Digest: make([]byte, 32)}
-	if err := db.CreateAPIKey(ctx, k, time.Now(), 0); !errors.Is(err, store.ErrNotFound) {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), 0, store.Actor{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("CreateAPIKey(unknown user) = %v, want ErrNotFound", err)
 	}
 }
@@ -276,13 +277,13 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			k := &store.APIKey{UserID: u.ID, Name: "k", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 			rand.Read(k.Digest)
-			err := db.CreateAPIKey(ctx, k, time.Now(), limit)
+			err := db.CreateAPIKey(ctx, k, time.Now(), limit, store.Actor{})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				created++
-			case errors.Is(err, store.ErrConflict):
+			case errors.Is(err, store.ErrKeyLimit):
 				refused++
 			default:
 				t.Errorf("CreateAPIKey = %v", err)
@@ -294,13 +295,13 @@ func TestActiveKeyCapHoldsUnderConcurrency(t *testing.T) {
 		t.Fatalf("%d concurrent creations with a cap of %d: %d created, %d refused", tries, limit, created, refused)
 	}
 	// Revoking one makes room for one.
-	keys, _ := db.ListAPIKeys(ctx, u.ID)
-	if _, err := db.RevokeAPIKey(ctx, u.ID, keys[0].ID); err != nil {
+	keys, _ := db.ListAPIKeys(ctx, u.ID, store.Page{Limit: 100})
+	if _, err := db.RevokeAPIKey(ctx, u.ID, keys[0].ID, store.Actor{}); err != nil {
 		t.Fatal(err)
 	}
 	k := &store.APIKey{UserID: u.ID, Name: "after", Prefix: "rst_abcd", Digest: make([]byte, 32)}
 	rand.Read(k.Digest)
-	if err := db.CreateAPIKey(ctx, k, time.Now(), limit); err != nil {
+	if err := db.CreateAPIKey(ctx, k, time.Now(), limit, store.Actor{}); err != nil {
 		t.Fatalf("CreateAPIKey after a revocation = %v, want room for one", err)
 	}
 }
@@ -330,7 +331,7 @@ func TestLoginThrottle(t *testing.T) {
 		t.Fatalf("for another username: BeginLogin = %+v, %v, want admitted", r, err)
 	}
 	// A success clears the pair's failures.
-	if err := db.LoginSucceeded(ctx, "victim", "192.0.2.1"); err != nil {
+	if err := db.ClearLoginFailures(ctx, "victim", "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := db.BeginLogin(ctx, "victim", "192.0.2.1", pairOnly(max, window)); r.RetryAfter != 0 || err != nil {

@@ -2,9 +2,14 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 )
 
 // LoginLimits are the budgets of failed logins within Window; 0 turns one
@@ -22,6 +27,30 @@ type Refusal struct {
 	// ByAddress says that the address's budget over all usernames ran out,
 	// rather than the (username, address) pair's.
 	ByAddress bool
+	// Contended says that another attempt from the address held its lock
+	// longer than lockWait (on another instance: each instance lets one
+	// attempt per address at a time reach the database).
+	Contended bool
+}
+
+// lockWait bounds the wait for an address's throttle lock, far below the
+// statement timeout, so that a flood from one address cannot hold pooled
+// connections waiting for it.
+const lockWait = 500 * time.Millisecond
+
+// lockAddress takes the transaction's advisory lock on address in
+// namespace, waiting at most lockWait. It reports false when the wait ran
+// out.
+func lockAddress(ctx context.Context, tx *sqlx.Tx, namespace int, address string) (bool, error) {
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, lockWait.Milliseconds())); err != nil {
+		return false, err
+	}
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, $2))`, address, namespace)
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // BeginLogin admits a login attempt for (username, address) unless the pair
@@ -46,8 +75,8 @@ func (s *DB) BeginLogin(ctx context.Context, username, address string, lim Login
 	defer tx.Rollback()
 	// Serialise attempts from one address, which covers its pairs too:
 	// check-then-insert is otherwise racy.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7001))`, address); err != nil {
-		return Refusal{}, wrap(err, "begin login")
+	if locked, err := lockAddress(ctx, tx, 7001, address); err != nil || !locked {
+		return Refusal{RetryAfter: time.Second, Contended: true}, wrap(err, "begin login")
 	}
 	var r Refusal
 	if lim.PerPair > 0 {
@@ -100,12 +129,29 @@ func budgetWait(ctx context.Context, tx *sqlx.Tx, query string, window time.Dura
 }
 
 // LoginSucceeded forgets the failures of (username, address), including the
-// attempt BeginLogin recorded.
-func (s *DB) LoginSucceeded(ctx context.Context, username, address string) error {
+// attempt BeginLogin recorded, and records the login of user.
+func (s *DB) LoginSucceeded(ctx context.Context, username, address string, user uuid.UUID, by Actor) error {
+	return s.inTx(ctx, "login succeeded", func(ctx context.Context, tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE username = $1 AND address = $2`, username, address); err != nil {
+			return err
+		}
+		if err := record(ctx, tx, user, EventLoginSucceeded, by, nil); err != nil {
+			if isForeignKeyViolation(err) { // deleted since its password was checked
+				return sql.ErrNoRows
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// ClearLoginFailures forgets the failures of (username, address), including
+// the attempt BeginLogin recorded: a password check that succeeded.
+func (s *DB) ClearLoginFailures(ctx context.Context, username, address string) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err := s.db.ExecContext(ctx, `DELETE FROM login_failures WHERE username = $1 AND address = $2`, username, address)
-	return wrap(err, "login succeeded")
+	return wrap(err, "clear login failures")
 }
 
 // ForgetLoginFailures deletes failures older than window, which no longer
@@ -137,8 +183,8 @@ func (s *DB) BeginRegistration(ctx context.Context, address string, max int, win
 		return 0, wrap(err, "begin registration")
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 7003))`, address); err != nil {
-		return 0, wrap(err, "begin registration")
+	if locked, err := lockAddress(ctx, tx, 7003, address); err != nil || !locked {
+		return time.Second, wrap(err, "begin registration")
 	}
 	wait, err := budgetWait(ctx, tx,
 		`SELECT extract(epoch FROM attempted_at + make_interval(secs => $1) - clock_timestamp())

@@ -2,11 +2,15 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"authapi/account"
 )
 
 // User is an account.
@@ -16,13 +20,19 @@ type User struct {
 	Email        string    `db:"email"`    // as registered
 	FullName     string    `db:"full_name"`
 	PasswordHash string    `db:"password_hash"` // argon2id PHC string
-	CreatedAt    time.Time `db:"created_at"`
+	// TokenGeneration goes up each time every token of the user is ended;
+	// a token carries the generation it was issued at.
+	TokenGeneration int       `db:"token_generation"`
+	CreatedAt       time.Time `db:"created_at"`
 }
 
-// CreateUser inserts u and sets its ID and CreatedAt. It returns a
-// *ConflictError naming "username" and/or "email" when either is taken,
-// without regard to case.
+// CreateUser inserts u and sets its ID and CreatedAt. It returns an
+// *account.Error when u breaks an account rule, and a *ConflictError naming
+// "username" and/or "email" when either is taken, without regard to case.
 func (s *DB) CreateUser(ctx context.Context, u *User) error {
+	if err := checkUser(u); err != nil {
+		return err
+	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	err := s.db.QueryRowxContext(ctx,
@@ -42,6 +52,16 @@ func (s *DB) CreateUser(ctx context.Context, u *User) error {
 		return &ConflictError{Fields: fields}
 	}
 	return wrap(err, "create user")
+}
+
+// checkUser applies the account rules to what CreateUser would store.
+func checkUser(u *User) error {
+	for _, err := range []error{account.CheckUsername(u.Username), account.CheckEmail(u.Email), account.CheckFullName(u.FullName)} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TakenFields returns which of username and email are already registered,
@@ -77,22 +97,170 @@ func (s *DB) UserByUsername(ctx context.Context, username string) (*User, error)
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var u User
-	err := s.db.GetContext(ctx, &u,
-		`SELECT id, username, email, full_name, password_hash, created_at
-		 FROM users WHERE lower(username) = lower($1)`, username)
+	err := s.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE lower(username) = lower($1)`, username)
 	if err != nil {
 		return nil, wrap(err, "user by username")
 	}
 	return &u, nil
 }
 
-// UserExists reports whether the user with id exists.
-func (s *DB) UserExists(ctx context.Context, id uuid.UUID) (bool, error) {
+// TokenState is what decides whether a user's access token still works:
+// the user's token generation (tokens of an older one were ended all at
+// once), and the IDs (jti) of the tokens ended one by one that have not
+// expired yet.
+type TokenState struct {
+	Generation int
+	Ended      []string
+}
+
+// UserTokens returns the token state of the user with id, or ErrNotFound
+// when the user is gone.
+func (s *DB) UserTokens(ctx context.Context, id uuid.UUID) (*TokenState, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	var ok bool
-	err := scanOne(s.readID(ctx, "authapi_user_exists", userExistsSQL, id))(&ok)
-	return ok, wrap(err, "user exists")
+	var st TokenState
+	var ended pq.StringArray
+	if err := scanOne(s.readID(ctx, "authapi_user_tokens", userTokensSQL, id))(&st.Generation, &ended); err != nil {
+		return nil, wrap(err, "user tokens")
+	}
+	st.Ended = ended
+	return &st, nil
+}
+
+// UserByID returns the user with id, or ErrNotFound.
+func (s *DB) UserByID(ctx context.Context, id uuid.UUID) (*User, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var u User
+	if err := s.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users WHERE id = $1`, id); err != nil {
+		return nil, wrap(err, "user by id")
+	}
+	return &u, nil
+}
+
+// userColumns are the columns User scans.
+const userColumns = `id, username, email, full_name, password_hash, token_generation, created_at`
+
+// UpdateUser changes the email and/or full name of the user with id (a nil
+// one stays), records the event, and returns the user as updated. It
+// returns an *account.Error when a value breaks an account rule, a
+// *ConflictError naming "email" when another user has it, without regard
+// to case, and ErrNotFound when the user is gone.
+func (s *DB) UpdateUser(ctx context.Context, id uuid.UUID, email, fullName *string, by Actor) (*User, error) {
+	if email != nil {
+		if err := account.CheckEmail(*email); err != nil {
+			return nil, err
+		}
+	}
+	if fullName != nil {
+		if err := account.CheckFullName(*fullName); err != nil {
+			return nil, err
+		}
+	}
+	var u User
+	err := s.inTx(ctx, "update user", func(ctx context.Context, tx *sqlx.Tx) error {
+		if err := tx.GetContext(ctx, &u, `UPDATE users SET email = coalesce($2, email), full_name = coalesce($3, full_name)
+			WHERE id = $1 RETURNING `+userColumns, id, email, fullName); err != nil {
+			return err
+		}
+		return record(ctx, tx, id, EventProfileUpdated, by, nil)
+	})
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+		return nil, &ConflictError{Fields: []string{"email"}}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// ChangePassword replaces the password hash of the user with id, if it is
+// still oldHash, ends every token issued so far (the token generation
+// goes up), and records the event. It returns ErrChanged when the hash
+// changed meanwhile (a concurrent change: the current password is no
+// longer the one checked), and ErrNotFound when the user is gone.
+func (s *DB) ChangePassword(ctx context.Context, id uuid.UUID, oldHash, newHash string, by Actor) error {
+	return s.inTx(ctx, "change password", func(ctx context.Context, tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = $3, token_generation = token_generation + 1
+			WHERE id = $1 AND password_hash = $2`, id, oldHash, newHash)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1`, id); err != nil {
+				return err
+			}
+			return ErrChanged
+		}
+		return record(ctx, tx, id, EventPasswordChanged, by, nil)
+	})
+}
+
+// EndToken ends the user's access token jti, which would expire at
+// expires, and records the sign-out. Ending an ended token succeeds.
+func (s *DB) EndToken(ctx context.Context, id uuid.UUID, jti string, expires time.Time, by Actor) error {
+	return s.inTx(ctx, "end token", func(ctx context.Context, tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO ended_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
+			ON CONFLICT (jti) DO NOTHING`, jti, id, expires); err != nil {
+			if isForeignKeyViolation(err) {
+				return sql.ErrNoRows
+			}
+			return err
+		}
+		return record(ctx, tx, id, EventLoggedOut, by, nil)
+	})
+}
+
+// EndAllTokens ends every access token of the user issued so far (the
+// token generation goes up) and records the sign-out. It returns
+// ErrNotFound when the user is gone.
+func (s *DB) EndAllTokens(ctx context.Context, id uuid.UUID, by Actor) error {
+	return s.inTx(ctx, "end all tokens", func(ctx context.Context, tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET token_generation = token_generation + 1 WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sql.ErrNoRows
+		}
+		return record(ctx, tx, id, EventLoggedOut, by, nil)
+	})
+}
+
+// DeleteUser deletes the user with id, and with it every key, ended token
+// and event of theirs. It returns ErrNotFound when there is no such user.
+func (s *DB) DeleteUser(ctx context.Context, id uuid.UUID) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE id = $1`, id)
+	if err != nil {
+		return wrap(err, "delete user")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return wrap(ErrNotFound, "delete user")
+	}
+	return nil
+}
+
+// CommitNothing commits a transaction that changes nothing but is
+// written and flushed like a recorded event, so that a login for an
+// unknown username takes as long as a failed one, which records its event.
+func (s *DB) CommitNothing(ctx context.Context) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	// A transaction with an ID writes a commit record and waits for it to
+	// be flushed, as an insert's does.
+	_, err := s.db.ExecContext(ctx, `SELECT pg_current_xact_id()`)
+	return wrap(err, "commit nothing")
+}
+
+// ForgetEndedTokens deletes the ended tokens past their expiry, which no
+// check needs any more, and returns how many it deleted.
+func (s *DB) ForgetEndedTokens(ctx context.Context) (int64, error) {
+	return s.inBatches(ctx, "forget ended tokens", `DELETE FROM ended_tokens WHERE jti IN (
+		SELECT jti FROM ended_tokens WHERE expires_at < clock_timestamp() LIMIT $1 FOR UPDATE SKIP LOCKED)`)
 }
 
 // SetPasswordHash replaces the user's password hash, e.g. to upgrade its

@@ -28,10 +28,10 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Builds and starts authapi. Resolves once /readyz answers 200, to
- * { url, stop, logs }.
+ * Builds and starts authapi, with env's AUTH_* settings on top of the
+ * test's. Resolves once /readyz answers 200, to { url, stop, logs }.
  */
-export async function startAuthapi({ readyTimeoutMs = 90_000 } = {}) {
+export async function startAuthapi({ readyTimeoutMs = 90_000, env: settings = {} } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "authapi-node-test-"));
   const bin = path.join(dir, "authapi");
   execFileSync("go", ["build", "-o", bin, "./cmd/authapi"], { cwd: repoRoot, stdio: "inherit" });
@@ -45,6 +45,7 @@ export async function startAuthapi({ readyTimeoutMs = 90_000 } = {}) {
     AUTH_DATA_DIR: path.join(dir, "data"),
     AUTH_LOG_FORMAT: "text",
     AUTH_LOG_LEVEL: "warn",
+    ...settings,
   });
   const child = spawn(bin, [], { env, stdio: ["ignore", "pipe", "pipe"] });
   let logs = "";

@@ -16,7 +16,7 @@ func BenchmarkVerify(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tok, err := s.Issue("5f0c6e4e-8a4f-4a38-9a57-2f0a3d1c9b11")
+			tok, err := s.Issue("5f0c6e4e-8a4f-4a38-9a57-2f0a3d1c9b11", 0)
 			if err != nil {
 				b.Fatal(err)
 			}

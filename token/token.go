@@ -2,7 +2,9 @@
 // the API key management endpoints.
 //
 // Tokens are HS256 with the claims sub (user ID), iat, nbf, exp, iss, aud
-// and jti, a "kid" header naming the secret that signed them and the "typ"
+// and jti, auth_time (when the user logged in, RFC 9470) and gen (the
+// user's token generation, which ending all of a user's tokens raises), a
+// "kid" header naming the secret that signed them and the "typ"
 // header "at+jwt" (RFC 9068), so that no other kind of JWT signed with the
 // same secret passes for an access token. Verification pins the algorithm,
 // requires every claim, and accepts tokens signed with previous secrets so
@@ -73,11 +75,33 @@ type Service struct {
 	verified map[string]verified // by raw token, at most cfg.CacheSize
 }
 
-// verified is what a verified token said: whom it is for, and when it is
-// valid (from nbf and iat less the leeway, until exp).
+// Claims are what a verified access token says.
+type Claims struct {
+	Subject string // the user ID
+	ID      string // jti
+	// Generation is the user's token generation when the token was issued
+	// ("gen"): ending every token of a user raises it (0 for tokens that
+	// do not say).
+	Generation int
+	// AuthTime is when the user logged in ("auth_time", RFC 9470); zero
+	// for tokens that do not say.
+	AuthTime time.Time
+	IssuedAt time.Time
+	Expires  time.Time
+}
+
+// verified is what a verified token said, and when it is valid (from nbf
+// and iat less the leeway, until exp).
 type verified struct {
-	subject     string
+	claims      Claims
 	from, until time.Time
+}
+
+// accessClaims are the claims of an access token as JSON.
+type accessClaims struct {
+	jwt.RegisteredClaims
+	Generation int              `json:"gen"`
+	AuthTime   *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // New returns a Service, or an error naming what is wrong with cfg.
@@ -131,21 +155,26 @@ func KeyID(secret []byte) string {
 // TTL returns the lifetime of issued tokens.
 func (s *Service) TTL() time.Duration { return s.cfg.TTL }
 
-// Issue returns a signed access token for subject (a user ID).
-func (s *Service) Issue(subject string) (string, error) {
+// Issue returns a signed access token for subject (a user ID) whose token
+// generation is generation, for a login that happens now.
+func (s *Service) Issue(subject string, generation int) (string, error) {
 	now := s.cfg.Now().Truncate(time.Second)
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", err
 	}
-	claims := jwt.RegisteredClaims{
-		Subject:   subject,
-		Issuer:    s.cfg.Issuer,
-		Audience:  jwt.ClaimStrings{s.cfg.Audience},
-		IssuedAt:  jwt.NewNumericDate(now),
-		NotBefore: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TTL)),
-		ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
+	claims := accessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   subject,
+			Issuer:    s.cfg.Issuer,
+			Audience:  jwt.ClaimStrings{s.cfg.Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TTL)),
+			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
+		},
+		Generation: generation,
+		AuthTime:   jwt.NewNumericDate(now),
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	t.Header["typ"] = Type
@@ -153,11 +182,11 @@ func (s *Service) Issue(subject string) (string, error) {
 	return t.SignedString(s.cfg.Secret)
 }
 
-// Verify checks raw and returns the subject it was issued for. It returns
-// an error wrapping ErrExpired or ErrInvalid.
-func (s *Service) Verify(raw string) (subject string, err error) {
+// Verify checks raw and returns its claims. It returns an error wrapping
+// ErrExpired or ErrInvalid.
+func (s *Service) Verify(raw string) (*Claims, error) {
 	if len(raw) > maxTokenLen {
-		return "", fmt.Errorf("%w: too long", ErrInvalid)
+		return nil, fmt.Errorf("%w: too long", ErrInvalid)
 	}
 	if s.cfg.CacheSize > 0 {
 		s.mu.RLock()
@@ -165,33 +194,38 @@ func (s *Service) Verify(raw string) (subject string, err error) {
 		s.mu.RUnlock()
 		// Outside its window, the full check below says why.
 		if now := s.cfg.Now(); ok && !now.Before(v.from) && now.Before(v.until) {
-			return v.subject, nil
+			c := v.claims
+			return &c, nil
 		}
 	}
-	var claims jwt.RegisteredClaims
-	_, err = s.parser.ParseWithClaims(raw, &claims, s.key)
+	var ac accessClaims
+	_, err := s.parser.ParseWithClaims(raw, &ac, s.key)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return "", fmt.Errorf("%w: %v", ErrExpired, err)
+		return nil, fmt.Errorf("%w: %v", ErrExpired, err)
 	case err != nil:
-		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	// exp gets no leeway (the parser's applies to nbf and iat alike).
-	if !s.cfg.Now().Before(claims.ExpiresAt.Time) {
-		return "", fmt.Errorf("%w: exp has passed", ErrExpired)
+	if !s.cfg.Now().Before(ac.ExpiresAt.Time) {
+		return nil, fmt.Errorf("%w: exp has passed", ErrExpired)
 	}
 	// The parser checks iat only when it is there.
-	if claims.Subject == "" || claims.ID == "" || claims.NotBefore == nil || claims.IssuedAt == nil {
-		return "", fmt.Errorf("%w: a required claim is missing", ErrInvalid)
+	if ac.Subject == "" || ac.ID == "" || ac.NotBefore == nil || ac.IssuedAt == nil || ac.Generation < 0 {
+		return nil, fmt.Errorf("%w: a required claim is missing", ErrInvalid)
+	}
+	c := Claims{Subject: ac.Subject, ID: ac.ID, Generation: ac.Generation, IssuedAt: ac.IssuedAt.Time, Expires: ac.ExpiresAt.Time}
+	if ac.AuthTime != nil {
+		c.AuthTime = ac.AuthTime.Time
 	}
 	if s.cfg.CacheSize > 0 {
-		from := claims.NotBefore.Time
-		if claims.IssuedAt.After(from) {
-			from = claims.IssuedAt.Time
+		from := ac.NotBefore.Time
+		if ac.IssuedAt.After(from) {
+			from = ac.IssuedAt.Time
 		}
-		s.remember(raw, verified{subject: claims.Subject, from: from.Add(-s.cfg.Leeway), until: claims.ExpiresAt.Time})
+		s.remember(raw, verified{claims: c, from: from.Add(-s.cfg.Leeway), until: ac.ExpiresAt.Time})
 	}
-	return claims.Subject, nil
+	return &c, nil
 }
 
 func (s *Service) remember(raw string, v verified) {
@@ -210,6 +244,11 @@ func (s *Service) remember(raw string, v verified) {
 func (s *Service) key(t *jwt.Token) (any, error) {
 	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, Type) && !strings.EqualFold(typ, "application/"+Type) {
 		return nil, fmt.Errorf("typ %q is not %q", typ, Type)
+	}
+	// We understand no extension, so a token that says one is critical
+	// must be refused (RFC 7515 section 4.1.11).
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("crit header: no extension is understood")
 	}
 	kid, _ := t.Header["kid"].(string)
 	k, ok := s.keys[kid]

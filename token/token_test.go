@@ -54,7 +54,7 @@ func goodHeader() map[string]any { return map[string]any{"typ": "at+jwt", "kid":
 func TestIssueCarriesTheClaims(t *testing.T) {
 	c := &clock{epoch}
 	s := mustService(t, c, nil)
-	raw, err := s.Issue(subject)
+	raw, err := s.Issue(subject, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestIssueCarriesTheClaims(t *testing.T) {
 	if header["alg"] != "HS256" || header["typ"] != "at+jwt" || header["kid"] != token.KeyID(secret) {
 		t.Errorf("header = %v", header)
 	}
-	for _, k := range []string{"sub", "iat", "nbf", "exp", "iss", "aud", "jti"} {
+	for _, k := range []string{"sub", "iat", "nbf", "exp", "iss", "aud", "jti", "auth_time", "gen"} {
 		if _, ok := claims[k]; !ok {
 			t.Errorf("claim %q missing from %v", k, claims)
 		}
@@ -80,7 +80,7 @@ func TestIssueCarriesTheClaims(t *testing.T) {
 	if claims["exp"].(float64)-claims["iat"].(float64) != 3600 {
 		t.Errorf("exp - iat = %v, want 3600", claims["exp"].(float64)-claims["iat"].(float64))
 	}
-	other, err := s.Issue(subject)
+	other, err := s.Issue(subject, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +88,13 @@ func TestIssueCarriesTheClaims(t *testing.T) {
 		t.Error("two tokens are identical: jti is not unique")
 	}
 	got, err := s.Verify(raw)
-	if err != nil || got != subject {
-		t.Fatalf("Verify(Issue(%q)) = %q, %v", subject, got, err)
+	if err != nil || got.Subject != subject || got.Generation != 7 || !got.AuthTime.Equal(epoch) || !got.IssuedAt.Equal(epoch) ||
+		!got.Expires.Equal(epoch.Add(time.Hour)) || got.ID != claims["jti"] {
+		t.Fatalf("Verify(Issue(%q, 7)) = %+v, %v; want its claims back", subject, got, err)
+	}
+	// The verification cache answers the same.
+	if again, err := s.Verify(raw); err != nil || *again != *got {
+		t.Fatalf("Verify again = %+v, %v; want %+v", again, err, got)
 	}
 }
 
@@ -112,7 +117,7 @@ func TestVerifyTime(t *testing.T) {
 			t.Run(fmt.Sprintf("%s, cache %d", tc.name, cache), func(t *testing.T) {
 				c := &clock{epoch}
 				s := mustService(t, c, func(cfg *token.Config) { cfg.CacheSize = cache })
-				raw, _ := s.Issue(subject)
+				raw, _ := s.Issue(subject, 0)
 				if _, err := s.Verify(raw); err != nil {
 					t.Fatalf("Verify when issued = %v", err)
 				}
@@ -180,6 +185,12 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 		{"no kid", func() string {
 			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", nil))
 		}},
+		{"crit header", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("crit", []string{"exp"}))
+		}},
+		{"empty crit header", func() string {
+			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("crit", []string{}))
+		}},
 		{"unknown kid", func() string {
 			return tokentest.Forge(t, jwt.SigningMethodHS256, secret, goodClaims(), hdr("kid", "0000000000000000"))
 		}},
@@ -190,8 +201,8 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := mustService(t, &clock{epoch}, nil)
-			if sub, err := s.Verify(tc.raw()); err == nil {
-				t.Fatalf("Verify = %q, nil; want an error", sub)
+			if c, err := s.Verify(tc.raw()); err == nil {
+				t.Fatalf("Verify = %+v, nil; want an error", c)
 			}
 		})
 	}
@@ -206,16 +217,16 @@ func TestVerifyRefusesForgeries(t *testing.T) {
 func TestRotation(t *testing.T) {
 	c := &clock{epoch}
 	before := mustService(t, c, func(cfg *token.Config) { cfg.Secret = older })
-	oldToken, err := before.Issue(subject)
+	oldToken, err := before.Issue(subject, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	after := mustService(t, c, func(cfg *token.Config) { cfg.Previous = [][]byte{older} })
-	if got, err := after.Verify(oldToken); err != nil || got != subject {
-		t.Fatalf("Verify(token from the previous secret) = %q, %v, want it accepted", got, err)
+	if got, err := after.Verify(oldToken); err != nil || got.Subject != subject {
+		t.Fatalf("Verify(token from the previous secret) = %+v, %v, want it accepted", got, err)
 	}
-	newToken, err := after.Issue(subject)
+	newToken, err := after.Issue(subject, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,14 +262,14 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func FuzzVerify(f *testing.F) {
 	s := mustService(f, &clock{epoch}, nil)
-	good, _ := s.Issue(subject)
+	good, _ := s.Issue(subject, 0)
 	f.Add(good)
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, raw string) {
-		sub, err := s.Verify(raw)
-		if err == nil && raw != good && sub != subject {
-			t.Fatalf("Verify(%q) accepted a token for %q", raw, sub)
+		c, err := s.Verify(raw)
+		if err == nil && raw != good && c.Subject != subject {
+			t.Fatalf("Verify(%q) accepted a token for %q", raw, c.Subject)
 		}
 	})
 }

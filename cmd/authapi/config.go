@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"authapi/server"
+	"authapi/store"
 )
 
 // config is the binary's configuration: every setting is a flag, and an
@@ -51,6 +52,15 @@ type config struct {
 
 	LoginMaxFailuresPerAddress int
 	RegisterMaxPerAddress      int
+	RateLimitPerAddress        int
+	ConcurrencyPerAddress      int
+	LoginMaxPerAddress         int
+	AuthFailuresPerAddress     int
+	KeyWritesPerUser           int
+	MetricsAddr                string
+	RevokedKeyRetention        time.Duration
+	ReauthMaxAge               time.Duration
+	EventRetention             time.Duration
 	HeaderLimit                int
 	CORSOrigins                list
 	ReadHeaderTimeout          time.Duration
@@ -65,32 +75,18 @@ const envPrefix = "AUTH_"
 // parseConfig reads args (without the program name), then the environment
 // for every flag not given. It returns flag.ErrHelp after printing the usage
 // for -h.
+//
+// The merge is ours rather than a library's: peterbourgon/ff, the one that
+// fits, reads only the process environment, while run takes getenv so that
+// tests drive the binary in-process, in parallel, each with its own
+// environment; and it stops at the first bad variable.
 func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	env := make(map[string]string) // flag name -> variable
-
-	str := func(p *string, flagName, def, usage string) {
-		fs.StringVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	dur := func(p *time.Duration, flagName string, def time.Duration, usage string) {
-		fs.DurationVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	num := func(p *int, flagName string, def int, usage string) {
-		fs.IntVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	unum := func(p *uint, flagName string, def uint, usage string) {
-		fs.UintVar(p, flagName, def, usage)
-		env[flagName] = envName(flagName)
-	}
-	val := func(v flag.Value, flagName, usage string) {
-		fs.Var(v, flagName, usage)
-		env[flagName] = envName(flagName)
-	}
+	// Every flag is also set by its variable (envName), so a setting is one
+	// line: the flag.
+	str, dur, num, unum, val := fs.StringVar, fs.DurationVar, fs.IntVar, fs.UintVar, fs.Var
 
 	str(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	str(&c.DatabaseURL, "database-url", "", "PostgreSQL URL; empty starts a private PostgreSQL in the data folder")
@@ -105,11 +101,18 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	num(&c.LoginMaxFailuresPerAddress, "login-max-failures-per-address", 100, "failed logins per client address over all usernames within the window before 429 (0: off)")
 	dur(&c.LoginWindow, "login-window", 15*time.Minute, "window of the login failure limits")
 	num(&c.RegisterMaxPerAddress, "register-max-per-address", 50, "registration attempts per client address per hour before 429 (0: off)")
+	num(&c.RateLimitPerAddress, "rate-limit-per-address", 1000, "requests per second per client address, in bursts of up to a second's worth, before 429; health checks exempt (0: off)")
+	num(&c.ConcurrencyPerAddress, "concurrency-per-address", 16, "requests of one client address (the TCP peer; trusted proxies exempt) served at once; the others wait, parked, for at most the read-header timeout (0: off)")
+	num(&c.LoginMaxPerAddress, "login-max-per-address", 600, "login attempts, successes too, per client address within the login window before 429 (0: off)")
+	num(&c.AuthFailuresPerAddress, "auth-failures-per-address", 100, "failed API key and JWT checks per client address per minute; beyond it, credentials not already verified get 429 without a lookup (0: off)")
+	num(&c.KeyWritesPerUser, "key-writes-per-user", 500, "API key creations, rotations and revocations per user per hour before 429 (0: off)")
 	num(&c.MaxActiveKeys, "max-active-keys", 100, "active API keys per user (0: no cap)")
 	dur(&c.KeyMaxLifetime, "key-max-lifetime", 365*24*time.Hour, "how far ahead an API key's expiry may be (0: no bound)")
 	dur(&c.KeyDefaultLife, "key-default-lifetime", 0, "lifetime of an API key created without an expiry (0: such keys never expire)")
+	dur(&c.ReauthMaxAge, "reauth-max-age", 5*time.Minute, "how recent a login must be to delete the account (older tokens get 401 insufficient_user_authentication)")
+	dur(&c.EventRetention, "event-retention", 90*24*time.Hour, "how long security events are kept (0: forever)")
+	dur(&c.RevokedKeyRetention, "revoked-key-retention", 30*24*time.Hour, "how long revoked and expired API keys stay listed before they are deleted (0: forever)")
 	fs.Int64Var(&c.BodyLimit, "max-body-bytes", 64<<10, "largest request body")
-	env["max-body-bytes"] = envName("max-body-bytes")
 	num(&c.HeaderLimit, "max-header-bytes", 8<<10, "largest request line and headers (431 beyond)")
 	val(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	val(&c.CORSOrigins, "cors-origins", "comma-separated browser origins (https://host[:port]) allowed to call the API, or * for any; empty: CORS off")
@@ -122,7 +125,6 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	str(&c.DBPrepare, "db-prepare", "auto", "prepare the reads of authenticated requests once per connection: on, off, or auto (on unless -database-listen-url is set, which says the database URL may be a pooler in transaction mode, where most connections would lack them)")
 	dur(&c.DBConnectTimeout, "db-connect-timeout", 60*time.Second, "how long to keep retrying the database at start-up (0: forever)")
 	fs.BoolVar(&c.Migrate, "migrate", true, "apply pending migrations at start-up")
-	env["migrate"] = envName("migrate")
 	num(&c.HashWorkers, "hash-workers", 0, "password hashes at once (0: one per CPU)")
 	num(&c.HashQueue, "hash-queue", 1024, "requests that may wait for a hash worker before 503")
 	dur(&c.HashWait, "hash-wait", 10*time.Second, "longest wait for a hash worker before 503")
@@ -130,20 +132,18 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	unum(&c.Argon2Time, "argon2-time", 2, "argon2id passes (OWASP minimum: 2)")
 	unum(&c.Argon2Threads, "argon2-threads", 1, "argon2id lanes")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGTERM or SIGINT")
-	num(&c.CacheSize, "credential-cache-size", 10000, "API keys, and separately JWT users, whose verification is cached, invalidated through LISTEN/NOTIFY (0: no cache)")
+	num(&c.CacheSize, "credential-cache-size", 25000, "API keys, and separately JWT users, whose verification is cached, invalidated through LISTEN/NOTIFY (0: no cache)")
 	dur(&c.CacheTTL, "credential-cache-ttl", time.Minute, "longest time a verification stays cached")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "json", "json or text")
 	str(&c.AccessLog, "access-log", "all", "all: a line per request; events: leave out successful reads without an authentication event")
+	str(&c.MetricsAddr, "metrics-addr", "", "address of a listener of its own for /metrics, which then leaves the API's port (empty: /metrics on the API's port)")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: %s [migrate] [flags]\n\nauthapi serves the authentication API. With `migrate`, it applies the\ndatabase migrations and exits. Every flag can also be set by the\nenvironment variable named after it; a flag wins over the variable.\n\nFlags:\n", name)
 		fs.PrintDefaults()
 	}
-	for f := range env { // name each variable in the usage
-		fl := fs.Lookup(f)
-		fl.Usage += " ($" + env[f] + ")"
-	}
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " ($" + envName(f.Name) + ")" })
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -153,13 +153,14 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	given := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
-	for f, variable := range env {
-		if v := getenv(variable); v != "" && !given[f] {
-			if err := fs.Set(f, v); err != nil {
+	fs.VisitAll(func(f *flag.Flag) {
+		variable := envName(f.Name)
+		if v := getenv(variable); v != "" && !given[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", variable, err))
 			}
 		}
-	}
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -180,10 +181,12 @@ func (c *config) validate() error {
 	check(c.TokenTTL > 0, "token TTL must be positive")
 	check(c.LoginMaxFailures >= 0, "login failure limit must not be negative")
 	check(c.LoginMaxFailuresPerAddress >= 0, "login failure limit per address must not be negative")
-	check((c.LoginMaxFailures == 0 && c.LoginMaxFailuresPerAddress == 0) || c.LoginWindow > 0, "login window must be positive")
+	check((c.LoginMaxFailures == 0 && c.LoginMaxFailuresPerAddress == 0 && c.LoginMaxPerAddress == 0) || c.LoginWindow > 0, "login window must be positive")
 	check(c.RegisterMaxPerAddress >= 0, "registration limit per address must not be negative")
+	check(c.RateLimitPerAddress >= 0 && c.ConcurrencyPerAddress >= 0 && c.LoginMaxPerAddress >= 0 && c.AuthFailuresPerAddress >= 0 && c.KeyWritesPerUser >= 0, "per-client limits must not be negative")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
-	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0, "key lifetimes must not be negative")
+	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0 && c.RevokedKeyRetention >= 0 && c.EventRetention >= 0, "key lifetimes and retentions must not be negative")
+	check(c.ReauthMaxAge > 0, "re-authentication age must be positive")
 	check(c.KeyMaxLifetime == 0 || c.KeyDefaultLife <= c.KeyMaxLifetime, "the default key lifetime must not exceed the maximum")
 	check(c.BodyLimit > 0, "body limit must be positive")
 	check(c.HeaderLimit >= 1<<10, "header limit must be at least 1024 bytes")
@@ -202,6 +205,12 @@ func (c *config) validate() error {
 	check(c.LogFormat == "json" || c.LogFormat == "text", "log format must be json or text")
 	check(c.AccessLog == "all" || c.AccessLog == "events", "access log must be all or events")
 	check(c.DataDir != "" || c.DatabaseURL != "", "a data folder is needed without a database URL")
+	for _, u := range []struct{ name, url string }{{"AUTH_DATABASE_URL", c.DatabaseURL}, {"AUTH_DATABASE_LISTEN_URL", c.DatabaseListen}} {
+		if u.url != "" {
+			err := store.CheckURL(u.url)
+			check(err == nil, "%s: %v", u.name, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -14,7 +14,7 @@ func TestCacheAndLogSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.CacheSize != 10000 || d.CacheTTL != time.Minute || d.DatabaseListen != "" || d.DBPrepare != "auto" || d.AccessLog != "all" {
+	if d.CacheSize != 25000 || d.CacheTTL != time.Minute || d.DatabaseListen != "" || d.DBPrepare != "auto" || d.AccessLog != "all" {
 		t.Fatalf("defaults: cache %d %v, listen %q, prepare %q, access log %q", d.CacheSize, d.CacheTTL, d.DatabaseListen, d.DBPrepare, d.AccessLog)
 	}
 	env := map[string]string{

@@ -17,16 +17,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"authapi/apikey"
+	"authapi/limit"
 	"authapi/password"
 	"authapi/pglocal"
 	"authapi/server"
@@ -121,6 +124,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	httpSrv := newHTTPServer(cfg, srv.Handler(), log)
+	if cfg.ConcurrencyPerAddress > 0 {
+		proxies := cfg.TrustedProxies
+		cl := limit.NewListener(ln, cfg.ConcurrencyPerAddress, cfg.ReadHeaderTimeout, func(a netip.Addr) bool {
+			return slices.ContainsFunc(proxies, func(p netip.Prefix) bool { return p.Contains(a) })
+		})
+		ln, httpSrv.ConnState = cl, cl.ConnState
+	}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		metricsSrv := newHTTPServer(cfg, srv.MetricsHandler(), log)
+		go metricsSrv.Serve(mln)
+		defer metricsSrv.Close()
+		fmt.Fprintf(stdout, "authapi: metrics on http://%s/metrics\n", mln.Addr())
+	}
 	fmt.Fprintf(stdout, "authapi: listening on http://%s\n", ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_postgres", cfg.DatabaseURL == "")
 
@@ -274,6 +295,14 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		QuietReads:                 cfg.AccessLog == "events",
 		CredentialCacheSize:        cfg.CacheSize,
 		CredentialCacheTTL:         cfg.CacheTTL,
+		RateLimitPerAddress:        cfg.RateLimitPerAddress,
+		LoginMaxPerAddress:         cfg.LoginMaxPerAddress,
+		AuthFailuresPerAddress:     cfg.AuthFailuresPerAddress,
+		KeyWritesPerUser:           cfg.KeyWritesPerUser,
+		MetricsElsewhere:           cfg.MetricsAddr != "",
+		RevokedKeyRetention:        cfg.RevokedKeyRetention,
+		ReauthMaxAge:               cfg.ReauthMaxAge,
+		EventRetention:             cfg.EventRetention,
 	})
 }
 

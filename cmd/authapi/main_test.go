@@ -37,10 +37,11 @@ func fastEnv(extra map[string]string) map[string]string {
 
 // started is a run in progress.
 type started struct {
-	URL    string
-	cancel context.CancelFunc
-	done   chan error
-	stderr *syncbuf.Buffer
+	URL     string
+	Metrics string // the metrics listener's /metrics, with AUTH_METRICS_ADDR
+	cancel  context.CancelFunc
+	done    chan error
+	stderr  *syncbuf.Buffer
 }
 
 // MustRun calls run with a fake environment and waits until it listens.
@@ -62,13 +63,19 @@ func MustRun(t *testing.T, env map[string]string, args ...string) *started {
 		close(lines)
 		io.Copy(io.Discard, pr)
 	}()
-	select {
-	case line := <-lines:
-		s.URL = strings.TrimPrefix(line, "authapi: listening on ")
-	case err := <-s.done:
-		t.Fatalf("run returned before listening: %v\n%s", err, s.stderr)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("run did not listen within a minute\n%s", s.stderr)
+	for s.URL == "" {
+		select {
+		case line := <-lines:
+			if m, ok := strings.CutPrefix(line, "authapi: metrics on "); ok {
+				s.Metrics = m
+			} else {
+				s.URL = strings.TrimPrefix(line, "authapi: listening on ")
+			}
+		case err := <-s.done:
+			t.Fatalf("run returned before listening: %v\n%s", err, s.stderr)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("run did not listen within a minute\n%s", s.stderr)
+		}
 	}
 	t.Cleanup(func() { s.Stop(t) })
 	return s
@@ -184,6 +191,26 @@ func TestRunWithDatabaseURL(t *testing.T) {
 
 // TestRunEmbeddedDefault starts the private PostgreSQL in the data folder,
 // twice: the data and the generated secrets survive the restart.
+// TestMetricsListener: with AUTH_METRICS_ADDR, /metrics is served there
+// and not on the API's port.
+func TestMetricsListener(t *testing.T) {
+	url := storetest.NewURL(t)
+	s := MustRun(t, fastEnv(map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret,
+		"AUTH_DATABASE_LISTEN_URL": storetest.DirectURL(url), "AUTH_METRICS_ADDR": "127.0.0.1:0"}))
+	if s.Metrics == "" {
+		t.Fatal("run did not say where the metrics are")
+	}
+	if code := get(t, s.Metrics, "", ""); code != 200 {
+		t.Fatalf("GET %s = %d, want 200", s.Metrics, code)
+	}
+	if code := get(t, s.URL+"/metrics", "", ""); code != 404 {
+		t.Fatalf("GET /metrics on the API's port = %d, want 404", code)
+	}
+	if code := get(t, s.URL+"/healthz", "", ""); code != 200 {
+		t.Fatalf("GET /healthz = %d", code)
+	}
+}
+
 func TestRunEmbeddedDefault(t *testing.T) {
 	dir := t.TempDir()
 	env := fastEnv(map[string]string{"AUTH_DATA_DIR": dir})
@@ -234,6 +261,8 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 		{"CORS origin without a scheme", map[string]string{"AUTH_CORS_ORIGINS": "app.example.com"}, nil, "AUTH_CORS_ORIGINS"},
 		{"CORS wildcard pattern", map[string]string{"AUTH_CORS_ORIGINS": "https://*.example.com"}, nil, "AUTH_CORS_ORIGINS"},
 		{"CORS * with others", map[string]string{"AUTH_CORS_ORIGINS": "*,https://app.example.com"}, nil, "cannot be combined"},
+		{"a port per host in the database URL", map[string]string{"AUTH_DATABASE_URL": "postgres://a@db1:5432,db2:5433/authapi", "AUTH_JWT_SECRET": secret}, nil, "AUTH_DATABASE_URL: the host \"db1:5432\" names a port"},
+		{"a port per host in the listen URL", map[string]string{"AUTH_DATABASE_URL": url, "AUTH_JWT_SECRET": secret, "AUTH_DATABASE_LISTEN_URL": "postgres://a@db1,db2:5433,db3:5434/authapi"}, nil, "AUTH_DATABASE_LISTEN_URL: the host \"db2:5433\""},
 		{"unknown flag", nil, []string{"-nope"}, "not defined"},
 		{"stray argument", nil, []string{"serve"}, "unexpected arguments"},
 	} {

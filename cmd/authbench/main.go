@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
@@ -40,6 +39,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/argon2"
 
+	"authapi/internal/bench"
 	"authapi/internal/nginxproc"
 )
 
@@ -75,6 +75,9 @@ func run() error {
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "file whose bench section is replaced by the results (empty: none)")
 	flag.StringVar(&o.only, "only", "", "run only the operations whose name contains one of these, comma-separated (and the no-work route, and the operations their ratios need)")
 	flag.StringVar(&extra, "server-env", "", "extra KEY=VALUE settings for the server, comma-separated")
+	growth := flag.Bool("growth", false, "compare a small database with a large one instead (make bench-growth; growth: flags)")
+	var g growthOptions
+	sizes := growthFlags(&g)
 	flag.Parse()
 	if extra != "" {
 		o.extra = strings.Split(extra, ",")
@@ -84,6 +87,13 @@ func run() error {
 	}
 	if _, err := os.Stat(o.bin); err != nil {
 		return fmt.Errorf("no authapi binary at %s: go build -o %s ./cmd/authapi", o.bin, o.bin)
+	}
+	if *growth {
+		var err error
+		if g.cacheSizes, err = parseSizes(*sizes); err != nil {
+			return err
+		}
+		return runGrowth(o, g)
 	}
 	sel := selected(o)
 	for _, op := range operations {
@@ -99,19 +109,19 @@ func run() error {
 	var rawRates []float64
 	for i := range o.runs {
 		fmt.Fprintf(os.Stderr, "run %d of %d\n", i+1, o.runs)
-		load := loadavg()
+		load := bench.Loadavg()
 		res, raw, err := oneRun(o)
 		if err != nil {
 			return err
 		}
 		runs = append(runs, res)
 		rawRates = append(rawRates, raw...)
-		loads = append(loads, load+" → "+loadavg())
+		loads = append(loads, load+" → "+bench.Loadavg())
 	}
 	report := format(o, runs, rawRates, loads)
 	fmt.Print(report)
 	if o.out != "" {
-		return writeSection(o.out, report)
+		return writeSection(o.out, "bench", report)
 	}
 	return nil
 }
@@ -328,21 +338,21 @@ func (s *server) paired(op operation, scripts map[string]string, conns int, d ti
 	for range pairedSlices {
 		for i, side := range []operation{refOp, op} {
 			url, pid := s.target(side)
-			a0, _ := cpuTimes(s.cmd.Process.Pid)
-			b0, _ := cpuTimes(os.Getpid())
+			a0, _ := bench.CPUTimes(s.cmd.Process.Pid)
+			b0, _ := bench.CPUTimes(os.Getpid())
 			var n0 time.Duration
 			if s.nginx != nil {
-				_, n0 = cpuTimes(s.nginx.Pid())
+				_, n0 = bench.CPUTimes(s.nginx.Pid())
 			}
 			r, err := s.wrk(url, pid, scripts[side.name], conns, slice)
 			if err != nil {
 				return 0, err
 			}
-			a1, _ := cpuTimes(s.cmd.Process.Pid)
-			b1, _ := cpuTimes(os.Getpid())
+			a1, _ := bench.CPUTimes(s.cmd.Process.Pid)
+			b1, _ := bench.CPUTimes(os.Getpid())
 			var n1 time.Duration
 			if s.nginx != nil {
-				_, n1 = cpuTimes(s.nginx.Pid())
+				_, n1 = bench.CPUTimes(s.nginx.Pid())
 			}
 			sd := &sides[i]
 			sd.rps += r.rps
@@ -623,7 +633,9 @@ var (
 	latencyUnit = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
 )
 
-// wrk drives the server with script at conns connections for d.
+// wrkThreads is how many threads wrk runs for conns connections.
+func wrkThreads(conns int) int { return min(conns, 2) }
+
 // wrk drives url with script, and reads the CPU time of the process pid
 // (without its descendants but PostgreSQL's, when pid is authapi's).
 func (s *server) wrk(url string, pid int, script string, conns int, d time.Duration) (result, error) {
@@ -631,8 +643,8 @@ func (s *server) wrk(url string, pid int, script string, conns int, d time.Durat
 	if err := os.WriteFile(f, []byte(script), 0o600); err != nil {
 		return result{}, err
 	}
-	threads := min(conns, 2)
-	srv0, db0 := cpuTimes(pid)
+	threads := wrkThreads(conns)
+	srv0, db0 := bench.CPUTimes(pid)
 	// A hashing call waits in the server's queue for up to 10 s; wrk's
 	// default timeout (2 s) would count that wait as an error.
 	out, err := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "--timeout", "30s",
@@ -640,7 +652,7 @@ func (s *server) wrk(url string, pid int, script string, conns int, d time.Durat
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
-	srv1, db1 := cpuTimes(pid)
+	srv1, db1 := bench.CPUTimes(pid)
 	var r result
 	m := rpsLine.FindSubmatch(out)
 	if m == nil {
@@ -679,43 +691,6 @@ func (s *server) wrk(url string, pid int, script string, conns int, d time.Durat
 		}
 	}
 	return r, nil
-}
-
-// cpuTimes returns the CPU time used so far by the process pid and by all
-// its descendants (the embedded PostgreSQL), from /proc.
-func cpuTimes(pid int) (self, descendants time.Duration) {
-	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	parent := map[int]int{}
-	used := map[int]time.Duration{}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		p, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// The command may hold spaces: fields count from after its ")".
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		parent[p], _ = strconv.Atoi(f[1])
-		ut, _ := strconv.Atoi(f[11])
-		st, _ := strconv.Atoi(f[12])
-		used[p] = time.Duration(ut+st) * tick
-	}
-	for p := range used {
-		for q := parent[p]; q > 1; q = parent[q] {
-			if q == pid {
-				descendants += used[p]
-				break
-			}
-		}
-	}
-	return used[pid], descendants
 }
 
 // request is a wrk script sending one fixed request.
@@ -782,14 +757,6 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
 // target is what an operation must reach at 32 connections.
 type target struct {
 	ratio  float64       // of its limit
@@ -808,18 +775,6 @@ var targets = map[string]target{
 	"POST /v1/auth/register":              {ratio: 0.85, rps: 4 * 16, errors: true, text: "≥ 0.85 × raw argon2id, no errors, ≥ 64/s"},
 }
 
-func median[T int | float64 | time.Duration](v []T) T {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // format writes the report in Markdown.
 func format(o options, runs []map[string]result, raw []float64, loads []string) string {
 	var b bytes.Buffer
@@ -828,7 +783,7 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), o.runs, o.duration)
 	fmt.Fprintf(&b, "Server: embedded PostgreSQL, default settings (argon2id m=%d KiB t=%d p=%d, credential cache on, access log on) except the login and registration throttles and the active-key cap, which are off so that the bench can repeat logins, registrations and key creations from one address. ", argonMemory, argonTime, argonThreads)
 	fmt.Fprintf(&b, "Raw argon2id on all CPUs, measured by the bench for 3 s before and 3 s after each load of a hashing call (the ratio uses their mean): median %.1f hashes/s (all: %s). Load average (1, 5, 15 min) before → after each run: %s. CPU per request is read from /proc around each load (PostgreSQL's is approximate: processes that exit take their time with them).\n\n",
-		median(raw), joinFloats(raw), strings.Join(loads, "; "))
+		bench.Median(raw), joinFloats(raw), strings.Join(loads, "; "))
 	fmt.Fprintf(&b, "The ratios of GET /v1/auth/verify and of the nginx + authapi row are measured in %d slices of each side alternating with its limit (wrk's rates summed), after the rows' own loads, so that both sides of a ratio see the same moments of a shared machine. ", pairedSlices)
 	fmt.Fprintf(&b, "The /v1/me/ping rows go through nginx (%d workers, no access log) with deploy/nginx/authapi.conf to an upstream in the bench's own process answering \"pong\", with the key of GET /v1/me, cached; the reference is a second server of the same nginx proxying to the same upstream without the check. Their CPU column is authapi's.\n\n", runtime.NumCPU())
 	b.WriteString("| operation | conns | req/s | p50 | p99 | errors | ratio to limit | target at 32 | met? | CPU µs/request: server + PostgreSQL |\n|---|---|---|---|---|---|---|---|---|---|\n")
@@ -851,45 +806,24 @@ func format(o options, runs []map[string]result, raw []float64, loads []string) 
 			limit := map[string]string{"healthz": " of no-work", "argon2id": " of raw argon2id", "me": " of GET /v1/me", "nginx": " of nginx without the check", "": ""}[op.limit]
 			ratioText := "—"
 			if op.limit != "" {
-				ratioText = fmt.Sprintf("%.2f%s", median(ratio), limit)
+				ratioText = fmt.Sprintf("%.2f%s", bench.Median(ratio), limit)
 			}
 			tgt, met := "", ""
 			if t, ok := targets[op.name]; ok && conns == 32 {
 				tgt = t.text
-				ok := median(ratio) >= t.ratio && (t.rps == 0 || median(rps) >= t.rps) &&
-					(t.p99 == 0 || median(p99) < t.p99) && (!t.errors || slices.Max(errs) == 0)
+				ok := bench.Median(ratio) >= t.ratio && (t.rps == 0 || bench.Median(rps) >= t.rps) &&
+					(t.p99 == 0 || bench.Median(p99) < t.p99) && (!t.errors || slices.Max(errs) == 0)
 				met = map[bool]string{true: "yes", false: "**no**"}[ok]
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s + %s |\n", op.name, conns, commas(median(rps)),
-				round(median(p50)), round(median(p99)), slices.Max(errs), ratioText, tgt, met, micros(median(cpuS)), micros(median(cpuD)))
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s + %s |\n", op.name, conns, bench.Commas(bench.Median(rps)),
+				bench.Round(bench.Median(p50)), bench.Round(bench.Median(p99)), slices.Max(errs), ratioText, tgt, met, micros(bench.Median(cpuS)), micros(bench.Median(cpuD)))
 		}
 	}
 	return b.String()
 }
 
-func round(d time.Duration) string {
-	switch {
-	case d >= 100*time.Millisecond:
-		return d.Round(time.Millisecond).String()
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond).String()
-	}
-	return d.Round(time.Microsecond).String()
-}
-
 func micros(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 0, 64)
-}
-
-func commas(v float64) string {
-	if v < 1000 {
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	}
-	s := strconv.Itoa(int(v + 0.5))
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
 
 func joinFloats(v []float64) string {
@@ -900,36 +834,8 @@ func joinFloats(v []float64) string {
 	return strings.Join(s, ", ")
 }
 
-// Markers around the section of BENCHMARKS.md that make bench rewrites.
-const (
-	beginMarker = "<!-- make bench: begin -->"
-	endMarker   = "<!-- make bench: end -->"
-)
-
-// writeSection replaces the text between the markers in path (appending
-// them if missing) with report.
-func writeSection(path, report string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	text := string(old)
-	section := beginMarker + "\n" + report + endMarker
-	i, j := strings.Index(text, beginMarker), strings.Index(text, endMarker)
-	if i >= 0 && j > i {
-		text = text[:i] + section + text[j+len(endMarker):]
-	} else {
-		text += "\n" + section + "\n"
-	}
-	w, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(w)
-	bw.WriteString(text)
-	if err := bw.Flush(); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
+// writeSection replaces the section of path that the make target
+// rewrites (between its markers) with report.
+func writeSection(path, target, report string) error {
+	return bench.ReplaceSection(path, "<!-- make "+target+": begin -->", "<!-- make "+target+": end -->", report)
 }

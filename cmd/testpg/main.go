@@ -34,7 +34,10 @@ import (
 )
 
 const (
-	envURL       = "AUTH_TEST_DATABASE_URL"
+	envURL = "AUTH_TEST_DATABASE_URL"
+	// envPoolerURL names the variable through which the tests learn of a
+	// connection pooler in front of the test server (see store/storetest).
+	envPoolerURL = "AUTH_TEST_POOLER_URL"
 	startTimeout = time.Minute
 	stopTimeout  = 30 * time.Second
 )

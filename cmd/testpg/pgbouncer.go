@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -14,11 +16,9 @@ import (
 	"time"
 
 	_ "github.com/lib/pq"
-)
 
-// envPoolerURL names the variable through which the tests learn of a
-// connection pooler in front of the test server (see store/storetest).
-const envPoolerURL = "AUTH_TEST_POOLER_URL"
+	"authapi/internal/deathsig"
+)
 
 // bouncerPort only names PgBouncer's socket file: it listens on no TCP port.
 const bouncerPort = 6432
@@ -101,7 +101,8 @@ log_disconnections = 0
 	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	deathsig.Set(cmd.SysProcAttr, syscall.SIGKILL)
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: owner.Uid, Gid: owner.Gid}
 	}

@@ -1,7 +1,7 @@
-// Package authproc runs authapi binaries for tests that need real
-// processes (the fault suite, the multi-instance tests): it builds the
-// binary, starts it, finds the address it listens on and stops it at the
-// test's end.
+// Package authproc runs authapi binaries for tests and benchmarks that need
+// real processes (the fault suite, the multi-instance tests, floodbench): it
+// builds the binary, starts it, finds the address it listens on and stops
+// it at the test's end (or when the caller says, outside tests).
 package authproc
 
 import (
@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"authapi/internal/deathsig"
 	"authapi/internal/syncbuf"
 )
 
@@ -37,7 +38,7 @@ type Process struct {
 	URL string          // http://127.0.0.1:port once listening
 	Log *syncbuf.Buffer // its standard error: the log
 
-	tb     testing.TB
+	tb     testing.TB // nil outside tests (Start)
 	cmd    *exec.Cmd
 	listen chan string
 	exited chan struct{}
@@ -53,21 +54,53 @@ const listeningPrefix = "authapi: listening on "
 // is printed if the test failed.
 func Launch(tb testing.TB, bin string, env map[string]string, args ...string) *Process {
 	tb.Helper()
+	p, err := start(bin, env, args...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.tb = tb
+	tb.Cleanup(func() {
+		p.Kill()
+		if tb.Failed() {
+			tb.Logf("authapi (pid %d) log:\n%s", p.Pid(), p.Log)
+		}
+	})
+	return p
+}
+
+// Start starts bin with env (and PATH only from this process) and waits at
+// most timeout until it listens, for callers that are not tests (the
+// benchmarks). The caller stops the process (Stop or Kill); should the
+// caller die first, the process is killed.
+func Start(bin string, env map[string]string, timeout time.Duration, args ...string) (*Process, error) {
+	p, err := start(bin, env, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitListening(timeout); err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+func start(bin string, env map[string]string, args ...string) (*Process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &Process{Log: &syncbuf.Buffer{}, tb: tb, cmd: cmd, listen: make(chan string, 1), exited: make(chan struct{})}
+	p := &Process{Log: &syncbuf.Buffer{}, cmd: cmd, listen: make(chan string, 1), exited: make(chan struct{})}
 	cmd.Stderr = p.Log
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	// Should the test binary die, its servers die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Should the test binary die, its servers die with it (on Linux).
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	deathsig.Set(cmd.SysProcAttr, syscall.SIGKILL)
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start authapi: %v", err)
+		return nil, fmt.Errorf("start authapi: %v", err)
 	}
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -81,18 +114,7 @@ func Launch(tb testing.TB, bin string, env map[string]string, args ...string) *P
 		p.state = cmd.ProcessState
 		close(p.exited)
 	}()
-	tb.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			cmd.Process.Kill()
-			<-p.exited
-		}
-		if tb.Failed() {
-			tb.Logf("authapi (pid %d) log:\n%s", cmd.Process.Pid, p.Log)
-		}
-	})
-	return p
+	return p, nil
 }
 
 // MustStart launches bin and waits until it listens.
@@ -124,7 +146,8 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // Exited is closed when the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
-// Signal sends sig to the process.
+// Signal sends sig to the process; a failure fails the test (a process of
+// Launch or MustStart only).
 func (p *Process) Signal(sig syscall.Signal) {
 	p.tb.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -149,6 +172,16 @@ func (p *Process) Stop(timeout time.Duration) {
 	select {
 	case <-p.exited:
 	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// Kill kills the process, if it is still running, and waits for it.
+func (p *Process) Kill() {
+	select {
+	case <-p.exited:
+	default:
 		p.cmd.Process.Kill()
 		<-p.exited
 	}

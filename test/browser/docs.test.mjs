@@ -1,8 +1,10 @@
 // End-to-end test of the docs portal (GET /docs) in headless Chromium:
 // a person registers, logs in, sets the JWT, creates a key, sets the key
-// and calls GET /v1/me, all through the page. It saves a screenshot and
-// prints where. Needs Debian's chromium (/usr/bin/chromium, or
-// CHROMIUM_PATH); `make test-docs` runs it.
+// and calls GET /v1/me, updates their profile with the key, changes their
+// password, logs in again, signs out, and deletes the account, all through
+// the page, with the auth bar following along. It saves a screenshot and prints where. Needs
+// Debian's chromium (/usr/bin/chromium, or CHROMIUM_PATH); `make
+// test-docs` runs it.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -56,6 +58,15 @@ test("the docs portal walks the reference flow", async () => {
   page.on("request", (req) => {
     const u = req.url();
     if (!u.startsWith(origin + "/") && !u.startsWith("data:")) offsite.push(u);
+  });
+  // The credentials each API call carried, by "METHOD /path": what the
+  // operation's security in the spec says, whatever the bar holds.
+  const carried = {};
+  page.on("request", (req) => {
+    const u = new URL(req.url());
+    if (!u.pathname.startsWith("/v1/")) return;
+    const h = req.headers();
+    carried[`${req.method()} ${u.pathname}`] = [h.authorization && "jwt", h["x-api-key"] && "key"].filter(Boolean).join("+");
   });
   const pageErrors = [];
   page.on("pageerror", (err) => pageErrors.push(String(err)));
@@ -115,6 +126,10 @@ test("the docs portal walks the reference flow", async () => {
     return { status, text, json: text.trim().startsWith("{") ? JSON.parse(text) : null, op };
   };
 
+  // Swagger UI fills the cursor field with the spec's example, an old
+  // position that would start the listing past every item: empty it.
+  const FIRST_PAGE = { cursor: "" };
+
   const res = await page.goto(`${origin}/docs`);
   assert.equal(res.status(), 200);
   assert.match(res.headers()["content-security-policy"] ?? "", /default-src 'none'/);
@@ -165,7 +180,7 @@ test("the docs portal walks the reference flow", async () => {
     { username: user.username, email: user.email, full_name: user.full_name, id: reg.json.id },
   );
   // The JWT works too: the key is listed.
-  const listed = await execute("listApiKeys");
+  const listed = await execute("listApiKeys", undefined, FIRST_PAGE);
   assert.equal(listed.status, 200, `list keys: ${listed.text}`);
   assert.match(listed.text, /browser-key/);
 
@@ -192,6 +207,86 @@ test("the docs portal walks the reference flow", async () => {
   assert.equal(await keyInBar(), rotated.json.raw_key, "the key set after a rotation");
   const meAfter = await execute("getCurrentUser");
   assert.equal(meAfter.status, 200, `/v1/me with the replacement key: ${meAfter.text}`);
+
+  // Update the profile with the key (PATCH /v1/me).
+  const patched = await execute("updateCurrentUser", { full_name: "Hershel M." });
+  assert.equal(patched.status, 200, `PATCH /v1/me: ${patched.text}`);
+  assert.deepEqual(
+    { username: patched.json.username, email: patched.json.email, full_name: patched.json.full_name },
+    { username: user.username, email: user.email, full_name: "Hershel M." },
+  );
+  const log = await execute("listSecurityEvents", undefined, FIRST_PAGE);
+  assert.equal(log.status, 200, `security log: ${log.text}`);
+  assert.equal(JSON.parse(log.text)[0]?.type, "profile_updated", `security log: ${log.text}`);
+
+  // Change the password with the JWT: the bar forgets the JWT it ended.
+  const jwtInBar = () => page.evaluate(() => window.ui.getState().getIn(["auth", "authorized", "bearerAuth", "value"]) ?? null);
+  assert.equal(await jwtInBar(), token, "the JWT in the bar before the password change");
+  const newPassword = "an0ther-Secure-passw0rd";
+  const changed = await execute("changePassword", { current_password: user.password, new_password: newPassword });
+  assert.equal(changed.status, 204, `password change: ${changed.text}`);
+  await expectBadges(["Key set"], "after the password change (its JWT forgotten)");
+
+  // The old token, pasted back, is refused.
+  await page.locator("#jwt-input").fill(token);
+  await page.locator("#jwt-form button[type=submit]").click();
+  await expectBadges(["JWT set", "Key set"], "after pasting the old JWT");
+  const stale = await execute("listApiKeys", undefined, FIRST_PAGE);
+  assert.equal(stale.status, 401, `a token from before the password change: ${stale.text}`);
+  assert.equal(stale.json.type, "urn:authapi:problem:invalid-token");
+
+  // Log in again with the new password: its token is captured.
+  const relogin = await execute("login", { username: user.username, password: newPassword });
+  assert.equal(relogin.status, 200, `login with the new password: ${relogin.text}`);
+  const second = relogin.json.access_token;
+  assert.notEqual(second, token);
+  await page.waitForFunction((want) => window.ui.getState().getIn(["auth", "authorized", "bearerAuth", "value"]) === want, second, { timeout: 5_000 }).catch(() => {});
+  assert.equal(await jwtInBar(), second, "the JWT in the bar after logging in again");
+  const relisted = await execute("listApiKeys", undefined, FIRST_PAGE);
+  assert.equal(relisted.status, 200, `list keys with the new token: ${relisted.text}`);
+
+  // Sign out (this token only): the bar forgets it; the key stays.
+  const loggedOut = await execute("logout", {});
+  assert.equal(loggedOut.status, 204, `logout: ${loggedOut.text}`);
+  await expectBadges(["Key set"], "after the logout (its JWT forgotten)");
+  assert.equal(await jwtInBar(), null, "the JWT in the bar after the logout");
+  await page.locator("#jwt-input").fill(second);
+  await page.locator("#jwt-form button[type=submit]").click();
+  const ended = await execute("listApiKeys", undefined, FIRST_PAGE);
+  assert.equal(ended.status, 401, `the token after the logout: ${ended.text}`);
+  assert.equal(ended.json.type, "urn:authapi:problem:invalid-token");
+  const meLast = await execute("getCurrentUser");
+  assert.equal(meLast.status, 200, `/v1/me after the logout: ${meLast.text}`);
+  assert.equal(meLast.json.full_name, "Hershel M.");
+
+  // Delete the account with a fresh login: the bar forgets the JWT, and
+  // the key it captured from that user's key creation.
+  const third = await execute("login", { username: user.username, password: newPassword });
+  assert.equal(third.status, 200, `login before the deletion: ${third.text}`);
+  const lastKey = await execute("createApiKey", { name: "last-key" });
+  assert.equal(lastKey.status, 200, `create key: ${lastKey.text}`);
+  await expectBadges(["JWT set", "Key set"], "before the deletion");
+  const deleted = await execute("deleteAccount");
+  assert.equal(deleted.status, 204, `account deletion: ${deleted.text}`);
+  await expectBadges(["No credentials set"], "after the account deletion (both forgotten)");
+
+  // Each operation got only the credential its security names, though
+  // the bar held both.
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(carried).filter(([op]) => !op.includes("/api-keys/"))),
+    {
+      "POST /v1/auth/register": "",
+      "POST /v1/auth/login": "",
+      "POST /v1/auth/api-keys": "jwt",
+      "GET /v1/auth/api-keys": "jwt",
+      "GET /v1/me": "key",
+      "PATCH /v1/me": "key",
+      "GET /v1/auth/events": "jwt",
+      "POST /v1/auth/password": "jwt",
+      "POST /v1/auth/logout": "jwt",
+      "DELETE /v1/auth/account": "jwt",
+    },
+  );
 
   const violations = await page.evaluate(() => window.__cspViolations);
   assert.deepEqual(violations, [], "Content-Security-Policy violations");

@@ -17,6 +17,12 @@ export type APIKey = Schemas["APIKey"];
 /** A permission of an API key: "me:read" (GET /v1/me) or "me:write". */
 export type Scope = Schemas["Scope"];
 export type FieldError = Schemas["FieldError"];
+/** What updateCurrentUser changes: full_name and/or email (at least one). */
+export type UserUpdate = Schemas["UpdateUserRequest"];
+/** One thing that happened to the account, as the security log lists it. */
+export type SecurityEvent = Schemas["SecurityEvent"];
+/** What a security event records, e.g. "login_failed" or "api_key_created". */
+export type SecurityEventType = Schemas["SecurityEventType"];
 export type ProblemDocument = Schemas["Problem"];
 
 /** A refused request: the server's problem document, thrown. */
@@ -76,7 +82,7 @@ export interface KeyOptions {
 export interface Options {
   /** Scheme and host of the server, e.g. "http://127.0.0.1:8080". */
   baseUrl: string;
-  /** JWT for the API key management operations. */
+  /** JWT for the /v1/auth operations that need one (keys, the account's own). */
   token?: string;
   /** API key (rst_…) for /v1/me and verifyApiKey. */
   apiKey?: string;
@@ -101,10 +107,41 @@ function unwrap<T>({ data, error, response }: Outcome<T>): T {
   throw new Problem(response.status, doc, retryAfter);
 }
 
+/** Which page of a listing to fetch. */
+export interface PageOptions {
+  /** Items per page, 1 to 100 (by default the server's, 100). */
+  limit?: number;
+  /** The next cursor of the previous page (by default, the first page). */
+  cursor?: string;
+}
+
+/** A page of a listing, and the cursor of the next (undefined on the last). */
+export interface Page<T> {
+  items: T[];
+  next?: string;
+}
+
+/** The cursor of a response's Link rel="next" (RFC 8288), if any. */
+function nextCursor(response: Response): string | undefined {
+  for (const link of (response.headers.get("Link") ?? "").split(",")) {
+    const [, target, params] = /^\s*<([^>]*)>\s*;(.*)$/.exec(link) ?? [];
+    if (target !== undefined && params !== undefined && /rel="?next"?/.test(params)) {
+      return new URL(target, "http://relative.invalid").searchParams.get("cursor") ?? undefined;
+    }
+  }
+  return undefined;
+}
+
+/** Which tokens logout ends. */
+export interface LogoutOptions {
+  /** Every token of the user issued so far, on every device, not only this one. */
+  all?: boolean;
+}
+
 /**
  * A client of one authapi server. Each credential goes only to the
- * operations that accept it: the JWT to key management, the API key to
- * /v1/me and to verifyApiKey.
+ * operations that accept it: the JWT to key management and the account's
+ * own operations under /v1/auth, the API key to /v1/me and to verifyApiKey.
  */
 export class Authapi {
   /** The typed openapi-fetch client underneath, for anything else. */
@@ -180,9 +217,34 @@ export class Authapi {
     );
   }
 
-  /** Lists the caller's API keys, newest first. Needs a JWT. */
+  /** Lists all the caller's API keys, newest first, following every page. Needs a JWT. */
   async listApiKeys(): Promise<APIKey[]> {
-    return unwrap(await this.raw.GET("/v1/auth/api-keys", { headers: this.bearer() }));
+    const all: APIKey[] = [];
+    for await (const key of this.apiKeys()) all.push(key);
+    return all;
+  }
+
+  /** Iterates over the caller's API keys, newest first, fetching a page at a time. Needs a JWT. */
+  async *apiKeys(pageSize?: number): AsyncGenerator<APIKey> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listApiKeysPage({ limit: pageSize, cursor });
+      yield* page.items;
+      cursor = page.next;
+    } while (cursor !== undefined);
+  }
+
+  /**
+   * One page of the caller's API keys, newest first: at most limit (by
+   * default the server's, 100), starting at cursor (by default the newest).
+   * next is the cursor of the following page, undefined on the last. Needs a JWT.
+   */
+  async listApiKeysPage(page: PageOptions = {}): Promise<Page<APIKey>> {
+    const out = await this.raw.GET("/v1/auth/api-keys", {
+      params: { query: { limit: page.limit, cursor: page.cursor } },
+      headers: this.bearer(),
+    });
+    return { items: unwrap(out), next: nextCursor(out.response) };
   }
 
   /** Revokes one of the caller's API keys. Needs a JWT. */
@@ -222,5 +284,94 @@ export class Authapi {
     }
     const scopes = (h.get("X-Authapi-Scopes") ?? "").split(" ").filter((s) => s !== "") as Scope[];
     return { userId, username, keyId, scopes };
+  }
+
+  /**
+   * Changes the full name and/or the email address of the API key's owner
+   * and returns the user as updated. Nothing to change, or a value that
+   * breaks the registration rules, is a 422 Problem; an email address
+   * another account has is a 409 ("urn:authapi:problem:already-registered").
+   * Needs an API key with the "me:write" scope.
+   */
+  async updateCurrentUser(changes: UserUpdate): Promise<User> {
+    return unwrap(await this.raw.PATCH("/v1/me", { body: changes, headers: this.key() }));
+  }
+
+  /**
+   * Replaces the caller's password. A wrong current password is a 403
+   * Problem ("urn:authapi:problem:wrong-password") and counts as a failed
+   * login; a new one equal to it, or too weak, a 422. Once it resolves,
+   * every token issued before is refused, this client's too, so the client
+   * forgets its JWT: log in again with the new password and setToken. API
+   * keys keep working. Needs a JWT.
+   */
+  async changePassword(currentPassword: string, newPassword: string): Promise<void> {
+    const sent = this.token;
+    const out = await this.raw.POST("/v1/auth/password", {
+      body: { current_password: currentPassword, new_password: newPassword },
+      headers: this.bearer(),
+    });
+    if (out.response.status !== 204) unwrap(out);
+    this.forget(sent);
+  }
+
+  /**
+   * Ends this client's JWT, or with { all: true } every token of the user
+   * issued so far, on every device; the client then forgets its JWT. API
+   * keys keep working. Needs a JWT.
+   */
+  async logout(options: LogoutOptions = {}): Promise<void> {
+    const sent = this.token;
+    const out = await this.raw.POST("/v1/auth/logout", {
+      // No body is the server's default: this token only.
+      ...(options.all !== undefined && { body: { all: options.all } }),
+      headers: this.bearer(),
+    });
+    if (out.response.status !== 204) unwrap(out);
+    this.forget(sent);
+  }
+
+  /**
+   * Deletes the caller's account with its API keys and security log; the
+   * client then forgets both credentials, which no longer work. It needs a
+   * recent login (5 minutes by default): an older JWT gets a 401 Problem
+   * ("urn:authapi:problem:reauthentication-required"), after which log in
+   * again, setToken, and retry. Needs a JWT.
+   */
+  async deleteAccount(): Promise<void> {
+    const [sent, key] = [this.token, this.apiKey];
+    const out = await this.raw.DELETE("/v1/auth/account", { headers: this.bearer() });
+    if (out.response.status !== 204) unwrap(out);
+    this.forget(sent, key);
+  }
+
+  // Forgets the credentials a request ended, but not any set while it was
+  // on its way: those are the caller's new ones.
+  private forget(token: string | undefined, apiKey?: string): void {
+    if (token !== undefined && this.token === token) this.token = undefined;
+    if (apiKey !== undefined && this.apiKey === apiKey) this.apiKey = undefined;
+  }
+
+  /** Iterates over the caller's security log, newest first, fetching a page at a time. Needs a JWT. */
+  async *securityEvents(pageSize?: number): AsyncGenerator<SecurityEvent> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listSecurityEventsPage({ limit: pageSize, cursor });
+      yield* page.items;
+      cursor = page.next;
+    } while (cursor !== undefined);
+  }
+
+  /**
+   * One page of the caller's security log, newest first: at most limit (by
+   * default the server's, 100), starting at cursor (by default the newest).
+   * next is the cursor of the following page, undefined on the last. Needs a JWT.
+   */
+  async listSecurityEventsPage(page: PageOptions = {}): Promise<Page<SecurityEvent>> {
+    const out = await this.raw.GET("/v1/auth/events", {
+      params: { query: { limit: page.limit, cursor: page.cursor } },
+      headers: this.bearer(),
+    });
+    return { items: unwrap(out), next: nextCursor(out.response) };
   }
 }

@@ -61,7 +61,12 @@ export interface paths {
         /**
          * List all your API keys
          * @description Lists the caller's API keys, newest first, revoked ones included with
-         *     `is_active: false`. Raw keys are never listed. Requires a JWT.
+         *     `is_active: false`, a page at a time: `limit` keys (100 by default),
+         *     and while more remain a `Link` header (RFC 8288) with `rel="next"`
+         *     naming the next page. Following every next link yields each key
+         *     once, even while keys are created meanwhile. Revoked and expired
+         *     keys are deleted after the server's retention (30 days by default).
+         *     Raw keys are never listed. Requires a JWT.
          */
         get: operations["listApiKeys"];
         put?: never;
@@ -122,6 +127,119 @@ export interface paths {
          *     revoked, expired, unknown or foreign key is `404`. Requires a JWT.
          */
         post: operations["rotateApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change your password
+         * @description Replaces the caller's password. `current_password` must be the
+         *     password now: a wrong one is `403` and counts against the login
+         *     throttle of the user and the client address (so that a stolen token
+         *     cannot be used to guess the password), and after too many the
+         *     answer is `429`. `new_password` follows the registration rules and
+         *     must differ from the current one (`422`).
+         *
+         *     From the answer on, every access token issued to the user before
+         *     the change is refused (`401`, `invalid_token`) by every instance:
+         *     log in again with the new password. No token is handed out here.
+         *     API keys keep working. Requires a JWT.
+         */
+        post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out
+         * @description Ends the access token sent with this request: from the answer on,
+         *     every instance refuses it (`401`, `invalid_token`). With
+         *     `{"all": true}`, ends every token of the user issued so far, on
+         *     every device. The body is optional. API keys keep working. Requires
+         *     a JWT.
+         */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete your account
+         * @description Deletes the caller's account with every API key and its security
+         *     log; from the answer on, every token and key of the user is refused
+         *     by every instance. The username and the email address become free
+         *     to register again.
+         *
+         *     It needs a recent login: a token whose `auth_time` (when its user
+         *     logged in) is older than the server's re-authentication age (5
+         *     minutes by default) gets `401` with `WWW-Authenticate: Bearer
+         *     realm="authapi", error="insufficient_user_authentication",
+         *     max_age=300` (RFC 9470): log in again, then delete with the new
+         *     token. Requires a JWT.
+         */
+        delete: operations["deleteAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Your security log
+         * @description What happened to the caller's account, newest first, paged like the
+         *     key listing (`limit`, `cursor`, and a `Link` header with
+         *     `rel="next"` while more remain): logins (succeeded, failed, or
+         *     throttled, for the account's username), password changes,
+         *     sign-outs, profile updates, and API keys created, rotated and
+         *     revoked. Each event has the client address and user agent of the
+         *     request that caused it; key events name the key by ID and prefix.
+         *     Events are written with the change they record, and kept for the
+         *     server's retention (90 days by default). No event ever holds a
+         *     password, a token or a raw key. Requires a JWT.
+         */
+        get: operations["listSecurityEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -203,7 +321,16 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update the user who owns the API key
+         * @description Changes the full name and/or the email address of the API key's
+         *     owner, under the registration rules, and answers the updated user.
+         *     At least one of them must be sent (an empty object, or one with
+         *     only unknown members, is `422`); an email address taken by another
+         *     account (without regard to case) is `409`. Requires an API key with
+         *     the `me:write` scope.
+         */
+        patch: operations["updateCurrentUser"];
         trace?: never;
     };
 }
@@ -219,7 +346,9 @@ export interface components {
             username: string;
             /**
              * Format: email
-             * @description Valid email address (`local@domain`, no display name). Unique without regard to case.
+             * @description Valid email address (`local@domain`, no display name): at most
+             *     254 characters, of which at most 64 before the `@` (RFC 5321).
+             *     Unique without regard to case.
              * @example hershel@example.com
              */
             email: string;
@@ -284,6 +413,93 @@ export interface components {
              */
             grace_seconds?: number;
         };
+        /** @description What to change of the user; at least one field. */
+        UpdateUserRequest: {
+            /**
+             * Format: email
+             * @description New email address, under the registration rules: `local@domain`,
+             *     at most 254 characters, at most 64 before the `@`. Unique
+             *     without regard to case.
+             * @example hershel@example.org
+             */
+            email?: string;
+            /**
+             * @description New display name (1-200 chars), not only white space.
+             * @example Hershel M.
+             */
+            full_name?: string;
+        };
+        /** @description The current password, and the new one. */
+        ChangePasswordRequest: {
+            /**
+             * Format: password
+             * @description The password now.
+             * @example secureP@ss123
+             */
+            current_password: string;
+            /**
+             * Format: password
+             * @description The new password (8-128 chars), counted in Unicode code points,
+             *     never truncated, different from the current one. No NUL
+             *     characters.
+             * @example an0ther-Secure-passw0rd
+             */
+            new_password: string;
+        };
+        /** @description Which tokens to end. */
+        LogoutRequest: {
+            /**
+             * @description End every token of the user issued so far, not only this one.
+             * @default false
+             * @example true
+             */
+            all?: boolean;
+        };
+        /** @description One thing that happened to the account. */
+        SecurityEvent: {
+            /**
+             * Format: uuid
+             * @description Event ID.
+             * @example 5b1c9a7e-2f4d-4e8a-9c3b-1d2e3f4a5b6c
+             */
+            id: string;
+            type: components["schemas"]["SecurityEventType"];
+            /**
+             * Format: date-time
+             * @description When it happened (RFC 3339).
+             * @example 2026-02-16T10:30:00Z
+             */
+            occurred_at: string;
+            /**
+             * @description The address (IPv4 or IPv6) of the client that made the request, as the server saw it (through trusted proxies); empty if it could not be told.
+             * @example 203.0.113.7
+             */
+            client_address: string;
+            /**
+             * @description The request's User-Agent, cut to 200 characters, without control characters; empty when it sent none.
+             * @example curl/8.5.0
+             */
+            user_agent: string;
+            /**
+             * Format: uuid
+             * @description For key events, the key's ID (for a rotation, the key rotated); otherwise null.
+             * @example b2c3d4e5-6789-abcd-ef01-23456789abcd
+             */
+            key_id: string | null;
+            /**
+             * @description For key events, the key's prefix; otherwise null.
+             * @example rst_a1b2
+             */
+            key_prefix: string | null;
+        };
+        /**
+         * @description What happened: a login that succeeded, failed (a wrong password) or
+         *     was throttled; a password change; a sign-out; a profile update; an
+         *     API key created, rotated or revoked.
+         * @example login_succeeded
+         * @enum {string}
+         */
+        SecurityEventType: "login_succeeded" | "login_failed" | "login_throttled" | "password_changed" | "logged_out" | "profile_updated" | "api_key_created" | "api_key_rotated" | "api_key_revoked";
         /**
          * @description A permission of an API key. `me:read` reads the key owner's
          *     resources under `/v1/me`; `me:write` will change them.
@@ -529,7 +745,14 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The JWT is missing, malformed, expired, or its user no longer exists. */
+        /**
+         * @description The JWT is missing, malformed, expired, ended (by a sign-out or a
+         *     password change), or its user no longer exists. An operation that
+         *     needs a recent login answers a token whose `auth_time` is too old
+         *     with `urn:authapi:problem:reauthentication-required` and
+         *     `error="insufficient_user_authentication", max_age=<seconds>` in
+         *     `WWW-Authenticate` (RFC 9470).
+         */
         BearerUnauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WWWAuthenticateBearer"];
@@ -602,6 +825,23 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The current password is wrong. */
+        WrongPassword: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:authapi:problem:wrong-password",
+                 *       "title": "Wrong password",
+                 *       "status": 403,
+                 *       "detail": "The current password is wrong."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description No such API key among the caller's keys (for rotation, no such active key). */
         NotFound: {
             headers: {
@@ -621,7 +861,8 @@ export interface components {
         };
         /**
          * @description Registration: the username or the email address is already
-         *     registered (the detail and `errors` say which). Key creation and
+         *     registered (the detail and `errors` say which); a profile update:
+         *     the email address is another account's. Key creation and
          *     rotation: the caller has as many active keys as allowed.
          */
         Conflict: {
@@ -711,7 +952,20 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Too many attempts from this client. `Retry-After` says when to come back. */
+        /**
+         * @description A limit of this client was reached; `Retry-After` says when to come
+         *     back, and `type` which limit it was:
+         *
+         *     - `urn:authapi:problem:rate-limited`: requests from the client's
+         *       address (an IPv6 /64) per second;
+         *     - `urn:authapi:problem:too-many-attempts`: logins or registrations
+         *       from the address, or failed logins for a username;
+         *     - `urn:authapi:problem:too-many-failures`: failed authentications
+         *       from the address; until the budget refills, only credentials
+         *       already verified are accepted;
+         *     - `urn:authapi:problem:too-many-key-changes`: API key creations,
+         *       rotations and revocations of the user.
+         */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
@@ -767,6 +1021,16 @@ export interface components {
     };
     parameters: {
         /**
+         * @description How many items a page holds, at most.
+         * @example 20
+         */
+        Limit: number;
+        /**
+         * @description Where the page starts: the `cursor` of the previous page's `Link`
+         *     header (`rel="next"`), as it is. Opaque; without it, the first page.
+         */
+        Cursor: string;
+        /**
          * @description The API key's ID.
          * @example b2c3d4e5-6789-abcd-ef01-23456789abcd
          */
@@ -799,6 +1063,12 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description While more items remain, the next page (RFC 8288):
+         *     `</v1/auth/api-keys?limit=100&cursor=…>; rel="next"`. Absent on the
+         *     last page.
+         */
+        NextLink: string;
         /** @description Always `no-store`; responses may carry credentials (RFC 6749 section 5.1). */
         CacheControl: "no-store";
         /** @description Whole seconds to wait before trying again. */
@@ -920,17 +1190,29 @@ export interface operations {
     };
     listApiKeys: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description How many items a page holds, at most.
+                 * @example 20
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Where the page starts: the `cursor` of the previous page's `Link`
+                 *     header (`rel="next"`), as it is. Opaque; without it, the first page.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The caller's keys, newest first. */
+            /** @description The caller's keys, newest first, one page. */
             200: {
                 headers: {
                     "Cache-Control": components["headers"]["CacheControl"];
+                    Link: components["headers"]["NextLink"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -956,6 +1238,8 @@ export interface operations {
                 };
             };
             401: components["responses"]["BearerUnauthorized"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1004,6 +1288,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1034,6 +1319,7 @@ export interface operations {
             401: components["responses"]["BearerUnauthorized"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1079,6 +1365,164 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "current_password": "secureP@ss123",
+                 *       "new_password": "an0ther-Secure-passw0rd"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description The password is changed; earlier tokens no longer work. */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["BearerUnauthorized"];
+            403: components["responses"]["WrongPassword"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "all": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["LogoutRequest"];
+            };
+        };
+        responses: {
+            /** @description The token (or every token of the user) is ended. */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["BearerUnauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account is deleted. */
+            204: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["BearerUnauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listSecurityEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description How many items a page holds, at most.
+                 * @example 20
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Where the page starts: the `cursor` of the previous page's `Link`
+                 *     header (`rel="next"`), as it is. Opaque; without it, the first page.
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's events, newest first, one page. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    Link: components["headers"]["NextLink"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": "5b1c9a7e-2f4d-4e8a-9c3b-1d2e3f4a5b6c",
+                     *         "type": "api_key_created",
+                     *         "occurred_at": "2026-02-16T10:30:00Z",
+                     *         "client_address": "203.0.113.7",
+                     *         "user_agent": "curl/8.5.0",
+                     *         "key_id": "b2c3d4e5-6789-abcd-ef01-23456789abcd",
+                     *         "key_prefix": "rst_a1b2"
+                     *       },
+                     *       {
+                     *         "id": "0e9f8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f",
+                     *         "type": "login_succeeded",
+                     *         "occurred_at": "2026-02-16T10:29:12Z",
+                     *         "client_address": "203.0.113.7",
+                     *         "user_agent": "curl/8.5.0",
+                     *         "key_id": null,
+                     *         "key_prefix": null
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["SecurityEvent"][];
+                };
+            };
+            401: components["responses"]["BearerUnauthorized"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1170,6 +1614,55 @@ export interface operations {
             };
             401: components["responses"]["APIKeyUnauthorized"];
             403: components["responses"]["InsufficientScope"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateCurrentUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "full_name": "Hershel M."
+                 *     }
+                 */
+                "application/json": components["schemas"]["UpdateUserRequest"];
+            };
+        };
+        responses: {
+            /** @description The updated user. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "a1b2c3d4-5678-9abc-def0-123456789abc",
+                     *       "username": "hershel",
+                     *       "email": "hershel@example.com",
+                     *       "full_name": "Hershel M."
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["APIKeyUnauthorized"];
+            403: components["responses"]["InsufficientScope"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["ValidationFailed"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -12,8 +12,12 @@ import { Authapi, Problem } from "../dist/index.js";
 /** @type {{ url: string, stop: () => Promise<void> }} */
 let server;
 
+// The live server's clock cannot be moved: a short re-authentication age
+// makes a login old enough for deleteAccount's refusal within the test.
+const REAUTH_MAX_AGE_MS = 3000;
+
 before(async () => {
-  server = await startAuthapi();
+  server = await startAuthapi({ env: { AUTH_REAUTH_MAX_AGE: `${REAUTH_MAX_AGE_MS}ms` } });
 });
 
 after(async () => {
@@ -36,14 +40,23 @@ async function problem(fn) {
 }
 
 /**
+ * Registers name and returns a client holding its JWT, and the JWT.
+ * @param {string} name
+ */
+async function session(name) {
+  const api = new Authapi({ baseUrl: server.url });
+  await api.registerUser({ username: name, email: `${name}@example.com`, password: "secureP@ss123", full_name: "N" });
+  const token = (await api.login(name, "secureP@ss123")).access_token;
+  api.setToken(token);
+  return { api, token };
+}
+
+/**
  * Registers name and returns a client holding its JWT.
  * @param {string} name
  */
 async function loggedIn(name) {
-  const api = new Authapi({ baseUrl: server.url });
-  await api.registerUser({ username: name, email: `${name}@example.com`, password: "secureP@ss123", full_name: "N" });
-  api.setToken((await api.login(name, "secureP@ss123")).access_token);
-  return api;
+  return (await session(name)).api;
 }
 
 /**
@@ -273,6 +286,13 @@ test("each credential goes only where it is accepted", async () => {
   const k3 = await api.rotateApiKey(k2.id, 0);
   await api.revokeApiKey(k3.id);
   await api.getCurrentUser();
+  await api.updateCurrentUser({ full_name: "B2" });
+  await api.listSecurityEventsPage();
+  await api.changePassword("secureP@ss123", "an0ther-Secure-passw0rd");
+  api.setToken((await api.login("both", "an0ther-Secure-passw0rd")).access_token);
+  await api.logout();
+  api.setToken((await api.login("both", "an0ther-Secure-passw0rd")).access_token);
+  await api.deleteAccount();
   assert.deepEqual(seen, {
     "POST /v1/auth/register": "",
     "POST /v1/auth/login": "",
@@ -281,5 +301,215 @@ test("each credential goes only where it is accepted", async () => {
     "DELETE /v1/auth/api-keys/{key_id}": "jwt",
     "POST /v1/auth/api-keys/{key_id}/rotate": "jwt",
     "GET /v1/me": "key",
+    "PATCH /v1/me": "key",
+    "GET /v1/auth/events": "jwt",
+    "POST /v1/auth/password": "jwt",
+    "POST /v1/auth/logout": "jwt",
+    "DELETE /v1/auth/account": "jwt",
   });
+});
+
+test("the key listing comes a page at a time, and the iterator follows every page", async () => {
+  const api = await loggedIn("pagedts");
+  const ids = [];
+  for (let i = 0; i < 5; i++) ids.unshift((await api.createApiKey(`k${i}`)).id); // newest first
+  const first = await api.listApiKeysPage({ limit: 2 });
+  assert.deepEqual(first.items.map((k) => k.id), ids.slice(0, 2));
+  assert.ok(first.next, "a next cursor while more remain");
+  const second = await api.listApiKeysPage({ limit: 2, cursor: first.next });
+  assert.deepEqual(second.items.map((k) => k.id), ids.slice(2, 4));
+  const last = await api.listApiKeysPage({ limit: 2, cursor: second.next });
+  assert.deepEqual(last.items.map((k) => k.id), ids.slice(4));
+  assert.equal(last.next, undefined);
+
+  const iterated = [];
+  for await (const k of api.apiKeys(2)) iterated.push(k.id);
+  assert.deepEqual(iterated, ids);
+  assert.deepEqual((await api.listApiKeys()).map((k) => k.id), ids);
+
+  const bad = await problem(() => api.listApiKeysPage({ cursor: "not-a-cursor" }));
+  assert.equal(bad.status, 422);
+  assert.deepEqual([...new Set(bad.errors?.map((e) => e.field))], ["cursor"]);
+});
+
+/**
+ * Resolves to the Problem a JWT gets when it lists keys, or undefined when
+ * it works.
+ * @param {string | undefined} token
+ */
+async function tokenRefusal(token) {
+  const api = new Authapi({ baseUrl: server.url, token });
+  try {
+    await api.listApiKeysPage({ limit: 1 });
+    return undefined;
+  } catch (err) {
+    assert.ok(err instanceof Problem, `threw ${err}, want a Problem`);
+    return err;
+  }
+}
+
+/**
+ * Logs name in with password on a client of its own and returns the token.
+ * @param {string} name
+ * @param {string} [password]
+ */
+async function newToken(name, password = "secureP@ss123") {
+  return (await new Authapi({ baseUrl: server.url }).login(name, password)).access_token;
+}
+
+test("the key's owner updates their profile", async () => {
+  const api = await loggedIn("profiled");
+  await loggedIn("othertaken");
+  const writer = await api.createApiKey("writer");
+  const reader = await api.createApiKey("reader", { scopes: ["me:read"] });
+  api.setApiKey(writer.raw_key);
+  const before = await api.getCurrentUser();
+
+  const named = await api.updateCurrentUser({ full_name: "Hershel M." });
+  assert.deepEqual(named, { ...before, full_name: "Hershel M." });
+  const both = await api.updateCurrentUser({ email: "New.Address@example.org", full_name: "Both" });
+  assert.deepEqual(both, { ...before, email: "New.Address@example.org", full_name: "Both" });
+  assert.deepEqual(await api.getCurrentUser(), both);
+
+  const taken = await problem(() => api.updateCurrentUser({ email: "OTHERTAKEN@example.com" }));
+  assert.equal(taken.status, 409);
+  assert.equal(taken.type, "urn:authapi:problem:already-registered");
+  assert.deepEqual(taken.errors.map((e) => e.field), ["email"]);
+  const empty = await problem(() => api.updateCurrentUser({}));
+  assert.equal(empty.status, 422);
+  assert.equal(empty.type, "urn:authapi:problem:validation-failed");
+  const blank = await problem(() => api.updateCurrentUser({ full_name: "  " }));
+  assert.deepEqual(blank.errors.map((e) => e.field), ["full_name"]);
+
+  const readOnly = await problem(() => new Authapi({ baseUrl: server.url, apiKey: reader.raw_key }).updateCurrentUser({ full_name: "x" }));
+  assert.equal(readOnly.status, 403);
+  assert.equal(readOnly.type, "urn:authapi:problem:insufficient-scope");
+  api.setApiKey(undefined);
+  const jwtOnly = await problem(() => api.updateCurrentUser({ full_name: "x" }));
+  assert.equal(jwtOnly.status, 401);
+  assert.equal(jwtOnly.type, "urn:authapi:problem:unauthenticated");
+  assert.deepEqual(await me(writer.raw_key), both, "the refused updates changed nothing");
+});
+
+test("a password change ends every earlier token", async () => {
+  const { api, token: used } = await session("changer");
+  const other = await newToken("changer"); // another device
+  const key = await api.createApiKey("k");
+
+  const wrong = await problem(() => api.changePassword("wrong password", "a new Passw0rd"));
+  assert.equal(wrong.status, 403);
+  assert.equal(wrong.type, "urn:authapi:problem:wrong-password");
+  const same = await problem(() => api.changePassword("secureP@ss123", "secureP@ss123"));
+  assert.equal(same.status, 422);
+  assert.deepEqual(same.errors.map((e) => e.field), ["new_password"]);
+  // A refused change keeps the JWT: it still works.
+  assert.equal((await api.listApiKeys()).length, 1);
+
+  await api.changePassword("secureP@ss123", "a new Passw0rd");
+  // The client forgot the ended JWT: it sends none.
+  const none = await problem(() => api.listApiKeys());
+  assert.equal(none.type, "urn:authapi:problem:unauthenticated");
+  for (const tok of [used, other]) {
+    const ended = await tokenRefusal(tok);
+    assert.equal(ended?.status, 401);
+    assert.equal(ended?.type, "urn:authapi:problem:invalid-token");
+  }
+  const oldPassword = await problem(() => api.login("changer", "secureP@ss123"));
+  assert.equal(oldPassword.type, "urn:authapi:problem:invalid-credentials");
+  assert.equal(await tokenRefusal(await newToken("changer", "a new Passw0rd")), undefined);
+  assert.equal((await me(key.raw_key)).username, "changer", "API keys keep working");
+});
+
+test("logout ends this token, or all of them", async () => {
+  const { api, token: first } = await session("leaver");
+  const [second, third] = [await newToken("leaver"), await newToken("leaver")];
+
+  await api.logout();
+  const none = await problem(() => api.listApiKeys());
+  assert.equal(none.type, "urn:authapi:problem:unauthenticated", "the client forgot the ended JWT");
+  assert.equal((await tokenRefusal(first))?.type, "urn:authapi:problem:invalid-token");
+  assert.equal(await tokenRefusal(second), undefined, "another token of the user");
+
+  const again = new Authapi({ baseUrl: server.url, token: first });
+  const ended = await problem(() => again.logout());
+  assert.equal(ended.status, 401);
+  assert.equal(ended.type, "urn:authapi:problem:invalid-token");
+
+  await new Authapi({ baseUrl: server.url, token: second }).logout({ all: true });
+  for (const tok of [second, third]) assert.equal((await tokenRefusal(tok))?.type, "urn:authapi:problem:invalid-token");
+  assert.equal(await tokenRefusal(await newToken("leaver")), undefined, "a token issued after");
+  const anonymous = await problem(() => new Authapi({ baseUrl: server.url }).logout());
+  assert.equal(anonymous.type, "urn:authapi:problem:unauthenticated");
+});
+
+test("account deletion needs a recent login", async () => {
+  const api = await loggedIn("deleted");
+  const key = await api.createApiKey("k");
+  api.setApiKey(key.raw_key);
+
+  await sleep(REAUTH_MAX_AGE_MS + 1100); // auth_time is in whole seconds
+  const stale = await problem(() => api.deleteAccount());
+  assert.equal(stale.status, 401);
+  assert.equal(stale.type, "urn:authapi:problem:reauthentication-required");
+  assert.equal((await api.getCurrentUser()).username, "deleted", "a refused deletion keeps the credentials");
+  assert.equal((await api.listApiKeys()).length, 1, "a refused deletion keeps the credentials");
+
+  api.setToken(await newToken("deleted"));
+  await api.deleteAccount();
+  const forgotten = await problem(() => api.getCurrentUser());
+  assert.equal(forgotten.type, "urn:authapi:problem:unauthenticated", "the client forgot the key");
+  const noJWT = await problem(() => api.listApiKeys());
+  assert.equal(noJWT.type, "urn:authapi:problem:unauthenticated", "the client forgot the JWT");
+  const gone = await problem(() => me(key.raw_key));
+  assert.equal(gone.type, "urn:authapi:problem:invalid-api-key");
+  const login = await problem(() => api.login("deleted", "secureP@ss123"));
+  assert.equal(login.type, "urn:authapi:problem:invalid-credentials");
+  await loggedIn("deleted"); // the name and the address are free again
+});
+
+test("the security log comes a page at a time, and the iterator follows every page", async () => {
+  const { api, token } = await session("loggedts");
+  await problem(() => api.login("loggedts", "wrong password"));
+  const key = await api.createApiKey("k");
+  await new Authapi({ baseUrl: server.url, apiKey: key.raw_key }).updateCurrentUser({ full_name: "N2" });
+
+  const all = await api.listSecurityEventsPage();
+  assert.deepEqual(all.items.map((e) => e.type), ["profile_updated", "api_key_created", "login_failed", "login_succeeded"]);
+  assert.equal(all.next, undefined);
+  const created = all.items[1];
+  assert.equal(created?.key_id, key.id);
+  assert.equal(created?.key_prefix, key.prefix);
+  assert.equal(created?.client_address, "127.0.0.1");
+  assert.equal(all.items[3]?.key_id, null);
+  assert.equal(JSON.stringify(all.items).includes(key.raw_key), false, "the log shows the raw key");
+
+  const first = await api.listSecurityEventsPage({ limit: 3 });
+  assert.deepEqual(first.items.map((e) => e.id), all.items.slice(0, 3).map((e) => e.id));
+  assert.ok(first.next, "a next cursor while more remain");
+  const last = await api.listSecurityEventsPage({ limit: 3, cursor: first.next });
+  assert.deepEqual(last.items.map((e) => e.id), all.items.slice(3).map((e) => e.id));
+  assert.equal(last.next, undefined);
+
+  /** @type {string[]} */
+  const urls = [];
+  const counting = new Authapi({
+    baseUrl: server.url,
+    token,
+    fetch: async (input, init) => {
+      urls.push(new Request(input, init).url);
+      return fetch(input, init);
+    },
+  });
+  const iterated = [];
+  for await (const e of counting.securityEvents(1)) iterated.push(e.id);
+  assert.deepEqual(iterated, all.items.map((e) => e.id));
+  assert.equal(urls.length, 4, `one request a page of 1: ${urls.join(" ")}`);
+
+  const bad = await problem(() => api.listSecurityEventsPage({ cursor: "not-a-cursor" }));
+  assert.equal(bad.status, 422);
+  assert.deepEqual([...new Set(bad.errors.map((e) => e.field))], ["cursor"]);
+  const keyOnly = await problem(async () => {
+    for await (const e of new Authapi({ baseUrl: server.url, apiKey: key.raw_key }).securityEvents()) assert.fail(`yielded ${e.type}`);
+  });
+  assert.equal(keyOnly.type, "urn:authapi:problem:unauthenticated");
 });

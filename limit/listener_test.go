@@ -1,0 +1,146 @@
+package limit_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"authapi/limit"
+)
+
+// busyServer serves on a Listener limited to n busy connections per
+// address; each request is busy for hold, and the most requests busy at
+// once, per client address, are recorded.
+type busyServer struct {
+	url  string
+	mu   sync.Mutex
+	busy map[string]int
+	most map[string]int
+}
+
+func startBusy(t *testing.T, n int, wait, hold time.Duration, exempt func(netip.Addr) bool) *busyServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limit.NewListener(ln, n, wait, exempt)
+	b := &busyServer{url: "http://" + ln.Addr().String(), busy: map[string]int{}, most: map[string]int{}}
+	srv := &http.Server{ConnState: l.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+		b.mu.Lock()
+		b.busy[addr]++
+		b.most[addr] = max(b.most[addr], b.busy[addr])
+		b.mu.Unlock()
+		time.Sleep(hold)
+		b.mu.Lock()
+		b.busy[addr]--
+		b.mu.Unlock()
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return b
+}
+
+// from is a client whose connections leave from addr.
+func from(addr string, keepAlive bool) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 100}}
+}
+
+func get(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	return err
+}
+
+// burst sends n requests at once from c and returns how many succeeded.
+func burst(c *http.Client, url string, n int) int {
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if get(c, url) == nil {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load())
+}
+
+func TestListenerBoundsBusyConnectionsPerAddress(t *testing.T) {
+	b := startBusy(t, 2, 5*time.Second, 100*time.Millisecond, nil)
+	if ok := burst(from("127.0.0.1", false), b.url, 8); ok != 8 {
+		t.Fatalf("%d of 8 requests answered, want all (the others wait their turn)", ok)
+	}
+	if got := b.most["127.0.0.1"]; got != 2 {
+		t.Fatalf("at most %d requests of one address busy at once, want 2", got)
+	}
+	// Another address is not behind the first one's queue.
+	var wg sync.WaitGroup
+	wg.Go(func() { burst(from("127.0.0.1", false), b.url, 10) }) // 500ms of turns
+	time.Sleep(10 * time.Millisecond)
+	start := time.Now()
+	if err := get(from("127.0.0.2", false), b.url); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 350*time.Millisecond {
+		t.Fatalf("another address's request took %v behind the first's 10, want about one hold (100ms), not their 500ms", took)
+	}
+	wg.Wait()
+}
+
+func TestListenerExempt(t *testing.T) {
+	b := startBusy(t, 2, 5*time.Second, 100*time.Millisecond, func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.1") })
+	burst(from("127.0.0.1", false), b.url, 6)
+	if got := b.most["127.0.0.1"]; got < 3 {
+		t.Fatalf("an exempt address had at most %d busy at once, want more than the limit of 2", got)
+	}
+}
+
+// TestListenerIdleConnectionsHoldNoTurn: kept-alive connections waiting
+// for their client's next request hold no turn.
+func TestListenerIdleConnectionsHoldNoTurn(t *testing.T) {
+	b := startBusy(t, 1, 200*time.Millisecond, time.Millisecond, nil)
+	c := from("127.0.0.1", true)
+	if ok := burst(c, b.url, 4); ok != 4 { // four connections, now idle in c's pool
+		t.Fatalf("%d of 4 answered", ok)
+	}
+	for i := range 5 {
+		if err := get(from("127.0.0.1", false), b.url); err != nil {
+			t.Fatalf("request %d on a new connection, with idle ones open: %v", i, err)
+		}
+	}
+}
+
+// TestListenerGivesUp: a request that waits longer than the limit's wait
+// for a turn has its connection closed.
+func TestListenerGivesUp(t *testing.T) {
+	b := startBusy(t, 1, 50*time.Millisecond, 500*time.Millisecond, nil)
+	if ok := burst(from("127.0.0.1", false), b.url, 3); ok != 1 {
+		t.Fatalf("%d of 3 requests answered with one turn busy for 500ms and a 50ms wait, want 1", ok)
+	}
+}
+
+func TestAddressKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":            "192.0.2.1",
+		"::ffff:192.0.2.1":     "192.0.2.1",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+	} {
+		if got := limit.AddressKey(netip.MustParseAddr(in)); got != want {
+			t.Errorf("AddressKey(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
