@@ -81,10 +81,16 @@ func MustStartInstances(t *testing.T, c *cluster, n int) []*instance {
 		"AUTH_API_KEY_PEPPER":    "ha-api-key-pepper-0123456789abcdef",
 		"AUTH_ARGON2_MEMORY_KIB": "64",
 		"AUTH_ARGON2_TIME":       "1",
-		// The load registers and logs in from one address far beyond
-		// the per-address limits; the per-pair limit is the one tested.
+		// The load registers, logs in, creates keys and checks revoked
+		// ones from one address far beyond the per-address and per-user
+		// limits; the per-pair login limit is the one tested.
 		"AUTH_REGISTER_MAX_PER_ADDRESS":       "0",
 		"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": "0",
+		"AUTH_LOGIN_MAX_PER_ADDRESS":          "0",
+		"AUTH_RATE_LIMIT_PER_ADDRESS":         "0",
+		"AUTH_AUTH_FAILURES_PER_ADDRESS":      "0",
+		"AUTH_KEY_WRITES_PER_USER":            "0",
+		"AUTH_CONCURRENCY_PER_ADDRESS":        "0",
 		"AUTH_LOGIN_MAX_FAILURES":             fmt.Sprint(loginLimit),
 	}
 	var ins []*instance
