@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"authapi/apikey"
 	"authapi/internal/authproc"
 	"authapi/internal/nginxproc"
 	"authapi/store/storetest"
@@ -94,9 +95,17 @@ type gateway struct {
 	up     *upstream
 }
 
-// loginFailuresPerAddress is authapi's AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS
-// here, small, for the floods.
-const loginFailuresPerAddress = 5
+// The per-address limits here, small for the floods: authapi's
+// AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS, AUTH_AUTH_FAILURES_PER_ADDRESS (per
+// minute; the other cases send a few failed checks from 127.0.0.1 too) and
+// AUTH_RATE_LIMIT_PER_ADDRESS (per second, in bursts of a second's worth).
+// nginx asks authapi twice about a refused request (the decision, then the
+// body it answers with), so a refusal through it counts twice.
+const (
+	loginFailuresPerAddress = 5
+	authFailuresPerAddress  = 60
+	requestsPerAddress      = 200
+)
 
 func startGateway(t *testing.T) *gateway {
 	bin, err := authproc.Build(t.TempDir())
@@ -117,6 +126,8 @@ func startGateway(t *testing.T) *gateway {
 		// loopback addresses, whose address nginx forwards.
 		"AUTH_TRUSTED_PROXIES":                "127.0.0.1/32",
 		"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": strconv.Itoa(loginFailuresPerAddress),
+		"AUTH_AUTH_FAILURES_PER_ADDRESS":      strconv.Itoa(authFailuresPerAddress),
+		"AUTH_RATE_LIMIT_PER_ADDRESS":         strconv.Itoa(requestsPerAddress),
 		"AUTH_REGISTER_MAX_PER_ADDRESS":       "0",
 	}
 	g.a = g.startAuthapi(g.addrA)
@@ -533,20 +544,24 @@ func TestGateway(t *testing.T) {
 			name    string
 			through func() string // the authapi the revocation goes through
 			rounds  int
-			next    bool // the very next request is refused
+			next    bool   // the very next request is refused
+			from    string // the client polling through the gateway
 		}{
-			{"revoked through the gateway's authapi", func() string { return g.a.URL }, 5, true},
-			{"revoked through a second authapi", func() string { return g.b.URL }, 20, false},
+			{"revoked through the gateway's authapi", func() string { return g.a.URL }, 5, true, "127.0.0.8"},
+			{"revoked through a second authapi", func() string { return g.b.URL }, 20, false, "127.0.0.9"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				var worst time.Duration
 				var delays []string
+				// Each round ends in a refusal, two failed checks: from an
+				// address of their own, within its budget.
+				poller := from(tc.from)
 				for n := range tc.rounds {
 					k := g.mustKey(t, owner, `{"name":"to revoke"}`)
 					g.mustCache(t, k)
 					answered := revoke(t, tc.through(), owner, k)
 					for attempt := 1; ; attempt++ {
-						a := call(t, local, "GET", g.url+"/v1/me/things", nil, "X-API-Key", k.raw)
+						a := call(t, poller, "GET", g.url+"/v1/me/things", nil, "X-API-Key", k.raw)
 						took := time.Since(answered)
 						if a.status == 200 && tc.next {
 							t.Fatalf("round %d: the request right after the revocation's answer went through", n)
@@ -576,6 +591,19 @@ func TestGateway(t *testing.T) {
 	t.Run("one client's flood never refuses another", func(t *testing.T) {
 		victim := g.mustUser(t, "victim")
 		victimKey := g.mustKey(t, victim, `{"name":"v"}`)
+		// getThing sends GET /v1/me/things with key from c and says
+		// whether it was refused for the flood (429); the other answer
+		// must be want.
+		getThing := func(t *testing.T, c *http.Client, key string, want int) bool {
+			a := call(t, c, "GET", g.url+"/v1/me/things", nil, "X-API-Key", key)
+			if a.status != want && a.status != 429 {
+				t.Fatalf("GET /v1/me/things = %d %s, want %d or 429", a.status, a.body, want)
+			}
+			if a.status == 429 && (a.header.Get("Retry-After") == "" || a.header.Get("Content-Type") != "application/problem+json") {
+				t.Fatalf("429 through the gateway without its Retry-After or problem: %v %s", a.header, a.body)
+			}
+			return a.status == 429
+		}
 		for _, tc := range []struct {
 			name     string
 			attacker string
@@ -584,6 +612,9 @@ func TestGateway(t *testing.T) {
 			// for the flood (429).
 			flood func(t *testing.T, c *http.Client, n int) bool
 			limit int // attempts allowed before the refusal
+			// slack is how many more may pass: a rate refills while
+			// the flood runs.
+			slack int
 			// works checks that another client is served.
 			works func(t *testing.T, c *http.Client)
 		}{
@@ -606,23 +637,45 @@ func TestGateway(t *testing.T) {
 					}
 				},
 			},
+			{
+				// Well-formed unknown keys, each a lookup.
+				name: "failed key checks", attacker: "127.0.0.4", victim: "127.0.0.5", limit: authFailuresPerAddress / 2,
+				flood: func(t *testing.T, c *http.Client, n int) bool { return getThing(t, c, apikey.MustGenerate(), 401) },
+				works: func(t *testing.T, c *http.Client) {
+					if getThing(t, c, apikey.MustGenerate(), 401) {
+						t.Error("the other client's failed key check was refused for the flood")
+					}
+					if getThing(t, c, victimKey.raw, 200) {
+						t.Error("the other client's request was refused for the flood")
+					}
+				},
+			},
+			{
+				name: "requests", attacker: "127.0.0.6", victim: "127.0.0.7", limit: requestsPerAddress, slack: 4 * requestsPerAddress,
+				flood: func(t *testing.T, c *http.Client, n int) bool { return getThing(t, c, victimKey.raw, 200) },
+				works: func(t *testing.T, c *http.Client) {
+					if getThing(t, c, victimKey.raw, 200) {
+						t.Error("the other client's request was refused for the flood")
+					}
+				},
+			},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				attacker, other := from(tc.attacker), from(tc.victim)
 				refusedAt := -1
-				for n := range tc.limit + 5 {
+				for n := range tc.limit + tc.slack + 5 {
 					if tc.flood(t, attacker, n) {
 						refusedAt = n
 						break
 					}
 				}
-				if refusedAt != tc.limit {
-					t.Fatalf("the flood from %s was refused at attempt %d, want %d (after %d)", tc.attacker, refusedAt+1, tc.limit+1, tc.limit)
+				if refusedAt < tc.limit || refusedAt > tc.limit+tc.slack {
+					t.Fatalf("the flood from %s was refused at attempt %d, want %d to %d (after %d)", tc.attacker, refusedAt+1, tc.limit+1, tc.limit+tc.slack+1, tc.limit)
 				}
 				tc.works(t, other)
 				// authapi saw the attacker's address, not the gateway's.
 				for _, line := range g.a.LogLines("request") {
-					if line["event"] == "login_failed" && line["client"] != tc.attacker {
+					if tc.name == "failed logins" && line["event"] == "login_failed" && line["client"] != tc.attacker {
 						t.Errorf("authapi logged a failed login from %v, want %s", line["client"], tc.attacker)
 					}
 				}

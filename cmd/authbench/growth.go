@@ -664,6 +664,13 @@ func startInstance(o options, dir string, admin *sql.DB, db string, env []string
 		"AUTH_LOGIN_MAX_FAILURES=0",
 		"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS=0",
 		"AUTH_REGISTER_MAX_PER_ADDRESS=0",
+		// wrk is one client: the per-client limits would measure
+		// themselves (make bench-flood measures them).
+		"AUTH_RATE_LIMIT_PER_ADDRESS=0",
+		"AUTH_CONCURRENCY_PER_ADDRESS=0",
+		"AUTH_LOGIN_MAX_PER_ADDRESS=0",
+		"AUTH_AUTH_FAILURES_PER_ADDRESS=0",
+		"AUTH_KEY_WRITES_PER_USER=0",
 		"AUTH_MAX_ACTIVE_KEYS=0",
 	)
 	cmd.Env = append(cmd.Env, o.extra...)

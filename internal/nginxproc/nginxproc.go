@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"authapi/deploy"
@@ -129,7 +128,7 @@ func Start(gateway string, listen []string, o Options) (*Process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = procAttr()
 	out, err := os.Create(filepath.Join(dir, "stderr.log"))
 	if err != nil {
 		return nil, err
@@ -169,11 +168,11 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // and waits; a master that has not exited after 10 s is killed with its
 // whole process group.
 func (p *Process) Stop() {
-	syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
+	terminate(p.cmd.Process.Pid)
 	select {
 	case <-p.exited:
 	case <-time.After(10 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(p.cmd.Process.Pid)
 		<-p.exited
 	}
 }
