@@ -57,6 +57,42 @@ func TestRateLimitPerAddress(t *testing.T) {
 	}
 }
 
+// TestThrottleDelay: a 429 is answered only after ThrottleDelay, other
+// answers at once; a client that hangs up meanwhile is let go.
+func TestThrottleDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	e := newEnv(t, trustLoopbackProxy, limits(func(c *server.Config) { c.RateLimitPerAddress = 1; c.ThrottleDelay = delay }))
+	timed := func(addr string) (*response, time.Duration) {
+		start := time.Now()
+		r := e.do(false, "GET", "/v1/me", "", "X-Forwarded-For", addr)
+		return r, time.Since(start)
+	}
+	if r, took := timed("203.0.113.40"); r.Status != 401 || took >= delay {
+		t.Fatalf("within the budget = %d after %v, want the 401 of a missing key at once", r.Status, took)
+	}
+	r, took := timed("203.0.113.40")
+	if r.Status != 429 || took < delay {
+		t.Fatalf("past the budget = %d after %v, want 429 after at least %v", r.Status, took, delay)
+	}
+	mustRetryAfter(t, "a held 429", r, 0, 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), delay/3)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", e.URL+"/v1/me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", "203.0.113.40")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a client that gave up after %v got %d", delay/3, resp.StatusCode)
+	}
+	// The server let it go, as a hang-up (499), not as an answered 429.
+	eventually(t, 5*time.Second, 1, func() int {
+		return int(metricValue(e.metrics(), "authapi_http_request_duration_seconds_count", `operation="GET /v1/me",status="499"`))
+	})
+}
+
 // TestLoginMaxPerAddress: every login attempt counts, successes too.
 func TestLoginMaxPerAddress(t *testing.T) {
 	e := newEnv(t, trustLoopbackProxy, limits(func(c *server.Config) { c.LoginMaxPerAddress = 3 }))

@@ -245,6 +245,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		err = echo.ErrNotFound
 	}
 	p := s.problemFor(err)
+	if p.Status == http.StatusTooManyRequests && s.cfg.ThrottleDelay > 0 {
+		hold(c.Request().Context(), s.cfg.ThrottleDelay)
+	}
 	if errors.Is(c.Request().Context().Err(), context.Canceled) {
 		// The client hung up: whatever failed, it failed for that. Not a
 		// server error (anyone could raise those by hanging up), and the
@@ -289,5 +292,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	c.Response().WriteHeader(p.Status)
 	if c.Request().Method != http.MethodHead {
 		c.Response().Write(buf.Bytes())
+	}
+}
+
+// hold waits for d, or until ctx ends (the client hung up).
+func hold(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }

@@ -104,6 +104,11 @@ type Config struct {
 	// KeyWritesPerUser is API key creations, rotations and revocations per
 	// user per hour.
 	KeyWritesPerUser int
+	// ThrottleDelay is how long a request refused with 429 is held before
+	// its answer, keeping its turn among its address's concurrent
+	// requests (the binary's listener): a flood then gets few answers a
+	// second per address, however cheap each refusal is.
+	ThrottleDelay time.Duration
 
 	// RevokedKeyRetention is how long revoked and expired keys are kept,
 	// listed as inactive, before the background work deletes them (0:

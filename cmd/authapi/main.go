@@ -299,6 +299,7 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		LoginMaxPerAddress:         cfg.LoginMaxPerAddress,
 		AuthFailuresPerAddress:     cfg.AuthFailuresPerAddress,
 		KeyWritesPerUser:           cfg.KeyWritesPerUser,
+		ThrottleDelay:              cfg.ThrottleDelay,
 		MetricsElsewhere:           cfg.MetricsAddr != "",
 		RevokedKeyRetention:        cfg.RevokedKeyRetention,
 		ReauthMaxAge:               cfg.ReauthMaxAge,
