@@ -1,7 +1,7 @@
 -- +goose NO TRANSACTION
 -- +goose Up
--- Validates 00006's constraints, each in its own transaction, under a lock
--- that lets reads and writes go on (SHARE UPDATE EXCLUSIVE). A row that
+-- Validates 00006's constraints under a lock that lets reads and writes go
+-- on (SHARE UPDATE EXCLUSIVE, held until the end of this one statement). A row that
 -- still breaks one (an email stored by the twin-member bug, which no rule
 -- can repair) leaves that constraint NOT VALID, with a warning naming it:
 -- it holds for every write all the same. Find such rows with

@@ -274,6 +274,7 @@ func unavailableCode(code pqerror.Code) bool {
 		code.Class() == "53",                              // insufficient resources
 		code == "57P01", code == "57P02", code == "57P03", // shutting down, starting up, in recovery
 		code == "57014",             // statement cancelled by our timeout
+		code == "40P01",             // deadlock detected: this side was chosen to give way
 		code == readOnlyTransaction: // a write reached a server that no longer takes them
 		return true
 	}
