@@ -152,7 +152,6 @@ func TestEndedTokensAreForgottenAfterTheirExpiry(t *testing.T) {
 
 func TestDeleteAccount(t *testing.T) {
 	e := newEnv(t)
-	mustListen(t, e.Srv, e.DBURL)
 	u := e.MustLogin("deleted")
 	key := e.MustCreateKey(u, "k")
 	mustStatus(t, "the key before", e.me(key.RawKey), 200) // cached now
@@ -184,7 +183,6 @@ func registrationOf(name string) string {
 
 func TestUpdateCurrentUser(t *testing.T) {
 	e := newEnv(t)
-	mustListen(t, e.Srv, e.DBURL)
 	u, other := e.MustLogin("updated"), e.MustRegister("taken")
 	writer := e.MustCreateKey(u, "writer")
 	readOnly := createKey(e, u, `{"name":"reader","scopes":["me:read"]}`)

@@ -120,7 +120,6 @@ func TestLoginMaxPerAddress(t *testing.T) {
 // (429), while a key already verified keeps working.
 func TestAuthFailuresPerAddress(t *testing.T) {
 	e := newEnv(t, trustLoopbackProxy, limits(func(c *server.Config) { c.AuthFailuresPerAddress = 4 }))
-	mustListen(t, e.Srv, e.DBURL)
 	u, uncached := e.MustLogin("guessed"), e.MustLogin("uncached")
 	cached := e.MustCreateKey(u, "cached")
 	fresh := e.MustCreateKey(u, "fresh")

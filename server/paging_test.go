@@ -98,7 +98,6 @@ func TestKeyListingPages(t *testing.T) {
 // names the next page as the database's did.
 func TestCachedFirstPageKeepsItsLink(t *testing.T) {
 	e := newEnv(t, options{server: func(c *server.Config) { c.MaxActiveKeys = 0 }})
-	mustListen(t, e.Srv, e.DBURL)
 	u := e.MustLogin("manykeys")
 	for i := range 103 {
 		e.MustCreateKey(u, fmt.Sprint("k", i))
