@@ -179,10 +179,11 @@ func parseURL(url string) (pq.Config, error) {
 func (s *DB) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers within the query timeout.
-func (s *DB) Ping(ctx context.Context) error {
+func (s *DB) Ping(ctx context.Context) (err error) {
+	defer classify(&err, "ping")
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return wrap(s.db.PingContext(ctx), "ping")
+	return s.db.PingContext(ctx)
 }
 
 // Migrate applies every pending migration. Concurrent callers (several
@@ -195,24 +196,25 @@ func (s *DB) Ping(ctx context.Context) error {
 //
 // It uses connections of its own, without the pool's bound on reads: a
 // migration's statements may take longer than any request's.
-func (s *DB) Migrate(ctx context.Context) error {
+func (s *DB) Migrate(ctx context.Context) (err error) {
+	defer classify(&err, "migrate")
 	connector, err := pq.NewConnectorConfig(s.cfg)
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return err
 	}
 	db := sql.OpenDB(connector)
 	defer db.Close()
 	// Waiters look again every second, for up to 5 minutes.
 	locker, err := lock.NewPostgresTableLocker(lock.WithTableLockTimeout(time.Second, 300))
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return err
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithLocker(locker))
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return wrap(err, "migrate")
+		return err
 	}
 	if s.prepare {
 		// Idle connections may predate the tables, and so lack the
@@ -231,30 +233,31 @@ func (s *DB) withTimeout(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// wrap classifies err under one of the sentinels and names the operation.
-func wrap(err error, op string) error {
-	if err == nil {
-		return nil
-	}
+// classify, deferred by each exported method, names the operation op in a
+// non-nil *errp and classifies it under one of the sentinels.
+func classify(errp *error, op string) {
+	err := *errp
 	var pqErr *pq.Error
 	switch {
+	case err == nil:
+		return
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+		err = ErrNotFound
 	case errors.Is(err, errNoServer):
-		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case errors.As(err, &pqErr):
 		switch {
 		case pqErr.Code == "22021", pqErr.Code == "22P05":
-			return fmt.Errorf("store: %s: %w: %w", op, ErrInvalidText, err)
+			err = fmt.Errorf("%w: %w", ErrInvalidText, err)
 		case pqErr.Code == "23514": // check_violation: a row the rules refuse
-			return fmt.Errorf("store: %s: %w", op, &account.Error{Field: checkFields[pqErr.Constraint], Message: "is not in a form that can be stored"})
+			err = &account.Error{Field: checkFields[pqErr.Constraint], Message: "is not in a form that can be stored"}
 		case unavailableCode(pqErr.Code):
-			return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	case unreachable(err):
-		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return fmt.Errorf("store: %s: %w", op, err)
+	*errp = fmt.Errorf("store: %s: %w", op, err)
 }
 
 // checkFields names the API field each CHECK constraint guards, for the
