@@ -11,22 +11,15 @@ import (
 	"github.com/lib/pq"
 )
 
-// A highly available PostgreSQL (Patroni and the like) moves the primary
-// from one server to another. authapi follows it through a URL that names
-// every server with target_session_attrs=read-write: lib/pq then opens
-// connections only to the one that takes writes. Two things about that
-// are handled here:
+// Following a primary that moves (Patroni and the like), through a URL that
+// names every server with target_session_attrs=read-write:
 //
-//   - while no server takes writes (between the old primary's end and the
-//     new one's promotion), opening a connection fails, often with lib/pq's
-//     own error for a server that is up but read-only rather than with a
-//     network error: that is the database being unavailable, not a bug;
-//   - a connection whose server has turned read-only under it (SQLSTATE
-//     25006: its primary was demoted or fenced without closing sessions)
-//     would answer every write with an error for as long as it is pooled:
-//     once any connection says so, every connection opened before is
-//     dropped when next taken from or returned to the pool, and new ones
-//     go to whichever server takes writes now.
+//   - failing to open a connection because no server takes writes now
+//     (each unreachable, starting, stopping, out of resources or read-only)
+//     is errNoServer, and so ErrUnavailable;
+//   - once any connection answers 25006 (its server turned read-only under
+//     it), every connection opened before is dropped when next taken from
+//     or returned to the pool.
 
 // errNoServer marks a failure to open a connection because no server
 // named by the URL could take it at the time.

@@ -103,14 +103,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	// lib/pq honours a context only by asking the server to cancel the
-	// statement, and reads without a deadline: a server that stops
-	// answering (a frozen host, a network partition) would hold the
-	// statement, its connection and its HTTP request until the operating
-	// system gives up, which may be never. Bounding every read and write
-	// makes such a connection fail shortly after the statement's own
-	// timeout; the margin lets a live server's answer to the cancellation
-	// arrive first, so that the connection is kept.
+	// Every read and write on a connection is bounded, a margin past the
+	// statement timeout (lib/pq reads without a deadline, and a context
+	// only sends a cancel request): a server that stops answering fails
+	// the statement, while a live one's answer to the cancel comes first.
 	connector.Dialer(deadlineDialer{timeout: opts.QueryTimeout + stallMargin})
 	var conns driver.Connector = connector
 	if opts.Prepare {
@@ -129,14 +125,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 }
 
 // connConfig parses url into lib/pq's configuration, with parameters sent
-// in the same round trip as the statement (lib/pq's binary_parameters).
-// Otherwise lib/pq parses a statement with parameters in one round trip
-// and binds and runs it in a second, which costs a round trip and breaks
-// behind a transaction-pooling PgBouncer: between the two the server
-// connection may go to another client, whose own unnamed statement then
-// receives our parameters ("bind message supplies 4 parameters, but
-// prepared statement "" requires 2"). The mode's other effect, []byte
-// parameters sent in binary, suits the bytea columns they fill.
+// in the same round trip as the statement (binary_parameters), which a
+// transaction-pooling PgBouncer needs (docs/deployment.md); []byte
+// parameters go in binary, as the bytea columns take them.
 func connConfig(url string) (pq.Config, error) {
 	cfg, err := parseURL(url)
 	if err != nil {
@@ -186,16 +177,10 @@ func (s *DB) Ping(ctx context.Context) (err error) {
 	return s.db.PingContext(ctx)
 }
 
-// Migrate applies every pending migration. Concurrent callers (several
-// instances starting at once) are serialised by a lock row in the
-// goose_lock table, held under a lease that a heartbeat renews, rather than
-// by a session-level advisory lock, which does not survive a
-// transaction-pooling PgBouncer: taken on one server connection and
-// released on another, it fails to unlock and stays held. A migrator
-// killed mid-way holds the lock until its lease (30s) runs out.
-//
-// It uses connections of its own, without the pool's bound on reads: a
-// migration's statements may take longer than any request's.
+// Migrate applies every pending migration, on connections of its own
+// without the statement timeout. Concurrent callers are serialised by a
+// row in goose_lock under a 30 s lease that a heartbeat renews, not by an
+// advisory lock, which a transaction pooler breaks (docs/deployment.md).
 func (s *DB) Migrate(ctx context.Context) (err error) {
 	defer classify(&err, "migrate")
 	connector, err := pq.NewConnectorConfig(s.cfg)
