@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"net/netip"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // EventType is what a security event records.
@@ -205,6 +205,5 @@ func (s *DB) inTx(ctx context.Context, f func(ctx context.Context, tx *sqlx.Tx) 
 // isForeignKeyViolation reports whether err is PostgreSQL's refusal of a
 // row whose parent is gone (a deleted user's).
 func isForeignKeyViolation(err error) bool {
-	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "23503"
+	return pq.As(err, pqerror.ForeignKeyViolation) != nil
 }

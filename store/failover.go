@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // Following a primary that moves (Patroni and the like), through a URL that
@@ -76,8 +77,7 @@ func serverUnavailable(err error) bool {
 		}
 		return len(errs.Unwrap()) > 0
 	}
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
+	if pqErr := pq.As(err); pqErr != nil {
 		return unavailableCode(pqErr.Code)
 	}
 	if unreachable(err) {
@@ -103,14 +103,10 @@ type failoverConn struct {
 
 // check notes that err says the server no longer takes writes.
 func (fc *failoverConn) check(err error) {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == readOnlyTransaction {
+	if pq.As(err, pqerror.ReadOnlySQLTransaction) != nil {
 		fc.c.generation.CompareAndSwap(fc.generation, fc.generation+1)
 	}
 }
-
-// readOnlyTransaction is SQLSTATE 25006, read_only_sql_transaction.
-const readOnlyTransaction = "25006"
 
 func (fc *failoverConn) stale() bool { return fc.c.generation.Load() != fc.generation }
 

@@ -5,11 +5,11 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
-	"errors"
 	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // The reads of authenticated requests are PREPAREd in SQL under fixed
@@ -58,12 +58,9 @@ func (c preparingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	for _, stmt := range preparedReads {
 		_, err := ex.ExecContext(ctx, stmt, nil)
-		var pqErr *pq.Error
-		switch {
-		case err == nil:
-		case errors.As(err, &pqErr) && pqErr.Code == "42P01": // no such table yet: before the first migration
-		case errors.As(err, &pqErr) && pqErr.Code == "42P05": // prepared already: a pooler's server connection
-		default:
+		// No table yet (before the first migration), or prepared already
+		// (a pooler's server connection): go on.
+		if err != nil && pq.As(err, pqerror.UndefinedTable, pqerror.DuplicatePstatement) == nil {
 			conn.Close()
 			return nil, err
 		}
@@ -100,8 +97,7 @@ func (s *DB) readPage(ctx context.Context, name, query string, id uuid.UUID, lim
 // no such statement.
 func (s *DB) execute(ctx context.Context, execute, query string, args ...any) (*sql.Rows, error) {
 	rows, err := s.db.QueryContext(ctx, execute)
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "26000" {
+	if pq.As(err, pqerror.InvalidSQLStatementName) != nil {
 		return s.db.QueryContext(ctx, query, args...)
 	}
 	return rows, err

@@ -222,7 +222,7 @@ func (s *DB) withTimeout(ctx context.Context) (context.Context, context.CancelFu
 // non-nil *errp and classifies it under one of the sentinels.
 func classify(errp *error, op string) {
 	err := *errp
-	var pqErr *pq.Error
+	pqErr := pq.As(err)
 	switch {
 	case err == nil:
 		return
@@ -230,11 +230,11 @@ func classify(errp *error, op string) {
 		err = ErrNotFound
 	case errors.Is(err, errNoServer):
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-	case errors.As(err, &pqErr):
+	case pqErr != nil:
 		switch {
-		case pqErr.Code == "22021", pqErr.Code == "22P05":
+		case pqErr.Code == pqerror.CharacterNotInRepertoire, pqErr.Code == pqerror.UntranslatableCharacter:
 			err = fmt.Errorf("%w: %w", ErrInvalidText, err)
-		case pqErr.Code == "23514": // check_violation: a row the rules refuse
+		case pqErr.Code == pqerror.CheckViolation: // a row the rules refuse
 			err = &account.Error{Field: checkFields[pqErr.Constraint], Message: "is not in a form that can be stored"}
 		case unavailableCode(pqErr.Code):
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -258,11 +258,11 @@ var checkFields = map[string]string{
 // do the work now, but may soon: the request should be retried.
 func unavailableCode(code pqerror.Code) bool {
 	switch {
-	case code.Class() == "08", // connection exception
-		code.Class() == "53",                              // insufficient resources
-		code == "57P01", code == "57P02", code == "57P03", // shutting down, starting up, in recovery
-		code == "57014",             // statement cancelled by our timeout
-		code == readOnlyTransaction: // a write reached a server that no longer takes them
+	case code.Class() == pqerror.ClassConnectionException,
+		code.Class() == pqerror.ClassInsufficientResources,
+		code == pqerror.AdminShutdown, code == pqerror.CrashShutdown, code == pqerror.CannotConnectNow,
+		code == pqerror.QueryCanceled,          // by our timeout
+		code == pqerror.ReadOnlySQLTransaction: // a write reached a server that no longer takes them
 		return true
 	}
 	return false

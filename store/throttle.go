@@ -3,13 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // LoginLimits are the budgets of failed logins within Window; 0 turns one
@@ -46,8 +46,7 @@ func lockAddress(ctx context.Context, tx *sqlx.Tx, namespace int, address string
 		return false, err
 	}
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, $2))`, address, namespace)
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available
+	if pq.As(err, pqerror.LockNotAvailable) != nil {
 		return false, nil
 	}
 	return err == nil, err

@@ -3,12 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 
 	"authapi/account"
 )
@@ -40,8 +40,7 @@ func (s *DB) CreateUser(ctx context.Context, u *User) (err error) {
 		`INSERT INTO users (username, email, full_name, password_hash)
 		 VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
 		u.Username, u.Email, u.FullName, u.PasswordHash).Scan(&u.ID, &u.CreatedAt)
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+	if pqErr := pq.As(err, pqerror.UniqueViolation); pqErr != nil {
 		fields, ferr := s.TakenFields(ctx, u.Username, u.Email)
 		if ferr != nil || len(fields) == 0 {
 			// The other row went away in between; the constraint still says which.
@@ -170,8 +169,7 @@ func (s *DB) UpdateUser(ctx context.Context, id uuid.UUID, email, fullName *stri
 		}
 		return record(ctx, tx, id, EventProfileUpdated, by, nil)
 	})
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "23505" {
+	if pq.As(err, pqerror.UniqueViolation) != nil {
 		return nil, &ConflictError{Fields: []string{"email"}}
 	}
 	if err != nil {
