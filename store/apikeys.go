@@ -42,41 +42,33 @@ const keyColumns = `id, user_id, name, prefix, digest, scopes, created_at, revok
 // maxActive > 0 and the user already has that many keys working at now
 // (neither revoked nor expired), it returns ErrKeyLimit. It returns
 // ErrNotFound when the user does not exist.
-func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int, by Actor) error {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return wrap(err, "create api key")
-	}
-	defer tx.Rollback()
-	// Locking the user's row serialises concurrent creations for one user,
-	// so the cap holds exactly, and proves the user still exists. The count
-	// must be a statement of its own: under READ COMMITTED each statement
-	// sees what was committed before it began, and one that waited for the
-	// lock began too early.
-	var one int
-	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, k.UserID); err != nil {
-		return wrap(err, "create api key")
-	}
-	var active int
-	if maxActive > 0 {
-		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
-			WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`, k.UserID, *floorMicro(&now))
-		if err != nil {
-			return wrap(err, "create api key")
+func (s *DB) CreateAPIKey(ctx context.Context, k *APIKey, now time.Time, maxActive int, by Actor) (err error) {
+	defer classify(&err, "create api key")
+	return s.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+		// Locking the user's row serialises concurrent creations for one
+		// user, so the cap holds exactly, and proves the user still exists.
+		// The count must be a statement of its own: under READ COMMITTED
+		// each statement sees what was committed before it began, and one
+		// that waited for the lock began too early.
+		var one int
+		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, k.UserID); err != nil {
+			return err
 		}
-	}
-	if maxActive > 0 && active >= maxActive {
-		return wrap(ErrKeyLimit, "create api key")
-	}
-	if err := insertKey(ctx, tx, k); err != nil {
-		return wrap(err, "create api key")
-	}
-	if err := record(ctx, tx, k.UserID, EventKeyCreated, by, k); err != nil {
-		return wrap(err, "create api key")
-	}
-	return wrap(tx.Commit(), "create api key")
+		if maxActive > 0 {
+			var active int
+			if err := tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
+				WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)`, k.UserID, *floorMicro(&now)); err != nil {
+				return err
+			}
+			if active >= maxActive {
+				return ErrKeyLimit
+			}
+		}
+		if err := insertKey(ctx, tx, k); err != nil {
+			return err
+		}
+		return record(ctx, tx, k.UserID, EventKeyCreated, by, k)
+	})
 }
 
 func insertKey(ctx context.Context, tx *sqlx.Tx, k *APIKey) error {
@@ -132,57 +124,51 @@ type Rotation struct {
 // lifetime, and ends the old key after r.Grace. It returns the old key as
 // it now stands, ErrNotFound when no such working key is the user's, and
 // ErrKeyLimit when the cap is reached.
-func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r Rotation) (*APIKey, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return nil, wrap(err, "rotate api key")
-	}
-	defer tx.Rollback()
-	var one int
-	if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, next.UserID); err != nil {
-		return nil, wrap(err, "rotate api key")
-	}
-	now := r.Now()
-	graceEnd, maxActive := now.Add(r.Grace), r.MaxActive
+func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r Rotation) (_ *APIKey, err error) {
+	defer classify(&err, "rotate api key")
 	var old APIKey
-	err = tx.GetContext(ctx, &old, `SELECT `+keyColumns+` FROM api_keys
-		WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
-		FOR UPDATE`, oldID, next.UserID, *floorMicro(&now))
-	if err != nil {
-		return nil, wrap(err, "rotate api key")
-	}
-	if maxActive > 0 {
-		var active int
-		err = tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
-			WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)`,
-			next.UserID, oldID, *floorMicro(&now))
-		if err != nil {
-			return nil, wrap(err, "rotate api key")
+	err = s.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
+		var one int
+		if err := tx.GetContext(ctx, &one, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, next.UserID); err != nil {
+			return err
 		}
-		if active >= maxActive {
-			return nil, wrap(ErrKeyLimit, "rotate api key")
+		now := r.Now()
+		graceEnd := now.Add(r.Grace)
+		if err := tx.GetContext(ctx, &old, `SELECT `+keyColumns+` FROM api_keys
+			WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
+			FOR UPDATE`, oldID, next.UserID, *floorMicro(&now)); err != nil {
+			return err
 		}
-	}
-	next.Name, next.Scopes, next.LifetimeSeconds = old.Name, old.Scopes, old.LifetimeSeconds
-	if r.Lifetime != nil {
-		next.ExpiresAt = r.Lifetime(&old, now)
-	}
-	if err := insertKey(ctx, tx, next); err != nil {
-		return nil, wrap(err, "rotate api key")
-	}
-	// Never extend: a second rotation within the grace period keeps the
-	// sooner end.
-	err = tx.GetContext(ctx, &old.ExpiresAt, `UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2)
-		WHERE id = $1 RETURNING expires_at`, oldID, *floorMicro(&graceEnd))
+		if r.MaxActive > 0 {
+			var active int
+			if err := tx.GetContext(ctx, &active, `SELECT count(*) FROM api_keys
+				WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)`,
+				next.UserID, oldID, *floorMicro(&now)); err != nil {
+				return err
+			}
+			if active >= r.MaxActive {
+				return ErrKeyLimit
+			}
+		}
+		next.Name, next.Scopes, next.LifetimeSeconds = old.Name, old.Scopes, old.LifetimeSeconds
+		if r.Lifetime != nil {
+			next.ExpiresAt = r.Lifetime(&old, now)
+		}
+		if err := insertKey(ctx, tx, next); err != nil {
+			return err
+		}
+		// Never extend: a second rotation within the grace period keeps
+		// the sooner end.
+		if err := tx.GetContext(ctx, &old.ExpiresAt, `UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2)
+			WHERE id = $1 RETURNING expires_at`, oldID, *floorMicro(&graceEnd)); err != nil {
+			return err
+		}
+		return record(ctx, tx, next.UserID, EventKeyRotated, r.By, &old)
+	})
 	if err != nil {
-		return nil, wrap(err, "rotate api key")
+		return nil, err
 	}
-	if err := record(ctx, tx, next.UserID, EventKeyRotated, r.By, &old); err != nil {
-		return nil, wrap(err, "rotate api key")
-	}
-	return &old, wrap(tx.Commit(), "rotate api key")
+	return &old, nil
 }
 
 // RecordKeyUses sets last_used_at of each key to its time, truncated to the
@@ -192,6 +178,7 @@ func (s *DB) RotateAPIKey(ctx context.Context, oldID uuid.UUID, next *APIKey, r 
 // keyUseBatch, each under the statement timeout; on an error it returns the
 // owners of those written before, and the uses it did not write.
 func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (owners []uuid.UUID, unwritten map[uuid.UUID]time.Time, err error) {
+	defer classify(&err, "record key uses")
 	ids := make([]uuid.UUID, 0, len(uses))
 	for id := range uses {
 		ids = append(ids, id)
@@ -211,11 +198,9 @@ func (s *DB) RecordKeyUses(ctx context.Context, uses map[uuid.UUID]time.Time) (o
 	return owners, nil, nil
 }
 
-// keyUseBatch bounds the keys one statement of RecordKeyUses updates. A
-// statement updating tens of thousands of keys of a table of a million
-// outlasted the statement timeout under load, was cancelled, and was
-// retried larger with the uses that came meanwhile, never to be written
-// (BENCHMARKS.md).
+// keyUseBatch bounds the keys one statement of RecordKeyUses updates, so
+// that a large backlog is written within the statement timeout
+// (BENCHMARKS.md, "Growth").
 const keyUseBatch = 1000
 
 // recordKeyUses writes the uses of the keys ids in one statement.
@@ -233,7 +218,7 @@ func (s *DB) recordKeyUses(ctx context.Context, ids []uuid.UUID, uses map[uuid.U
 		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)
 		RETURNING k.user_id`,
 		pq.Array(idText), pq.Array(times))
-	return owners, wrap(err, "record key uses")
+	return owners, err
 }
 
 // Position is where a page of a listing newest first starts: after the
@@ -251,34 +236,32 @@ type Page struct {
 
 // ListAPIKeys returns a page of the user's keys, newest first, revoked
 // ones included, with one key more than asked for when more remain.
-func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID, page Page) ([]APIKey, error) {
+func (s *DB) ListAPIKeys(ctx context.Context, userID uuid.UUID, page Page) (_ []APIKey, err error) {
+	defer classify(&err, "list api keys")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	var (
-		rows *sql.Rows
-		err  error
-	)
+	var rows *sql.Rows
 	if page.After == nil {
 		rows, err = s.readPage(ctx, "authapi_list_keys_page", listKeysSQL, userID, page.Limit+1)
 	} else {
 		rows, err = s.db.QueryContext(ctx, listKeysAfterSQL, userID, page.Limit+1, page.After.CreatedAt, page.After.ID)
 	}
 	if err != nil {
-		return nil, wrap(err, "list api keys")
+		return nil, err
 	}
 	defer rows.Close()
 	keys := []APIKey{}
 	for rows.Next() {
-		// Scanned by hand: sqlx's reflection was a tenth of a listing's CPU.
+		// Scanned by hand, not by sqlx, for speed (BENCHMARKS.md).
 		var k APIKey
 		if err := rows.Scan(&k.ID, &k.UserID, &k.Name, &k.Prefix, &k.Digest, &k.Scopes, &k.CreatedAt, &k.RevokedAt,
 			&k.ExpiresAt, &k.LastUsedAt, &k.LifetimeSeconds); err != nil {
-			return nil, wrap(err, "list api keys")
+			return nil, err
 		}
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrap(err, "list api keys")
+		return nil, err
 	}
 	return keys, nil
 }
@@ -299,7 +282,8 @@ func (s *DB) DeleteRetiredKeys(ctx context.Context, retention time.Duration) (in
 // first revocation time and records nothing. It returns ErrNotFound when
 // the key does not exist or is another user's.
 func (s *DB) RevokeAPIKey(ctx context.Context, userID, keyID uuid.UUID, by Actor) (digest []byte, err error) {
-	err = s.inTx(ctx, "revoke api key", func(ctx context.Context, tx *sqlx.Tx) error {
+	defer classify(&err, "revoke api key")
+	err = s.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		var k APIKey
 		if err := tx.GetContext(ctx, &k, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1 AND user_id = $2 FOR UPDATE`,
 			keyID, userID); err != nil {
@@ -330,14 +314,15 @@ type KeyOwner struct {
 // APIKeyOwner returns the unrevoked key with digest and its owner, expired
 // or not (the caller judges expiry with its own clock, so that it can say
 // "expired" rather than "unknown"), or ErrNotFound.
-func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (*KeyOwner, error) {
+func (s *DB) APIKeyOwner(ctx context.Context, digest []byte) (_ *KeyOwner, err error) {
+	defer classify(&err, "api key owner")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var o KeyOwner
-	err := scanOne(s.readDigest(ctx, "authapi_key_owner", keyOwnerSQL, digest))(
+	err = scanOne(s.readDigest(ctx, "authapi_key_owner", keyOwnerSQL, digest))(
 		&o.KeyID, &o.User.ID, &o.User.Username, &o.User.Email, &o.User.FullName, &o.User.CreatedAt, &o.Scopes, &o.ExpiresAt)
 	if err != nil {
-		return nil, wrap(err, "api key owner")
+		return nil, err
 	}
 	return &o, nil
 }

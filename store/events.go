@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"net/netip"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // EventType is what a security event records.
@@ -100,44 +100,46 @@ func record(ctx context.Context, ex execer, user uuid.UUID, t EventType, by Acto
 // RecordEvent writes an event that records no change of state: a failed or
 // throttled login of an existing user. It returns ErrNotFound when the
 // user is gone.
-func (s *DB) RecordEvent(ctx context.Context, user uuid.UUID, t EventType, by Actor) error {
+func (s *DB) RecordEvent(ctx context.Context, user uuid.UUID, t EventType, by Actor) (err error) {
+	defer classify(&err, "record event")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	err := record(ctx, s.db, user, t, by, nil)
+	err = record(ctx, s.db, user, t, by, nil)
 	if isForeignKeyViolation(err) {
-		return wrap(ErrNotFound, "record event")
+		return ErrNotFound
 	}
-	return wrap(err, "record event")
+	return err
 }
 
 // RecordEventByUsername is RecordEvent for the user registered as
 // username (without regard to case), in one statement; for an unknown
 // username it writes nothing, in about the same time, and returns
 // ErrNotFound.
-func (s *DB) RecordEventByUsername(ctx context.Context, username string, t EventType, by Actor) error {
+func (s *DB) RecordEventByUsername(ctx context.Context, username string, t EventType, by Actor) (err error) {
+	defer classify(&err, "record event")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	by = by.clean()
 	var n int
-	err := s.db.GetContext(ctx, &n, `WITH e AS (
+	err = s.db.GetContext(ctx, &n, `WITH e AS (
 		INSERT INTO security_events (user_id, type, client_address, user_agent)
 		SELECT id, $2, $3, $4 FROM users WHERE lower(username) = lower($1)
 		RETURNING 1)
 		SELECT count(*) FROM e, (SELECT pg_current_xact_id()) AS x`, username, string(t), by.Address, by.UserAgent)
 	if err == nil && n == 0 {
-		err = ErrNotFound
+		return ErrNotFound
 	}
-	return wrap(err, "record event")
+	return err
 }
 
 // ListEvents returns a page of the user's events, newest first, with one
 // more than asked for when more remain.
-func (s *DB) ListEvents(ctx context.Context, user uuid.UUID, page Page) ([]Event, error) {
+func (s *DB) ListEvents(ctx context.Context, user uuid.UUID, page Page) (_ []Event, err error) {
+	defer classify(&err, "list events")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	const columns = `id, user_id, type, occurred_at, client_address, user_agent, key_id, key_prefix`
 	events := []Event{}
-	var err error
 	if page.After == nil {
 		err = s.db.SelectContext(ctx, &events, `SELECT `+columns+` FROM security_events WHERE user_id = $1
 			ORDER BY occurred_at DESC, id DESC LIMIT $2`, user, page.Limit+1)
@@ -146,7 +148,7 @@ func (s *DB) ListEvents(ctx context.Context, user uuid.UUID, page Page) ([]Event
 			WHERE user_id = $1 AND (occurred_at, id) < ($3, $4)
 			ORDER BY occurred_at DESC, id DESC LIMIT $2`, user, page.Limit+1, page.After.CreatedAt, page.After.ID)
 	}
-	return events, wrap(err, "list events")
+	return events, err
 }
 
 // DeleteOldEvents deletes events older than retention, a batch at a time,
@@ -160,13 +162,13 @@ func (s *DB) DeleteOldEvents(ctx context.Context, retention time.Duration) (int6
 // inBatches runs a deletion of at most batch rows (its last parameter)
 // until it deletes fewer, so that no statement holds many locks or runs
 // long, and returns the rows deleted.
-func (s *DB) inBatches(ctx context.Context, op, query string, args ...any) (int64, error) {
-	var total int64
+func (s *DB) inBatches(ctx context.Context, op, query string, args ...any) (total int64, err error) {
+	defer classify(&err, op)
 	for {
 		n, err := s.deleteBatch(ctx, query, args...)
 		total += n
 		if err != nil || n < deleteBatch {
-			return total, wrap(err, op)
+			return total, err
 		}
 	}
 }
@@ -186,23 +188,22 @@ func (s *DB) deleteBatch(ctx context.Context, query string, args ...any) (int64,
 
 // inTx runs f in a transaction, bounded by the statement timeout, and
 // commits it when f returns nil.
-func (s *DB) inTx(ctx context.Context, op string, f func(ctx context.Context, tx *sqlx.Tx) error) error {
+func (s *DB) inTx(ctx context.Context, f func(ctx context.Context, tx *sqlx.Tx) error) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return wrap(err, op)
+		return err
 	}
 	defer tx.Rollback()
 	if err := f(ctx, tx); err != nil {
-		return wrap(err, op)
+		return err
 	}
-	return wrap(tx.Commit(), op)
+	return tx.Commit()
 }
 
 // isForeignKeyViolation reports whether err is PostgreSQL's refusal of a
 // row whose parent is gone (a deleted user's).
 func isForeignKeyViolation(err error) bool {
-	var pqErr *pq.Error
-	return errors.As(err, &pqErr) && pqErr.Code == "23503"
+	return pq.As(err, pqerror.ForeignKeyViolation) != nil
 }

@@ -9,24 +9,18 @@ import (
 	"sync/atomic"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
-// A highly available PostgreSQL (Patroni and the like) moves the primary
-// from one server to another. authapi follows it through a URL that names
-// every server with target_session_attrs=read-write: lib/pq then opens
-// connections only to the one that takes writes. Two things about that
-// are handled here:
+// Following a primary that moves (Patroni and the like), through a URL that
+// names every server with target_session_attrs=read-write:
 //
-//   - while no server takes writes (between the old primary's end and the
-//     new one's promotion), opening a connection fails, often with lib/pq's
-//     own error for a server that is up but read-only rather than with a
-//     network error: that is the database being unavailable, not a bug;
-//   - a connection whose server has turned read-only under it (SQLSTATE
-//     25006: its primary was demoted or fenced without closing sessions)
-//     would answer every write with an error for as long as it is pooled:
-//     once any connection says so, every connection opened before is
-//     dropped when next taken from or returned to the pool, and new ones
-//     go to whichever server takes writes now.
+//   - failing to open a connection because no server takes writes now
+//     (each unreachable, starting, stopping, out of resources or read-only)
+//     is errNoServer, and so ErrUnavailable;
+//   - once any connection answers 25006 (its server turned read-only under
+//     it), every connection opened before is dropped when next taken from
+//     or returned to the pool.
 
 // errNoServer marks a failure to open a connection because no server
 // named by the URL could take it at the time.
@@ -83,8 +77,7 @@ func serverUnavailable(err error) bool {
 		}
 		return len(errs.Unwrap()) > 0
 	}
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
+	if pqErr := pq.As(err); pqErr != nil {
 		return unavailableCode(pqErr.Code)
 	}
 	if unreachable(err) {
@@ -110,14 +103,10 @@ type failoverConn struct {
 
 // check notes that err says the server no longer takes writes.
 func (fc *failoverConn) check(err error) {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == readOnlyTransaction {
+	if pq.As(err, pqerror.ReadOnlySQLTransaction) != nil {
 		fc.c.generation.CompareAndSwap(fc.generation, fc.generation+1)
 	}
 }
-
-// readOnlyTransaction is SQLSTATE 25006, read_only_sql_transaction.
-const readOnlyTransaction = "25006"
 
 func (fc *failoverConn) stale() bool { return fc.c.generation.Load() != fc.generation }
 

@@ -45,19 +45,15 @@ type ChangeHandler interface {
 	Changed(Change)
 }
 
-// How the notification connection is watched: lib/pq notices a closed
-// connection at once, but a silently dropped one only when a query on it
-// fails, so it is pinged. Reconnection attempts are at most a second
-// apart: after a failover the new primary is heard from within a second
-// of its promotion, rather than after lib/pq's doubling pauses have grown
-// to several, all that time with the credential cache bypassed.
+// The notification connection is pinged, to notice one silently dropped,
+// and reconnected at most a second apart, so that a new primary is heard
+// from within a second of its promotion.
 const (
 	listenPingEvery    = time.Second
 	listenPingTimeout  = 2 * time.Second
 	listenMinReconnect = 100 * time.Millisecond
 	listenMaxReconnect = time.Second
-	// syncTimeout bounds a Sync marker's round trip, which takes about a
-	// millisecond (BENCHMARKS.md).
+	// syncTimeout bounds a Sync marker's round trip.
 	syncTimeout = time.Second
 )
 

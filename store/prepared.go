@@ -5,38 +5,20 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/hex"
-	"errors"
 	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
-// The reads every authenticated request may make are prepared once per
-// connection, so that PostgreSQL parses and plans them once rather than on
-// every call: for a key listing that is most of its work in the database
-// (pgbench on this kind of machine: about 16,000 listings/s unprepared,
-// 30,000-44,000 prepared).
-//
-// They are prepared in SQL (PREPARE) by a fixed name when a connection
-// opens, and run as EXECUTE through the ordinary unnamed-statement path,
-// rather than with database/sql's prepared statements, for two reasons:
-//
-//   - lib/pq makes a protocol-level prepared statement whose context ends
-//     wait for its cancel request; on a frozen database that doubled the
-//     time a request took to fail (4.5 s against 2.5 s at a 2 s timeout),
-//     where the unnamed path fails after the timeout plus the read margin;
-//   - a fixed name per statement means that a server connection reached
-//     through a pooler in transaction mode either has the very same
-//     statement or none, never another client's statement under our name
-//     (lib/pq numbers its statements per connection).
-//
-// A connection without the statements (opened before the first migration,
-// or a pooler's server connection that never saw our PREPARE) answers
-// 26000, and the read runs unprepared. The arguments are a digest and a
-// UUID, written into the EXECUTE as literals (hex and canonical text, so
-// nothing to escape), since PostgreSQL does not take parameters in EXECUTE
-// through the extended protocol.
+// The reads of authenticated requests are PREPAREd in SQL under fixed
+// names when a connection opens, and run as EXECUTE on the unnamed-statement
+// path, their arguments written in as literals (hex, a canonical UUID, an
+// integer: nothing to escape). A connection without them (opened before the
+// first migration, or a pooler's server connection) answers 26000, and the
+// read runs unprepared. Why not database/sql's prepared statements:
+// BENCHMARKS.md ("Where a GET /v1/me spends its CPU", item 7).
 
 const (
 	keyOwnerSQL = `SELECT k.id, u.id, u.username, u.email, u.full_name, u.created_at, k.scopes, k.expires_at
@@ -76,12 +58,9 @@ func (c preparingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	for _, stmt := range preparedReads {
 		_, err := ex.ExecContext(ctx, stmt, nil)
-		var pqErr *pq.Error
-		switch {
-		case err == nil:
-		case errors.As(err, &pqErr) && pqErr.Code == "42P01": // no such table yet: before the first migration
-		case errors.As(err, &pqErr) && pqErr.Code == "42P05": // prepared already: a pooler's server connection
-		default:
+		// No table yet (before the first migration), or prepared already
+		// (a pooler's server connection): go on.
+		if err != nil && pq.As(err, pqerror.UndefinedTable, pqerror.DuplicatePstatement) == nil {
 			conn.Close()
 			return nil, err
 		}
@@ -118,8 +97,7 @@ func (s *DB) readPage(ctx context.Context, name, query string, id uuid.UUID, lim
 // no such statement.
 func (s *DB) execute(ctx context.Context, execute, query string, args ...any) (*sql.Rows, error) {
 	rows, err := s.db.QueryContext(ctx, execute)
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "26000" {
+	if pq.As(err, pqerror.InvalidSQLStatementName) != nil {
 		return s.db.QueryContext(ctx, query, args...)
 	}
 	return rows, err

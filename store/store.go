@@ -103,14 +103,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	// lib/pq honours a context only by asking the server to cancel the
-	// statement, and reads without a deadline: a server that stops
-	// answering (a frozen host, a network partition) would hold the
-	// statement, its connection and its HTTP request until the operating
-	// system gives up, which may be never. Bounding every read and write
-	// makes such a connection fail shortly after the statement's own
-	// timeout; the margin lets a live server's answer to the cancellation
-	// arrive first, so that the connection is kept.
+	// Every read and write on a connection is bounded, a margin past the
+	// statement timeout (lib/pq reads without a deadline, and a context
+	// only sends a cancel request): a server that stops answering fails
+	// the statement, while a live one's answer to the cancel comes first.
 	connector.Dialer(deadlineDialer{timeout: opts.QueryTimeout + stallMargin})
 	var conns driver.Connector = connector
 	if opts.Prepare {
@@ -129,14 +125,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 }
 
 // connConfig parses url into lib/pq's configuration, with parameters sent
-// in the same round trip as the statement (lib/pq's binary_parameters).
-// Otherwise lib/pq parses a statement with parameters in one round trip
-// and binds and runs it in a second, which costs a round trip and breaks
-// behind a transaction-pooling PgBouncer: between the two the server
-// connection may go to another client, whose own unnamed statement then
-// receives our parameters ("bind message supplies 4 parameters, but
-// prepared statement "" requires 2"). The mode's other effect, []byte
-// parameters sent in binary, suits the bytea columns they fill.
+// in the same round trip as the statement (binary_parameters), which a
+// transaction-pooling PgBouncer needs (docs/deployment.md); []byte
+// parameters go in binary, as the bytea columns take them.
 func connConfig(url string) (pq.Config, error) {
 	cfg, err := parseURL(url)
 	if err != nil {
@@ -179,40 +170,36 @@ func parseURL(url string) (pq.Config, error) {
 func (s *DB) Close() error { return s.db.Close() }
 
 // Ping checks that the database answers within the query timeout.
-func (s *DB) Ping(ctx context.Context) error {
+func (s *DB) Ping(ctx context.Context) (err error) {
+	defer classify(&err, "ping")
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	return wrap(s.db.PingContext(ctx), "ping")
+	return s.db.PingContext(ctx)
 }
 
-// Migrate applies every pending migration. Concurrent callers (several
-// instances starting at once) are serialised by a lock row in the
-// goose_lock table, held under a lease that a heartbeat renews, rather than
-// by a session-level advisory lock, which does not survive a
-// transaction-pooling PgBouncer: taken on one server connection and
-// released on another, it fails to unlock and stays held. A migrator
-// killed mid-way holds the lock until its lease (30s) runs out.
-//
-// It uses connections of its own, without the pool's bound on reads: a
-// migration's statements may take longer than any request's.
-func (s *DB) Migrate(ctx context.Context) error {
+// Migrate applies every pending migration, on connections of its own
+// without the statement timeout. Concurrent callers are serialised by a
+// row in goose_lock under a 30 s lease that a heartbeat renews, not by an
+// advisory lock, which a transaction pooler breaks (docs/deployment.md).
+func (s *DB) Migrate(ctx context.Context) (err error) {
+	defer classify(&err, "migrate")
 	connector, err := pq.NewConnectorConfig(s.cfg)
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return err
 	}
 	db := sql.OpenDB(connector)
 	defer db.Close()
 	// Waiters look again every second, for up to 5 minutes.
 	locker, err := lock.NewPostgresTableLocker(lock.WithTableLockTimeout(time.Second, 300))
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return err
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithLocker(locker))
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
-		return wrap(err, "migrate")
+		return err
 	}
 	if s.prepare {
 		// Idle connections may predate the tables, and so lack the
@@ -231,30 +218,31 @@ func (s *DB) withTimeout(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// wrap classifies err under one of the sentinels and names the operation.
-func wrap(err error, op string) error {
-	if err == nil {
-		return nil
-	}
-	var pqErr *pq.Error
+// classify, deferred by each exported method, names the operation op in a
+// non-nil *errp and classifies it under one of the sentinels.
+func classify(errp *error, op string) {
+	err := *errp
+	pqErr := pq.As(err)
 	switch {
+	case err == nil:
+		return
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+		err = ErrNotFound
 	case errors.Is(err, errNoServer):
-		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
-	case errors.As(err, &pqErr):
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case pqErr != nil:
 		switch {
-		case pqErr.Code == "22021", pqErr.Code == "22P05":
-			return fmt.Errorf("store: %s: %w: %w", op, ErrInvalidText, err)
-		case pqErr.Code == "23514": // check_violation: a row the rules refuse
-			return fmt.Errorf("store: %s: %w", op, &account.Error{Field: checkFields[pqErr.Constraint], Message: "is not in a form that can be stored"})
+		case pqErr.Code == pqerror.CharacterNotInRepertoire, pqErr.Code == pqerror.UntranslatableCharacter:
+			err = fmt.Errorf("%w: %w", ErrInvalidText, err)
+		case pqErr.Code == pqerror.CheckViolation: // a row the rules refuse
+			err = &account.Error{Field: checkFields[pqErr.Constraint], Message: "is not in a form that can be stored"}
 		case unavailableCode(pqErr.Code):
-			return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	case unreachable(err):
-		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return fmt.Errorf("store: %s: %w", op, err)
+	*errp = fmt.Errorf("store: %s: %w", op, err)
 }
 
 // checkFields names the API field each CHECK constraint guards, for the
@@ -270,12 +258,12 @@ var checkFields = map[string]string{
 // do the work now, but may soon: the request should be retried.
 func unavailableCode(code pqerror.Code) bool {
 	switch {
-	case code.Class() == "08", // connection exception
-		code.Class() == "53",                              // insufficient resources
-		code == "57P01", code == "57P02", code == "57P03", // shutting down, starting up, in recovery
-		code == "57014",             // statement cancelled by our timeout
-		code == "40P01",             // deadlock detected: this side was chosen to give way
-		code == readOnlyTransaction: // a write reached a server that no longer takes them
+	case code.Class() == pqerror.ClassConnectionException,
+		code.Class() == pqerror.ClassInsufficientResources,
+		code == pqerror.AdminShutdown, code == pqerror.CrashShutdown, code == pqerror.CannotConnectNow,
+		code == pqerror.QueryCanceled,          // by our timeout
+		code == pqerror.TRDeadlockDetected,     // this side was chosen to give way
+		code == pqerror.ReadOnlySQLTransaction: // a write reached a server that no longer takes them
 		return true
 	}
 	return false

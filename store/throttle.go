@@ -3,13 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 )
 
 // LoginLimits are the budgets of failed logins within Window; 0 turns one
@@ -46,8 +46,7 @@ func lockAddress(ctx context.Context, tx *sqlx.Tx, namespace int, address string
 		return false, err
 	}
 	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, $2))`, address, namespace)
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "55P03" { // lock_not_available
+	if pq.As(err, pqerror.LockNotAvailable) != nil {
 		return false, nil
 	}
 	return err == nil, err
@@ -62,7 +61,8 @@ func lockAddress(ctx context.Context, tx *sqlx.Tx, namespace int, address string
 // guesser; LoginSucceeded takes it back. With both limits off it admits all
 // and records nothing. The database's clock is used, so that several
 // instances share one window.
-func (s *DB) BeginLogin(ctx context.Context, username, address string, lim LoginLimits) (Refusal, error) {
+func (s *DB) BeginLogin(ctx context.Context, username, address string, lim LoginLimits) (_ Refusal, err error) {
+	defer classify(&err, "begin login")
 	if lim.PerPair <= 0 && lim.PerAddress <= 0 {
 		return Refusal{}, nil
 	}
@@ -70,13 +70,13 @@ func (s *DB) BeginLogin(ctx context.Context, username, address string, lim Login
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return Refusal{}, wrap(err, "begin login")
+		return Refusal{}, err
 	}
 	defer tx.Rollback()
 	// Serialise attempts from one address, which covers its pairs too:
 	// check-then-insert is otherwise racy.
 	if locked, err := lockAddress(ctx, tx, 7001, address); err != nil || !locked {
-		return Refusal{RetryAfter: time.Second, Contended: true}, wrap(err, "begin login")
+		return Refusal{RetryAfter: time.Second, Contended: true}, err
 	}
 	var r Refusal
 	if lim.PerPair > 0 {
@@ -86,7 +86,7 @@ func (s *DB) BeginLogin(ctx context.Context, username, address string, lim Login
 			 WHERE username = $3 AND address = $4 AND failed_at > clock_timestamp() - make_interval(secs => $1)
 			 ORDER BY failed_at DESC OFFSET $2 - 1 LIMIT 1`, lim.Window, lim.PerPair, username, address)
 		if err != nil {
-			return Refusal{}, wrap(err, "begin login")
+			return Refusal{}, err
 		}
 		r.RetryAfter = wait
 	}
@@ -97,7 +97,7 @@ func (s *DB) BeginLogin(ctx context.Context, username, address string, lim Login
 			 WHERE address = $3 AND failed_at > clock_timestamp() - make_interval(secs => $1)
 			 ORDER BY failed_at DESC OFFSET $2 - 1 LIMIT 1`, lim.Window, lim.PerAddress, address)
 		if err != nil {
-			return Refusal{}, wrap(err, "begin login")
+			return Refusal{}, err
 		}
 		// Both budgets must have room again: the longer wait decides.
 		if wait > r.RetryAfter {
@@ -108,9 +108,9 @@ func (s *DB) BeginLogin(ctx context.Context, username, address string, lim Login
 		return r, nil
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO login_failures (username, address) VALUES ($1, $2)`, username, address); err != nil {
-		return Refusal{}, wrap(err, "begin login")
+		return Refusal{}, err
 	}
-	return Refusal{}, wrap(tx.Commit(), "begin login")
+	return Refusal{}, tx.Commit()
 }
 
 // budgetWait runs query, which selects how many seconds remain until the
@@ -130,8 +130,9 @@ func budgetWait(ctx context.Context, tx *sqlx.Tx, query string, window time.Dura
 
 // LoginSucceeded forgets the failures of (username, address), including the
 // attempt BeginLogin recorded, and records the login of user.
-func (s *DB) LoginSucceeded(ctx context.Context, username, address string, user uuid.UUID, by Actor) error {
-	return s.inTx(ctx, "login succeeded", func(ctx context.Context, tx *sqlx.Tx) error {
+func (s *DB) LoginSucceeded(ctx context.Context, username, address string, user uuid.UUID, by Actor) (err error) {
+	defer classify(&err, "login succeeded")
+	return s.inTx(ctx, func(ctx context.Context, tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE username = $1 AND address = $2`, username, address); err != nil {
 			return err
 		}
@@ -147,22 +148,24 @@ func (s *DB) LoginSucceeded(ctx context.Context, username, address string, user 
 
 // ClearLoginFailures forgets the failures of (username, address), including
 // the attempt BeginLogin recorded: a password check that succeeded.
-func (s *DB) ClearLoginFailures(ctx context.Context, username, address string) error {
+func (s *DB) ClearLoginFailures(ctx context.Context, username, address string) (err error) {
+	defer classify(&err, "clear login failures")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	_, err := s.db.ExecContext(ctx, `DELETE FROM login_failures WHERE username = $1 AND address = $2`, username, address)
-	return wrap(err, "clear login failures")
+	_, err = s.db.ExecContext(ctx, `DELETE FROM login_failures WHERE username = $1 AND address = $2`, username, address)
+	return err
 }
 
 // ForgetLoginFailures deletes failures older than window, which no longer
 // count. It returns how many it deleted.
-func (s *DB) ForgetLoginFailures(ctx context.Context, window time.Duration) (int64, error) {
+func (s *DB) ForgetLoginFailures(ctx context.Context, window time.Duration) (_ int64, err error) {
+	defer classify(&err, "forget login failures")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	res, err := s.db.ExecContext(ctx,
 		`DELETE FROM login_failures WHERE failed_at < clock_timestamp() - make_interval(secs => $1)`, window.Seconds())
 	if err != nil {
-		return 0, wrap(err, "forget login failures")
+		return 0, err
 	}
 	return res.RowsAffected()
 }
@@ -173,6 +176,7 @@ func (s *DB) ForgetLoginFailures(ctx context.Context, window time.Duration) (int
 // its outcome, so that probing which usernames and emails are taken is
 // bounded too. max <= 0 admits all and records nothing.
 func (s *DB) BeginRegistration(ctx context.Context, address string, max int, window time.Duration) (retryAfter time.Duration, err error) {
+	defer classify(&err, "begin registration")
 	if max <= 0 {
 		return 0, nil
 	}
@@ -180,11 +184,11 @@ func (s *DB) BeginRegistration(ctx context.Context, address string, max int, win
 	defer cancel()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return 0, wrap(err, "begin registration")
+		return 0, err
 	}
 	defer tx.Rollback()
 	if locked, err := lockAddress(ctx, tx, 7003, address); err != nil || !locked {
-		return time.Second, wrap(err, "begin registration")
+		return time.Second, err
 	}
 	wait, err := budgetWait(ctx, tx,
 		`SELECT extract(epoch FROM attempted_at + make_interval(secs => $1) - clock_timestamp())
@@ -192,23 +196,24 @@ func (s *DB) BeginRegistration(ctx context.Context, address string, max int, win
 		 WHERE address = $3 AND attempted_at > clock_timestamp() - make_interval(secs => $1)
 		 ORDER BY attempted_at DESC OFFSET $2 - 1 LIMIT 1`, window, max, address)
 	if err != nil || wait > 0 {
-		return wait, wrap(err, "begin registration")
+		return wait, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO registration_attempts (address) VALUES ($1)`, address); err != nil {
-		return 0, wrap(err, "begin registration")
+		return 0, err
 	}
-	return 0, wrap(tx.Commit(), "begin registration")
+	return 0, tx.Commit()
 }
 
 // ForgetRegistrationAttempts deletes attempts older than window. It returns
 // how many it deleted.
-func (s *DB) ForgetRegistrationAttempts(ctx context.Context, window time.Duration) (int64, error) {
+func (s *DB) ForgetRegistrationAttempts(ctx context.Context, window time.Duration) (_ int64, err error) {
+	defer classify(&err, "forget registration attempts")
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	res, err := s.db.ExecContext(ctx,
 		`DELETE FROM registration_attempts WHERE attempted_at < clock_timestamp() - make_interval(secs => $1)`, window.Seconds())
 	if err != nil {
-		return 0, wrap(err, "forget registration attempts")
+		return 0, err
 	}
 	return res.RowsAffected()
 }
