@@ -27,3 +27,9 @@ func (s *DB) UsedPrepared(ctx context.Context) ([]string, error) {
 
 // ServerUnavailable is serverUnavailable, for a table of errors.
 var ServerUnavailable = serverUnavailable
+
+// Classify is what an exported method's deferred classify makes of err.
+func Classify(err error, op string) error {
+	classify(&err, op)
+	return err
+}

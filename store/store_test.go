@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	_ "github.com/lib/pq"
 
 	"authapi/account"
 	"authapi/store"
@@ -541,4 +542,52 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 	defer db.Close()
 	MustCreateUser(t, db, "migrated")
+}
+
+// TestDeadlockIsUnavailable: the transaction PostgreSQL chooses to break a
+// deadlock failed for no fault of its request, which may simply be sent
+// again: ErrUnavailable (503 with Retry-After), not an internal error.
+func TestDeadlockIsUnavailable(t *testing.T) {
+	plain, err := sql.Open("postgres", storetest.NewURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.ExecContext(ctx, `CREATE TABLE pair (id int PRIMARY KEY); INSERT INTO pair VALUES (1), (2)`); err != nil {
+		t.Fatal(err)
+	}
+	// Two transactions lock the rows in opposite orders.
+	errs := make(chan error, 2)
+	ready := sync.WaitGroup{}
+	ready.Add(2)
+	for _, order := range [][2]int{{1, 2}, {2, 1}} {
+		go func() {
+			tx, err := plain.BeginTx(ctx, nil)
+			if err != nil {
+				ready.Done()
+				errs <- err
+				return
+			}
+			defer tx.Rollback()
+			_, err = tx.ExecContext(ctx, `UPDATE pair SET id = id WHERE id = $1`, order[0])
+			ready.Done()
+			ready.Wait()
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `UPDATE pair SET id = id WHERE id = $1`, order[1])
+			}
+			errs <- err
+		}()
+	}
+	var deadlock error
+	for range 2 {
+		if err := <-errs; err != nil {
+			deadlock = err
+		}
+	}
+	if deadlock == nil {
+		t.Fatal("no deadlock: both transactions went through")
+	}
+	if got := store.Classify(deadlock, "test"); !errors.Is(got, store.ErrUnavailable) {
+		t.Fatalf("a deadlock (%v) is classified as %v, want ErrUnavailable", deadlock, got)
+	}
 }
