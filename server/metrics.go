@@ -71,23 +71,23 @@ func newMetrics(s *Server) *metrics {
 		m.requests, m.logins, m.keys, m.listings,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		gauge("authapi_password_hash_running", "Password hashes being computed.", func() float64 { return float64(s.hasher.Running()) }),
-		gauge("authapi_password_hash_queue_length", "Requests waiting for a password hashing worker.", func() float64 { return float64(s.hasher.Queued()) }),
-		gauge("authapi_db_pool_open_connections", "Open database connections, in use or idle.", func() float64 { return float64(s.store.Stats().OpenConnections) }),
-		gauge("authapi_db_pool_in_use_connections", "Database connections in use.", func() float64 { return float64(s.store.Stats().InUse) }),
-		gauge("authapi_db_pool_idle_connections", "Idle database connections.", func() float64 { return float64(s.store.Stats().Idle) }),
-		gauge("authapi_db_pool_max_open_connections", "Bound on open database connections.", func() float64 { return float64(s.store.Stats().MaxOpenConnections) }),
-		counter("authapi_db_pool_waits_total", "Times a statement waited for a free connection.", func() float64 { return float64(s.store.Stats().WaitCount) }),
-		counter("authapi_db_pool_wait_seconds_total", "Time spent waiting for a free connection.", func() float64 { return s.store.Stats().WaitDuration.Seconds() }),
+		gauge("authapi_password_hash_running", "Password hashes being computed.", func() float64 { return float64(s.cfg.Hasher.Running()) }),
+		gauge("authapi_password_hash_queue_length", "Requests waiting for a password hashing worker.", func() float64 { return float64(s.cfg.Hasher.Queued()) }),
+		gauge("authapi_db_pool_open_connections", "Open database connections, in use or idle.", func() float64 { return float64(s.cfg.Store.Stats().OpenConnections) }),
+		gauge("authapi_db_pool_in_use_connections", "Database connections in use.", func() float64 { return float64(s.cfg.Store.Stats().InUse) }),
+		gauge("authapi_db_pool_idle_connections", "Idle database connections.", func() float64 { return float64(s.cfg.Store.Stats().Idle) }),
+		gauge("authapi_db_pool_max_open_connections", "Bound on open database connections.", func() float64 { return float64(s.cfg.Store.Stats().MaxOpenConnections) }),
+		counter("authapi_db_pool_waits_total", "Times a statement waited for a free connection.", func() float64 { return float64(s.cfg.Store.Stats().WaitCount) }),
+		counter("authapi_db_pool_wait_seconds_total", "Time spent waiting for a free connection.", func() float64 { return s.cfg.Store.Stats().WaitDuration.Seconds() }),
 		gauge("authapi_credential_cache_listening", "1 while change notifications are heard and the credential cache is used, else 0.", func() float64 {
-			if s.cache.listening() {
+			if s.cache.Enabled() {
 				return 1
 			}
 			return 0
 		}),
-		gauge("authapi_credential_cache_api_keys", "API keys in the credential cache.", func() float64 { return float64(s.cache.stats().keys) }),
-		gauge("authapi_credential_cache_users", "JWT users in the credential cache.", func() float64 { return float64(s.cache.stats().users) }),
-		gauge("authapi_credential_cache_key_listings", "Users whose key listing is in the credential cache.", func() float64 { return float64(s.cache.stats().lists) }),
+		gauge("authapi_credential_cache_api_keys", "API keys in the credential cache.", func() float64 { return float64(s.cache.Stats().Keys) }),
+		gauge("authapi_credential_cache_users", "JWT users in the credential cache.", func() float64 { return float64(s.cache.Stats().Users) }),
+		gauge("authapi_credential_cache_key_listings", "Users whose key listing is in the credential cache.", func() float64 { return float64(s.cache.Stats().Lists) }),
 	)
 	return m
 }

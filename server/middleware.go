@@ -113,7 +113,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 400 && status < 500 && !s.logs.allow(info.client) {
 			return nil // counted, and summed up once per interval
 		}
-		if !s.log.Enabled(c.Request().Context(), level) {
+		if !s.cfg.Logger.Enabled(c.Request().Context(), level) {
 			return nil
 		}
 		attrs := []slog.Attr{
@@ -131,7 +131,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if info.event != "" {
 			attrs = append(attrs, slog.String("event", info.event), slog.String("reason", info.reason))
 		}
-		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+		s.cfg.Logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
 		return nil
 	}
 }
@@ -224,7 +224,7 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				s.log.Error("panic", "request_id", infoFrom(c.Request().Context()).id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				s.cfg.Logger.Error("panic", "request_id", infoFrom(c.Request().Context()).id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				err = errInternal
 			}
 		}()

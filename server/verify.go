@@ -141,7 +141,7 @@ func (s *Server) VerifyAPIKey(ctx context.Context, req gen.VerifyAPIKeyRequestOb
 		info.event, info.reason = "auth_failed", schemeAPIKey+": lacks scope "+missing
 		return nil, insufficientScope(missing)
 	}
-	s.uses.record(p.keyID, s.now())
+	s.uses.Record(p.keyID, s.cfg.Now())
 	return p.verified, nil
 }
 

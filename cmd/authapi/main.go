@@ -146,16 +146,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_postgres", cfg.DatabaseURL == "")
 
 	// The background work outlives the drain (its last act is to write
-	// the keys' last uses), and ends before the database closes.
+	// the keys' last uses), and ends before the database closes. The
+	// change listener is stopped with it, but not waited for: closing its
+	// connection to a stalled database could hold up the exit.
 	bg, cancelBG := context.WithCancel(context.Background())
 	bgDone := make(chan struct{})
-	go func() { defer close(bgDone); srv.Background(bg) }()
+	go func() { defer close(bgDone); background(bg, srv, db, cfg, log) }()
 	defer func() { cancelBG(); <-bgDone }()
 	listenURL := cfg.DatabaseListen
 	if listenURL == "" {
 		listenURL = dbURL
 	}
-	go srv.ListenForChanges(bg, listenURL)
+	if changes := srv.ChangeListener(listenURL); changes != nil {
+		go changes.Run(bg)
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
