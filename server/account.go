@@ -65,7 +65,7 @@ func (s *Server) ChangePassword(ctx context.Context, req gen.ChangePasswordReque
 	case err != nil:
 		return nil, err
 	}
-	info.event = "password_changed"
+	info.event = eventPasswordChanged
 	s.tokensEnded(u.ID)
 	return gen.ChangePassword204Response{}, nil
 }
@@ -81,7 +81,7 @@ func (s *Server) checkPassword(ctx context.Context, info *requestInfo, u *store.
 		return false, err
 	}
 	if refusal.RetryAfter > 0 {
-		info.event, info.reason = "login_throttled", "too many failures for this username and address"
+		info.event, info.reason = eventLoginThrottled, "too many failures for this username and address"
 		s.recordEvent(ctx, u.ID, "", store.EventLoginThrottled)
 		return false, refusePasswordChecks.after(refusal.RetryAfter)
 	}
@@ -90,7 +90,7 @@ func (s *Server) checkPassword(ctx context.Context, info *requestInfo, u *store.
 		return false, err
 	}
 	if !ok {
-		info.event, info.reason = "login_failed", "wrong password"
+		info.event, info.reason = eventLoginFailed, "wrong password"
 		s.recordEvent(ctx, u.ID, "", store.EventLoginFailed)
 		return false, nil
 	}
@@ -134,7 +134,7 @@ func (s *Server) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.L
 	if err != nil {
 		return nil, err
 	}
-	infoFrom(ctx).event = "logged_out"
+	infoFrom(ctx).event = eventLoggedOut
 	s.tokensEnded(p.userID)
 	return gen.Logout204Response{}, nil
 }
@@ -151,7 +151,7 @@ func (s *Server) DeleteAccount(ctx context.Context, _ gen.DeleteAccountRequestOb
 	}
 	if age := s.cfg.Now().Sub(p.token.AuthTime); p.token.AuthTime.IsZero() || age > s.cfg.ReauthMaxAge {
 		info := infoFrom(ctx)
-		info.event, info.reason = "auth_failed", "bearerAuth: login too old for account deletion"
+		info.event, info.reason = eventAuthFailed, "bearerAuth: login too old for account deletion"
 		return nil, reauthenticate(s.cfg.ReauthMaxAge)
 	}
 	if err := s.cfg.Store.DeleteUser(ctx, p.userID); errors.Is(err, store.ErrNotFound) {
@@ -159,7 +159,7 @@ func (s *Server) DeleteAccount(ctx context.Context, _ gen.DeleteAccountRequestOb
 	} else if err != nil {
 		return nil, err
 	}
-	infoFrom(ctx).event = "account_deleted"
+	infoFrom(ctx).event = eventAccountDeleted
 	s.tokensEnded(p.userID)
 	return gen.DeleteAccount204Response{}, nil
 }
@@ -204,7 +204,7 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req gen.UpdateCurrentUse
 	if err != nil {
 		return nil, err
 	}
-	infoFrom(ctx).event = "profile_updated"
+	infoFrom(ctx).event = eventProfileUpdated
 	s.tokensEnded(u.ID) // the cached GET /v1/me bodies of the user's keys
 	return gen.UpdateCurrentUser200JSONResponse{Body: userBody(u)}, nil
 }

@@ -68,7 +68,7 @@ func (s *Server) keyWriter(ctx context.Context) (*principal, error) {
 	}
 	if ok, wait := s.keyWrites.Allow(p.userID.String(), time.Now()); !ok {
 		info := infoFrom(ctx)
-		info.event, info.reason = "key_writes_throttled", "too many key changes for this user"
+		info.event, info.reason = eventKeyWritesThrottled, "too many key changes for this user"
 		return nil, refuseKeyChanges.after(wait)
 	}
 	return p, nil

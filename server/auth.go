@@ -93,7 +93,7 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	admit := func() (func(failed bool), error) {
 		done, ok, wait := s.authFails.Hold(info.client, now)
 		if !ok {
-			info.event, info.reason = "auth_throttled", in.SecuritySchemeName+": too many failed checks from this address"
+			info.event, info.reason = eventAuthThrottled, in.SecuritySchemeName+": too many failed checks from this address"
 			return nil, refuseAuthFailures.after(wait)
 		}
 		return func(failed bool) { done(failed, time.Now()) }, nil
@@ -114,7 +114,7 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 		if !af.counted {
 			s.authFails.Take(info.client, now)
 		}
-		info.event = "auth_failed"
+		info.event = eventAuthFailed
 		info.reason = in.SecuritySchemeName + ": " + af.reason
 		return af.problem()
 	}
@@ -131,7 +131,7 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 			return nil
 		}
 		if missing := missingScope(s.scopes[in.RequestValidationInput.Route.Operation], p.scopes); missing != "" {
-			info.event, info.reason = "auth_failed", in.SecuritySchemeName+": lacks scope "+missing
+			info.event, info.reason = eventAuthFailed, in.SecuritySchemeName+": lacks scope "+missing
 			return insufficientScope(missing)
 		}
 		s.uses.Record(p.keyID, s.cfg.Now())

@@ -28,7 +28,7 @@ type requestInfo struct {
 	userAgent string // for security events
 	principal *principal
 	userID    string // for the log, once known
-	event     string // for the log: auth_failed, login_succeeded...
+	event     event  // for the log (events.go)
 	reason    string // for the log: why, never a secret
 }
 
@@ -129,7 +129,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			attrs = append(attrs, slog.String("user_id", info.userID))
 		}
 		if info.event != "" {
-			attrs = append(attrs, slog.String("event", info.event), slog.String("reason", info.reason))
+			attrs = append(attrs, slog.String("event", string(info.event)), slog.String("reason", info.reason))
 		}
 		s.cfg.Logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
 		return nil
@@ -144,12 +144,12 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 		return next
 	}
 	return func(c echo.Context) error {
-		if p := c.Path(); p == "/healthz" || p == "/readyz" {
+		if p := c.Path(); p == pathHealthz || p == pathReadyz {
 			return next(c)
 		}
 		info := infoFrom(c.Request().Context())
 		if ok, wait := s.rate.Allow(info.client, time.Now()); !ok {
-			info.event, info.reason = "rate_limited", "requests per address"
+			info.event, info.reason = eventRateLimited, "requests per address"
 			return refuseRequests.after(wait)
 		}
 		return next(c)
@@ -210,7 +210,7 @@ func (l *logSampler) flush(log *slog.Logger) {
 		if client == "" {
 			client = "other addresses"
 		}
-		log.Info("requests not logged", "event", "requests_not_logged", "client", client, "count", n,
+		log.Info("requests not logged", "event", string(eventRequestsNotLogged), "client", client, "count", n,
 			"reason", fmt.Sprintf("more than %d failed requests from the address in %v", logLinesPerInterval, logInterval))
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"authapi"
 	"authapi/apikey"
 	"authapi/credcache"
 	"authapi/gen"
@@ -223,22 +222,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	e.Use(s.limitHeaders)
 
-	routes := &specRouter{e: e, spec: spec, v: v}
-	gen.RegisterHandlers(routes, gen.NewStrictHandler(s, nil))
-	if routes.err != nil {
-		return nil, routes.err
-	}
-	if err := s.serveVerify(e, spec, v); err != nil {
+	if err := s.addRoutes(e, spec, v); err != nil {
 		return nil, err
-	}
-
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/openapi.yaml", s.specYAML)
-	e.GET("/openapi.json", s.specJSON)
-	s.registerDocs(e)
-	if !cfg.MetricsElsewhere {
-		e.GET("/metrics", s.metrics.handler())
 	}
 	s.metrics.knowRoutes(e)
 	s.echo = e
@@ -314,31 +299,6 @@ func requiredScopes(spec *openapi3.T) (map[*openapi3.Operation][]string, error) 
 // loginLimits are the configured login budgets.
 func (s *Server) loginLimits() store.LoginLimits {
 	return store.LoginLimits{PerPair: s.cfg.LoginMaxFailures, PerAddress: s.cfg.LoginMaxFailuresPerAddress, Window: s.cfg.LoginWindow}
-}
-
-func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.cfg.Store.Ping(ctx); err != nil {
-		return errUnavailable
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (s *Server) specYAML(c echo.Context) error {
-	return c.Blob(http.StatusOK, "application/yaml", authapi.OpenAPI)
-}
-
-func (s *Server) specJSON(c echo.Context) error {
-	b, err := openAPIJSON()
-	if err != nil {
-		return err
-	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {

@@ -31,7 +31,7 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 		return nil, err
 	}
 	if wait > 0 {
-		info.event, info.reason = "register_throttled", "too many registrations from this address"
+		info.event, info.reason = eventRegisterThrottled, "too many registrations from this address"
 		return nil, refuseRegistrations.after(wait)
 	}
 	// Refuse a taken name before paying for a hash; the insert below still
@@ -51,7 +51,7 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 	if err := s.cfg.Store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
-	info.userID, info.event = u.ID.String(), "registered"
+	info.userID, info.event = u.ID.String(), eventRegistered
 	return gen.RegisterUser200JSONResponse{Body: userBody(u)}, nil
 }
 
@@ -61,7 +61,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	b := req.Body
 	info := infoFrom(ctx)
 	if ok, wait := s.logins.Allow(info.client, time.Now()); !ok {
-		info.event, info.reason = "login_throttled", "too many logins from this address"
+		info.event, info.reason = eventLoginThrottled, "too many logins from this address"
 		return nil, refuseLogins.after(wait)
 	}
 	leave, err := s.passwordTurn(ctx, info)
@@ -76,7 +76,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	if refusal.RetryAfter > 0 {
 		refused, reason := loginRefusal(refusal)
-		info.event, info.reason = "login_throttled", reason
+		info.event, info.reason = eventLoginThrottled, reason
 		s.recordEvent(ctx, uuid.Nil, b.Username, store.EventLoginThrottled)
 		return nil, refused.after(refusal.RetryAfter)
 	}
@@ -91,7 +91,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		if err := s.cfg.Store.CommitNothing(ctx); err != nil {
 			return nil, err
 		}
-		info.event, info.reason = "login_failed", "unknown username"
+		info.event, info.reason = eventLoginFailed, "unknown username"
 		return nil, errInvalidCredentials
 	}
 	if err != nil {
@@ -103,7 +103,7 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 		return nil, err
 	}
 	if !ok {
-		info.event, info.reason = "login_failed", "wrong password"
+		info.event, info.reason = eventLoginFailed, "wrong password"
 		if err := s.cfg.Store.RecordEvent(ctx, u.ID, store.EventLoginFailed, actor(ctx)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
@@ -112,13 +112,13 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 
 	err = s.cfg.Store.LoginSucceeded(ctx, name, addr, u.ID, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) { // deleted since its password was checked
-		info.event, info.reason = "login_failed", "user deleted meanwhile"
+		info.event, info.reason = eventLoginFailed, "user deleted meanwhile"
 		return nil, errInvalidCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
-	info.event = "login_succeeded"
+	info.event = eventLoginSucceeded
 	if s.cfg.Hasher.NeedsRehash(u.PasswordHash) {
 		// The parameters were raised since this hash was made; upgrade it
 		// now that the password is at hand. Failing to is no reason to
@@ -170,7 +170,7 @@ func (s *Server) passwordTurn(ctx context.Context, info *requestInfo) (leave fun
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		info.event, info.reason = "login_throttled", "too many concurrent password checks from this address"
+		info.event, info.reason = eventLoginThrottled, "too many concurrent password checks from this address"
 		return nil, refuseAtOnce.after(time.Second)
 	}
 	return leave, nil
