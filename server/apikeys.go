@@ -66,7 +66,7 @@ func (s *Server) keyWriter(ctx context.Context) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ok, wait := s.keyWrites.Allow(p.userID.String(), time.Now()); !ok {
+	if ok, wait := s.limits.keyWrites.Allow(p.userID.String(), time.Now()); !ok {
 		info := infoFrom(ctx)
 		info.event, info.reason = eventKeyWritesThrottled, "too many key changes for this user"
 		return nil, refuseKeyChanges.after(wait)

@@ -91,7 +91,7 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	// cannot look up more than the budget has left.
 	now := time.Now()
 	admit := func() (func(failed bool), error) {
-		done, ok, wait := s.authFails.Hold(info.client, now)
+		done, ok, wait := s.limits.authFails.Hold(info.client, now)
 		if !ok {
 			info.event, info.reason = eventAuthThrottled, in.SecuritySchemeName+": too many failed checks from this address"
 			return nil, refuseAuthFailures.after(wait)
@@ -112,7 +112,7 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 			s.metrics.keyRefused.Inc()
 		}
 		if !af.counted {
-			s.authFails.Take(info.client, now)
+			s.limits.authFails.Take(info.client, now)
 		}
 		info.event = eventAuthFailed
 		info.reason = in.SecuritySchemeName + ": " + af.reason

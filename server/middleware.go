@@ -140,7 +140,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 // Config.RateLimitPerAddress, before any other work. Health checks are
 // exempt: a load balancer polls them from one address.
 func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.rate == nil {
+	if s.limits.rate == nil {
 		return next
 	}
 	return func(c echo.Context) error {
@@ -148,7 +148,7 @@ func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		info := infoFrom(c.Request().Context())
-		if ok, wait := s.rate.Allow(info.client, time.Now()); !ok {
+		if ok, wait := s.limits.rate.Allow(info.client, time.Now()); !ok {
 			info.event, info.reason = eventRateLimited, "requests per address"
 			return refuseRequests.after(wait)
 		}

@@ -142,6 +142,12 @@ type Server struct {
 	byMethod     map[*openapi3.Operation]*methodScopes
 	verifyScopes *methodScopes // verify.go
 
+	limits clientLimits
+}
+
+// clientLimits are the per-client limits, kept in memory and checked
+// before any database work (Config's RateLimitPerAddress and after).
+type clientLimits struct {
 	rate      *limit.Buckets // requests per address
 	logins    *limit.Buckets // login attempts per address
 	authFails *limit.Buckets // failed credential checks per address
@@ -182,13 +188,15 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{
-		cfg:       cfg,
-		cache:     credcache.New[*keyEntry](cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
-		rate:      limit.New(cfg.RateLimitPerAddress, time.Second, 0),
-		logins:    limit.New(cfg.LoginMaxPerAddress, cfg.LoginWindow, 0),
-		authFails: limit.New(cfg.AuthFailuresPerAddress, time.Minute, 0),
-		keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
-		logs:      newLogSampler(),
+		cfg:   cfg,
+		cache: credcache.New[*keyEntry](cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
+		limits: clientLimits{
+			rate:      limit.New(cfg.RateLimitPerAddress, time.Second, 0),
+			logins:    limit.New(cfg.LoginMaxPerAddress, cfg.LoginWindow, 0),
+			authFails: limit.New(cfg.AuthFailuresPerAddress, time.Minute, 0),
+			keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
+		},
+		logs: newLogSampler(),
 	}
 	s.uses = keyuse.New(cfg.Store, cfg.Now, func(owner uuid.UUID) {
 		// The listings show the uses: this instance's at once, the

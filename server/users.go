@@ -60,7 +60,7 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	b := req.Body
 	info := infoFrom(ctx)
-	if ok, wait := s.logins.Allow(info.client, time.Now()); !ok {
+	if ok, wait := s.limits.logins.Allow(info.client, time.Now()); !ok {
 		info.event, info.reason = eventLoginThrottled, "too many logins from this address"
 		return nil, refuseLogins.after(wait)
 	}
@@ -165,7 +165,7 @@ const passwordTurnWait = 10 * time.Second
 func (s *Server) passwordTurn(ctx context.Context, info *requestInfo) (leave func(), err error) {
 	wctx, cancel := context.WithTimeout(ctx, passwordTurnWait)
 	defer cancel()
-	leave, err = s.passwords.Enter(wctx, info.client)
+	leave, err = s.limits.passwords.Enter(wctx, info.client)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
