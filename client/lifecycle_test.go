@@ -239,8 +239,8 @@ func TestKeyLastUse(t *testing.T) {
 	lastUsed := func() *time.Time {
 		t.Helper()
 		// What the server does every few seconds in the background.
-		if err := s.Server.WriteKeyUses(ctx); err != nil {
-			t.Fatalf("WriteKeyUses = %v", err)
+		if err := s.Server.KeyUses().Write(ctx); err != nil {
+			t.Fatalf("KeyUses().Write = %v", err)
 		}
 		return MustListed(t, c, key.ID).LastUsedAt
 	}

@@ -26,7 +26,7 @@ func MustServer(tb testing.TB, cfg ...func(*server.Config)) string {
 // running is an authapi started for a test.
 type running struct {
 	URL    string
-	Server *server.Server // for WriteKeyUses, which the server runs every few seconds
+	Server *server.Server // for KeyUses, which the binary writes every few seconds
 	Clock  *clock         // the server's clock for key expiry, grace and last use
 }
 

@@ -32,7 +32,7 @@ func (s *Server) ChangePassword(ctx context.Context, req gen.ChangePasswordReque
 		return nil, err
 	}
 	defer leave()
-	u, err := s.store.UserByID(ctx, p.userID)
+	u, err := s.cfg.Store.UserByID(ctx, p.userID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, userGone().problem()
 	}
@@ -52,11 +52,11 @@ func (s *Server) ChangePassword(ctx context.Context, req gen.ChangePasswordReque
 	if req.Body.NewPassword == req.Body.CurrentPassword {
 		return nil, validationProblem([]gen.FieldError{{Field: "new_password", Message: "must differ from the current password"}})
 	}
-	hash, err := s.hasher.Hash(ctx, req.Body.NewPassword)
+	hash, err := s.cfg.Hasher.Hash(ctx, req.Body.NewPassword)
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, actor(ctx))
+	err = s.cfg.Store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, actor(ctx))
 	switch {
 	case errors.Is(err, store.ErrChanged): // changed meanwhile: what was checked is no longer the password
 		return nil, errWrongPassword
@@ -65,7 +65,7 @@ func (s *Server) ChangePassword(ctx context.Context, req gen.ChangePasswordReque
 	case err != nil:
 		return nil, err
 	}
-	info.event = "password_changed"
+	info.event = eventPasswordChanged
 	s.tokensEnded(u.ID)
 	return gen.ChangePassword204Response{}, nil
 }
@@ -76,25 +76,25 @@ func (s *Server) ChangePassword(ctx context.Context, req gen.ChangePasswordReque
 // throttle refuses.
 func (s *Server) checkPassword(ctx context.Context, info *requestInfo, u *store.User, password string) (bool, error) {
 	name := strings.ToLower(u.Username)
-	refusal, err := s.store.BeginLogin(ctx, name, info.client, s.loginLimits())
+	refusal, err := s.cfg.Store.BeginLogin(ctx, name, info.client, s.loginLimits())
 	if err != nil {
 		return false, err
 	}
 	if refusal.RetryAfter > 0 {
-		info.event, info.reason = "login_throttled", "too many failures for this username and address"
+		info.event, info.reason = eventLoginThrottled, "too many failures for this username and address"
 		s.recordEvent(ctx, u.ID, "", store.EventLoginThrottled)
 		return false, refusePasswordChecks.after(refusal.RetryAfter)
 	}
-	ok, err := s.hasher.Verify(ctx, password, u.PasswordHash)
+	ok, err := s.cfg.Hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
 		return false, err
 	}
 	if !ok {
-		info.event, info.reason = "login_failed", "wrong password"
+		info.event, info.reason = eventLoginFailed, "wrong password"
 		s.recordEvent(ctx, u.ID, "", store.EventLoginFailed)
 		return false, nil
 	}
-	return true, s.store.ClearLoginFailures(ctx, name, info.client)
+	return true, s.cfg.Store.ClearLoginFailures(ctx, name, info.client)
 }
 
 // recordEvent writes a security event that records no change (a failed
@@ -104,12 +104,12 @@ func (s *Server) checkPassword(ctx context.Context, info *requestInfo, u *store.
 func (s *Server) recordEvent(ctx context.Context, user uuid.UUID, username string, t store.EventType) {
 	var err error
 	if user != uuid.Nil {
-		err = s.store.RecordEvent(ctx, user, t, actor(ctx))
+		err = s.cfg.Store.RecordEvent(ctx, user, t, actor(ctx))
 	} else {
-		err = s.store.RecordEventByUsername(ctx, username, t, actor(ctx))
+		err = s.cfg.Store.RecordEventByUsername(ctx, username, t, actor(ctx))
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.log.Warn("record security event", "request_id", infoFrom(ctx).id, "event", string(t), "error", err)
+		s.cfg.Logger.Warn("record security event", "request_id", infoFrom(ctx).id, "event", string(t), "error", err)
 	}
 }
 
@@ -124,9 +124,9 @@ func (s *Server) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.L
 		return nil, errors.New("server: logout reached without an access token")
 	}
 	if req.Body != nil && req.Body.All != nil && *req.Body.All {
-		err = s.store.EndAllTokens(ctx, p.userID, actor(ctx))
+		err = s.cfg.Store.EndAllTokens(ctx, p.userID, actor(ctx))
 	} else {
-		err = s.store.EndToken(ctx, p.userID, p.token.ID, p.token.Expires, actor(ctx))
+		err = s.cfg.Store.EndToken(ctx, p.userID, p.token.ID, p.token.Expires, actor(ctx))
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, userGone().problem()
@@ -134,7 +134,7 @@ func (s *Server) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.L
 	if err != nil {
 		return nil, err
 	}
-	infoFrom(ctx).event = "logged_out"
+	infoFrom(ctx).event = eventLoggedOut
 	s.tokensEnded(p.userID)
 	return gen.Logout204Response{}, nil
 }
@@ -149,17 +149,17 @@ func (s *Server) DeleteAccount(ctx context.Context, _ gen.DeleteAccountRequestOb
 	if p.token == nil {
 		return nil, errors.New("server: account deletion reached without an access token")
 	}
-	if age := s.now().Sub(p.token.AuthTime); p.token.AuthTime.IsZero() || age > s.cfg.ReauthMaxAge {
+	if age := s.cfg.Now().Sub(p.token.AuthTime); p.token.AuthTime.IsZero() || age > s.cfg.ReauthMaxAge {
 		info := infoFrom(ctx)
-		info.event, info.reason = "auth_failed", "bearerAuth: login too old for account deletion"
+		info.event, info.reason = eventAuthFailed, "bearerAuth: login too old for account deletion"
 		return nil, reauthenticate(s.cfg.ReauthMaxAge)
 	}
-	if err := s.store.DeleteUser(ctx, p.userID); errors.Is(err, store.ErrNotFound) {
+	if err := s.cfg.Store.DeleteUser(ctx, p.userID); errors.Is(err, store.ErrNotFound) {
 		return nil, userGone().problem()
 	} else if err != nil {
 		return nil, err
 	}
-	infoFrom(ctx).event = "account_deleted"
+	infoFrom(ctx).event = eventAccountDeleted
 	s.tokensEnded(p.userID)
 	return gen.DeleteAccount204Response{}, nil
 }
@@ -196,7 +196,7 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req gen.UpdateCurrentUse
 		e := string(*b.Email)
 		email = &e
 	}
-	u, err := s.store.UpdateUser(ctx, p.userID, email, b.FullName, actor(ctx))
+	u, err := s.cfg.Store.UpdateUser(ctx, p.userID, email, b.FullName, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) { // the user, and so the key, is gone
 		return nil, (&authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked",
 			detail: "The API key is not recognised or has been revoked."}).problem()
@@ -204,7 +204,7 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req gen.UpdateCurrentUse
 	if err != nil {
 		return nil, err
 	}
-	infoFrom(ctx).event = "profile_updated"
+	infoFrom(ctx).event = eventProfileUpdated
 	s.tokensEnded(u.ID) // the cached GET /v1/me bodies of the user's keys
 	return gen.UpdateCurrentUser200JSONResponse{Body: userBody(u)}, nil
 }
@@ -221,7 +221,7 @@ func (s *Server) ListSecurityEvents(ctx context.Context, req gen.ListSecurityEve
 	if err != nil {
 		return nil, err
 	}
-	events, err := s.store.ListEvents(ctx, p.userID, pg)
+	events, err := s.cfg.Store.ListEvents(ctx, p.userID, pg)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"authapi/apikey"
+	"authapi/credcache"
 	"authapi/gen"
 	"authapi/store"
 )
@@ -26,7 +27,7 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := s.cfg.Now()
 	expires, err := s.expiry(now, req.Body.ExpiresAt)
 	if err != nil {
 		return nil, err
@@ -47,7 +48,7 @@ func (s *Server) CreateAPIKey(ctx context.Context, req gen.CreateAPIKeyRequestOb
 		secs := int64((expires.Sub(now) + time.Second - 1) / time.Second)
 		k.LifetimeSeconds = &secs
 	}
-	err = s.store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys, actor(ctx))
+	err = s.cfg.Store.CreateAPIKey(ctx, k, now, s.cfg.MaxActiveKeys, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) { // the user was deleted since the token was checked
 		return nil, userGone().problem()
 	}
@@ -65,9 +66,9 @@ func (s *Server) keyWriter(ctx context.Context) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ok, wait := s.keyWrites.Allow(p.userID.String(), time.Now()); !ok {
+	if ok, wait := s.limits.keyWrites.Allow(p.userID.String(), time.Now()); !ok {
 		info := infoFrom(ctx)
-		info.event, info.reason = "key_writes_throttled", "too many key changes for this user"
+		info.event, info.reason = eventKeyWritesThrottled, "too many key changes for this user"
 		return nil, refuseKeyChanges.after(wait)
 	}
 	return p, nil
@@ -111,7 +112,7 @@ func (s *Server) newKey(user uuid.UUID) (*store.APIKey, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return &store.APIKey{UserID: user, Prefix: apikey.DisplayPrefix(raw), Digest: s.keys.Digest(raw)}, raw, nil
+	return &store.APIKey{UserID: user, Prefix: apikey.DisplayPrefix(raw), Digest: s.cfg.Keys.Digest(raw)}, raw, nil
 }
 
 func createdBody(k *store.APIKey, raw string) gen.CreatedAPIKey {
@@ -148,28 +149,28 @@ func (s *Server) ListAPIKeys(ctx context.Context, req gen.ListAPIKeysRequestObje
 	}
 	// The first page of the default size is served from the cache when it
 	// can be: it changes only through writes every instance hears of
-	// (credcache.go), or by a key reaching its expiry, when the entry
+	// (package credcache), or by a key reaching its expiry, when the entry
 	// ends. A change made through another instance may still be on its
 	// way: hear all that committed before this request first.
 	cacheable := pg.After == nil && pg.Limit == defaultPageSize
-	var epoch uint64
+	var epoch credcache.Epoch
 	if cacheable {
-		var e *listEntry
-		e, epoch = s.cache.list(p.userID, s.now())
-		if e != nil && s.heardAll(ctx) {
-			if e, epoch = s.cache.list(p.userID, s.now()); e != nil {
+		var ok bool
+		if _, ok, epoch = s.cache.List(p.userID, s.cfg.Now()); ok && s.heardAll(ctx) {
+			var l credcache.Listing
+			if l, ok, epoch = s.cache.List(p.userID, s.cfg.Now()); ok {
 				s.metrics.listCached.Inc()
-				return listing{body: e.body, link: e.link}, nil
+				return listing(l), nil
 			}
 		}
 	}
 	s.metrics.listRead.Inc()
-	keys, err := s.store.ListAPIKeys(ctx, p.userID, pg)
+	keys, err := s.cfg.Store.ListAPIKeys(ctx, p.userID, pg)
 	if err != nil {
 		return nil, err
 	}
 	keys, link := onePage(keys, pg, "/v1/auth/api-keys", func(k store.APIKey) (time.Time, uuid.UUID) { return k.CreatedAt, k.ID })
-	now := s.now()
+	now := s.cfg.Now()
 	var changes time.Time // the first expiry still to come
 	body := make([]gen.APIKey, len(keys))
 	for i, k := range keys {
@@ -190,9 +191,9 @@ func (s *Server) ListAPIKeys(ctx context.Context, req gen.ListAPIKeysRequestObje
 	// A copy of the length it needs: the cache counts lengths.
 	encoded := bytes.Clone(buf.Bytes())
 	if cacheable {
-		s.cache.putList(p.userID, encoded, link, changes, epoch)
+		s.cache.PutList(p.userID, credcache.Listing{Body: encoded, Link: link}, changes, epoch)
 	}
-	return listing{body: encoded, link: link}, nil
+	return listing{Body: encoded, Link: link}, nil
 }
 
 // keysChanged is called after a committed change to user's keys: this
@@ -210,7 +211,7 @@ func (s *Server) RevokeAPIKey(ctx context.Context, req gen.RevokeAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	digest, err := s.store.RevokeAPIKey(ctx, p.userID, req.KeyID, actor(ctx))
+	digest, err := s.cfg.Store.RevokeAPIKey(ctx, p.userID, req.KeyID, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errKeyNotFound
 	}
@@ -241,8 +242,8 @@ func (s *Server) RotateAPIKey(ctx context.Context, req gen.RotateAPIKeyRequestOb
 	if err != nil {
 		return nil, err
 	}
-	old, err := s.store.RotateAPIKey(ctx, req.KeyID, next, store.Rotation{
-		Now: s.now, Grace: grace, MaxActive: s.cfg.MaxActiveKeys, By: actor(ctx),
+	old, err := s.cfg.Store.RotateAPIKey(ctx, req.KeyID, next, store.Rotation{
+		Now: s.cfg.Now, Grace: grace, MaxActive: s.cfg.MaxActiveKeys, By: actor(ctx),
 		// The new key lives as long as the old one was created to live,
 		// counted from now, within the lifetime bound: rotation renews a key.
 		Lifetime: func(old *store.APIKey, now time.Time) *time.Time {

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"authapi/apikey"
+	"authapi/credcache"
 	"authapi/store"
 	"authapi/token"
 )
@@ -90,9 +91,9 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 	// cannot look up more than the budget has left.
 	now := time.Now()
 	admit := func() (func(failed bool), error) {
-		done, ok, wait := s.authFails.Hold(info.client, now)
+		done, ok, wait := s.limits.authFails.Hold(info.client, now)
 		if !ok {
-			info.event, info.reason = "auth_throttled", in.SecuritySchemeName+": too many failed checks from this address"
+			info.event, info.reason = eventAuthThrottled, in.SecuritySchemeName+": too many failed checks from this address"
 			return nil, refuseAuthFailures.after(wait)
 		}
 		return func(failed bool) { done(failed, time.Now()) }, nil
@@ -111,9 +112,9 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 			s.metrics.keyRefused.Inc()
 		}
 		if !af.counted {
-			s.authFails.Take(info.client, now)
+			s.limits.authFails.Take(info.client, now)
 		}
-		info.event = "auth_failed"
+		info.event = eventAuthFailed
 		info.reason = in.SecuritySchemeName + ": " + af.reason
 		return af.problem()
 	}
@@ -130,10 +131,10 @@ func (s *Server) authenticate(_ context.Context, in *openapi3filter.Authenticati
 			return nil
 		}
 		if missing := missingScope(s.scopes[in.RequestValidationInput.Route.Operation], p.scopes); missing != "" {
-			info.event, info.reason = "auth_failed", in.SecuritySchemeName+": lacks scope "+missing
+			info.event, info.reason = eventAuthFailed, in.SecuritySchemeName+": lacks scope "+missing
 			return insufficientScope(missing)
 		}
-		s.uses.record(p.keyID, s.now())
+		s.uses.Record(p.keyID, s.cfg.Now())
 	}
 	return nil
 }
@@ -175,7 +176,7 @@ func (s *Server) checkBearer(req *http.Request, admit admitFunc) (*principal, er
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "malformed",
 			detail: "Send exactly one access token as Authorization: Bearer <token>."}
 	}
-	claims, err := s.tokens.Verify(raw)
+	claims, err := s.cfg.Tokens.Verify(raw)
 	if errors.Is(err, token.ErrExpired) {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "expired",
 			detail: "The access token expired; log in again."}
@@ -190,13 +191,13 @@ func (s *Server) checkBearer(req *http.Request, admit admitFunc) (*principal, er
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "invalid",
 			detail: "The access token is invalid."}
 	}
-	e, epoch := s.cache.user(id)
-	if e == nil {
+	tokens, ok, epoch := s.cache.User(id)
+	if !ok {
 		done, err := admit()
 		if err != nil {
 			return nil, err
 		}
-		tokens, err := s.store.UserTokens(req.Context(), id)
+		t, err := s.cfg.Store.UserTokens(req.Context(), id)
 		done(errors.Is(err, store.ErrNotFound))
 		if errors.Is(err, store.ErrNotFound) {
 			gone := userGone()
@@ -206,10 +207,10 @@ func (s *Server) checkBearer(req *http.Request, admit admitFunc) (*principal, er
 		if err != nil {
 			return nil, err
 		}
-		e = &userEntry{tokens: *tokens}
-		s.cache.putUser(id, *tokens, epoch)
+		tokens = *t
+		s.cache.PutUser(id, tokens, epoch)
 	}
-	if claims.Generation < e.tokens.Generation || slices.Contains(e.tokens.Ended, claims.ID) {
+	if claims.Generation < tokens.Generation || slices.Contains(tokens.Ended, claims.ID) {
 		return nil, &authFailure{scheme: schemeBearer, sent: true, reason: "ended",
 			detail: "The access token was ended by a sign-out or a password change; log in again."}
 	}
@@ -229,16 +230,16 @@ func (s *Server) checkAPIKey(req *http.Request, admit admitFunc) (*principal, er
 		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "malformed",
 			detail: "The API key is malformed."}
 	}
-	digest := s.keys.Digest(values[0])
-	e, epoch := s.cache.key([32]byte(digest))
-	if e != nil {
+	digest := s.cfg.Keys.Digest(values[0])
+	e, ok, epoch := s.cache.Key([32]byte(digest))
+	if ok {
 		s.metrics.keyHit.Inc()
 	} else {
 		done, err := admit()
 		if err != nil {
 			return nil, err
 		}
-		owner, err := s.store.APIKeyOwner(req.Context(), digest)
+		owner, err := s.cfg.Store.APIKeyOwner(req.Context(), digest)
 		done(errors.Is(err, store.ErrNotFound))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "unknown or revoked", counted: true,
@@ -254,17 +255,26 @@ func (s *Server) checkAPIKey(req *http.Request, admit admitFunc) (*principal, er
 			return nil, err
 		}
 		e = &keyEntry{owner: *owner, me: append(me, '\n'), verified: newVerifiedHeaders(owner)}
-		s.cache.putKey([32]byte(digest), e, epoch)
+		s.cache.PutKey([32]byte(digest), owner.User.ID, e, epoch)
 		s.metrics.keyMiss.Inc()
 	}
 	// Expiry is judged on every use, cache hits included, by the server's
 	// clock: the cache holds unrevoked keys, expired or not.
-	if exp := e.owner.ExpiresAt; exp != nil && !s.now().Before(*exp) {
+	if exp := e.owner.ExpiresAt; exp != nil && !s.cfg.Now().Before(*exp) {
 		return nil, &authFailure{scheme: schemeAPIKey, sent: true, reason: "expired", expired: true,
 			detail: "The API key expired at " + exp.UTC().Format(time.RFC3339) +
 				"; send a current key in the X-API-Key header (create one, or rotate keys before they expire)."}
 	}
 	return &principal{userID: e.owner.User.ID, me: e.me, keyID: e.owner.KeyID, scopes: e.owner.Scopes, verified: e.verified}, nil
+}
+
+// keyEntry is what the credential cache keeps of an API key: its owner,
+// and the answers of GET /v1/me and GET /v1/auth/verify, made once per
+// fill. It must not be changed once cached.
+type keyEntry struct {
+	owner    store.KeyOwner
+	me       []byte // GET /v1/me's response body
+	verified *verifiedHeaders
 }
 
 // encodedJSON is a 200 response with its JSON body encoded beforehand, as
@@ -285,16 +295,13 @@ func (body encodedJSON) write(w http.ResponseWriter) error {
 
 // listing is a page of GET /v1/auth/api-keys, encoded beforehand, with the
 // Link to the next page if there is one.
-type listing struct {
-	body []byte
-	link string
-}
+type listing credcache.Listing
 
 func (l listing) VisitListAPIKeysResponse(w http.ResponseWriter) error {
-	if l.link != "" {
-		w.Header().Set("Link", l.link)
+	if l.Link != "" {
+		w.Header().Set("Link", l.Link)
 	}
-	return encodedJSON(l.body).write(w)
+	return encodedJSON(l.Body).write(w)
 }
 
 // principalFrom returns the principal the validator authenticated. The spec

@@ -17,7 +17,8 @@ func benchConfig(c *server.Config) { c.CredentialCacheSize = 1000 }
 func benchListen(b *testing.B, srv *server.Server, dbURL string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { srv.ListenForChanges(ctx, storetest.DirectURL(dbURL)); close(done) }()
+	changes := srv.ChangeListener(storetest.DirectURL(dbURL))
+	go func() { changes.Run(ctx); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
 	for deadline := time.Now().Add(10 * time.Second); !srv.CacheListening(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -50,21 +50,12 @@ const (
 	maxFieldLength = 200 // FieldError.field's maxLength in the spec
 )
 
-// decodeJSON reads a JSON body strictly:
-//
-//   - one value, nothing after it; a duplicate member name, invalid UTF-8
-//     or an unpaired surrogate escape is refused (jsontext's defaults), the
-//     last two as text PostgreSQL cannot store, like an escaped NUL;
-//   - members whose names differ only in case or by Unicode simple folding
-//     ("password" and "Password", "ſcopes" and "scopes") are refused, as is
-//     a lone member folding to a property's name: encoding/json-based
-//     clients and servers read such names as the property;
-//   - an integer property written with a fraction or exponent (1e3) is
-//     refused by name, since it binds to no Go integer;
-//   - date-times are upper-cased (RFC 3339 allows "t" and "z").
-//
-// Numbers are kept as json.Number, as kin-openapi and runtime.BindJSONValue
-// expect.
+// decodeJSON reads a JSON body strictly: one value and nothing after it;
+// no duplicate member, invalid UTF-8, unpaired surrogate escape, or
+// member whose name differs from another's or a property's only in case or
+// by Unicode simple folding; no integer property written with a fraction
+// or exponent (refused by name). Date-times are upper-cased, and numbers
+// kept as json.Number, as kin-openapi expects. docs/design.md says why.
 func decodeJSON(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
 	data, err := io.ReadAll(body)
 	if err != nil {

@@ -73,12 +73,7 @@ func loadDocs() (map[string]docsContent, error) {
 	return docsCache, docsErr
 }
 
-// registerDocs adds the portal's routes.
-func (s *Server) registerDocs(e *echo.Echo) {
-	e.GET("/docs", s.docs)
-	e.GET("/docs/*", s.docs)
-}
-
+// docs serves the portal's files (GET /docs, /docs/*).
 func (s *Server) docs(c echo.Context) error {
 	p := strings.TrimPrefix(c.Request().URL.Path, "/docs")
 	if p == "/" {

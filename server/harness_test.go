@@ -139,7 +139,8 @@ func mustListen(t testing.TB, srv *server.Server, dbURL string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { srv.ListenForChanges(ctx, dbURL); close(done) }()
+	changes := srv.ChangeListener(dbURL)
+	go func() { changes.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	for deadline := time.Now().Add(10 * time.Second); !srv.CacheListening(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {

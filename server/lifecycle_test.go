@@ -127,7 +127,7 @@ func TestKeyLastUse(t *testing.T) {
 	k := e.MustCreateKey(u, "k")
 	write := func() {
 		t.Helper()
-		if err := e.Srv.WriteKeyUses(ctx); err != nil {
+		if err := e.Srv.KeyUses().Write(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -38,22 +38,22 @@ type routeStatus struct {
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "authapi_http_request_duration_seconds",
+		Name: string(metricRequestDuration),
 		Help: "Time to serve a request, by operation (method and route) and status; its _count counts requests.",
 		// From a cached key check (tens of µs) to a queued password hash (seconds).
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"operation", "status"})
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "authapi_logins_total",
+		Name: string(metricLogins),
 		Help: "Login attempts by outcome: succeeded, failed (unknown user or wrong password), throttled.",
 	}, []string{"outcome"})
 	m.keys = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "authapi_api_key_verifications_total",
+		Name: string(metricKeyVerifications),
 		Help: "API key checks by result: hit (the credential cache answered), miss (the database did), refused (missing, malformed, unknown or revoked).",
 	}, []string{"result"})
 	m.keyHit, m.keyMiss, m.keyRefused = m.keys.WithLabelValues("hit"), m.keys.WithLabelValues("miss"), m.keys.WithLabelValues("refused")
 	m.listings = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "authapi_key_listings_total",
+		Name: string(metricKeyListings),
 		Help: "Key listings served, by source: cache (after hearing every change committed before the request) or database.",
 	}, []string{"source"})
 	m.listCached, m.listRead = m.listings.WithLabelValues("cache"), m.listings.WithLabelValues("database")
@@ -61,33 +61,33 @@ func newMetrics(s *Server) *metrics {
 		m.logins.WithLabelValues(o)
 	}
 
-	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	gauge := func(name metricName, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: string(name), Help: help}, f)
 	}
-	counter := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	counter := func(name metricName, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: string(name), Help: help}, f)
 	}
 	m.reg.MustRegister(
 		m.requests, m.logins, m.keys, m.listings,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		gauge("authapi_password_hash_running", "Password hashes being computed.", func() float64 { return float64(s.hasher.Running()) }),
-		gauge("authapi_password_hash_queue_length", "Requests waiting for a password hashing worker.", func() float64 { return float64(s.hasher.Queued()) }),
-		gauge("authapi_db_pool_open_connections", "Open database connections, in use or idle.", func() float64 { return float64(s.store.Stats().OpenConnections) }),
-		gauge("authapi_db_pool_in_use_connections", "Database connections in use.", func() float64 { return float64(s.store.Stats().InUse) }),
-		gauge("authapi_db_pool_idle_connections", "Idle database connections.", func() float64 { return float64(s.store.Stats().Idle) }),
-		gauge("authapi_db_pool_max_open_connections", "Bound on open database connections.", func() float64 { return float64(s.store.Stats().MaxOpenConnections) }),
-		counter("authapi_db_pool_waits_total", "Times a statement waited for a free connection.", func() float64 { return float64(s.store.Stats().WaitCount) }),
-		counter("authapi_db_pool_wait_seconds_total", "Time spent waiting for a free connection.", func() float64 { return s.store.Stats().WaitDuration.Seconds() }),
-		gauge("authapi_credential_cache_listening", "1 while change notifications are heard and the credential cache is used, else 0.", func() float64 {
-			if s.cache.listening() {
+		gauge(metricHashRunning, "Password hashes being computed.", func() float64 { return float64(s.cfg.Hasher.Running()) }),
+		gauge(metricHashQueueLength, "Requests waiting for a password hashing worker.", func() float64 { return float64(s.cfg.Hasher.Queued()) }),
+		gauge(metricPoolOpen, "Open database connections, in use or idle.", func() float64 { return float64(s.cfg.Store.Stats().OpenConnections) }),
+		gauge(metricPoolInUse, "Database connections in use.", func() float64 { return float64(s.cfg.Store.Stats().InUse) }),
+		gauge(metricPoolIdle, "Idle database connections.", func() float64 { return float64(s.cfg.Store.Stats().Idle) }),
+		gauge(metricPoolMaxOpen, "Bound on open database connections.", func() float64 { return float64(s.cfg.Store.Stats().MaxOpenConnections) }),
+		counter(metricPoolWaits, "Times a statement waited for a free connection.", func() float64 { return float64(s.cfg.Store.Stats().WaitCount) }),
+		counter(metricPoolWaitSeconds, "Time spent waiting for a free connection.", func() float64 { return s.cfg.Store.Stats().WaitDuration.Seconds() }),
+		gauge(metricCacheListening, "1 while change notifications are heard and the credential cache is used, else 0.", func() float64 {
+			if s.cache.Enabled() {
 				return 1
 			}
 			return 0
 		}),
-		gauge("authapi_credential_cache_api_keys", "API keys in the credential cache.", func() float64 { return float64(s.cache.stats().keys) }),
-		gauge("authapi_credential_cache_users", "JWT users in the credential cache.", func() float64 { return float64(s.cache.stats().users) }),
-		gauge("authapi_credential_cache_key_listings", "Users whose key listing is in the credential cache.", func() float64 { return float64(s.cache.stats().lists) }),
+		gauge(metricCacheAPIKeys, "API keys in the credential cache.", func() float64 { return float64(s.cache.Stats().Keys) }),
+		gauge(metricCacheUsers, "JWT users in the credential cache.", func() float64 { return float64(s.cache.Stats().Users) }),
+		gauge(metricCacheKeyListings, "Users whose key listing is in the credential cache.", func() float64 { return float64(s.cache.Stats().Lists) }),
 	)
 	return m
 }
@@ -102,11 +102,11 @@ func (m *metrics) httpHandler() http.Handler {
 // observe records a served request and its log event. Its labels are
 // bounded, whatever the client sends: a method and route that are not a
 // registered route are "unmatched" (a 404 or 405).
-func (m *metrics) observe(method, route string, status int, took time.Duration, event string) {
+func (m *metrics) observe(method, route string, status int, took time.Duration, ev event) {
 	if m == nil { // a Server made without New, in tests
 		return
 	}
-	if outcome, ok := loginOutcomes[event]; ok {
+	if outcome, ok := loginOutcomes[ev]; ok {
 		m.logins.WithLabelValues(outcome).Inc()
 	}
 	k := routeStatus{method, route, status}
@@ -133,4 +133,4 @@ func (m *metrics) knowRoutes(e *echo.Echo) {
 }
 
 // loginOutcomes maps the log events of a login to the outcome label.
-var loginOutcomes = map[string]string{"login_succeeded": "succeeded", "login_failed": "failed", "login_throttled": "throttled"}
+var loginOutcomes = map[event]string{eventLoginSucceeded: "succeeded", eventLoginFailed: "failed", eventLoginThrottled: "throttled"}

@@ -28,7 +28,7 @@ type requestInfo struct {
 	userAgent string // for security events
 	principal *principal
 	userID    string // for the log, once known
-	event     string // for the log: auth_failed, login_succeeded...
+	event     event  // for the log (events.go)
 	reason    string // for the log: why, never a secret
 }
 
@@ -113,7 +113,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 400 && status < 500 && !s.logs.allow(info.client) {
 			return nil // counted, and summed up once per interval
 		}
-		if !s.log.Enabled(c.Request().Context(), level) {
+		if !s.cfg.Logger.Enabled(c.Request().Context(), level) {
 			return nil
 		}
 		attrs := []slog.Attr{
@@ -129,9 +129,9 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			attrs = append(attrs, slog.String("user_id", info.userID))
 		}
 		if info.event != "" {
-			attrs = append(attrs, slog.String("event", info.event), slog.String("reason", info.reason))
+			attrs = append(attrs, slog.String("event", string(info.event)), slog.String("reason", info.reason))
 		}
-		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+		s.cfg.Logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
 		return nil
 	}
 }
@@ -140,16 +140,16 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 // Config.RateLimitPerAddress, before any other work. Health checks are
 // exempt: a load balancer polls them from one address.
 func (s *Server) limitRate(next echo.HandlerFunc) echo.HandlerFunc {
-	if s.rate == nil {
+	if s.limits.rate == nil {
 		return next
 	}
 	return func(c echo.Context) error {
-		if p := c.Path(); p == "/healthz" || p == "/readyz" {
+		if p := c.Path(); p == pathHealthz || p == pathReadyz {
 			return next(c)
 		}
 		info := infoFrom(c.Request().Context())
-		if ok, wait := s.rate.Allow(info.client, time.Now()); !ok {
-			info.event, info.reason = "rate_limited", "requests per address"
+		if ok, wait := s.limits.rate.Allow(info.client, time.Now()); !ok {
+			info.event, info.reason = eventRateLimited, "requests per address"
 			return refuseRequests.after(wait)
 		}
 		return next(c)
@@ -210,7 +210,7 @@ func (l *logSampler) flush(log *slog.Logger) {
 		if client == "" {
 			client = "other addresses"
 		}
-		log.Info("requests not logged", "event", "requests_not_logged", "client", client, "count", n,
+		log.Info("requests not logged", "event", string(eventRequestsNotLogged), "client", client, "count", n,
 			"reason", fmt.Sprintf("more than %d failed requests from the address in %v", logLinesPerInterval, logInterval))
 	}
 }
@@ -224,7 +224,7 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 				if r == http.ErrAbortHandler {
 					panic(r)
 				}
-				s.log.Error("panic", "request_id", infoFrom(c.Request().Context()).id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				s.cfg.Logger.Error("panic", "request_id", infoFrom(c.Request().Context()).id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				err = errInternal
 			}
 		}()

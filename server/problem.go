@@ -218,7 +218,7 @@ func (s *Server) echoProblem(e *echo.HTTPError) *Problem {
 		return newProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
 			"This endpoint does not support this method; the Allow header lists those it does.")
 	case http.StatusRequestEntityTooLarge:
-		return bodyTooLarge(s.bodyLimit)
+		return bodyTooLarge(s.cfg.BodyLimit)
 	case http.StatusBadRequest:
 		return errMalformedJSON
 	case http.StatusUnsupportedMediaType:
@@ -261,7 +261,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if p.Status == http.StatusInternalServerError {
 			level = slog.LevelError
 		}
-		s.log.Log(c.Request().Context(), level, "request failed", "request_id", info.id, "status", p.Status, "error", err)
+		s.cfg.Logger.Log(c.Request().Context(), level, "request failed", "request_id", info.id, "status", p.Status, "error", err)
 	}
 	h := c.Response().Header()
 	for k, v := range p.Header {

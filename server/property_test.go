@@ -1273,8 +1273,8 @@ func (p *propEnv) createKey(t *rapid.T, u *propUser, body map[string]any) {
 func (p *propEnv) listKeys(t *rapid.T, u *propUser) {
 	// Last uses are written in the background, every few seconds; here,
 	// now.
-	if err := p.Srv.WriteKeyUses(ctx); err != nil {
-		t.Fatalf("WriteKeyUses = %v", err)
+	if err := p.Srv.KeyUses().Write(ctx); err != nil {
+		t.Fatalf("KeyUses().Write = %v", err)
 	}
 	now := p.Clock.Now()
 	// The whole listing, a page at a time when a page size is drawn.

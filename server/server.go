@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"authapi"
 	"authapi/apikey"
+	"authapi/credcache"
 	"authapi/gen"
+	"authapi/keyuse"
 	"authapi/limit"
 	"authapi/password"
 	"authapi/store"
@@ -80,7 +82,7 @@ type Config struct {
 	QuietReads bool
 	// CredentialCacheSize bounds the API keys, and separately the JWT
 	// users and the users' key listings, that are remembered (0: no
-	// cache). The cache is used only while ListenForChanges hears the
+	// cache). The cache is used only while ChangeListener's listener hears the
 	// database.
 	CredentialCacheSize int
 	// CredentialCacheTTL bounds how long an entry is remembered
@@ -132,32 +134,30 @@ const DefaultCredentialCacheTTL = time.Minute
 
 // Server implements the API.
 type Server struct {
-	store     *store.DB
-	hasher    *password.Hasher
-	tokens    *token.Service
-	keys      *apikey.Digester
-	log       *slog.Logger
-	bodyLimit int64
-	cfg       Config
-	now       func() time.Time
-	scopes    map[*openapi3.Operation][]string // x-required-scopes of each operation
-	uses      *keyUses
-	cache     *credCache
-	changes   atomic.Pointer[store.Changes] // set by ListenForChanges
-	metrics   *metrics
-	echo      *echo.Echo
+	cfg     Config // as given, defaults filled in
+	metrics *metrics
+	echo    *echo.Echo
+	logs    *logSampler
 
-	// x-required-scopes-by-method of each operation that has one, and the
-	// verify operation's (verify.go)
+	cache   *credcache.Cache[*keyEntry]
+	changes atomic.Pointer[store.Changes] // set by ChangeListener
+	uses    *keyuse.Writer
+
+	scopes       map[*openapi3.Operation][]string // x-required-scopes of each operation
 	byMethod     map[*openapi3.Operation]*methodScopes
-	verifyScopes *methodScopes
+	verifyScopes *methodScopes // verify.go
 
+	limits clientLimits
+}
+
+// clientLimits are the per-client limits, kept in memory and checked
+// before any database work (Config's RateLimitPerAddress and after).
+type clientLimits struct {
 	rate      *limit.Buckets // requests per address
 	logins    *limit.Buckets // login attempts per address
 	authFails *limit.Buckets // failed credential checks per address
 	keyWrites *limit.Buckets // key changes per user
 	passwords limit.Gate     // one password check at a time per address
-	logs      *logSampler
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -193,15 +193,21 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{
-		store: cfg.Store, hasher: cfg.Hasher, tokens: cfg.Tokens, keys: cfg.Keys,
-		log: cfg.Logger, bodyLimit: cfg.BodyLimit, cfg: cfg, now: cfg.Now, uses: newKeyUses(),
-		cache:     newCredCache(cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
-		rate:      limit.New(cfg.RateLimitPerAddress, time.Second, 0),
-		logins:    limit.New(cfg.LoginMaxPerAddress, cfg.LoginWindow, 0),
-		authFails: limit.New(cfg.AuthFailuresPerAddress, time.Minute, 0),
-		keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
-		logs:      newLogSampler(),
+		cfg:   cfg,
+		cache: credcache.New[*keyEntry](cfg.CredentialCacheSize, cfg.CredentialCacheTTL),
+		limits: clientLimits{
+			rate:      limit.New(cfg.RateLimitPerAddress, time.Second, 0),
+			logins:    limit.New(cfg.LoginMaxPerAddress, cfg.LoginWindow, 0),
+			authFails: limit.New(cfg.AuthFailuresPerAddress, time.Minute, 0),
+			keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
+		},
+		logs: newLogSampler(),
 	}
+	s.uses = keyuse.New(cfg.Store, cfg.Now, func(owner uuid.UUID) {
+		// The listings show the uses: this instance's at once, the
+		// others' when they hear of it.
+		s.keysChanged(owner, nil)
+	})
 	s.metrics = newMetrics(s)
 	spec, err := gen.GetSwagger()
 	if err != nil {
@@ -229,22 +235,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	e.Use(s.limitHeaders)
 
-	routes := &specRouter{e: e, spec: spec, v: v}
-	gen.RegisterHandlers(routes, gen.NewStrictHandler(s, nil))
-	if routes.err != nil {
-		return nil, routes.err
-	}
-	if err := s.serveVerify(e, spec, v); err != nil {
+	if err := s.addRoutes(e, spec, v); err != nil {
 		return nil, err
-	}
-
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/openapi.yaml", s.specYAML)
-	e.GET("/openapi.json", s.specJSON)
-	s.registerDocs(e)
-	if !cfg.MetricsElsewhere {
-		e.GET("/metrics", s.metrics.handler())
 	}
 	s.metrics.knowRoutes(e)
 	s.echo = e
@@ -258,17 +250,18 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // own (Config.MetricsElsewhere).
 func (s *Server) MetricsHandler() http.Handler { return s.metrics.httpHandler() }
 
-// ListenForChanges hears the database announce changes to credentials on
-// a session connection to url, and keeps the credential cache in step,
-// until ctx ends. Without it the cache stays bypassed. url must not go
-// through a pooler in transaction mode.
-func (s *Server) ListenForChanges(ctx context.Context, url string) {
-	if s.cache.max <= 0 {
-		return
+// ChangeListener returns the listener that keeps the credential cache in
+// step with the database, on a session connection to url (not through a
+// pooler in transaction mode); the caller runs it (Run) until shutdown.
+// Until it hears the database, the cache is bypassed. It returns nil when
+// the cache is off (Config.CredentialCacheSize 0).
+func (s *Server) ChangeListener(url string) *store.Changes {
+	if s.cfg.CredentialCacheSize <= 0 {
+		return nil
 	}
-	c := s.store.Changes(url, s.cache, s.log)
+	c := s.cfg.Store.Changes(url, s.cache, s.cfg.Logger)
 	s.changes.Store(c)
-	c.Run(ctx)
+	return c
 }
 
 // heardAll reports whether every change to credentials committed before
@@ -278,49 +271,17 @@ func (s *Server) heardAll(ctx context.Context) bool {
 	return c != nil && c.Sync(ctx) == nil
 }
 
-// Background runs the server's periodic work until ctx ends: writing the
-// API keys' last use (every few seconds, so that a use shows within five)
-// deleting the login failures and registration attempts that have left
-// their throttling windows, and the keys past their retention. It writes the last uses once more before
-// it returns.
-func (s *Server) Background(ctx context.Context) {
-	uses := time.NewTicker(2 * time.Second)
-	defer uses.Stop()
-	attempts := time.NewTicker(time.Minute)
-	defer attempts.Stop()
-	logs := time.NewTicker(logInterval)
-	defer logs.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			s.logs.flush(s.log)
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := s.WriteKeyUses(fctx); err != nil {
-				s.log.Warn("write API key last use", "error", err)
-			}
-			return
-		case <-uses.C:
-			if err := s.WriteKeyUses(ctx); err != nil {
-				s.log.Warn("write API key last use", "error", err)
-			}
-		case <-logs.C:
-			s.logs.flush(s.log)
-		case <-attempts.C:
-			s.forget(ctx, "login failures", s.store.ForgetLoginFailures, s.cfg.LoginWindow)
-			s.forget(ctx, "registration attempts", s.store.ForgetRegistrationAttempts, RegisterWindow)
-			if s.cfg.RevokedKeyRetention > 0 {
-				s.forget(ctx, "retired API keys", s.store.DeleteRetiredKeys, s.cfg.RevokedKeyRetention)
-			}
-			if s.cfg.EventRetention > 0 {
-				s.forget(ctx, "security events", s.store.DeleteOldEvents, s.cfg.EventRetention)
-			}
-			s.forget(ctx, "ended tokens", func(ctx context.Context, _ time.Duration) (int64, error) {
-				return s.store.ForgetEndedTokens(ctx)
-			}, 0)
-		}
-	}
-}
+// KeyUses returns the writer of the API keys' last use, which requests
+// record uses in; the caller writes them every few seconds (so that a use
+// shows within five) and once more at shutdown.
+func (s *Server) KeyUses() *keyuse.Writer { return s.uses }
+
+// LogSummaryInterval is how often FlushLogSummaries should run.
+const LogSummaryInterval = logInterval
+
+// FlushLogSummaries logs a summary of the failed requests the log left
+// out since the last call.
+func (s *Server) FlushLogSummaries() { s.logs.flush(s.cfg.Logger) }
 
 // requiredScopes reads each operation's x-required-scopes, so that an
 // operation gets its scope check by declaring it in the spec.
@@ -348,43 +309,9 @@ func requiredScopes(spec *openapi3.T) (map[*openapi3.Operation][]string, error) 
 	return out, nil
 }
 
-// forget runs one of the store's Forget methods and logs what it did.
-func (s *Server) forget(ctx context.Context, what string, f func(context.Context, time.Duration) (int64, error), window time.Duration) {
-	if n, err := f(ctx, window); err != nil {
-		s.log.Warn("forget old "+what, "error", err)
-	} else if n > 0 {
-		s.log.Debug("forgot old "+what, "rows", n)
-	}
-}
-
 // loginLimits are the configured login budgets.
 func (s *Server) loginLimits() store.LoginLimits {
 	return store.LoginLimits{PerPair: s.cfg.LoginMaxFailures, PerAddress: s.cfg.LoginMaxFailuresPerAddress, Window: s.cfg.LoginWindow}
-}
-
-func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		return errUnavailable
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (s *Server) specYAML(c echo.Context) error {
-	return c.Blob(http.StatusOK, "application/yaml", authapi.OpenAPI)
-}
-
-func (s *Server) specJSON(c echo.Context) error {
-	b, err := openAPIJSON()
-	if err != nil {
-		return err
-	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {

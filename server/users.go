@@ -26,32 +26,32 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 	defer leave()
 	// Count the attempt before anything else, so that the 409s below
 	// cannot be used to probe for taken names beyond the budget.
-	wait, err := s.store.BeginRegistration(ctx, info.client, s.cfg.RegisterMaxPerAddress, RegisterWindow)
+	wait, err := s.cfg.Store.BeginRegistration(ctx, info.client, s.cfg.RegisterMaxPerAddress, RegisterWindow)
 	if err != nil {
 		return nil, err
 	}
 	if wait > 0 {
-		info.event, info.reason = "register_throttled", "too many registrations from this address"
+		info.event, info.reason = eventRegisterThrottled, "too many registrations from this address"
 		return nil, refuseRegistrations.after(wait)
 	}
 	// Refuse a taken name before paying for a hash; the insert below still
 	// decides races, through the unique indexes.
-	taken, err := s.store.TakenFields(ctx, b.Username, string(b.Email))
+	taken, err := s.cfg.Store.TakenFields(ctx, b.Username, string(b.Email))
 	if err != nil {
 		return nil, err
 	}
 	if len(taken) > 0 {
 		return nil, &store.ConflictError{Fields: taken}
 	}
-	hash, err := s.hasher.Hash(ctx, b.Password)
+	hash, err := s.cfg.Hasher.Hash(ctx, b.Password)
 	if err != nil {
 		return nil, err
 	}
 	u := &store.User{Username: b.Username, Email: string(b.Email), FullName: b.FullName, PasswordHash: hash}
-	if err := s.store.CreateUser(ctx, u); err != nil {
+	if err := s.cfg.Store.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
-	info.userID, info.event = u.ID.String(), "registered"
+	info.userID, info.event = u.ID.String(), eventRegistered
 	return gen.RegisterUser200JSONResponse{Body: userBody(u)}, nil
 }
 
@@ -60,8 +60,8 @@ func (s *Server) RegisterUser(ctx context.Context, req gen.RegisterUserRequestOb
 func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.LoginResponseObject, error) {
 	b := req.Body
 	info := infoFrom(ctx)
-	if ok, wait := s.logins.Allow(info.client, time.Now()); !ok {
-		info.event, info.reason = "login_throttled", "too many logins from this address"
+	if ok, wait := s.limits.logins.Allow(info.client, time.Now()); !ok {
+		info.event, info.reason = eventLoginThrottled, "too many logins from this address"
 		return nil, refuseLogins.after(wait)
 	}
 	leave, err := s.passwordTurn(ctx, info)
@@ -70,73 +70,73 @@ func (s *Server) Login(ctx context.Context, req gen.LoginRequestObject) (gen.Log
 	}
 	defer leave()
 	name, addr := strings.ToLower(b.Username), info.client
-	refusal, err := s.store.BeginLogin(ctx, name, addr, s.loginLimits())
+	refusal, err := s.cfg.Store.BeginLogin(ctx, name, addr, s.loginLimits())
 	if err != nil {
 		return nil, err
 	}
 	if refusal.RetryAfter > 0 {
 		refused, reason := loginRefusal(refusal)
-		info.event, info.reason = "login_throttled", reason
+		info.event, info.reason = eventLoginThrottled, reason
 		s.recordEvent(ctx, uuid.Nil, b.Username, store.EventLoginThrottled)
 		return nil, refused.after(refusal.RetryAfter)
 	}
 
-	u, err := s.store.UserByUsername(ctx, b.Username)
+	u, err := s.cfg.Store.UserByUsername(ctx, b.Username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the time a wrong password costs, hash and event write, so
 		// that the response time does not tell which usernames exist.
-		if err := s.hasher.VerifyDummy(ctx, b.Password); err != nil {
+		if err := s.cfg.Hasher.VerifyDummy(ctx, b.Password); err != nil {
 			return nil, err
 		}
-		if err := s.store.CommitNothing(ctx); err != nil {
+		if err := s.cfg.Store.CommitNothing(ctx); err != nil {
 			return nil, err
 		}
-		info.event, info.reason = "login_failed", "unknown username"
+		info.event, info.reason = eventLoginFailed, "unknown username"
 		return nil, errInvalidCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
 	info.userID = u.ID.String()
-	ok, err := s.hasher.Verify(ctx, b.Password, u.PasswordHash)
+	ok, err := s.cfg.Hasher.Verify(ctx, b.Password, u.PasswordHash)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		info.event, info.reason = "login_failed", "wrong password"
-		if err := s.store.RecordEvent(ctx, u.ID, store.EventLoginFailed, actor(ctx)); err != nil && !errors.Is(err, store.ErrNotFound) {
+		info.event, info.reason = eventLoginFailed, "wrong password"
+		if err := s.cfg.Store.RecordEvent(ctx, u.ID, store.EventLoginFailed, actor(ctx)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
 		return nil, errInvalidCredentials
 	}
 
-	err = s.store.LoginSucceeded(ctx, name, addr, u.ID, actor(ctx))
+	err = s.cfg.Store.LoginSucceeded(ctx, name, addr, u.ID, actor(ctx))
 	if errors.Is(err, store.ErrNotFound) { // deleted since its password was checked
-		info.event, info.reason = "login_failed", "user deleted meanwhile"
+		info.event, info.reason = eventLoginFailed, "user deleted meanwhile"
 		return nil, errInvalidCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
-	info.event = "login_succeeded"
-	if s.hasher.NeedsRehash(u.PasswordHash) {
+	info.event = eventLoginSucceeded
+	if s.cfg.Hasher.NeedsRehash(u.PasswordHash) {
 		// The parameters were raised since this hash was made; upgrade it
 		// now that the password is at hand. Failing to is no reason to
 		// refuse the login.
-		if hash, err := s.hasher.Hash(ctx, b.Password); err == nil {
-			if err := s.store.SetPasswordHash(ctx, u.ID, hash); err != nil {
-				s.log.Warn("upgrade password hash", "user_id", u.ID, "error", err)
+		if hash, err := s.cfg.Hasher.Hash(ctx, b.Password); err == nil {
+			if err := s.cfg.Store.SetPasswordHash(ctx, u.ID, hash); err != nil {
+				s.cfg.Logger.Warn("upgrade password hash", "user_id", u.ID, "error", err)
 			}
 		}
 	}
-	tok, err := s.tokens.Issue(u.ID.String(), u.TokenGeneration)
+	tok, err := s.cfg.Tokens.Issue(u.ID.String(), u.TokenGeneration)
 	if err != nil {
 		return nil, err
 	}
 	return gen.Login200JSONResponse{Body: gen.AccessToken{
 		AccessToken: tok,
 		TokenType:   gen.Bearer,
-		ExpiresIn:   int32(s.tokens.TTL().Seconds()),
+		ExpiresIn:   int32(s.cfg.Tokens.TTL().Seconds()),
 	}}, nil
 }
 
@@ -165,12 +165,12 @@ const passwordTurnWait = 10 * time.Second
 func (s *Server) passwordTurn(ctx context.Context, info *requestInfo) (leave func(), err error) {
 	wctx, cancel := context.WithTimeout(ctx, passwordTurnWait)
 	defer cancel()
-	leave, err = s.passwords.Enter(wctx, info.client)
+	leave, err = s.limits.passwords.Enter(wctx, info.client)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		info.event, info.reason = "login_throttled", "too many concurrent password checks from this address"
+		info.event, info.reason = eventLoginThrottled, "too many concurrent password checks from this address"
 		return nil, refuseAtOnce.after(time.Second)
 	}
 	return leave, nil

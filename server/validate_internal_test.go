@@ -151,7 +151,7 @@ func TestThrottleAddress(t *testing.T) {
 // nothing, and the server keeps serving.
 func TestPanicIsAProblem(t *testing.T) {
 	var logs strings.Builder
-	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil)), bodyLimit: DefaultBodyLimit}
+	s := &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), BodyLimit: DefaultBodyLimit}}
 	e := echo.New()
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.begin, s.logRequests, s.recoverPanics)

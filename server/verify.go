@@ -132,35 +132,33 @@ func (s *Server) VerifyAPIKey(ctx context.Context, req gen.VerifyAPIKeyRequestOb
 	}
 	info := infoFrom(ctx)
 	if !allowedPath(target) {
-		info.event, info.reason = "auth_failed", schemeAPIKey+": forwarded path outside /v1/me"
+		info.event, info.reason = eventAuthFailed, schemeAPIKey+": forwarded path outside /v1/me"
 		return nil, errPathNotAllowed
 	}
 	// The same refusal, log event and reason as authenticate's for an
 	// operation's own x-required-scopes.
 	if missing := missingScope(s.verifyScopes.of(method), p.scopes); missing != "" {
-		info.event, info.reason = "auth_failed", schemeAPIKey+": lacks scope "+missing
+		info.event, info.reason = eventAuthFailed, schemeAPIKey+": lacks scope "+missing
 		return nil, insufficientScope(missing)
 	}
-	s.uses.record(p.keyID, s.now())
+	s.uses.Record(p.keyID, s.cfg.Now())
 	return p.verified, nil
 }
 
-// serveVerify serves GET /v1/auth/verify in place of the route the
-// generated code registered: the same validator in front (the key, as for
-// GET /v1/me), but the forwarded headers are bound and checked against the
-// spec here (headerParam), in a fraction of what kin-openapi's
-// per-parameter decoding and the generated binder cost: in process, those
-// made a cached verification half as dear again as a cached GET /v1/me (53
-// allocations against 34; now 34 each). The handler is the strict
-// server's, as for every operation.
-func (s *Server) serveVerify(e *echo.Echo, spec *openapi3.T, v *validator) error {
+// verifyRoute returns the handler of GET /v1/auth/verify and the
+// validator in front of it, in place of the generated ones: the validator
+// checks the key as for GET /v1/me, and the handler binds and checks the
+// forwarded headers itself (headerParam), far cheaper than kin-openapi's
+// per-parameter decoding and the generated binder. The strict server's
+// VerifyAPIKey answers.
+func (s *Server) verifyRoute(spec *openapi3.T, v *validator) (echo.HandlerFunc, echo.MiddlewareFunc, error) {
 	item := spec.Paths.Find(verifyPath)
 	if item == nil || item.Get == nil || !strings.EqualFold(item.Get.OperationID, verifyOperation) {
-		return errors.New("server: the spec has no " + verifyOperation + " at GET " + verifyPath)
+		return nil, nil, errors.New("server: the spec has no " + verifyOperation + " at GET " + verifyPath)
 	}
 	params, err := verifyHeaders(item.Get)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	// The validator sees the operation without its parameters, which are
 	// checked below instead; authenticate knows it by this copy.
@@ -169,7 +167,7 @@ func (s *Server) serveVerify(e *echo.Echo, spec *openapi3.T, v *validator) error
 	validated := *item
 	validated.Get = &op
 	s.byMethod[&op] = s.verifyScopes
-	e.GET(verifyPath, func(c echo.Context) error {
+	handler := func(c echo.Context) error {
 		h := c.Request().Header
 		var (
 			values [slots]*string
@@ -188,8 +186,8 @@ func (s *Server) serveVerify(e *echo.Echo, spec *openapi3.T, v *validator) error
 			return err
 		}
 		return resp.VisitVerifyAPIKeyResponse(c.Response())
-	}, v.middleware(http.MethodGet, verifyPath, &validated))
-	return nil
+	}
+	return handler, v.middleware(http.MethodGet, verifyPath, &validated), nil
 }
 
 // headerParam is one of the verify operation's header parameters, as the

@@ -301,7 +301,7 @@ func TestVerifyRecordsUse(t *testing.T) {
 	if r := e.verify(refused.JSON["raw_key"].(string), "GET", "/v1/other"); r.Status != 403 {
 		t.Fatalf("verify outside /v1/me = %d %s", r.Status, r.Body)
 	}
-	if err := e.Srv.WriteKeyUses(ctx); err != nil {
+	if err := e.Srv.KeyUses().Write(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if k := e.listed(u, allowed.ID); k.LastUsedAt == nil {

@@ -146,16 +146,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_postgres", cfg.DatabaseURL == "")
 
 	// The background work outlives the drain (its last act is to write
-	// the keys' last uses), and ends before the database closes.
+	// the keys' last uses), and ends before the database closes. The
+	// change listener is stopped with it, but not waited for: closing its
+	// connection to a stalled database could hold up the exit.
 	bg, cancelBG := context.WithCancel(context.Background())
 	bgDone := make(chan struct{})
-	go func() { defer close(bgDone); srv.Background(bg) }()
+	go func() { defer close(bgDone); background(bg, srv, db, cfg, log) }()
 	defer func() { cancelBG(); <-bgDone }()
 	listenURL := cfg.DatabaseListen
 	if listenURL == "" {
 		listenURL = dbURL
 	}
-	go srv.ListenForChanges(bg, listenURL)
+	if changes := srv.ChangeListener(listenURL); changes != nil {
+		go changes.Run(bg)
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -192,14 +196,10 @@ func newHTTPServer(cfg *config, h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// tuneGC trades memory the server does not need for CPU. The live heap is
-// small (a few MiB, plus the argon2id memory of each hash in flight) and
-// the allocation rate high (about 3 KB per request), so at the default
-// GOGC of 100 the collector ran many times a second; at 400 a cached
-// request costs about a fifth less CPU (make bench, CPU µs/request). A
-// soft memory limit of twice what the hashing pool holds live, plus 64 MiB,
-// keeps a burst of logins from growing the heap to five times that too
-// (178 MiB with the defaults). GOGC and GOMEMLIMIT in the environment win.
+// tuneGC sets GOGC to 400, and a soft memory limit of 64 MiB plus twice
+// what the password hashing pool holds live, unless GOGC or GOMEMLIMIT are
+// set: the live heap is small and the allocation rate high
+// (docs/design.md).
 func tuneGC(cfg *config) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
