@@ -91,6 +91,7 @@ func MustStartInstances(t *testing.T, c *cluster, n int) []*instance {
 		"AUTH_AUTH_FAILURES_PER_ADDRESS":      "0",
 		"AUTH_KEY_WRITES_PER_USER":            "0",
 		"AUTH_CONCURRENCY_PER_ADDRESS":        "0",
+		"AUTH_PASSWORD_CHECKS_PER_ADDRESS":    "0",
 		"AUTH_LOGIN_MAX_FAILURES":             fmt.Sprint(loginLimit),
 	}
 	var ins []*instance

@@ -93,6 +93,50 @@ func TestThrottleDelay(t *testing.T) {
 	})
 }
 
+// TestPasswordChecksPerAddress: one address's logins hash one at a time
+// (PasswordChecksPerAddress 1) however many it sends at once, while
+// logins from as many addresses hash side by side.
+func TestPasswordChecksPerAddress(t *testing.T) {
+	slow, err := password.NewHasher(password.Params{Memory: 32 << 10, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}, password.Pool{Workers: 4, Queue: 64, MaxWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, trustLoopbackProxy, limits(func(c *server.Config) { c.Hasher = slow; c.PasswordChecksPerAddress = 1 }))
+	u := e.MustRegister("oneatatime")
+	// mostAtOnce sends 4 logins at once, from the addresses given in turn,
+	// and returns the most hashes seen running together meanwhile.
+	mostAtOnce := func(addrs ...string) int {
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				r := e.do(true, "POST", "/v1/auth/login", fmt.Sprintf(`{"username":%q,"password":%q}`, u.Username, u.Password), "X-Forwarded-For", addrs[i%len(addrs)])
+				if r.Status != 200 {
+					t.Errorf("login = %d %s", r.Status, r.Body)
+				}
+			})
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		most := 0
+		for {
+			select {
+			case <-done:
+				return most
+			default:
+			}
+			page := string(e.do(false, "GET", "/metrics", "", "X-Forwarded-For", "203.0.113.99").Body)
+			most = max(most, int(metricValue(page, "authapi_password_hash_running", "")))
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	if n := mostAtOnce("203.0.113.50"); n != 1 {
+		t.Fatalf("4 logins from one address: %d hashes at once, want 1", n)
+	}
+	if n := mostAtOnce("203.0.113.51", "203.0.113.52", "203.0.113.53", "203.0.113.54"); n < 2 {
+		t.Fatalf("4 logins from 4 addresses: at most %d hash at once, want them side by side", n)
+	}
+}
+
 // TestLoginMaxPerAddress: every login attempt counts, successes too.
 func TestLoginMaxPerAddress(t *testing.T) {
 	e := newEnv(t, trustLoopbackProxy, limits(func(c *server.Config) { c.LoginMaxPerAddress = 3 }))

@@ -106,6 +106,12 @@ type Config struct {
 	// KeyWritesPerUser is API key creations, rotations and revocations per
 	// user per hour.
 	KeyWritesPerUser int
+	// PasswordChecksPerAddress is how many password checks (login,
+	// registration, password change, account deletion) of one client
+	// address run at once on this instance, hash and throttle
+	// transactions included; the others wait their turn, holding
+	// nothing, for up to 10 s. 0: no bound.
+	PasswordChecksPerAddress int
 	// ThrottleDelay is how long a request refused with 429 is held before
 	// its answer, keeping its turn among its address's concurrent
 	// requests (the binary's listener): a flood then gets few answers a
@@ -157,7 +163,7 @@ type clientLimits struct {
 	logins    *limit.Buckets // login attempts per address
 	authFails *limit.Buckets // failed credential checks per address
 	keyWrites *limit.Buckets // key changes per user
-	passwords limit.Gate     // one password check at a time per address
+	passwords *limit.Gate    // password checks at once per address; nil: no bound
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -202,6 +208,9 @@ func New(cfg Config) (*Server, error) {
 			keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
 		},
 		logs: newLogSampler(),
+	}
+	if cfg.PasswordChecksPerAddress > 0 {
+		s.limits.passwords = &limit.Gate{Size: cfg.PasswordChecksPerAddress}
 	}
 	s.uses = keyuse.New(cfg.Store, cfg.Now, func(owner uuid.UUID) {
 		// The listings show the uses: this instance's at once, the

@@ -157,12 +157,15 @@ func (s *Server) GetCurrentUser(ctx context.Context, _ gen.GetCurrentUserRequest
 const passwordTurnWait = 10 * time.Second
 
 // passwordTurn waits for the client address's turn at password work:
-// one request per address at a time per instance runs the throttles'
-// transactions and the hash, so that one address can hold neither more
-// than one pooled connection for them nor more than one hashing worker,
-// however many requests it sends at once. The others wait, holding
+// PasswordChecksPerAddress requests per address at a time per instance
+// run the throttles' transactions and the hash, so that one address can
+// hold no more pooled connections for them and hashing workers than
+// that, however many requests it sends at once. The others wait, holding
 // nothing, for at most passwordTurnWait.
 func (s *Server) passwordTurn(ctx context.Context, info *requestInfo) (leave func(), err error) {
+	if s.limits.passwords == nil {
+		return func() {}, nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, passwordTurnWait)
 	defer cancel()
 	leave, err = s.limits.passwords.Enter(wctx, info.client)

@@ -55,6 +55,7 @@ type config struct {
 	RateLimitPerAddress        int
 	ConcurrencyPerAddress      int
 	ThrottleDelay              time.Duration
+	PasswordChecksPerAddress   int
 	LoginMaxPerAddress         int
 	AuthFailuresPerAddress     int
 	KeyWritesPerUser           int
@@ -104,6 +105,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	num(&c.RegisterMaxPerAddress, "register-max-per-address", 50, "registration attempts per client address per hour before 429 (0: off)")
 	num(&c.RateLimitPerAddress, "rate-limit-per-address", 1000, "requests per second per client address, in bursts of up to a second's worth, before 429; health checks exempt (0: off)")
 	num(&c.ConcurrencyPerAddress, "concurrency-per-address", 16, "requests of one client address (the TCP peer; trusted proxies exempt) served at once; the others wait, parked, for at most the read-header timeout (0: off)")
+	num(&c.PasswordChecksPerAddress, "password-checks-per-address", 1, "password checks (login, registration, password change, account deletion) of one client address run at once per instance, so that one address holds at most that many hashing workers and database connections; the others wait their turn for up to 10s, then 429 (0: no bound)")
 	dur(&c.ThrottleDelay, "throttle-delay", 250*time.Millisecond, "how long a request refused with 429 waits before its answer, keeping its turn among its address's concurrent requests, so that a flood gets few answers a second (0: answer at once)")
 	num(&c.LoginMaxPerAddress, "login-max-per-address", 600, "login attempts, successes too, per client address within the login window before 429 (0: off)")
 	num(&c.AuthFailuresPerAddress, "auth-failures-per-address", 100, "failed API key and JWT checks per client address per minute; beyond it, credentials not already verified get 429 without a lookup (0: off)")
@@ -185,7 +187,7 @@ func (c *config) validate() error {
 	check(c.LoginMaxFailuresPerAddress >= 0, "login failure limit per address must not be negative")
 	check((c.LoginMaxFailures == 0 && c.LoginMaxFailuresPerAddress == 0 && c.LoginMaxPerAddress == 0) || c.LoginWindow > 0, "login window must be positive")
 	check(c.RegisterMaxPerAddress >= 0, "registration limit per address must not be negative")
-	check(c.RateLimitPerAddress >= 0 && c.ConcurrencyPerAddress >= 0 && c.LoginMaxPerAddress >= 0 && c.AuthFailuresPerAddress >= 0 && c.KeyWritesPerUser >= 0 && c.ThrottleDelay >= 0, "per-client limits must not be negative")
+	check(c.RateLimitPerAddress >= 0 && c.ConcurrencyPerAddress >= 0 && c.LoginMaxPerAddress >= 0 && c.AuthFailuresPerAddress >= 0 && c.KeyWritesPerUser >= 0 && c.ThrottleDelay >= 0 && c.PasswordChecksPerAddress >= 0, "per-client limits must not be negative")
 	check(c.MaxActiveKeys >= 0, "active key cap must not be negative")
 	check(c.KeyMaxLifetime >= 0 && c.KeyDefaultLife >= 0 && c.RevokedKeyRetention >= 0 && c.EventRetention >= 0, "key lifetimes and retentions must not be negative")
 	check(c.ReauthMaxAge > 0, "re-authentication age must be positive")

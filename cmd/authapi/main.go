@@ -300,6 +300,7 @@ func newServer(cfg *config, db *store.DB, log *slog.Logger, secret, pepper []byt
 		AuthFailuresPerAddress:     cfg.AuthFailuresPerAddress,
 		KeyWritesPerUser:           cfg.KeyWritesPerUser,
 		ThrottleDelay:              cfg.ThrottleDelay,
+		PasswordChecksPerAddress:   cfg.PasswordChecksPerAddress,
 		MetricsElsewhere:           cfg.MetricsAddr != "",
 		RevokedKeyRetention:        cfg.RevokedKeyRetention,
 		ReauthMaxAge:               cfg.ReauthMaxAge,

@@ -468,6 +468,7 @@ func startServer(o options) (*server, error) {
 		"AUTH_LOGIN_MAX_PER_ADDRESS=0",
 		"AUTH_AUTH_FAILURES_PER_ADDRESS=0",
 		"AUTH_KEY_WRITES_PER_USER=0",
+		"AUTH_PASSWORD_CHECKS_PER_ADDRESS=0",
 		"AUTH_MAX_ACTIVE_KEYS=0",
 	)
 	cmd.Env = append(cmd.Env, o.extra...)
