@@ -100,7 +100,8 @@ type gateway struct {
 // minute; the other cases send a few failed checks from 127.0.0.1 too) and
 // AUTH_RATE_LIMIT_PER_ADDRESS (per second, in bursts of a second's worth).
 // nginx asks authapi twice about a refused request (the decision, then the
-// body it answers with), so a refusal through it counts twice.
+// body it answers with, under the same request ID); authapi answers the
+// second from the first, so a refusal counts once.
 const (
 	loginFailuresPerAddress = 5
 	authFailuresPerAddress  = 60
@@ -553,7 +554,7 @@ func TestGateway(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				var worst time.Duration
 				var delays []string
-				// Each round ends in a refusal, two failed checks: from an
+				// Each round ends in a refusal, a failed check: from an
 				// address of their own, within its budget.
 				poller := from(tc.from)
 				for n := range tc.rounds {
@@ -639,7 +640,7 @@ func TestGateway(t *testing.T) {
 			},
 			{
 				// Well-formed unknown keys, each a lookup.
-				name: "failed key checks", attacker: "127.0.0.4", victim: "127.0.0.5", limit: authFailuresPerAddress / 2,
+				name: "failed key checks", attacker: "127.0.0.4", victim: "127.0.0.5", limit: authFailuresPerAddress,
 				flood: func(t *testing.T, c *http.Client, n int) bool { return getThing(t, c, apikey.MustGenerate(), 401) },
 				works: func(t *testing.T, c *http.Client) {
 					if getThing(t, c, apikey.MustGenerate(), 401) {
@@ -651,8 +652,32 @@ func TestGateway(t *testing.T) {
 				},
 			},
 			{
-				name: "requests", attacker: "127.0.0.6", victim: "127.0.0.7", limit: requestsPerAddress, slack: 4 * requestsPerAddress,
-				flood: func(t *testing.T, c *http.Client, n int) bool { return getThing(t, c, victimKey.raw, 200) },
+				// Ten at once per attempt, to outrun the refill.
+				name: "requests", attacker: "127.0.0.6", victim: "127.0.0.7", limit: requestsPerAddress / 10, slack: 4 * requestsPerAddress / 10,
+				flood: func(t *testing.T, c *http.Client, n int) bool {
+					var statuses [10]int
+					var wg sync.WaitGroup
+					for i := range statuses {
+						wg.Go(func() {
+							req, _ := http.NewRequest("GET", g.url+"/v1/me/things", nil)
+							req.Header.Set("X-API-Key", victimKey.raw)
+							if resp, err := c.Do(req); err == nil {
+								io.Copy(io.Discard, resp.Body)
+								resp.Body.Close()
+								statuses[i] = resp.StatusCode
+							}
+						})
+					}
+					wg.Wait()
+					refused := false
+					for _, s := range statuses {
+						if s != 200 && s != 429 {
+							t.Fatalf("GET /v1/me/things in a flood of requests = %v, want 200 or 429", statuses)
+						}
+						refused = refused || s == 429
+					}
+					return refused
+				},
 				works: func(t *testing.T, c *http.Client) {
 					if getThing(t, c, victimKey.raw, 200) {
 						t.Error("the other client's request was refused for the flood")

@@ -21,6 +21,7 @@ const (
 	eventKeyWritesThrottled event = "key_writes_throttled"
 	eventRateLimited        event = "rate_limited"
 	eventRequestsNotLogged  event = "requests_not_logged"
+	eventRefusalReplayed    event = "refusal_replayed"
 )
 
 // metricName is the name of one of the server's Prometheus metrics.

@@ -30,6 +30,8 @@ type requestInfo struct {
 	userID    string // for the log, once known
 	event     event  // for the log (events.go)
 	reason    string // for the log: why, never a secret
+	idSent    bool   // the request carried its ID (X-Request-ID)
+	replayed  bool   // answered with a kept refusal (refusalMemo)
 }
 
 type infoKey struct{}
@@ -58,11 +60,12 @@ func (s *Server) begin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		id := req.Header.Get(echo.HeaderXRequestID)
-		if !requestIDPattern.MatchString(id) {
+		sent := requestIDPattern.MatchString(id)
+		if !sent {
 			id = newRequestID()
 		}
 		addr := c.RealIP()
-		info := &requestInfo{id: id, addr: addr, client: throttleAddress(addr), userAgent: req.UserAgent()}
+		info := &requestInfo{id: id, idSent: sent, addr: addr, client: throttleAddress(addr), userAgent: req.UserAgent()}
 		c.SetRequest(req.WithContext(context.WithValue(req.Context(), infoKey{}, info)))
 		h := c.Response().Header()
 		h[headerRequestID] = []string{id}
@@ -133,6 +136,22 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		s.cfg.Logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
 		return nil
+	}
+}
+
+// replayRefusals answers a gateway's second question about a refused
+// verification with the first answer (refusalMemo), before any limit.
+func (s *Server) replayRefusals(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Path() == verifyPath {
+			info := infoFrom(c.Request().Context())
+			if p := s.refusals.get(info, c.Request(), time.Now()); p != nil {
+				info.replayed = true
+				info.event, info.reason = eventRefusalReplayed, "a gateway asked again about a refused verification"
+				return p
+			}
+		}
+		return next(c)
 	}
 }
 

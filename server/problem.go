@@ -245,7 +245,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		err = echo.ErrNotFound
 	}
 	p := s.problemFor(err)
-	if p.Status == http.StatusTooManyRequests && s.cfg.ThrottleDelay > 0 {
+	info := infoFrom(c.Request().Context())
+	if c.Path() == verifyPath && p.Status >= 400 && p.Status < 500 {
+		s.refusals.put(info, c.Request(), p, time.Now())
+	}
+	if p.Status == http.StatusTooManyRequests && s.cfg.ThrottleDelay > 0 && !info.replayed {
 		hold(c.Request().Context(), s.cfg.ThrottleDelay)
 	}
 	if errors.Is(c.Request().Context().Err(), context.Canceled) {
@@ -255,7 +259,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// metrics.
 		p = errClientClosed
 	}
-	info := infoFrom(c.Request().Context())
 	if p.Status >= 500 {
 		level := slog.LevelWarn
 		if p.Status == http.StatusInternalServerError {

@@ -154,6 +154,8 @@ type Server struct {
 	verifyScopes *methodScopes // verify.go
 
 	limits clientLimits
+	// refusals of GET /v1/auth/verify, for a gateway asking again
+	refusals *refusalMemo
 }
 
 // clientLimits are the per-client limits, kept in memory and checked
@@ -207,7 +209,8 @@ func New(cfg Config) (*Server, error) {
 			authFails: limit.New(cfg.AuthFailuresPerAddress, time.Minute, 0),
 			keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
 		},
-		logs: newLogSampler(),
+		logs:     newLogSampler(),
+		refusals: newRefusalMemo(),
 	}
 	if cfg.PasswordChecksPerAddress > 0 {
 		s.limits.passwords = &limit.Gate{Size: cfg.PasswordChecksPerAddress}
@@ -238,7 +241,7 @@ func New(cfg Config) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.Binder = validatedBinder{}
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.Use(s.begin, s.logRequests, s.limitRate, s.recoverPanics)
+	e.Use(s.begin, s.logRequests, s.replayRefusals, s.limitRate, s.recoverPanics)
 	if corsMiddleware != nil {
 		e.Use(corsMiddleware) // before the header limit, so that browsers can read its 431
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"authapi/apikey"
 	"authapi/server"
 )
 
@@ -309,5 +310,51 @@ func TestVerifyRecordsUse(t *testing.T) {
 	}
 	if k := e.listed(u, uuid.MustParse(refused.JSON["id"].(string))); k.LastUsedAt != nil {
 		t.Errorf("the refused key's last use = %v, want none", k.LastUsedAt)
+	}
+}
+
+// TestVerifyRefusalAskedAgain: a gateway asks again, under the same
+// request ID, for a refusal's body; it gets the first answer, counted
+// once, even when the limit that refused has refilled meanwhile. Another
+// question under that ID is judged afresh.
+func TestVerifyRefusalAskedAgain(t *testing.T) {
+	e := newEnv(t, trustLoopbackProxy, limits(func(c *server.Config) { c.AuthFailuresPerAddress = 2; c.RateLimitPerAddress = 3 }))
+	ask := func(from, key, id string) *response {
+		return e.verify(key, "GET", "/v1/me/things", "X-Request-ID", id, "X-Forwarded-For", from)
+	}
+	const a, b = "203.0.113.70", "203.0.113.71"
+	unknown := apikey.MustGenerate()
+	first, again := ask(a, unknown, "gw-1"), ask(a, unknown, "gw-1")
+	if first.Status != 401 || again.Status != 401 || string(again.Body) != string(first.Body) {
+		t.Fatalf("asked twice = %d %s, then %d %s; want the same 401", first.Status, first.Body, again.Status, again.Body)
+	}
+	// The failure budget (2) counted the refusal once: one more unknown
+	// key is looked up, the next is refused without a lookup.
+	if r := ask(a, apikey.MustGenerate(), "gw-2"); r.Status != 401 {
+		t.Fatalf("a second failure = %d %s, want 401: the question asked again counted twice", r.Status, r.Body)
+	}
+	if r := ask(a, apikey.MustGenerate(), "gw-3"); r.Status != 429 {
+		t.Fatalf("a third failure = %d %s, want 429", r.Status, r.Body)
+	}
+
+	// The rate limit (3 a second) refuses b's fourth request; asked again
+	// once the limit has refilled, it is still refused, as it was.
+	for i := range 3 {
+		if r := ask(b, "", fmt.Sprint("gw-b", i)); r.Status != 401 {
+			t.Fatalf("request %d = %d %s, want the 401 of a missing key", i+1, r.Status, r.Body)
+		}
+	}
+	limited := ask(b, "", "gw-b3")
+	if limited.Problem().Type != "urn:authapi:problem:rate-limited" {
+		t.Fatalf("a fourth request = %d %s, want rate-limited", limited.Status, limited.Body)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if r := ask(b, "", "gw-b3"); string(r.Body) != string(limited.Body) {
+		t.Fatalf("asked again after the refill = %d %s, want the refusal it had", r.Status, r.Body)
+	}
+	// Another question under that ID is a new one: an unknown key, which
+	// b's spent failure budget (its missing keys) refuses.
+	if r := ask(b, unknown, "gw-b3"); r.Problem().Type != "urn:authapi:problem:too-many-failures" {
+		t.Fatalf("another question under a kept ID = %d %s, want it judged afresh: too-many-failures", r.Status, r.Body)
 	}
 }
