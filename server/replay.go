@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -13,13 +14,17 @@ import (
 // asked afresh it would count a second failure against the client, and a
 // limit that refilled in between would let it through, telling the
 // client 200 with nothing behind it. So a refusal of GET /v1/auth/verify
-// whose request ID the request carried is kept for refusalMemoTTL, and
-// the same question under that ID gets it again before any limit or
-// lookup. Only refusals are kept: replaying one can never admit a request.
+// asked by a trusted proxy under a request ID of its own is kept for
+// refusalMemoTTL, and the same question under that ID gets it again
+// before any limit or lookup. Only refusals are kept: replaying one can
+// never admit a request. The gateway asks again at once; the short TTL
+// keeps a client that retries under the same request ID (through a
+// gateway that passes it on) from meeting an old refusal.
 type refusalMemo struct {
-	mu    sync.Mutex
-	m     map[string]memoEntry
-	order []string // insertion order, to forget the oldest first
+	trusted []netip.Prefix
+	mu      sync.Mutex
+	m       map[string]memoEntry
+	order   []string // insertion order, to forget the oldest first
 }
 
 type memoEntry struct {
@@ -29,11 +34,31 @@ type memoEntry struct {
 }
 
 const (
-	refusalMemoTTL  = 10 * time.Second
+	refusalMemoTTL  = 2 * time.Second
 	refusalMemoSize = 4096
 )
 
-func newRefusalMemo() *refusalMemo { return &refusalMemo{m: make(map[string]memoEntry)} }
+func newRefusalMemo(trusted []netip.Prefix) *refusalMemo {
+	return &refusalMemo{trusted: trusted, m: make(map[string]memoEntry)}
+}
+
+// applies reports whether a request may have its refusal kept or
+// replayed: it names its request ID and comes from a trusted proxy.
+func (m *refusalMemo) applies(info *requestInfo, req *http.Request) bool {
+	if !info.idSent || len(m.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(req.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range m.trusted {
+		if p.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
+}
 
 // question is what a verification's answer depends on.
 func question(req *http.Request) string {
@@ -45,7 +70,7 @@ func question(req *http.Request) string {
 // put keeps p, the answer to req, under the request ID the request
 // carried (none: nothing to keep).
 func (m *refusalMemo) put(info *requestInfo, req *http.Request, p *Problem, now time.Time) {
-	if !info.idSent || info.replayed {
+	if info.replayed || !m.applies(info, req) {
 		return
 	}
 	id := info.id
@@ -63,7 +88,7 @@ func (m *refusalMemo) put(info *requestInfo, req *http.Request, p *Problem, now 
 
 // get returns the refusal kept for the request's ID and question, if any.
 func (m *refusalMemo) get(info *requestInfo, req *http.Request, now time.Time) *Problem {
-	if !info.idSent {
+	if !m.applies(info, req) {
 		return nil
 	}
 	m.mu.Lock()

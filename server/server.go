@@ -210,7 +210,7 @@ func New(cfg Config) (*Server, error) {
 			keyWrites: limit.New(cfg.KeyWritesPerUser, time.Hour, 0),
 		},
 		logs:     newLogSampler(),
-		refusals: newRefusalMemo(),
+		refusals: newRefusalMemo(cfg.TrustedProxies),
 	}
 	if cfg.PasswordChecksPerAddress > 0 {
 		s.limits.passwords = &limit.Gate{Size: cfg.PasswordChecksPerAddress}

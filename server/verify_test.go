@@ -358,3 +358,17 @@ func TestVerifyRefusalAskedAgain(t *testing.T) {
 		t.Fatalf("another question under a kept ID = %d %s, want it judged afresh: too-many-failures", r.Status, r.Body)
 	}
 }
+
+// TestVerifyRefusalNotKeptForClients: only a trusted proxy's questions
+// have their refusals kept; a client asking twice under one request ID
+// is judged twice.
+func TestVerifyRefusalNotKeptForClients(t *testing.T) {
+	e := newEnv(t, limits(func(c *server.Config) { c.AuthFailuresPerAddress = 1 }))
+	unknown := apikey.MustGenerate()
+	if r := e.verify(unknown, "GET", "/v1/me/things", "X-Request-ID", "mine"); r.Status != 401 {
+		t.Fatalf("first = %d %s, want 401", r.Status, r.Body)
+	}
+	if r := e.verify(unknown, "GET", "/v1/me/things", "X-Request-ID", "mine"); r.Status != 429 {
+		t.Fatalf("asked again by a client = %d %s, want it judged again: 429 past its one failure", r.Status, r.Body)
+	}
+}
