@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -261,15 +262,11 @@ func baseEnv(extra map[string]string) map[string]string {
 		// logins a window per address) would refuse; the suite's faults
 		// are the database's and the process's, not one client's.
 		// Concurrent requests from that one address are the load: they
-		// must reach the database together, not wait their turn.
-		"AUTH_REGISTER_MAX_PER_ADDRESS":    "0",
-		"AUTH_LOGIN_MAX_PER_ADDRESS":       "0",
-		"AUTH_RATE_LIMIT_PER_ADDRESS":      "0",
-		"AUTH_AUTH_FAILURES_PER_ADDRESS":   "0",
-		"AUTH_KEY_WRITES_PER_USER":         "0",
-		"AUTH_CONCURRENCY_PER_ADDRESS":     "0",
-		"AUTH_PASSWORD_CHECKS_PER_ADDRESS": "0",
+		// must reach the database together, not wait their turn; hence
+		// every per-client limit off too.
+		"AUTH_REGISTER_MAX_PER_ADDRESS": "0",
 	}
+	maps.Copy(env, authproc.ClientLimitsOff)
 	for k, v := range extra {
 		if v == "" {
 			delete(env, k)

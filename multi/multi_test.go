@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -49,14 +50,10 @@ func MustStartCluster(t *testing.T, n int, dbURL string, env ...string) []*insta
 		// The tests are one client polling each instance until a
 		// credential is refused: hundreds of failed checks a minute from
 		// one address, which the per-client limits would rightly cut off.
-		// Those limits are each instance's own and tested elsewhere.
-		"AUTH_RATE_LIMIT_PER_ADDRESS":      "0",
-		"AUTH_AUTH_FAILURES_PER_ADDRESS":   "0",
-		"AUTH_LOGIN_MAX_PER_ADDRESS":       "0",
-		"AUTH_KEY_WRITES_PER_USER":         "0",
-		"AUTH_CONCURRENCY_PER_ADDRESS":     "0",
-		"AUTH_PASSWORD_CHECKS_PER_ADDRESS": "0",
+		// Those limits are each instance's own and tested elsewhere
+		// (authproc.ClientLimitsOff, below).
 	}
+	maps.Copy(settings, authproc.ClientLimitsOff)
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		settings[k] = v

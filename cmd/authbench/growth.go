@@ -673,22 +673,8 @@ func startInstance(o options, dir string, admin *sql.DB, db string, env []string
 		"AUTH_ADDR=127.0.0.1:0",
 		"AUTH_JWT_SECRET="+growthJWTSecret,
 		"AUTH_API_KEY_PEPPER="+growthPepper,
-		// As make bench: the bench logs in and registers from one
-		// address far beyond the throttles, and creates many keys for one
-		// user.
-		"AUTH_LOGIN_MAX_FAILURES=0",
-		"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS=0",
-		"AUTH_REGISTER_MAX_PER_ADDRESS=0",
-		// wrk is one client: the per-client limits would measure
-		// themselves (make bench-flood measures them).
-		"AUTH_RATE_LIMIT_PER_ADDRESS=0",
-		"AUTH_CONCURRENCY_PER_ADDRESS=0",
-		"AUTH_LOGIN_MAX_PER_ADDRESS=0",
-		"AUTH_AUTH_FAILURES_PER_ADDRESS=0",
-		"AUTH_KEY_WRITES_PER_USER=0",
-		"AUTH_PASSWORD_CHECKS_PER_ADDRESS=0",
-		"AUTH_MAX_ACTIVE_KEYS=0",
 	)
+	cmd.Env = append(cmd.Env, limitsOff()...) // as make bench
 	cmd.Env = append(cmd.Env, o.extra...)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = logFile

@@ -39,6 +39,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"golang.org/x/crypto/argon2"
 
+	"authapi/internal/authproc"
 	"authapi/internal/bench"
 	"authapi/internal/nginxproc"
 )
@@ -456,21 +457,8 @@ func startServer(o options) (*server, error) {
 	cmd.Env = append(os.Environ(),
 		"AUTH_ADDR="+addr,
 		"AUTH_DATA_DIR="+filepath.Join(dir, "var"),
-		// The bench logs in and registers from one address far beyond
-		// the throttles, and creates thousands of keys for one user.
-		"AUTH_LOGIN_MAX_FAILURES=0",
-		"AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS=0",
-		"AUTH_REGISTER_MAX_PER_ADDRESS=0",
-		// wrk is one client: the per-client limits would measure
-		// themselves (make bench-flood measures them).
-		"AUTH_RATE_LIMIT_PER_ADDRESS=0",
-		"AUTH_CONCURRENCY_PER_ADDRESS=0",
-		"AUTH_LOGIN_MAX_PER_ADDRESS=0",
-		"AUTH_AUTH_FAILURES_PER_ADDRESS=0",
-		"AUTH_KEY_WRITES_PER_USER=0",
-		"AUTH_PASSWORD_CHECKS_PER_ADDRESS=0",
-		"AUTH_MAX_ACTIVE_KEYS=0",
 	)
+	cmd.Env = append(cmd.Env, limitsOff()...)
 	cmd.Env = append(cmd.Env, o.extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -640,6 +628,19 @@ var (
 	socketLine  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	latencyUnit = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
 )
+
+// limitsOff is the settings of every bench's server: the bench logs in and
+// registers from one address far beyond the throttles and creates
+// thousands of keys for one user, and wrk is one client, which the
+// per-client limits would measure instead of the operations (make
+// bench-flood measures them).
+func limitsOff() []string {
+	env := []string{"AUTH_LOGIN_MAX_FAILURES=0", "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS=0", "AUTH_REGISTER_MAX_PER_ADDRESS=0", "AUTH_MAX_ACTIVE_KEYS=0"}
+	for k, v := range authproc.ClientLimitsOff {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
 
 // wrkThreads is how many threads wrk runs for conns connections.
 func wrkThreads(conns int) int { return min(conns, 2) }
