@@ -334,7 +334,11 @@ func TestVerifierKeepsConnections(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	if n := opened.Load() - before; n > workers {
-		t.Errorf("%d requests from %d workers opened %d connections to authapi, want at most %d", workers*each, workers, n, workers)
+	// Go's transport dials when a request finds no idle connection and
+	// keeps the dialed one even if another came free first, so a few more
+	// than one per worker is normal (CI once saw 17). Keeping only 2 idle
+	// would open hundreds: most of the 400 would find none.
+	if n, most := opened.Load()-before, int64(2*workers); n > most {
+		t.Errorf("%d requests from %d workers opened %d connections to authapi, want at most %d", workers*each, workers, n, most)
 	}
 }
