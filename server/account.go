@@ -189,7 +189,7 @@ func (s *Server) UpdateCurrentUser(ctx context.Context, req gen.UpdateCurrentUse
 	}
 	b := req.Body
 	if b.Email == nil && b.FullName == nil {
-		return nil, validationProblem([]gen.FieldError{{Field: "body", Message: "must set full_name or email"}})
+		return nil, validationProblem([]gen.FieldError{{Field: "body", Message: "must set email or full_name"}})
 	}
 	var email *string
 	if b.Email != nil {

@@ -216,6 +216,14 @@ func TestUpdateCurrentUser(t *testing.T) {
 	} {
 		mustStatus(t, tc.name, e.do(false, "PATCH", "/v1/me", tc.body, "X-API-Key", writer.RawKey), 422)
 	}
+	// Whether the validator or the handler refuses it, an object that sets
+	// nothing is told what it may set.
+	for _, body := range []string{`{}`, `{"nickname":"x"}`} {
+		r := e.do(false, "PATCH", "/v1/me", body, "X-API-Key", writer.RawKey)
+		if p := r.Problem(); p.Errors == nil || len(*p.Errors) != 1 || (*p.Errors)[0].Field != "body" || (*p.Errors)[0].Message != "must set email or full_name" {
+			t.Errorf("PATCH /v1/me %s = %d %s, want the body told to set email or full_name", body, r.Status, r.Body)
+		}
+	}
 	r = patch(readOnly.JSON["raw_key"].(string), `{"full_name":"x"}`)
 	if r.Status != 403 || r.Problem().Type != "urn:authapi:problem:insufficient-scope" || !strings.Contains(r.Header.Get("WWW-Authenticate"), `scope="me:write"`) {
 		t.Fatalf("a me:read key = %d %q, want 403 naming me:write", r.Status, r.Header.Get("WWW-Authenticate"))

@@ -3,9 +3,11 @@ package server
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -333,6 +335,12 @@ func schemaMessage(se *openapi3.SchemaError) string {
 		}
 	case "uniqueItems":
 		return "must not list an item twice"
+	case "minProperties":
+		// An object that must set something: name what it may set.
+		names := slices.Sorted(maps.Keys(s.Properties))
+		if s.MinProps == 1 && len(names) > 0 {
+			return "must set " + strings.Join(names, " or ")
+		}
 	case "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
 		return "is out of range"
 	}
