@@ -104,9 +104,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	dur(&c.LoginWindow, "login-window", 15*time.Minute, "window of the login failure limits")
 	num(&c.RegisterMaxPerAddress, "register-max-per-address", 50, "registration attempts per client address per hour before 429 (0: off)")
 	num(&c.RateLimitPerAddress, "rate-limit-per-address", 1000, "requests per second per client address, in bursts of up to a second's worth, before 429; health checks exempt (0: off)")
-	num(&c.ConcurrencyPerAddress, "concurrency-per-address", 16, "requests of one client address (the TCP peer; trusted proxies exempt) served at once; the others wait, parked, for at most the read-header timeout (0: off)")
-	num(&c.PasswordChecksPerAddress, "password-checks-per-address", 1, "password checks (login, registration, password change, account deletion) of one client address run at once per instance, so that one address holds at most that many hashing workers and database connections; the others wait their turn for up to 10s, then 429 (0: no bound)")
-	dur(&c.ThrottleDelay, "throttle-delay", 250*time.Millisecond, "how long a request refused with 429 waits before its answer, keeping its turn among its address's concurrent requests, so that a flood gets few answers a second (0: answer at once)")
+	num(&c.ConcurrencyPerAddress, "concurrency-per-address", 16, "requests of one client address (the TCP peer; trusted proxies exempt) served at once; the others wait, parked, for at most the read-header timeout (0: off; unset, off when -rate-limit-per-address is 0)")
+	num(&c.PasswordChecksPerAddress, "password-checks-per-address", 1, "password checks (login, registration, password change, account deletion) of one client address run at once per instance, so that one address holds at most that many hashing workers and database connections; the others wait their turn for up to 10s, then 429 (0: no bound; unset, none when -rate-limit-per-address or -login-max-per-address is 0)")
+	dur(&c.ThrottleDelay, "throttle-delay", 250*time.Millisecond, "how long a request refused with 429 waits before its answer, keeping its turn among its address's concurrent requests, so that a flood gets few answers a second (0: answer at once; unset, 0 when -rate-limit-per-address is 0)")
 	num(&c.LoginMaxPerAddress, "login-max-per-address", 600, "login attempts, successes too, per client address within the login window before 429 (0: off)")
 	num(&c.AuthFailuresPerAddress, "auth-failures-per-address", 100, "failed API key and JWT checks per client address per minute; beyond it, credentials not already verified get 429 without a lookup (0: off)")
 	num(&c.KeyWritesPerUser, "key-writes-per-user", 500, "API key creations, rotations and revocations per user per hour before 429 (0: off)")
@@ -160,6 +160,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.VisitAll(func(f *flag.Flag) {
 		variable := envName(f.Name)
 		if v := getenv(variable); v != "" && !given[f.Name] {
+			given[f.Name] = true
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", variable, err))
 			}
@@ -168,7 +169,28 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	c.followPerAddressLimits(given)
 	return c, c.validate()
+}
+
+// followPerAddressLimits turns off, unless they were set, the bounds that
+// share the server among addresses when the per-address limits named for
+// that purpose are 0: setting those to 0 says one address may send as
+// much as it likes (a load generator, a test suite sent from one host),
+// and the bounds without a name of their own must not then refuse it,
+// park it or hold its answers.
+func (c *config) followPerAddressLimits(given map[string]bool) {
+	if c.RateLimitPerAddress == 0 {
+		if !given["concurrency-per-address"] {
+			c.ConcurrencyPerAddress = 0
+		}
+		if !given["throttle-delay"] {
+			c.ThrottleDelay = 0
+		}
+	}
+	if (c.RateLimitPerAddress == 0 || c.LoginMaxPerAddress == 0) && !given["password-checks-per-address"] {
+		c.PasswordChecksPerAddress = 0
+	}
 }
 
 func envName(flagName string) string {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEveryFlagHasItsVariable reads -h: each flag's usage names the
@@ -62,5 +63,41 @@ func TestEnvironmentMerge(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), variable) {
 			t.Errorf("parseConfig with three bad variables = %v, want it to name %s", err, variable)
 		}
+	}
+}
+
+// TestUnnamedBoundsFollowTheRateLimit: the per-address bounds without a
+// limit of their own in the issues' names follow the named ones to 0,
+// as outside checks set them to send a whole suite from one address,
+// unless they are set themselves.
+func TestUnnamedBoundsFollowTheRateLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		env         map[string]string
+		concurrency int
+		delay       time.Duration
+		passwords   int
+	}{
+		{"defaults", nil, 16, 250 * time.Millisecond, 1},
+		{"rate limit off", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "0"}, 0, 0, 0},
+		{"login limit off", map[string]string{"AUTH_LOGIN_MAX_PER_ADDRESS": "0"}, 16, 250 * time.Millisecond, 0},
+		{"rate limit off, bounds set", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "0", "AUTH_CONCURRENCY_PER_ADDRESS": "8", "AUTH_THROTTLE_DELAY": "1s", "AUTH_PASSWORD_CHECKS_PER_ADDRESS": "2"}, 8, time.Second, 2},
+		{"rate limit set", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "50"}, 16, 250 * time.Millisecond, 1},
+	} {
+		c, err := parseConfig("authapi", nil, func(k string) string { return tc.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ConcurrencyPerAddress != tc.concurrency || c.ThrottleDelay != tc.delay || c.PasswordChecksPerAddress != tc.passwords {
+			t.Errorf("%s: concurrency %d, delay %v, password checks %d; want %d, %v, %d", tc.name,
+				c.ConcurrencyPerAddress, c.ThrottleDelay, c.PasswordChecksPerAddress, tc.concurrency, tc.delay, tc.passwords)
+		}
+	}
+	c, err := parseConfig("authapi", []string{"-rate-limit-per-address=0", "-concurrency-per-address=4"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ConcurrencyPerAddress != 4 || c.PasswordChecksPerAddress != 0 {
+		t.Errorf("flags: concurrency %d, password checks %d; want the flag's 4, and 0 following the rate limit", c.ConcurrencyPerAddress, c.PasswordChecksPerAddress)
 	}
 }
