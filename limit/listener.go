@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 )
@@ -24,11 +23,13 @@ func AddressKey(addr netip.Addr) string {
 // Listener lets at most n of a client address's connections be busy with
 // a request at once (the TCP peer's address, by AddressKey): a connection
 // whose address has n busy has its next request read from the network,
-// then waits, parked, for a turn (at most wait, after which the connection
-// is closed). However many connections one client opens, at most n of
-// their requests take the CPU at once, and everyone else's requests are
-// not queued behind them. The http.Server's ConnState must call
-// Listener.ConnState, which ends a connection's turn when it goes idle.
+// then waits, parked, for a turn (at most wait, after which the request
+// goes on without one and Refused tells its handler to refuse it).
+// However many connections one client opens, at most n of their requests
+// take the CPU at once, and everyone else's requests are not queued
+// behind them. The http.Server must take the Listener's hooks (Attach):
+// ConnState ends a connection's turn when it goes idle, ConnContext lets
+// Refused find the connection.
 type Listener struct {
 	net.Listener
 	wait   time.Duration
@@ -64,6 +65,35 @@ func (l *Listener) ConnState(c net.Conn, state http.ConnState) {
 	}
 }
 
+// Attach sets srv's ConnState and ConnContext hooks to the Listener's.
+func (l *Listener) Attach(srv *http.Server) {
+	srv.ConnState, srv.ConnContext = l.ConnState, l.ConnContext
+}
+
+// ConnContext is the http.Server's ConnContext hook, which lets Refused
+// find a request's connection.
+func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitedConn); ok {
+		return context.WithValue(ctx, connKey{}, lc)
+	}
+	return ctx
+}
+
+type connKey struct{}
+
+// Refused reports whether the request of ctx waited for a turn in vain:
+// its address had n requests in service all the while. Its handler
+// answers it at once without serving it.
+func Refused(ctx context.Context) bool {
+	c, ok := ctx.Value(connKey{}).(*limitedConn)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused
+}
+
 // Busy returns how many addresses have a connection busy or waiting.
 func (l *Listener) Busy() int { return l.turns.Len() }
 
@@ -72,34 +102,37 @@ type limitedConn struct {
 	l   *Listener
 	key string
 
-	mu   sync.Mutex
-	turn func() // leaves the turn, while the connection holds one
+	mu      sync.Mutex
+	turn    func() // leaves the turn, while the connection holds one
+	refused bool   // its request waited for a turn in vain
 }
 
 // Read reads, then takes a turn if the connection holds none: a
 // connection waiting for its client's next request holds no turn, one
-// whose request has come holds one until it is answered.
+// whose request has come holds one until it is answered, or is refused.
 func (c *limitedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n == 0 {
 		return n, err
 	}
 	c.mu.Lock()
-	holding := c.turn != nil
+	settled := c.turn != nil || c.refused
 	c.mu.Unlock()
-	if holding {
+	if settled {
 		return n, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.l.wait)
 	defer cancel()
 	leave, werr := c.l.turns.Enter(ctx, c.key)
-	if werr != nil {
-		// No turn in time: the client has that many requests waiting.
-		c.Conn.Close()
-		return 0, os.ErrDeadlineExceeded
-	}
 	c.mu.Lock()
-	if c.turn != nil { // a concurrent read took one meanwhile
+	if werr != nil {
+		// No turn in time: the request goes on, to be refused (429) rather
+		// than met with a closed connection.
+		c.refused = true
+		c.mu.Unlock()
+		return n, err
+	}
+	if c.turn != nil || c.refused { // a concurrent read settled it meanwhile
 		c.mu.Unlock()
 		leave()
 	} else {
@@ -109,9 +142,11 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// leave ends the request's turn, or its refusal.
 func (c *limitedConn) leave() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.refused = false
 	if c.turn != nil {
 		c.turn()
 		c.turn = nil

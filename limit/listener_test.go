@@ -1,12 +1,12 @@
 package limit_test
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +31,11 @@ func startBusy(t *testing.T, n int, wait, hold time.Duration, exempt func(netip.
 	}
 	l := limit.NewListener(ln, n, wait, exempt)
 	b := &busyServer{url: "http://" + ln.Addr().String(), busy: map[string]int{}, most: map[string]int{}}
-	srv := &http.Server{ConnState: l.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if limit.Refused(r.Context()) {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
 		addr, _, _ := net.SplitHostPort(r.RemoteAddr)
 		b.mu.Lock()
 		b.busy[addr]++
@@ -43,6 +47,7 @@ func startBusy(t *testing.T, n int, wait, hold time.Duration, exempt func(netip.
 		b.mu.Unlock()
 		io.WriteString(w, "ok")
 	})}
+	l.Attach(srv)
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return b
@@ -55,28 +60,49 @@ func from(addr string, keepAlive bool) *http.Client {
 }
 
 func get(c *http.Client, url string) error {
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, err = io.ReadAll(resp.Body)
+	_, err := status(c, url)
 	return err
 }
 
-// burst sends n requests at once from c and returns how many succeeded.
+// status sends a GET and returns its answer's status code, or an error
+// when none is 200 or 429.
+func status(c *http.Client, url string) (int, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if _, err = io.ReadAll(resp.Body); err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != 200 && resp.StatusCode != 429 {
+		return 0, errors.New(resp.Status)
+	}
+	return resp.StatusCode, nil
+}
+
+// burst sends n requests at once from c and returns how many were
+// served (200).
 func burst(c *http.Client, url string, n int) int {
-	var ok atomic.Int64
+	return burstStatus(c, url, n)[200]
+}
+
+// burstStatus sends n requests at once from c and counts their answers'
+// status codes (0: no answer).
+func burstStatus(c *http.Client, url string, n int) map[int]int {
+	var mu sync.Mutex
+	got := map[int]int{}
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			if get(c, url) == nil {
-				ok.Add(1)
-			}
+			code, _ := status(c, url)
+			mu.Lock()
+			got[code]++
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return int(ok.Load())
+	return got
 }
 
 func TestListenerBoundsBusyConnectionsPerAddress(t *testing.T) {
@@ -125,11 +151,21 @@ func TestListenerIdleConnectionsHoldNoTurn(t *testing.T) {
 }
 
 // TestListenerGivesUp: a request that waits longer than the limit's wait
-// for a turn has its connection closed.
+// for a turn goes on without one, and its handler is told to refuse it:
+// it gets an answer, never a closed connection. The connection's next
+// request waits for a turn again.
 func TestListenerGivesUp(t *testing.T) {
 	b := startBusy(t, 1, 50*time.Millisecond, 500*time.Millisecond, nil)
-	if ok := burst(from("127.0.0.1", false), b.url, 3); ok != 1 {
-		t.Fatalf("%d of 3 requests answered with one turn busy for 500ms and a 50ms wait, want 1", ok)
+	c := from("127.0.0.1", true)
+	if got := burstStatus(c, b.url, 3); got[200] != 1 || got[429] != 2 {
+		t.Fatalf("3 requests with one turn busy for 500ms and a 50ms wait: %v answers by status (0: none), want one 200 and two 429", got)
+	}
+	if got := b.most["127.0.0.1"]; got != 1 {
+		t.Fatalf("at most %d requests served at once, want 1: a refused one was served", got)
+	}
+	// The kept-alive connections that were refused are served next time.
+	if got := burstStatus(c, b.url, 1); got[200] != 1 {
+		t.Fatalf("a request on a connection refused before: %v, want 200", got)
 	}
 }
 

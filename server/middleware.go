@@ -155,6 +155,24 @@ func (s *Server) replayRefusals(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// refuseParked answers at once a request that waited for a turn in vain
+// (limit.Listener, Config's ConcurrencyPerAddress in the binary): its
+// address had that many requests in service all the while. Health checks
+// are served all the same.
+func (s *Server) refuseParked(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !limit.Refused(c.Request().Context()) {
+			return next(c)
+		}
+		if p := c.Path(); p == pathHealthz || p == pathReadyz {
+			return next(c)
+		}
+		info := infoFrom(c.Request().Context())
+		info.event, info.reason = eventRateLimited, "requests per address at once"
+		return refuseConcurrent.after(time.Second)
+	}
+}
+
 // limitRate refuses a client address's requests beyond
 // Config.RateLimitPerAddress, before any other work. Health checks are
 // exempt: a load balancer polls them from one address.

@@ -124,6 +124,7 @@ type refusal struct{ kind, detail string }
 
 var (
 	refuseRequests       = refusal{limitAddress, "Too many requests from your address; slow down."}
+	refuseConcurrent     = refusal{limitAddress, "Too many requests at once from your address; wait for answers before sending more."}
 	refuseLogins         = refusal{limitAttempts, "Too many logins from your address; try again later."}
 	refuseAtOnce         = refusal{limitAttempts, "Too many attempts at once from your address; try again shortly."}
 	refuseRegistrations  = refusal{limitAttempts, "Too many registrations from your address; try again later."}

@@ -241,7 +241,7 @@ func New(cfg Config) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.Binder = validatedBinder{}
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	e.Use(s.begin, s.logRequests, s.replayRefusals, s.limitRate, s.recoverPanics)
+	e.Use(s.begin, s.logRequests, s.replayRefusals, s.refuseParked, s.limitRate, s.recoverPanics)
 	if corsMiddleware != nil {
 		e.Use(corsMiddleware) // before the header limit, so that browsers can read its 431
 	}

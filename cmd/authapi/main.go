@@ -129,7 +129,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cl := limit.NewListener(ln, cfg.ConcurrencyPerAddress, cfg.ReadHeaderTimeout, func(a netip.Addr) bool {
 			return slices.ContainsFunc(proxies, func(p netip.Prefix) bool { return p.Contains(a) })
 		})
-		ln, httpSrv.ConnState = cl, cl.ConnState
+		cl.Attach(httpSrv)
+		ln = cl
 	}
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
