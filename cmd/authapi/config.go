@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"strings"
 	"time"
 
@@ -105,7 +106,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	num(&c.RegisterMaxPerAddress, "register-max-per-address", 50, "registration attempts per client address per hour before 429 (0: off)")
 	num(&c.RateLimitPerAddress, "rate-limit-per-address", 1000, "requests per second per client address, in bursts of up to a second's worth, before 429; health checks exempt (0: off)")
 	num(&c.ConcurrencyPerAddress, "concurrency-per-address", 16, "requests of one client address (the TCP peer; trusted proxies exempt) served at once; the others wait, parked, for at most the read-header timeout, then 429 (0: off; unset, off when -rate-limit-per-address is 0)")
-	num(&c.PasswordChecksPerAddress, "password-checks-per-address", 1, "password checks (login, registration, password change, account deletion) of one client address run at once per instance, so that one address holds at most that many hashing workers and database connections; the others wait their turn for up to 10s, then 429 (0: no bound; unset, none when -rate-limit-per-address or -login-max-per-address is 0)")
+	num(&c.PasswordChecksPerAddress, "password-checks-per-address", 1, "password checks (login, registration, password change, account deletion) of one client address run at once per instance, so that one address holds at most that many hashing workers and database connections; the others wait their turn for up to 10s, then 429 (0: no bound; unset, when -rate-limit-per-address or -login-max-per-address is 0: none, or the hash workers while a login failure limit is on)")
 	dur(&c.ThrottleDelay, "throttle-delay", 250*time.Millisecond, "how long a request refused with 429 waits before its answer, keeping its turn among its address's concurrent requests, so that a flood gets few answers a second (0: answer at once; unset, 0 when -rate-limit-per-address is 0)")
 	num(&c.LoginMaxPerAddress, "login-max-per-address", 600, "login attempts, successes too, per client address within the login window before 429 (0: off)")
 	num(&c.AuthFailuresPerAddress, "auth-failures-per-address", 100, "failed API key and JWT checks per client address per minute; beyond it, credentials not already verified get 429 without a lookup (0: off)")
@@ -190,7 +191,22 @@ func (c *config) followPerAddressLimits(given map[string]bool) {
 	}
 	if (c.RateLimitPerAddress == 0 || c.LoginMaxPerAddress == 0) && !given["password-checks-per-address"] {
 		c.PasswordChecksPerAddress = 0
+		// While a login throttle is on, its transactions take a lock per
+		// address in PostgreSQL, waited for at most 500 ms: the bound
+		// keeps queueing one address's attempts in memory instead, as
+		// many at once as there are hashing workers.
+		if c.LoginMaxFailures > 0 || c.LoginMaxFailuresPerAddress > 0 {
+			c.PasswordChecksPerAddress = c.hashWorkers()
+		}
 	}
+}
+
+// hashWorkers is how many password hashes run at once.
+func (c *config) hashWorkers() int {
+	if c.HashWorkers > 0 {
+		return c.HashWorkers
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 func envName(flagName string) string {

@@ -79,8 +79,11 @@ func TestUnnamedBoundsFollowTheRateLimit(t *testing.T) {
 		passwords   int
 	}{
 		{"defaults", nil, 16, 250 * time.Millisecond, 1},
-		{"rate limit off", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "0"}, 0, 0, 0},
-		{"login limit off", map[string]string{"AUTH_LOGIN_MAX_PER_ADDRESS": "0"}, 16, 250 * time.Millisecond, 0},
+		{"rate limit off", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "0", "AUTH_LOGIN_MAX_FAILURES": "0", "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": "0"}, 0, 0, 0},
+		{"login limit off", map[string]string{"AUTH_LOGIN_MAX_PER_ADDRESS": "0", "AUTH_LOGIN_MAX_FAILURES": "0", "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": "0"}, 16, 250 * time.Millisecond, 0},
+		// The login throttles' lock in PostgreSQL needs the password checks
+		// queued in memory.
+		{"rate limit off, a login throttle on", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "0", "AUTH_LOGIN_MAX_FAILURES": "0", "AUTH_HASH_WORKERS": "3"}, 0, 0, 3},
 		{"rate limit off, bounds set", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "0", "AUTH_CONCURRENCY_PER_ADDRESS": "8", "AUTH_THROTTLE_DELAY": "1s", "AUTH_PASSWORD_CHECKS_PER_ADDRESS": "2"}, 8, time.Second, 2},
 		{"rate limit set", map[string]string{"AUTH_RATE_LIMIT_PER_ADDRESS": "50"}, 16, 250 * time.Millisecond, 1},
 	} {
@@ -93,7 +96,7 @@ func TestUnnamedBoundsFollowTheRateLimit(t *testing.T) {
 				c.ConcurrencyPerAddress, c.ThrottleDelay, c.PasswordChecksPerAddress, tc.concurrency, tc.delay, tc.passwords)
 		}
 	}
-	c, err := parseConfig("authapi", []string{"-rate-limit-per-address=0", "-concurrency-per-address=4"}, func(string) string { return "" }, io.Discard)
+	c, err := parseConfig("authapi", []string{"-rate-limit-per-address=0", "-concurrency-per-address=4", "-login-max-failures=0", "-login-max-failures-per-address=0"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

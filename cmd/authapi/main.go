@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -206,10 +205,7 @@ func tuneGC(cfg *config) {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		workers := cfg.HashWorkers
-		if workers <= 0 {
-			workers = runtime.GOMAXPROCS(0)
-		}
+		workers := cfg.hashWorkers()
 		debug.SetMemoryLimit(64<<20 + 2*int64(workers+1)*int64(cfg.Argon2Memory)<<10)
 	}
 }
