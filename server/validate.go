@@ -309,10 +309,10 @@ func schemaMessage(se *openapi3.SchemaError) string {
 	case "nullable":
 		return "must not be null"
 	case "minLength":
-		return fmt.Sprintf("must be at least %d characters", s.MinLength)
+		return fmt.Sprintf("must be at least %d %s", s.MinLength, plural(s.MinLength, "character"))
 	case "maxLength":
 		if s.MaxLength != nil {
-			return fmt.Sprintf("must be at most %d characters", *s.MaxLength)
+			return fmt.Sprintf("must be at most %d %s", *s.MaxLength, plural(*s.MaxLength, "character"))
 		}
 	case "pattern":
 		if msg, ok := s.Extensions["x-pattern-message"].(string); ok {
@@ -362,6 +362,8 @@ func formatMessage(format string) string {
 		return "must be a valid UUID"
 	case "date-time":
 		return "must be an RFC 3339 date-time"
+	case "int32", "int64":
+		return "must be a whole number"
 	}
 	return "must be a valid " + format
 }

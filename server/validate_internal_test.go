@@ -217,3 +217,31 @@ paths:
 		t.Fatal("a scope list that is not a list was accepted")
 	}
 }
+
+// TestSchemaMessage: each violation is worded for a person, in the
+// singular where the bound is one.
+func TestSchemaMessage(t *testing.T) {
+	one, three := uint64(1), uint64(3)
+	obj := &openapi3.Schema{MinProps: 1, Properties: openapi3.Schemas{"full_name": nil, "email": nil}}
+	for _, tc := range []struct {
+		field  string
+		schema *openapi3.Schema
+		want   string
+	}{
+		{"minLength", &openapi3.Schema{MinLength: 1}, "must be at least 1 character"},
+		{"minLength", &openapi3.Schema{MinLength: 3}, "must be at least 3 characters"},
+		{"maxLength", &openapi3.Schema{MaxLength: &one}, "must be at most 1 character"},
+		{"maxLength", &openapi3.Schema{MaxLength: &three}, "must be at most 3 characters"},
+		{"minItems", &openapi3.Schema{MinItems: 1}, "must list at least 1 item"},
+		{"minProperties", obj, "must set email or full_name"},
+		{"uniqueItems", &openapi3.Schema{}, "must not list an item twice"},
+		{"nullable", &openapi3.Schema{}, "must not be null"},
+		{"format", &openapi3.Schema{Format: "int32"}, "must be a whole number"},
+		{"format", &openapi3.Schema{Format: "uuid"}, "must be a valid UUID"},
+		{"multipleOf", &openapi3.Schema{}, "is invalid"},
+	} {
+		if got := schemaMessage(&openapi3.SchemaError{SchemaField: tc.field, Schema: tc.schema}); got != tc.want {
+			t.Errorf("%s %+v: %q, want %q", tc.field, tc.schema, got, tc.want)
+		}
+	}
+}
