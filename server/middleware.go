@@ -157,9 +157,8 @@ func (s *Server) replayRefusals(next echo.HandlerFunc) echo.HandlerFunc {
 
 // refuseParked answers at once a request that waited for a turn in vain
 // (limit.Listener, which the binary puts in front of the server for
-// AUTH_CONCURRENCY_PER_ADDRESS): its
-// address had that many requests in service all the while. Health checks
-// are served all the same.
+// AUTH_CONCURRENCY_PER_ADDRESS): its address had that many requests in
+// service all the while. Health checks are served all the same.
 func (s *Server) refuseParked(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !limit.Refused(c.Request().Context()) {
