@@ -350,21 +350,11 @@ func (r result) String() string {
 
 // do sends one request; header holds name, value pairs.
 func (c *client) do(ctx context.Context, op, method, path, body string, header ...string) result {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
 	r := result{Op: op, Start: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := authproc.NewRequest(ctx, method, c.base+path, body, header...)
 	if err != nil {
 		r.Err = err
 		return r
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := c.hc.Do(req)
 	if err == nil {

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,20 +65,10 @@ func (r result) String() string {
 // do sends one request; header holds name, value pairs.
 func (in *instance) do(ctx context.Context, op, method, path, body string, header ...string) result {
 	r := result{Instance: in.name, Op: op, Start: time.Now()}
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, in.URL+path, rd)
+	req, err := authproc.NewRequest(ctx, method, in.URL+path, body, header...)
 	if err != nil {
 		r.Err = err
 		return r
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := in.hc.Do(req)
 	if err == nil {

@@ -92,15 +92,9 @@ func (in *instance) do(t *testing.T, method, path, body string, header ...string
 // try sends a request and returns its status and decoded JSON body (nil
 // when the body is not a JSON object), or an error if it got no answer.
 func (in *instance) try(method, path, body string, header ...string) (int, map[string]any, error) {
-	req, err := http.NewRequestWithContext(context.Background(), method, in.URL+path, strings.NewReader(body))
+	req, err := authproc.NewRequest(context.Background(), method, in.URL+path, body, header...)
 	if err != nil {
 		return 0, nil, err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {

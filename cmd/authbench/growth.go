@@ -44,6 +44,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"authapi/apikey"
+	"authapi/internal/authproc"
 	"authapi/internal/bench"
 	"authapi/internal/deathsig"
 	"authapi/migrations"
@@ -745,15 +746,9 @@ func (in *instance) request(method, path, body string, header ...string) (int, e
 }
 
 func (in *instance) call(method, path, body string, header ...string) (int, []byte, error) {
-	req, err := http.NewRequest(method, in.url+path, strings.NewReader(body))
+	req, err := authproc.NewRequest(context.Background(), method, in.url+path, body, header...)
 	if err != nil {
 		return 0, nil, err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := in.hc.Do(req)
 	if err != nil {

@@ -6,6 +6,7 @@ package authproc
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -234,4 +235,25 @@ var ClientLimitsOff = map[string]string{
 	"AUTH_AUTH_FAILURES_PER_ADDRESS":   "0",
 	"AUTH_KEY_WRITES_PER_USER":         "0",
 	"AUTH_PASSWORD_CHECKS_PER_ADDRESS": "0",
+}
+
+// NewRequest is a request to a running instance: body, when not empty,
+// sent as JSON, and header given as name, value pairs (each set, so a
+// later pair replaces an earlier one of the same name).
+func NewRequest(ctx context.Context, method, url, body string, header ...string) (*http.Request, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return req, nil
 }
