@@ -1,11 +1,14 @@
 package limit_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -153,19 +156,45 @@ func TestListenerIdleConnectionsHoldNoTurn(t *testing.T) {
 // TestListenerGivesUp: a request that waits longer than the limit's wait
 // for a turn goes on without one, and its handler is told to refuse it:
 // it gets an answer, never a closed connection. The connection's next
-// request waits for a turn again.
+// request waits for a turn again, and is served once one is free.
 func TestListenerGivesUp(t *testing.T) {
 	b := startBusy(t, 1, 50*time.Millisecond, 500*time.Millisecond, nil)
-	c := from("127.0.0.1", true)
-	if got := burstStatus(c, b.url, 3); got[200] != 1 || got[429] != 2 {
+	if got := burstStatus(from("127.0.0.1", true), b.url, 3); got[200] != 1 || got[429] != 2 {
 		t.Fatalf("3 requests with one turn busy for 500ms and a 50ms wait: %v answers by status (0: none), want one 200 and two 429", got)
 	}
 	if got := b.most["127.0.0.1"]; got != 1 {
 		t.Fatalf("at most %d requests served at once, want 1: a refused one was served", got)
 	}
-	// The kept-alive connections that were refused are served next time.
-	if got := burstStatus(c, b.url, 1); got[200] != 1 {
-		t.Fatalf("a request on a connection refused before: %v, want 200", got)
+
+	// One kept-alive connection, refused while another holds the turn,
+	// then asked again on the same connection once the turn is free.
+	one := from("127.0.0.1", true)
+	one.Transport.(*http.Transport).MaxConnsPerHost = 1
+	var reused []bool
+	trace := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) },
+	})
+	ask := func() int {
+		req, _ := http.NewRequestWithContext(trace, "GET", b.url, nil)
+		resp, err := one.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	held := make(chan error)
+	go func() { held <- get(from("127.0.0.1", false), b.url) }()
+	time.Sleep(100 * time.Millisecond)
+	if code := ask(); code != 429 {
+		t.Fatalf("with the turn held, the request = %d, want 429", code)
+	}
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if code := ask(); code != 200 || !slices.Equal(reused, []bool{false, true}) {
+		t.Fatalf("with the turn free, the refused connection's next request = %d (connections reused: %v), want 200 on the same connection", code, reused)
 	}
 }
 
